@@ -1,0 +1,73 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// Backend is what the server asks of the agent. The agent implements it;
+// the server owns HTTP, security and JSON, nothing else. Methods return the
+// sentinel errors below (wrapped with %w is fine) so the server can pick the
+// status code; any other error is a 500.
+type Backend interface {
+	// Health is GET /api/v1/health.
+	Health(ctx context.Context) wire.Health
+	// Ready is GET /readyz: ready when the store is open and every required
+	// component is ready.
+	Ready(ctx context.Context) wire.Ready
+	// Services lists every component, in config order.
+	Services(ctx context.Context) []wire.Service
+	// Service returns one component, or ErrNotFound.
+	Service(ctx context.Context, name string) (wire.Service, error)
+	// Start, Stop and Restart act on one component. Start and Restart wait
+	// until it is ready or its deadline passes; then they return
+	// wire.ActionStarted or wire.ActionStartedWithTimeout (the server answers
+	// 200 or 202). Stop returns wire.ActionStopped. ErrNotFound for an
+	// unknown name.
+	Start(ctx context.Context, name string) (string, error)
+	Stop(ctx context.Context, name string) (string, error)
+	Restart(ctx context.Context, name string) (string, error)
+	// Wake runs a recovery now, the same path as a real resume, with
+	// detected_by "manual". It returns once the wake is recorded; the
+	// restore goes on in the background (follow it on the event stream).
+	Wake(ctx context.Context) (wire.Wake, error)
+	// WakePlan is the dry run: what a wake now would do.
+	WakePlan(ctx context.Context) (wire.Plan, error)
+	// Wakes lists the last limit wakes, newest first.
+	Wakes(ctx context.Context, limit int) ([]wire.Wake, error)
+	// WakeByID returns one wake, or ErrNotFound.
+	WakeByID(ctx context.Context, id int64) (wire.Wake, error)
+	// Subscribe streams events. Events after lastID still in the backlog
+	// come first (lastID 0: none). The channel is closed when ctx is done
+	// or the subscriber is too slow to keep up (it then reconnects with
+	// Last-Event-ID).
+	Subscribe(ctx context.Context, lastID int64) <-chan wire.Event
+	// Items pages through a tracker's items; ErrNotFound for an unknown
+	// tracker.
+	Items(ctx context.Context, tracker string, q ItemQuery) (wire.Items, error)
+	// Jobs lists the scheduler's jobs.
+	Jobs(ctx context.Context) ([]wire.Job, error)
+	// RunJob starts a run of the job now and returns it (result "running",
+	// or "skipped" when max_instances is reached). ErrNotFound.
+	RunJob(ctx context.Context, name string) (wire.JobRun, error)
+	// JobRuns lists a job's last runs, newest first. ErrNotFound.
+	JobRuns(ctx context.Context, name string, limit int) ([]wire.JobRun, error)
+}
+
+// ItemQuery selects a page of tracker items.
+type ItemQuery struct {
+	Since  string // RFC 3339 time or Unix seconds: only items at or after it ("" = all)
+	Cursor string // from a previous page's next_cursor ("" = first page)
+	Limit  int    // 1..1000, default 100
+	Oldest bool   // oldest first (default newest first)
+}
+
+// Errors a Backend returns so the server can pick the status code.
+var (
+	ErrNotFound    = errors.New("not found")     // 404
+	ErrBadRequest  = errors.New("bad request")   // 400
+	ErrConflict    = errors.New("conflict")      // 409
+	ErrUnavailable = errors.New("not available") // 503 (the store is closed while asleep, ...)
+)

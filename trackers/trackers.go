@@ -1,0 +1,169 @@
+// Package trackers owns the contract between the agent and the components it
+// keeps alive: the Component interface and its optional capabilities, the
+// states a component reports, the small storage interface trackers write
+// through, and the registry of tracker kinds that config and agent look up.
+//
+// A component never imports the agent. The agent runs each component's Run
+// in a goroutine it owns, and learns about readiness through the Host it
+// passes in. Kinds register themselves from an init function in their own
+// package (trackers/exec, trackers/http, ...).
+package trackers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// State is a component's state as DESIGN.md names them.
+type State string
+
+// The component states. Components themselves report only StateStarting,
+// StateReady and StateCatchingUp through Host.Report; the agent sets the rest.
+const (
+	StateStopped    State = "stopped"     // stopped by the user; stays stopped across wakes and restarts
+	StateWaiting    State = "waiting"     // waiting for a required dependency (or the network)
+	StateStarting   State = "starting"    // Run is going, not ready yet
+	StateReady      State = "ready"       // ready and serving
+	StateCatchingUp State = "catching_up" // ready and serving, still backfilling what was missed
+	StateDegraded   State = "degraded"    // its deadline passed before it was ready; it keeps trying
+	StateFailed     State = "failed"      // the last attempt failed; the heartbeat retries it
+	StatePaused     State = "paused"      // the machine is going to sleep
+)
+
+// IsReady reports whether a component in state s counts as ready for its
+// dependents (ready or catching up).
+func (s State) IsReady() bool { return s == StateReady || s == StateCatchingUp }
+
+// Host is the agent's side of a running component. It is safe for
+// concurrent use.
+type Host interface {
+	// Report tells the agent the component's state: StateReady or
+	// StateCatchingUp once it serves, StateStarting when it lost readiness
+	// (for example a stream reconnecting). err, when not nil, is recorded as
+	// the component's last error whatever the state.
+	Report(s State, err error)
+	// Logger is the component's logger (component=name already attached).
+	Logger() *slog.Logger
+}
+
+// Component is anything the agent keeps alive. Run brings the component up,
+// reports readiness through h, and keeps it up until ctx is cancelled. It
+// returns nil after ctx is cancelled, or an error when the component gave
+// up; the agent then marks it failed and its heartbeat calls Run again with
+// backoff. Run must not return before every goroutine it started has ended.
+type Component interface {
+	Run(ctx context.Context, h Host) error
+}
+
+// Resumer is implemented by components that survive a sleep in place (an
+// exec child process, a WebSocket stream). After a wake the agent sets the
+// component to StateStarting and calls Resume while Run goes on; the
+// component re-checks its outside world and reports StateReady again. Resume
+// must return promptly. Components that are not Resumers are stopped before
+// sleep and started again (a new Run) after the wake.
+type Resumer interface {
+	Resume(ctx context.Context)
+}
+
+// Pauser is implemented by Resumers that want to quiesce before the machine
+// sleeps (stop polling, stop writing to the store). Pause must return within
+// ctx's deadline. Run goes on; the next call is Resume.
+type Pauser interface {
+	Pause(ctx context.Context)
+}
+
+// Item is one thing a tracker saw: a scrobble, a stream message, a link
+// change.
+type Item struct {
+	ID   string          // unique per tracker; the store deduplicates on (tracker, ID)
+	Time time.Time       // when it happened (or when it arrived)
+	Data json.RawMessage // the item as JSON
+}
+
+// Store is the storage a tracker writes through; agent/store satisfies it.
+type Store interface {
+	// SaveItems stores items, skipping IDs the tracker already has, and sets
+	// the tracker's cursor, all in one transaction: the cursor never moves
+	// past an uncommitted item. cursor "" leaves the cursor unchanged.
+	SaveItems(ctx context.Context, tracker string, items []Item, cursor string) (added int, err error)
+	// Cursor returns the tracker's cursor, "" when it has none.
+	Cursor(ctx context.Context, tracker string) (string, error)
+}
+
+// Deps is what the agent hands a kind's constructor.
+type Deps struct {
+	Name    string                // the component's name
+	Store   Store                 // where items and cursors go
+	Logger  *slog.Logger          // component=name attached
+	Metrics prometheus.Registerer // nil-safe: constructors must accept nil
+}
+
+// FieldError is one invalid option, named by its YAML key relative to the
+// tracker's entry (e.g. "ready.tcp").
+type FieldError struct {
+	Key string
+	Msg string
+}
+
+func (e FieldError) Error() string { return e.Key + ": " + e.Msg }
+
+// Validator is implemented by option structs that check themselves; config
+// turns each FieldError into a file:line:key error.
+type Validator interface {
+	Validate() []FieldError
+}
+
+// Kind describes one tracker kind.
+type Kind struct {
+	Name string
+	// NeedsNetwork is the default of the tracker's needs_network setting.
+	NeedsNetwork bool
+	// NewOptions returns a pointer to a fresh options struct with yaml tags
+	// and defaults filled in; config decodes the entry's kind-specific keys
+	// into it (unknown keys are errors).
+	NewOptions func() any
+	// New builds the component from decoded, validated options.
+	New func(opts any, deps Deps) (Component, error)
+}
+
+var (
+	mu    sync.RWMutex
+	kinds = map[string]Kind{}
+)
+
+// Register adds a kind; it panics on a duplicate name (a programming error).
+func Register(k Kind) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := kinds[k.Name]; dup {
+		panic(fmt.Sprintf("trackers: kind %q registered twice", k.Name))
+	}
+	kinds[k.Name] = k
+}
+
+// Lookup returns the kind registered under name.
+func Lookup(name string) (Kind, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	k, ok := kinds[name]
+	return k, ok
+}
+
+// Kinds returns the registered kind names, sorted.
+func Kinds() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	names := make([]string, 0, len(kinds))
+	for n := range kinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,258 @@
+// Package wire owns the JSON shapes of rouse's local REST API. It is a leaf:
+// the server (agent/api), the CLI, the tray and the tests all import it, so a
+// field is defined once. Add fields freely; never rename or drop one.
+package wire
+
+import "time"
+
+// Error is the body of every error response: {"error":{"code":..,"message":..}}.
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody carries a stable machine code and a human message.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Error codes used by the API.
+const (
+	CodeBadRequest       = "bad_request"
+	CodeNotFound         = "not_found"
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeUnauthorized     = "unauthorized"
+	CodeForbidden        = "forbidden"
+	CodeBadHost          = "bad_host"
+	CodeBadOrigin        = "bad_origin"
+	CodeUnsupportedMedia = "unsupported_media_type"
+	CodeConflict         = "conflict"
+	CodeUnavailable      = "unavailable"
+	CodeInternal         = "internal"
+)
+
+// Service is one component as the API shows it.
+type Service struct {
+	Name        string     `json:"name"`
+	Kind        string     `json:"kind"`
+	State       string     `json:"state"`
+	Since       time.Time  `json:"since"`
+	Attempts    int        `json:"attempts"`
+	LastError   string     `json:"last_error,omitempty"`
+	NextRetryAt *time.Time `json:"next_retry_at,omitempty"`
+	DependsOn   []string   `json:"depends_on"`
+	Optional    []string   `json:"optional_depends_on,omitempty"`
+	Required    bool       `json:"required"`           // counts for /readyz
+	DeadlineMS  int64      `json:"deadline_ms"`        // restore deadline
+	Output      []string   `json:"output,omitempty"`   // last lines of an exec child's output
+	Detail      any        `json:"detail,omitempty"`   // kind-specific (the scheduler's next runs, ...)
+	NeedsNet    bool       `json:"needs_network"`      // waits for the network after a wake
+	Desired     string     `json:"desired"`            // "active" or "stopped"
+	StartedAt   *time.Time `json:"ready_at,omitempty"` // when it last became ready
+}
+
+// Services is GET /api/v1/services.
+type Services struct {
+	Services []Service `json:"services"`
+}
+
+// Overall statuses in Health.Status.
+const (
+	StatusOK       = "ok"
+	StatusDegraded = "degraded"
+	StatusStarting = "starting"
+	StatusError    = "error"
+)
+
+// Health is GET /api/v1/health.
+type Health struct {
+	Status     string      `json:"status"`
+	Store      StoreHealth `json:"store"`
+	Config     ConfigState `json:"config"`
+	Network    *Network    `json:"network,omitempty"`
+	Components []Service   `json:"components"`
+	LastWake   *Wake       `json:"last_wake"`
+	Version    string      `json:"version"`
+	StartedAt  time.Time   `json:"started_at"`
+	Asleep     bool        `json:"asleep"`
+	Waking     bool        `json:"waking"` // a restore is under way
+}
+
+// StoreHealth is the store part of Health.
+type StoreHealth struct {
+	State string `json:"state"` // open, closed, reopening, error
+	Path  string `json:"path"`
+	Error string `json:"error,omitempty"`
+}
+
+// ConfigState is the config part of Health: the running config and, when
+// the last edit was rejected, why.
+type ConfigState struct {
+	State string `json:"state"` // ok, rejected, default
+	Path  string `json:"path,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Network is the network part of Health.
+type Network struct {
+	Online bool      `json:"online"`
+	Since  time.Time `json:"since"`
+}
+
+// Ready is the body of GET /readyz.
+type Ready struct {
+	Ready   bool     `json:"ready"`
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// ActionResult is the body of POST /api/v1/services/{name}/start|stop|restart
+// and POST /api/v1/jobs/{name}/run.
+type ActionResult struct {
+	Status string `json:"status"` // "started", "stopped", "started with timeout", "running"
+	State  string `json:"state,omitempty"`
+}
+
+// Action statuses.
+const (
+	ActionStarted            = "started"
+	ActionStopped            = "stopped"
+	ActionStartedWithTimeout = "started with timeout"
+)
+
+// Wake is one suspend/resume cycle (or a manual recovery).
+type Wake struct {
+	ID           int64           `json:"id"`
+	DetectedBy   string          `json:"detected_by"` // logind, clock, windows, manual, boot
+	SleptAt      *time.Time      `json:"slept_at,omitempty"`
+	WokeAt       time.Time       `json:"woke_at"`
+	SleptSeconds float64         `json:"slept_seconds"`
+	Restore      RestoreSummary  `json:"restore"`
+	Components   []WakeComponent `json:"components"`
+	Done         bool            `json:"done"`
+}
+
+// RestoreSummary counts how a restore went.
+type RestoreSummary struct {
+	DurationMS int64 `json:"duration_ms"`
+	Ready      int   `json:"ready"`
+	TimedOut   int   `json:"timed_out"`
+	Failed     int   `json:"failed"`
+	Skipped    int   `json:"skipped"` // stopped by the user
+}
+
+// WakeComponent is one component's part in a restore.
+type WakeComponent struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	DurationMS int64  `json:"duration_ms"`
+	WaitedMS   int64  `json:"waited_ms"` // time spent waiting for dependencies or network
+	Error      string `json:"error,omitempty"`
+}
+
+// Wakes is GET /api/v1/wakes.
+type Wakes struct {
+	Wakes []Wake `json:"wakes"`
+}
+
+// Plan is POST /api/v1/wake?dry_run=true.
+type Plan struct {
+	Components       []PlanStep `json:"components"` // in start order
+	EstimatedTotalMS int64      `json:"estimated_total_ms"`
+	CriticalPath     []string   `json:"critical_path"`
+}
+
+// PlanStep is one component in a Plan.
+type PlanStep struct {
+	Name        string   `json:"name"`
+	WaitsFor    []string `json:"waits_for"`
+	EstimatedMS int64    `json:"estimated_ms"` // median of past restores, or its deadline guess when it has none
+	Samples     int      `json:"samples"`
+	StartAtMS   int64    `json:"start_at_ms"` // estimated start, from the wake
+	DeadlineMS  int64    `json:"deadline_ms"`
+	Skipped     bool     `json:"skipped,omitempty"` // stopped by the user
+}
+
+// Event is one Server-Sent Event on GET /api/v1/events.
+type Event struct {
+	ID   int64  `json:"id"`
+	Type string `json:"type"` // EventState, EventWake, EventConfig
+	// Exactly one of the following is set, by Type.
+	State  *StateEvent  `json:"state,omitempty"`
+	Wake   *WakeEvent   `json:"wake,omitempty"`
+	Config *ConfigState `json:"config,omitempty"`
+	At     time.Time    `json:"at"`
+}
+
+// Event types (the SSE "event:" field).
+const (
+	EventState  = "state"
+	EventWake   = "wake"
+	EventConfig = "config"
+)
+
+// StateEvent is a component's state change.
+type StateEvent struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Previous string `json:"previous"`
+	Error    string `json:"error,omitempty"`
+}
+
+// WakeEvent is wake progress.
+type WakeEvent struct {
+	Phase string `json:"phase"` // sleeping, asleep, waking, restoring, done
+	Wake  *Wake  `json:"wake,omitempty"`
+	// For phase "restoring": the component that changed and what is left.
+	Pending int `json:"pending"`
+	Total   int `json:"total"`
+}
+
+// Item is one tracker item.
+type Item struct {
+	ID   string    `json:"id"`
+	Time time.Time `json:"time"`
+	Data any       `json:"data"`
+	Seq  int64     `json:"seq"` // store order, used for cursor paging
+}
+
+// Items is GET /api/v1/trackers/{name}/items.
+type Items struct {
+	Items      []Item `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"` // pass as ?cursor= for the next page
+}
+
+// Job is one scheduled job as GET /api/v1/jobs shows it.
+type Job struct {
+	Name     string     `json:"name"`
+	Schedule string     `json:"schedule"`
+	Timezone string     `json:"timezone,omitempty"`
+	Misfire  string     `json:"misfire"`
+	NextRun  *time.Time `json:"next_run,omitempty"`
+	LastRun  *JobRun    `json:"last_run,omitempty"`
+	Running  int        `json:"running"`
+	BuiltIn  bool       `json:"built_in,omitempty"`
+}
+
+// Jobs is GET /api/v1/jobs.
+type Jobs struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// JobRun is one run of a job.
+type JobRun struct {
+	ID          int64      `json:"id"`
+	Job         string     `json:"job"`
+	ScheduledAt time.Time  `json:"scheduled_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	EndedAt     *time.Time `json:"ended_at,omitempty"`
+	Result      string     `json:"result"`           // ok, failed, timeout, skipped, running
+	Reason      string     `json:"reason,omitempty"` // manual, schedule, misfire, overlap
+	ExitCode    *int       `json:"exit_code,omitempty"`
+	Output      string     `json:"output,omitempty"` // tail
+	Error       string     `json:"error,omitempty"`
+}
+
+// JobRuns is GET /api/v1/jobs/{name}/runs.
+type JobRuns struct {
+	Runs []JobRun `json:"runs"`
+}
