@@ -1,0 +1,7 @@
+//go:build !unix
+
+package testbus
+
+import "syscall"
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
