@@ -1,0 +1,25 @@
+package api
+
+import "time"
+
+// Hooks for the external tests.
+
+const MaxBodyBytes = maxBodyBytes
+
+// SetKeepAliveInterval changes the SSE keep-alive interval and returns a
+// function that restores it.
+func SetKeepAliveInterval(d time.Duration) (restore func()) {
+	old := keepAliveInterval
+	keepAliveInterval = d
+	return func() { keepAliveInterval = old }
+}
+
+// SetReadTimeout changes the server read timeout; see SetKeepAliveInterval.
+func SetReadTimeout(d time.Duration) (restore func()) {
+	old := readTimeout
+	readTimeout = d
+	return func() { readTimeout = old }
+}
+
+// SetNow injects the clock used for login codes and sessions.
+func (s *Server) SetNow(now func() time.Time) { s.now = now }

@@ -1,0 +1,256 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// drainBody reads a POST body (already limited to maxBodyBytes). No route
+// takes parameters in the body today; a non-empty one must still be JSON.
+func drainBody(r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(body))) > 0 && !json.Valid(body) {
+		return errf(http.StatusBadRequest, wire.CodeBadRequest, "request body is not valid JSON")
+	}
+	return nil
+}
+
+// intParam reads an integer query parameter in [lo, hi], def when absent.
+func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, badParam(name, "an integer from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi), v)
+	}
+	return n, nil
+}
+
+func (s *Server) getHealthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "alive", "version": s.o.Version})
+	return nil
+}
+
+func (s *Server) getReadyz(w http.ResponseWriter, r *http.Request) error {
+	rd := s.b.Ready(r.Context())
+	status := http.StatusOK
+	if !rd.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, rd)
+	return nil
+}
+
+func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
+	h := s.b.Health(r.Context())
+	if h.Version == "" {
+		h.Version = s.o.Version
+	}
+	if h.Components == nil {
+		h.Components = []wire.Service{}
+	}
+	writeJSON(w, http.StatusOK, h)
+	return nil
+}
+
+func (s *Server) getServices(w http.ResponseWriter, r *http.Request) error {
+	list := s.b.Services(r.Context())
+	if list == nil {
+		list = []wire.Service{}
+	}
+	writeJSON(w, http.StatusOK, wire.Services{Services: list})
+	return nil
+}
+
+func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
+	svc, err := s.b.Service(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, svc)
+	return nil
+}
+
+// postAction is start, stop or restart: 200, or 202 when the component's
+// deadline passed first and it goes on in the background.
+func (s *Server) postAction(action string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		name := r.PathValue("name")
+		var status string
+		var err error
+		switch action {
+		case "start":
+			status, err = s.b.Start(r.Context(), name)
+		case "stop":
+			status, err = s.b.Stop(r.Context(), name)
+		default:
+			status, err = s.b.Restart(r.Context(), name)
+		}
+		if err != nil {
+			return err
+		}
+		res := wire.ActionResult{Status: status}
+		if svc, err := s.b.Service(r.Context(), name); err == nil {
+			res.State = svc.State
+		}
+		code := http.StatusOK
+		if status == wire.ActionStartedWithTimeout {
+			code = http.StatusAccepted
+		}
+		writeJSON(w, code, res)
+		return nil
+	}
+}
+
+func (s *Server) postWake(w http.ResponseWriter, r *http.Request) error {
+	dry := false
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return badParam("dry_run", "true or false", v)
+		}
+		dry = b
+	}
+	if dry {
+		p, err := s.b.WakePlan(r.Context())
+		if err != nil {
+			return err
+		}
+		if p.Components == nil {
+			p.Components = []wire.PlanStep{}
+		}
+		writeJSON(w, http.StatusOK, p)
+		return nil
+	}
+	wk, err := s.b.Wake(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, wk)
+	return nil
+}
+
+func (s *Server) getWakes(w http.ResponseWriter, r *http.Request) error {
+	limit, err := intParam(r, "limit", 20, 1, 1000)
+	if err != nil {
+		return err
+	}
+	list, err := s.b.Wakes(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []wire.Wake{}
+	}
+	writeJSON(w, http.StatusOK, wire.Wakes{Wakes: list})
+	return nil
+}
+
+func (s *Server) getWake(w http.ResponseWriter, r *http.Request) error {
+	v := r.PathValue("id")
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return badParam("id", "a positive integer", v)
+	}
+	wk, err := s.b.WakeByID(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, wk)
+	return nil
+}
+
+// validSince accepts what ItemQuery.Since documents: RFC 3339 or Unix seconds.
+func validSince(v string) bool {
+	if _, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return true
+	}
+	_, err := strconv.ParseInt(v, 10, 64)
+	return err == nil
+}
+
+func (s *Server) getItems(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	var iq ItemQuery
+	iq.Since = q.Get("since")
+	if iq.Since != "" && !validSince(iq.Since) {
+		return badParam("since", "an RFC 3339 time or Unix seconds", iq.Since)
+	}
+	iq.Cursor = q.Get("cursor")
+	limit, err := intParam(r, "limit", 100, 1, 1000)
+	if err != nil {
+		return err
+	}
+	iq.Limit = limit
+	switch o := q.Get("order"); o {
+	case "", "newest":
+	case "oldest":
+		iq.Oldest = true
+	default:
+		return badParam("order", "newest or oldest", o)
+	}
+	items, err := s.b.Items(r.Context(), r.PathValue("name"), iq)
+	if err != nil {
+		return err
+	}
+	if items.Items == nil {
+		items.Items = []wire.Item{}
+	}
+	writeJSON(w, http.StatusOK, items)
+	return nil
+}
+
+func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) error {
+	list, err := s.b.Jobs(r.Context())
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []wire.Job{}
+	}
+	writeJSON(w, http.StatusOK, wire.Jobs{Jobs: list})
+	return nil
+}
+
+// RunResult is the body of POST /api/v1/jobs/{name}/run: the ActionResult
+// fields plus the run itself.
+type RunResult struct {
+	Status string      `json:"status"` // the run's result: "running" or "skipped"
+	Run    wire.JobRun `json:"run"`
+}
+
+func (s *Server) postRunJob(w http.ResponseWriter, r *http.Request) error {
+	run, err := s.b.RunJob(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, RunResult{Status: run.Result, Run: run})
+	return nil
+}
+
+func (s *Server) getJobRuns(w http.ResponseWriter, r *http.Request) error {
+	limit, err := intParam(r, "limit", 20, 1, 1000)
+	if err != nil {
+		return err
+	}
+	runs, err := s.b.JobRuns(r.Context(), r.PathValue("name"), limit)
+	if err != nil {
+		return err
+	}
+	if runs == nil {
+		runs = []wire.JobRun{}
+	}
+	writeJSON(w, http.StatusOK, wire.JobRuns{Runs: runs})
+	return nil
+}

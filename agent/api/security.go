@@ -1,0 +1,209 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// contentSecurityPolicy allows what the dashboard needs (same-origin
+// scripts, styles, images and connections) and nothing else.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// setSecurityHeaders sets the headers every response carries.
+func setSecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+}
+
+// hostPolicy decides which Host headers are ours.
+type hostPolicy struct {
+	extra string // the listen IP when allow_non_loopback is set, else ""
+}
+
+func newHostPolicy(listenHost string, allowNonLoopback bool) hostPolicy {
+	var p hostPolicy
+	if allowNonLoopback {
+		if ip := net.ParseIP(strings.Trim(listenHost, "[]")); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
+			if ip.To4() == nil {
+				p.extra = "[" + ip.String() + "]"
+			} else {
+				p.extra = ip.String()
+			}
+		}
+	}
+	return p
+}
+
+// allowed reports whether host (a Host header) names us: localhost,
+// 127.0.0.1 or [::1], with our port or no port.
+func (p hostPolicy) allowed(host, port string) bool {
+	name := host
+	if h, pt, err := net.SplitHostPort(host); err == nil {
+		if pt != port {
+			return false
+		}
+		name = h
+		if strings.Contains(name, ":") {
+			name = "[" + name + "]"
+		}
+	} else if strings.HasPrefix(host, "[") != strings.HasSuffix(host, "]") {
+		return false
+	}
+	switch strings.ToLower(name) {
+	case "localhost", "127.0.0.1", "[::1]":
+		return true
+	}
+	return p.extra != "" && name == p.extra
+}
+
+// sameOrigin reports whether an Origin or Referer value names this very
+// origin: http, the request's (already checked) Host.
+func sameOrigin(value, host string) bool {
+	u, err := url.Parse(value)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Host, host)
+}
+
+// checkOrigin refuses cross-origin requests: a foreign Origin (or, without
+// Origin, a foreign Referer), or a browser's Sec-Fetch-Site saying the
+// request comes from another site or origin.
+func checkOrigin(r *http.Request) error {
+	if o := r.Header.Values("Origin"); len(o) > 0 {
+		if len(o) > 1 || !sameOrigin(o[0], r.Host) {
+			return errf(http.StatusForbidden, wire.CodeBadOrigin, "cross-origin request refused: Origin %q is not %q", o[0], "http://"+r.Host)
+		}
+	} else if ref := r.Header.Get("Referer"); ref != "" && !sameOrigin(ref, r.Host) {
+		return errf(http.StatusForbidden, wire.CodeBadOrigin, "cross-origin request refused: Referer is not from %q", "http://"+r.Host)
+	}
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "", "same-origin", "none":
+	default:
+		return errf(http.StatusForbidden, wire.CodeBadOrigin, "cross-origin request refused: Sec-Fetch-Site is %q", site)
+	}
+	return nil
+}
+
+// publicPath reports whether a path needs no token (it still passes the
+// Host and Origin checks).
+func publicPath(p string) bool {
+	switch p {
+	case "/healthz", "/readyz", "/metrics", "/login":
+		return true
+	}
+	return false
+}
+
+// authVia says how a request authenticated.
+type authVia int
+
+const (
+	authNone authVia = iota
+	authToken
+	authSession
+)
+
+// authenticate checks the token (Authorization: Bearer or X-API-Key,
+// constant time) or the session cookie.
+func (s *Server) authenticate(r *http.Request) (authVia, error) {
+	var presented string
+	var have bool
+	if a := r.Header.Get("Authorization"); a != "" {
+		scheme, tok, ok := strings.Cut(a, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return authNone, errf(http.StatusUnauthorized, wire.CodeUnauthorized, "Authorization must be \"Bearer <token>\" (the token is in the data directory's api-token file)")
+		}
+		presented, have = strings.TrimSpace(tok), true
+	} else if k := r.Header.Values("X-API-Key"); len(k) > 0 {
+		presented, have = strings.TrimSpace(k[0]), true
+	}
+	if have {
+		if !s.auth.tokenOK(presented) {
+			return authNone, errf(http.StatusForbidden, wire.CodeForbidden, "wrong API token")
+		}
+		return authToken, nil
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		if s.auth.sessionOK(c.Value) {
+			return authSession, nil
+		}
+		return authNone, errf(http.StatusUnauthorized, wire.CodeUnauthorized, "session expired or unknown: run `rouse open` to log in again")
+	}
+	return authNone, errf(http.StatusUnauthorized, wire.CodeUnauthorized, "missing API token: send Authorization: Bearer <token> or X-API-Key (the token is in the data directory's api-token file), or log in with `rouse open`")
+}
+
+// constantTimeEqual compares two secrets without leaking where they differ
+// or, by hashing first, their lengths.
+func constantTimeEqual(a, b string) bool {
+	ha := sha256.Sum256([]byte(a))
+	hb := sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
+
+// checkMutation enforces the rules for POST: an empty body, or a JSON one.
+func checkMutation(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		if r.ContentLength != 0 {
+			return errf(http.StatusUnsupportedMediaType, wire.CodeUnsupportedMedia, "a request body needs Content-Type: application/json")
+		}
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return errf(http.StatusUnsupportedMediaType, wire.CodeUnsupportedMedia, "Content-Type must be application/json or absent with an empty body, got %q", ct)
+	}
+	return nil
+}
+
+// serveHTTP is the middleware chain in front of the router.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w.Header())
+	if !s.hosts.allowed(r.Host, s.ourPort()) {
+		s.writeError(w, r, errf(http.StatusForbidden, wire.CodeBadHost, "Host %q is not this agent: use localhost, 127.0.0.1 or [::1]", r.Host))
+		return
+	}
+	if err := checkOrigin(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if r.Method == http.MethodOptions {
+		// No CORS, ever: a preflight gets 405 and no Access-Control-*.
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		s.writeError(w, r, errf(http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, "OPTIONS is not supported (no cross-origin access)"))
+		return
+	}
+	if !publicPath(r.URL.Path) {
+		via, err := s.authenticate(r)
+		if err != nil {
+			if se, ok := err.(*apiError); ok && se.status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="rouse"`)
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		if via == authSession && r.Method == http.MethodPost && r.Header.Get("Origin") == "" {
+			s.writeError(w, r, errf(http.StatusForbidden, wire.CodeBadOrigin, "a POST from the dashboard must carry its Origin"))
+			return
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	s.router.ServeHTTP(w, r)
+}
+
+func (s *Server) ourPort() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.port
+}

@@ -1,0 +1,237 @@
+// Package api owns rouse's local REST server: the route table, the security
+// middleware (Host check against DNS rebinding, token or session auth,
+// same-origin checks, media types, headers), the JSON error renderer, the
+// Server-Sent Events stream, one-time login codes for the dashboard, and the
+// API token file. It asks the agent for data only through Backend and knows
+// nothing else about it.
+//
+// Decisions the issue left open, written down here:
+//   - Check order: security headers are set on every response, then the Host
+//     check, then Origin/Referer/Sec-Fetch-Site, then authentication (paths
+//     other than /healthz, /readyz, /metrics and /login), then routing (404,
+//     405), then media type (415) and body size (413).
+//   - A session cookie that is unknown or expired is 401 (log in again), a
+//     wrong token is 403. Sessions live in memory for 7 days: restarting the
+//     agent logs the dashboard out (run `rouse open` again).
+//   - A POST authenticated by the session cookie must carry our own Origin
+//     (every current browser sends one on POST): a second guard against
+//     cross-site requests on top of SameSite=Strict.
+//   - Query parameters out of range (limit above 1000, say) are a 400 naming
+//     the parameter, never silently clamped.
+//   - When allow_non_loopback is set and listen names an IP address, that IP
+//     is also accepted as Host (an IP literal cannot be DNS-rebound).
+//   - The CSP allows same-origin scripts, styles, images (and data: images)
+//     and connections only: the dashboard must not use inline scripts or
+//     style attributes.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Server. The zero value of every field but Listen is
+// usable.
+type Options struct {
+	// Listen is the address to bind (default "127.0.0.1:8000").
+	Listen string
+	// AllowNonLoopback lets Listen name a non-loopback address (default
+	// false: refused). It is the config key allow_non_loopback.
+	AllowNonLoopback bool
+	// Token is the API token (hex), see LoadOrCreateToken. Required.
+	Token string
+	// Gatherer is served at /metrics (default prometheus.DefaultGatherer).
+	Gatherer prometheus.Gatherer
+	// Dashboard serves GET / and its assets, behind the session cookie
+	// (default: a tiny placeholder page).
+	Dashboard http.Handler
+	// Logger receives request errors (default slog.Default()).
+	Logger *slog.Logger
+	// Version is reported by /healthz and fills Health.Version when the
+	// backend leaves it empty.
+	Version string
+}
+
+// DefaultListen is the address used when Options.Listen is empty.
+const DefaultListen = "127.0.0.1:8000"
+
+// Server timeouts. None of them bounds how long a response may be written,
+// so Server-Sent Events streams are not cut off.
+var (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second // cleared by the SSE handler for its stream
+	idleTimeout       = 120 * time.Second
+	shutdownGrace     = 5 * time.Second
+)
+
+const maxBodyBytes = 1 << 20 // 1 MiB
+
+// Server is the REST server. Create it with New, bind with Listen, run with
+// Serve.
+type Server struct {
+	b      Backend
+	o      Options
+	log    *slog.Logger
+	now    func() time.Time
+	router http.Handler
+	hosts  hostPolicy
+
+	auth *authState
+
+	mu   sync.Mutex
+	ln   net.Listener
+	port string // our port, for the Host check
+
+	closing   chan struct{} // closed when shutdown begins: SSE streams end
+	closeOnce sync.Once
+}
+
+// New builds a Server. It does not bind: call Listen (or Serve).
+func New(b Backend, o Options) (*Server, error) {
+	if b == nil {
+		return nil, errors.New("api: nil Backend")
+	}
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	if o.Token == "" {
+		return nil, errors.New("api: empty API token")
+	}
+	host, port, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen address %q: %w (want host:port, e.g. %s)", o.Listen, err, DefaultListen)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Server{
+		b:       b,
+		o:       o,
+		log:     o.Logger.With("component", "api"),
+		now:     time.Now,
+		port:    port,
+		closing: make(chan struct{}),
+	}
+	s.hosts = newHostPolicy(host, o.AllowNonLoopback)
+	s.auth = newAuthState(o.Token, func() time.Time { return s.now() })
+	s.router = s.routes()
+	return s, nil
+}
+
+// Listen binds the listen address now, so the agent knows the port is ours
+// before it starts any component. It refuses a non-loopback address unless
+// AllowNonLoopback is set. Calling it twice is an error.
+func (s *Server) Listen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		return errors.New("api: already listening")
+	}
+	host, _, _ := net.SplitHostPort(s.o.Listen)
+	if !s.o.AllowNonLoopback && !isLoopbackHost(host) {
+		return fmt.Errorf("api: refusing to listen on %q: not a loopback address; set allow_non_loopback: true in the config to expose the API beyond this machine", s.o.Listen)
+	}
+	ln, err := net.Listen("tcp", s.o.Listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("api: listen on %s: the port is already in use (is another rouse running? change listen in the config or pass --listen): %w", s.o.Listen, err)
+		}
+		return fmt.Errorf("api: listen on %s: %w", s.o.Listen, err)
+	}
+	s.ln = ln
+	if _, p, err := net.SplitHostPort(ln.Addr().String()); err == nil {
+		s.port = p
+	}
+	return nil
+}
+
+// Addr is the bound address, or nil before Listen.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Handler is the whole server as an http.Handler (middleware included), for
+// tests and embedding.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(s.serveHTTP)
+}
+
+// Serve serves until ctx is done, then shuts down gracefully: event streams
+// end, in-flight requests get a short grace, and Serve returns once every
+// connection and goroutine it started has ended. It calls Listen if that
+// was not done.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.Addr() == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return base },
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 1)
+	wg.Go(func() {
+		errc <- srv.Serve(ln)
+	})
+	s.log.Info("api listening", "addr", ln.Addr().String())
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		// Serve failed on its own (the listener died): still clean up.
+	}
+	s.closeOnce.Do(func() { close(s.closing) })
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	err := srv.Shutdown(sctx)
+	cancel()
+	if err != nil {
+		s.log.Warn("api shutdown grace passed, closing connections", "err", err)
+		cancelBase()
+		_ = srv.Close()
+	}
+	wg.Wait()
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("api: serve: %w", serveErr)
+	}
+	s.log.Info("api stopped")
+	return nil
+}
+
+// isLoopbackHost reports whether a listen host binds loopback only.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
