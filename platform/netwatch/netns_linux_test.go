@@ -192,31 +192,68 @@ func TestWatcherInANetworkNamespace(t *testing.T) {
 	})
 }
 
-func TestOSProbeSeesTheHostNetwork(t *testing.T) {
-	mon, err := newOSMon()
-	if err != nil {
-		t.Fatalf("newOSMon: %v", err)
+// inNetns runs fn on an OS thread inside the namespace of f and waits for
+// it; the thread is discarded afterwards.
+func inNetns(t *testing.T, f *os.File, fn func()) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- err
+			return
+		}
+		fn()
+		done <- nil
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("setns: %v", err)
 	}
-	defer mon.Close()
-	snap, err := mon.probe()
-	if err != nil {
-		t.Fatalf("probe: %v", err)
+}
+
+func TestTheNetlinkAndPortableProbesAgree(t *testing.T) {
+	ns := newNetns(t)
+	ns.run("link", "set", "lo", "up")
+	ns.run("link", "add", "veth0", "type", "veth", "peer", "name", "veth1")
+	ns.run("addr", "add", "10.98.0.2/24", "dev", "veth0")
+	ns.run("link", "set", "veth1", "up")
+	ns.run("link", "set", "veth0", "up")
+	f := ns.handle()
+
+	check := func(t *testing.T, wantOnline bool) {
+		t.Helper()
+		var (
+			nl, gen     snapshot
+			nlErr, gErr error
+		)
+		inNetns(t, f, func() {
+			mon, err := newOSMon()
+			if err != nil {
+				nlErr = err
+				return
+			}
+			defer mon.Close()
+			nl, nlErr = mon.probe()
+			gen, gErr = genericProbe()
+		})
+		if nlErr != nil || gErr != nil {
+			t.Fatalf("netlink probe: %v; portable probe: %v", nlErr, gErr)
+		}
+		var lo bool
+		for _, l := range nl.links {
+			lo = lo || (l.loopback && l.name == "lo")
+		}
+		if !lo {
+			t.Errorf("netlink saw no loopback link: %+v", nl.links)
+		}
+		for name, snap := range map[string]snapshot{"netlink": nl, "portable": gen} {
+			online, reason := evaluate(snap)
+			if online != wantOnline {
+				t.Errorf("%s probe: online=%v (%s), want %v", name, online, reason, wantOnline)
+			}
+		}
 	}
-	var lo bool
-	for _, l := range snap.links {
-		lo = lo || l.loopback
-	}
-	if !lo {
-		t.Errorf("no loopback link in %+v", snap.links)
-	}
-	// The netlink evaluation and the portable one must agree on the host.
-	gen, err := genericProbe()
-	if err != nil {
-		t.Fatalf("genericProbe: %v", err)
-	}
-	nlOnline, nlReason := evaluate(snap)
-	genOnline, genReason := evaluate(gen)
-	if nlOnline != genOnline {
-		t.Errorf("netlink says online=%v (%s), the portable probe online=%v (%s)", nlOnline, nlReason, genOnline, genReason)
-	}
+	t.Run("BothSeeOfflineWithoutADefaultRoute", func(t *testing.T) { check(t, false) })
+	ns.run("route", "add", "default", "via", "10.98.0.1", "dev", "veth0")
+	t.Run("BothSeeOnlineWithADefaultRoute", func(t *testing.T) { check(t, true) })
 }
