@@ -1,0 +1,394 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// SetDesired records whether the user wants component name active; a
+// component the user stopped stays stopped across wakes and restarts.
+func (s *Store) SetDesired(ctx context.Context, name string, active bool) error {
+	return s.writeTx(ctx, "set desired "+name, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO desired(name, active, updated_at) VALUES(?, ?, ?)
+			ON CONFLICT(name) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at`,
+			name, active, time.Now().UnixNano())
+		return err
+	})
+}
+
+// Desired returns the desired state of every component it was ever set
+// for: true active, false stopped. Components never set are absent (the
+// agent treats them as active).
+func (s *Store) Desired(ctx context.Context) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := s.withDB("desired", func(_, r *sql.DB) error {
+		rows, err := r.QueryContext(ctx, `SELECT name, active FROM desired`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var active bool
+			if err := rows.Scan(&name, &active); err != nil {
+				return err
+			}
+			out[name] = active
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// StateEvent is one stored component state change.
+type StateEvent struct {
+	Component, State, Previous, Error string
+	At                                time.Time // zero: now
+}
+
+// AddStateEvent stores ev.
+func (s *Store) AddStateEvent(ctx context.Context, ev StateEvent) error {
+	return s.writeTx(ctx, "add state event", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO state_events(component, state, previous, error, at) VALUES(?, ?, ?, ?, ?)`,
+			ev.Component, ev.State, ev.Previous, ev.Error, nsOrNow(ev.At))
+		return err
+	})
+}
+
+// StateEvents returns up to limit events of component ("" for all), newest
+// first.
+func (s *Store) StateEvents(ctx context.Context, component string, limit int) ([]StateEvent, error) {
+	var out []StateEvent
+	err := s.withDB("state events", func(_, r *sql.DB) error {
+		q := `SELECT component, state, previous, error, at FROM state_events ORDER BY id DESC LIMIT ?`
+		args := []any{limitOr(limit)}
+		if component != "" {
+			q = `SELECT component, state, previous, error, at FROM state_events WHERE component = ? ORDER BY id DESC LIMIT ?`
+			args = []any{component, limitOr(limit)}
+		}
+		rows, err := r.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ev StateEvent
+			var at sql.NullInt64
+			if err := rows.Scan(&ev.Component, &ev.State, &ev.Previous, &ev.Error, &at); err != nil {
+				return err
+			}
+			ev.At = fromNS(at)
+			out = append(out, ev)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CreateWake stores a new wake with its components and returns its id
+// (w.ID is ignored). A zero WokeAt is stored as now.
+func (s *Store) CreateWake(ctx context.Context, w wire.Wake) (int64, error) {
+	var id int64
+	err := s.writeTx(ctx, "create wake", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO wakes(detected_by, slept_at, woke_at, slept_seconds,
+			duration_ms, ready, timed_out, failed, skipped, done) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			w.DetectedBy, nsPtr(w.SleptAt), nsOrNow(w.WokeAt), w.SleptSeconds,
+			w.Restore.DurationMS, w.Restore.Ready, w.Restore.TimedOut, w.Restore.Failed, w.Restore.Skipped, w.Done)
+		if err != nil {
+			return err
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		return insertWakeComponents(ctx, tx, id, w.Components)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// FinishWake updates wake w.ID's restore summary, done flag and components
+// (replacing the stored ones). It returns an error wrapping ErrNotFound when
+// there is no such wake.
+func (s *Store) FinishWake(ctx context.Context, w wire.Wake) error {
+	return s.writeTx(ctx, fmt.Sprintf("finish wake %d", w.ID), func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE wakes SET duration_ms = ?, ready = ?, timed_out = ?, failed = ?,
+			skipped = ?, done = ? WHERE id = ?`,
+			w.Restore.DurationMS, w.Restore.Ready, w.Restore.TimedOut, w.Restore.Failed, w.Restore.Skipped, w.Done, w.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM wake_components WHERE wake_id = ?`, w.ID); err != nil {
+			return err
+		}
+		return insertWakeComponents(ctx, tx, w.ID, w.Components)
+	})
+}
+
+func insertWakeComponents(ctx context.Context, tx *sql.Tx, id int64, cs []wire.WakeComponent) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT INTO wake_components(wake_id, name, state, duration_ms, waited_ms, error)
+		VALUES(?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, c := range cs {
+		if _, err := st.ExecContext(ctx, id, c.Name, c.State, c.DurationMS, c.WaitedMS, c.Error); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const wakeCols = `id, detected_by, slept_at, woke_at, slept_seconds, duration_ms, ready, timed_out, failed, skipped, done`
+
+func scanWake(sc interface{ Scan(...any) error }) (wire.Wake, error) {
+	var w wire.Wake
+	var slept, woke sql.NullInt64
+	err := sc.Scan(&w.ID, &w.DetectedBy, &slept, &woke, &w.SleptSeconds, &w.Restore.DurationMS,
+		&w.Restore.Ready, &w.Restore.TimedOut, &w.Restore.Failed, &w.Restore.Skipped, &w.Done)
+	w.SleptAt, w.WokeAt = ptrNS(slept), fromNS(woke)
+	w.Components = []wire.WakeComponent{}
+	return w, err
+}
+
+// Wakes returns up to limit wakes, newest first, with their components in
+// the order they were stored.
+func (s *Store) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {
+	out := []wire.Wake{}
+	err := s.readTx(ctx, "wakes", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT `+wakeCols+` FROM wakes ORDER BY id DESC LIMIT ?`, limitOr(limit))
+		if err != nil {
+			return err
+		}
+		byID := map[int64]int{}
+		for rows.Next() {
+			w, err := scanWake(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			byID[w.ID] = len(out)
+			out = append(out, w)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(out) == 0 {
+			return err
+		}
+		oldest := out[len(out)-1].ID
+		crows, err := tx.QueryContext(ctx, `SELECT wake_id, name, state, duration_ms, waited_ms, error
+			FROM wake_components WHERE wake_id >= ? ORDER BY rowid`, oldest)
+		if err != nil {
+			return err
+		}
+		defer crows.Close()
+		for crows.Next() {
+			var id int64
+			var c wire.WakeComponent
+			if err := crows.Scan(&id, &c.Name, &c.State, &c.DurationMS, &c.WaitedMS, &c.Error); err != nil {
+				return err
+			}
+			if i, ok := byID[id]; ok {
+				out[i].Components = append(out[i].Components, c)
+			}
+		}
+		return crows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Wake returns wake id with its components, or an error wrapping
+// ErrNotFound.
+func (s *Store) Wake(ctx context.Context, id int64) (wire.Wake, error) {
+	var w wire.Wake
+	err := s.readTx(ctx, fmt.Sprintf("wake %d", id), func(tx *sql.Tx) error {
+		var err error
+		w, err = scanWake(tx.QueryRowContext(ctx, `SELECT `+wakeCols+` FROM wakes WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT name, state, duration_ms, waited_ms, error
+			FROM wake_components WHERE wake_id = ? ORDER BY rowid`, id)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c wire.WakeComponent
+			if err := rows.Scan(&c.Name, &c.State, &c.DurationMS, &c.WaitedMS, &c.Error); err != nil {
+				return err
+			}
+			w.Components = append(w.Components, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return wire.Wake{}, err
+	}
+	return w, nil
+}
+
+// ComponentDurations returns the restore durations of component name in
+// its last n wakes where it became ready (ready or catching_up), newest
+// first; the dry-run plan estimates from them.
+func (s *Store) ComponentDurations(ctx context.Context, name string, n int) ([]time.Duration, error) {
+	var out []time.Duration
+	err := s.withDB("component durations "+name, func(_, r *sql.DB) error {
+		rows, err := r.QueryContext(ctx, `SELECT duration_ms FROM wake_components
+			WHERE name = ? AND state IN ('ready', 'catching_up') ORDER BY wake_id DESC LIMIT ?`, name, limitOr(n))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ms int64
+			if err := rows.Scan(&ms); err != nil {
+				return err
+			}
+			out = append(out, time.Duration(ms)*time.Millisecond)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// JobState returns the job's persisted last scheduled time and next run;
+// zero times when never set.
+func (s *Store) JobState(ctx context.Context, job string) (lastScheduled, nextRun time.Time, err error) {
+	err = s.withDB("job state "+job, func(_, r *sql.DB) error {
+		var last, next sql.NullInt64
+		err := r.QueryRowContext(ctx, `SELECT last_scheduled, next_run FROM job_state WHERE job = ?`, job).Scan(&last, &next)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		lastScheduled, nextRun = fromNS(last), fromNS(next)
+		return err
+	})
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	return lastScheduled, nextRun, nil
+}
+
+// SetJobState persists the job's last scheduled time and next run (zero
+// times are stored as unset).
+func (s *Store) SetJobState(ctx context.Context, job string, lastScheduled, nextRun time.Time) error {
+	return s.writeTx(ctx, "set job state "+job, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO job_state(job, last_scheduled, next_run) VALUES(?, ?, ?)
+			ON CONFLICT(job) DO UPDATE SET last_scheduled = excluded.last_scheduled, next_run = excluded.next_run`,
+			job, ns(lastScheduled), ns(nextRun))
+		return err
+	})
+}
+
+// AddJobRun stores a run (r.ID is ignored) and returns its id.
+func (s *Store) AddJobRun(ctx context.Context, r wire.JobRun) (int64, error) {
+	var id int64
+	err := s.writeTx(ctx, "add job run "+r.Job, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO job_runs(job, scheduled_at, started_at, ended_at, result, reason,
+			exit_code, output, error) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			r.Job, nsOrNow(r.ScheduledAt), nsPtr(r.StartedAt), nsPtr(r.EndedAt), r.Result, r.Reason,
+			exitCode(r.ExitCode), r.Output, r.Error)
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
+// UpdateJobRun rewrites run r.ID (all fields but the job name); an error
+// wraps ErrNotFound when there is no such run.
+func (s *Store) UpdateJobRun(ctx context.Context, r wire.JobRun) error {
+	return s.writeTx(ctx, fmt.Sprintf("update job run %d", r.ID), func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE job_runs SET scheduled_at = ?, started_at = ?, ended_at = ?,
+			result = ?, reason = ?, exit_code = ?, output = ?, error = ? WHERE id = ?`,
+			nsOrNow(r.ScheduledAt), nsPtr(r.StartedAt), nsPtr(r.EndedAt), r.Result, r.Reason,
+			exitCode(r.ExitCode), r.Output, r.Error, r.ID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// JobRuns returns up to limit runs of job ("" for all jobs), newest first.
+func (s *Store) JobRuns(ctx context.Context, job string, limit int) ([]wire.JobRun, error) {
+	out := []wire.JobRun{}
+	err := s.withDB("job runs "+job, func(_, r *sql.DB) error {
+		const cols = `SELECT id, job, scheduled_at, started_at, ended_at, result, reason, exit_code, output, error FROM job_runs`
+		q, args := cols+` ORDER BY id DESC LIMIT ?`, []any{limitOr(limit)}
+		if job != "" {
+			q, args = cols+` WHERE job = ? ORDER BY id DESC LIMIT ?`, []any{job, limitOr(limit)}
+		}
+		rows, err := r.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var jr wire.JobRun
+			var sched, started, ended, code sql.NullInt64
+			if err := rows.Scan(&jr.ID, &jr.Job, &sched, &started, &ended, &jr.Result, &jr.Reason,
+				&code, &jr.Output, &jr.Error); err != nil {
+				return err
+			}
+			jr.ScheduledAt, jr.StartedAt, jr.EndedAt = fromNS(sched), ptrNS(started), ptrNS(ended)
+			if code.Valid {
+				c := int(code.Int64)
+				jr.ExitCode = &c
+			}
+			out = append(out, jr)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func exitCode(c *int) any {
+	if c == nil {
+		return nil
+	}
+	return *c
+}
