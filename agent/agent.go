@@ -1,0 +1,586 @@
+// Package agent is rouse's orchestrator. It owns the lifecycle — boot,
+// going to sleep, waking, shutdown — and the pieces that lifecycle needs:
+// the dependency graph of components, their deadlines, the heartbeat that
+// retries what is not ready, and the event stream. The store, the REST API
+// and the config live in its sub-packages; components (trackers/*, the
+// scheduler) never import it.
+//
+// Restore model. Every active component gets its own bring-up goroutine:
+// it waits for its required dependencies to be ready (optional ones never
+// block), then for the network if it needs it, then starts (or resumes)
+// the component and waits for it to report ready, under its own deadline,
+// which counts from the moment its dependencies were ready. A component not
+// ready by then is degraded and goes on trying; only its dependents wait
+// for it, and they stop waiting for this restore as soon as it is degraded
+// or failed (the heartbeat starts them the moment it becomes ready). So
+// each component starts the moment it can — not group by group — and the
+// restore's duration is the critical path of the graph.
+//
+// Heartbeat. Failed components (their Run returned an error) are retried
+// with capped exponential backoff and full jitter: the wait is uniform in
+// [0, min(max, initial·2^n)). cenkalti/backoff's randomisation is a ±factor
+// around the interval, which keeps retries of many components that failed
+// together in lock-step, so the few lines are written here. The heartbeat
+// is kicked — waits cut short — by a wake, a config change, the network
+// coming back and any component becoming ready; with nothing to retry it
+// sleeps on its channel and costs nothing. Degraded components are not
+// restarted by the heartbeat: their own Run goes on trying, and killing an
+// attempt that is about to succeed would be worse.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rouse-dev/rouse/agent/config"
+	"github.com/rouse-dev/rouse/agent/store"
+	"github.com/rouse-dev/rouse/platform/netwatch"
+	"github.com/rouse-dev/rouse/scheduler"
+	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// Agent is one running rouse.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	store   *store.Store
+	events  *bus
+	metrics *metrics
+	sched   *scheduler.Scheduler
+	net     netSource // nil: always online
+
+	mu         sync.Mutex
+	cfg        *config.Config
+	units      map[string]*unit
+	names      []string // config order
+	graph      *graph
+	asleep     bool
+	sleptAt    time.Time
+	waking     bool
+	lastWake   *wire.Wake
+	configErr  string
+	startedAt  time.Time
+	restoreEnd context.CancelFunc // cancels the restore under way
+
+	restoreMu sync.Mutex // one restore at a time
+	runCtx    context.Context
+	wg        sync.WaitGroup // every goroutine the agent starts
+	kick      chan struct{}  // heartbeat: 1-slot
+	stateQ    chan store.StateEvent
+}
+
+// netSource is what the agent needs from the network watcher.
+type netSource interface {
+	Status() netwatch.Status
+	WaitOnline(ctx context.Context) error
+}
+
+func (a *Agent) online() bool { return a.net == nil || a.net.Status().Online }
+
+// change is a state transition to publish once the unit's lock is released.
+type change struct {
+	u        *unit
+	from, to trackers.State
+	err      string
+	at       time.Time
+}
+
+// setStateLocked moves u to s (u.mu held) and returns the change to
+// publish with afterChange, or nil when nothing changed.
+func (a *Agent) setStateLocked(u *unit, s trackers.State, err error) *change {
+	if u.state == s {
+		return nil
+	}
+	now := time.Now().Round(0).UTC()
+	c := &change{u: u, from: u.state, to: s, at: now}
+	if err != nil {
+		c.err = err.Error()
+	}
+	if s.IsReady() && !u.state.IsReady() {
+		u.readyAt = now
+	}
+	u.state, u.since = s, now
+	close(u.changed)
+	u.changed = make(chan struct{})
+	return c
+}
+
+// setState locks u, sets the state and publishes the change.
+func (a *Agent) setState(u *unit, s trackers.State, err error) {
+	u.mu.Lock()
+	if err != nil {
+		u.lastErr = err.Error()
+	}
+	c := a.setStateLocked(u, s, err)
+	u.mu.Unlock()
+	a.afterChange(c)
+}
+
+// afterChange logs, streams, stores and counts a transition.
+func (a *Agent) afterChange(c *change) {
+	if c == nil {
+		return
+	}
+	lvl := slog.LevelDebug
+	switch c.to {
+	case trackers.StateDegraded, trackers.StateFailed:
+		lvl = slog.LevelWarn
+	case trackers.StateStopped:
+		lvl = slog.LevelInfo
+	}
+	if c.err != "" {
+		c.u.log.Log(context.Background(), lvl, "state changed", "from", c.from, "to", c.to, "err", c.err)
+	} else {
+		c.u.log.Log(context.Background(), lvl, "state changed", "from", c.from, "to", c.to)
+	}
+	a.events.publish(wire.Event{Type: wire.EventState, At: c.at, State: &wire.StateEvent{
+		Name: c.u.name, State: string(c.to), Previous: string(c.from), Error: c.err,
+	}})
+	a.metrics.state(c.u.name, c.from, c.to)
+	select {
+	case a.stateQ <- store.StateEvent{Component: c.u.name, State: string(c.to), Previous: string(c.from), Error: c.err, At: c.at}:
+	default:
+		a.metrics.droppedEvents.Inc()
+	}
+	if c.to.IsReady() || c.to == trackers.StateFailed {
+		a.kickHeartbeat()
+	}
+}
+
+// kickHeartbeat wakes the heartbeat without blocking; bursts merge.
+func (a *Agent) kickHeartbeat() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// launch starts a new Run of u's component unless one is going.
+func (a *Agent) launch(u *unit) {
+	u.mu.Lock()
+	if u.run != nil {
+		u.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(a.runCtx)
+	r := &run{cancel: cancel, done: make(chan struct{})}
+	u.run = r
+	u.attempts++
+	u.nextRetry = time.Time{}
+	c := a.setStateLocked(u, trackers.StateStarting, nil)
+	u.mu.Unlock()
+	a.afterChange(c)
+	a.metrics.starts.WithLabelValues(u.name).Inc()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		err := runSafely(ctx, u.comp, host{a: a, u: u, r: r})
+		cancelled := ctx.Err() != nil
+		cancel()
+		u.mu.Lock()
+		r.err = err
+		if u.run == r {
+			u.run = nil
+		}
+		var c *change
+		if !cancelled {
+			if err == nil {
+				err = errors.New("exited without an error while it should have kept running")
+			}
+			u.lastErr = err.Error()
+			u.nextRetry = time.Now().Add(a.backoff(u.attempts))
+			c = a.setStateLocked(u, trackers.StateFailed, err)
+		}
+		u.mu.Unlock()
+		close(r.done)
+		if c != nil {
+			a.metrics.failures.WithLabelValues(u.name, "run").Inc()
+		}
+		a.afterChange(c)
+	}()
+}
+
+// runSafely calls Run, turning a panic into an error so one broken
+// component cannot take the agent down.
+func runSafely(ctx context.Context, c trackers.Component, h trackers.Host) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return c.Run(ctx, h)
+}
+
+// stopRun cancels u's Run and waits for it to end, or for ctx.
+func (a *Agent) stopRun(ctx context.Context, u *unit) error {
+	u.mu.Lock()
+	r := u.run
+	u.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.cancel()
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s did not stop in time: %w", u.name, ctx.Err())
+	}
+}
+
+// backoff is the heartbeat's wait before retry number n (n >= 1): full
+// jitter under a capped exponential.
+func (a *Agent) backoff(n int) time.Duration {
+	a.mu.Lock()
+	initial, maxWait := a.cfg.Heartbeat.Initial, a.cfg.Heartbeat.Max
+	a.mu.Unlock()
+	return fullJitter(initial, maxWait, n)
+}
+
+func fullJitter(initial, maxWait time.Duration, n int) time.Duration {
+	ceil := initial
+	for i := 1; i < n && ceil < maxWait; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, maxWait)
+	if ceil <= 0 {
+		return 0
+	}
+	return rand.N(ceil)
+}
+
+// result is how one component's bring-up ended.
+type result struct {
+	state  trackers.State
+	dur    time.Duration // from when it could start to ready (or to giving up)
+	waited time.Duration // for dependencies and network
+	err    string
+}
+
+// errBlocked: a required dependency is degraded, failed or stopped.
+var errBlocked = errors.New("blocked")
+
+// waitDeps waits until every required dependency of u is ready. It gives up
+// with errBlocked when one is degraded, failed or stopped (when blockEarly),
+// or with ctx's error.
+func (a *Agent) waitDeps(ctx context.Context, u *unit, blockEarly bool) (string, error) {
+	for {
+		pending := ""
+		var wait <-chan struct{}
+		for _, d := range u.required {
+			du := a.unit(d)
+			if du == nil {
+				return d, fmt.Errorf("unknown dependency %q", d)
+			}
+			ch, st := du.wait()
+			if st.IsReady() {
+				continue
+			}
+			if blockEarly && (st == trackers.StateDegraded || st == trackers.StateFailed || st == trackers.StateStopped) {
+				return d, fmt.Errorf("%w: dependency %s is %s", errBlocked, d, st)
+			}
+			pending, wait = d, ch
+			break
+		}
+		if pending == "" {
+			return "", nil
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return pending, ctx.Err()
+		}
+	}
+}
+
+// bringUp makes u ready: dependencies, network, start or resume, deadline.
+// ctx bounds the whole (the restore's global bound or a request); the
+// component's own deadline starts once its dependencies are ready.
+func (a *Agent) bringUp(ctx context.Context, u *unit, resume bool) result {
+	t0 := time.Now()
+	if dep, err := a.waitDeps(ctx, u, true); err != nil {
+		msg := fmt.Sprintf("waiting for %s: %v", dep, err)
+		a.setState(u, trackers.StateWaiting, errors.New(msg))
+		return result{state: trackers.StateWaiting, waited: time.Since(t0), err: msg}
+	}
+	depsAt := time.Now()
+	dctx, cancel := context.WithTimeout(ctx, u.deadline)
+	defer cancel()
+	if u.needsNet && !a.online() {
+		a.setState(u, trackers.StateWaiting, errors.New("waiting for the network"))
+		if err := a.net.WaitOnline(dctx); err != nil {
+			return a.giveUp(ctx, u, depsAt, time.Since(t0), "the network did not come back in time")
+		}
+	}
+	waited := time.Since(t0)
+	u.mu.Lock()
+	res, canResume := u.comp.(trackers.Resumer)
+	running := u.run != nil
+	u.mu.Unlock()
+	switch {
+	case running && resume && canResume:
+		u.mu.Lock()
+		c := a.setStateLocked(u, trackers.StateStarting, nil)
+		u.mu.Unlock()
+		a.afterChange(c)
+		res.Resume(dctx)
+	case running && resume:
+		// Not a Resumer but still running (a sleep that was not seen):
+		// restart it so it does not sit on dead connections.
+		_ = a.stopRun(dctx, u)
+		a.launch(u)
+	case running:
+	default:
+		a.launch(u)
+	}
+	if err := u.waitReady(dctx); err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return a.giveUp(ctx, u, depsAt, waited, errDeadline.Error())
+		}
+		return result{state: u.snapshot().state, dur: time.Since(depsAt), waited: waited, err: err.Error()}
+	}
+	d := time.Since(depsAt)
+	a.metrics.startDur.WithLabelValues(u.name).Observe(d.Seconds())
+	return result{state: trackers.StateReady, dur: d, waited: waited}
+}
+
+// giveUp marks u degraded at its deadline (unless it failed meanwhile).
+func (a *Agent) giveUp(ctx context.Context, u *unit, depsAt time.Time, waited time.Duration, why string) result {
+	u.mu.Lock()
+	var c *change
+	st := u.state
+	if !st.IsReady() && st != trackers.StateFailed && st != trackers.StateStopped && st != trackers.StatePaused {
+		u.lastErr = why
+		c = a.setStateLocked(u, trackers.StateDegraded, errors.New(why))
+		st = trackers.StateDegraded
+	}
+	u.mu.Unlock()
+	a.afterChange(c)
+	if c != nil {
+		a.metrics.failures.WithLabelValues(u.name, "deadline").Inc()
+	}
+	if st.IsReady() {
+		return result{state: trackers.StateReady, dur: time.Since(depsAt), waited: waited}
+	}
+	return result{state: st, dur: time.Since(depsAt), waited: waited, err: why}
+}
+
+// unit returns the unit named name, or nil.
+func (a *Agent) unit(name string) *unit {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.units[name]
+}
+
+// activeUnits returns the units the user has not stopped, in graph order.
+func (a *Agent) activeUnits() []*unit {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var us []*unit
+	for _, n := range a.graph.order {
+		u := a.units[n]
+		u.mu.Lock()
+		stopped := u.stopped
+		u.mu.Unlock()
+		if !stopped {
+			us = append(us, u)
+		}
+	}
+	return us
+}
+
+// allUnits returns every unit in config order.
+func (a *Agent) allUnits() []*unit {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	us := make([]*unit, 0, len(a.names))
+	for _, n := range a.names {
+		us = append(us, a.units[n])
+	}
+	return us
+}
+
+// restore brings every active component up concurrently and records the
+// summary in w (already created in the store). resume: components that
+// survive a sleep are resumed rather than restarted.
+func (a *Agent) restore(ctx context.Context, w *wire.Wake, resume bool) {
+	a.mu.Lock()
+	bound := a.cfg.Deadlines.Wake
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	t0 := time.Now()
+	units := a.activeUnits()
+	// Everyone first leaves its old state, synchronously, so a dependent
+	// never mistakes a dependency's state from before the wake for this
+	// restore's outcome.
+	for _, u := range units {
+		u.mu.Lock()
+		u.attempts, u.nextRetry = 0, time.Time{}
+		u.op++
+		to := trackers.StateStarting
+		if len(u.required) > 0 {
+			to = trackers.StateWaiting
+		}
+		var c *change
+		if !u.state.IsReady() || resume {
+			c = a.setStateLocked(u, to, nil)
+		}
+		u.mu.Unlock()
+		a.afterChange(c)
+	}
+	a.events.publish(wire.Event{Type: wire.EventWake, WakeEvent: &wire.WakeEvent{Phase: "restoring", Wake: w, Pending: len(units), Total: len(units)}})
+	results := make([]result, len(units))
+	var wg sync.WaitGroup
+	var pmu sync.Mutex
+	pending := len(units)
+	for i, u := range units {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = a.bringUp(ctx, u, resume)
+			u.mu.Lock()
+			u.op--
+			u.mu.Unlock()
+			pmu.Lock()
+			pending--
+			p := pending
+			pmu.Unlock()
+			a.events.publish(wire.Event{Type: wire.EventWake, WakeEvent: &wire.WakeEvent{Phase: "restoring", Pending: p, Total: len(units)}})
+		}()
+	}
+	wg.Wait()
+	total := time.Since(t0)
+	w.Done = true
+	w.Restore = wire.RestoreSummary{DurationMS: total.Milliseconds()}
+	w.Components = w.Components[:0]
+	for i, u := range units {
+		r := results[i]
+		switch {
+		case r.state.IsReady():
+			w.Restore.Ready++
+		case r.state == trackers.StateFailed:
+			w.Restore.Failed++
+		default:
+			w.Restore.TimedOut++
+		}
+		w.Components = append(w.Components, wire.WakeComponent{Name: u.name, State: string(r.state), DurationMS: r.dur.Milliseconds(), WaitedMS: r.waited.Milliseconds(), Error: r.err})
+	}
+	for _, u := range a.allUnits() {
+		if !slices.Contains(units, u) {
+			w.Restore.Skipped++
+		}
+	}
+	a.metrics.restoreDur.Observe(total.Seconds())
+	lvl := slog.LevelInfo
+	if w.Restore.TimedOut+w.Restore.Failed > 0 {
+		lvl = slog.LevelWarn
+	}
+	a.log.Log(context.Background(), lvl, "restore finished", "wake", w.ID, "detected_by", w.DetectedBy,
+		"ready", w.Restore.Ready, "timed_out", w.Restore.TimedOut, "failed", w.Restore.Failed,
+		"skipped", w.Restore.Skipped, "duration", total.Round(time.Millisecond))
+	if err := a.store.FinishWake(context.WithoutCancel(ctx), *w); err != nil {
+		a.log.Error("cannot store the wake summary", "wake", w.ID, "err", err)
+	}
+	a.mu.Lock()
+	cp := *w
+	a.lastWake = &cp
+	a.waking = false
+	a.mu.Unlock()
+	a.events.publish(wire.Event{Type: wire.EventWake, WakeEvent: &wire.WakeEvent{Phase: "done", Wake: &cp, Total: len(units)}})
+	a.kickHeartbeat()
+}
+
+// heartbeat retries failed components with backoff and starts waiting
+// ones whose dependencies became ready. It sleeps on its kick channel when
+// there is nothing to do.
+func (a *Agent) heartbeat(ctx context.Context) {
+	var timer *time.Timer
+	for {
+		next := a.reconcile(ctx)
+		var tc <-chan time.Time
+		if !next.IsZero() {
+			d := time.Until(next)
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			tc = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			if timer != nil {
+				timer.Stop()
+			}
+			return
+		case <-a.kick:
+		case <-tc:
+		}
+	}
+}
+
+// reconcile starts what is due and returns the earliest future retry.
+func (a *Agent) reconcile(ctx context.Context) time.Time {
+	a.mu.Lock()
+	asleep := a.asleep
+	a.mu.Unlock()
+	if asleep {
+		return time.Time{}
+	}
+	now := time.Now()
+	var next time.Time
+	for _, u := range a.activeUnits() {
+		u.mu.Lock()
+		st, busy, due := u.state, u.op > 0 || u.run != nil, u.nextRetry
+		u.mu.Unlock()
+		if busy {
+			continue
+		}
+		switch st {
+		case trackers.StateFailed:
+			if !due.IsZero() && due.After(now) {
+				if next.IsZero() || due.Before(next) {
+					next = due
+				}
+				continue
+			}
+		case trackers.StateWaiting, trackers.StateDegraded:
+		default:
+			continue
+		}
+		if !a.depsReady(u) {
+			continue
+		}
+		u.mu.Lock()
+		u.op++
+		u.mu.Unlock()
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.bringUp(ctx, u, false)
+			u.mu.Lock()
+			u.op--
+			u.mu.Unlock()
+		}()
+	}
+	return next
+}
+
+// depsReady reports whether every required dependency of u is ready.
+func (a *Agent) depsReady(u *unit) bool {
+	for _, d := range u.required {
+		du := a.unit(d)
+		if du == nil || !du.snapshot().state.IsReady() {
+			return false
+		}
+	}
+	return true
+}

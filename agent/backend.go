@@ -1,0 +1,421 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/rouse-dev/rouse/agent/api"
+	"github.com/rouse-dev/rouse/agent/store"
+	"github.com/rouse-dev/rouse/scheduler"
+	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// outputer is implemented by components that keep their child's last
+// output lines (trackers/exec).
+type outputer interface{ Output() []string }
+
+// detailer is implemented by components with kind-specific detail for
+// the API (the scheduler's next runs).
+type detailer interface{ Detail() any }
+
+func (a *Agent) service(u *unit) wire.Service {
+	s := u.snapshot()
+	ws := wire.Service{
+		Name: u.name, Kind: u.kind, State: string(s.state), Since: s.since, Attempts: s.attempts,
+		LastError: s.lastErr, DependsOn: append([]string{}, u.required...), Optional: u.optional,
+		Required: u.counts, DeadlineMS: u.deadline.Milliseconds(), NeedsNet: u.needsNet, Desired: "active",
+	}
+	if ws.DependsOn == nil {
+		ws.DependsOn = []string{}
+	}
+	if s.stopped {
+		ws.Desired = "stopped"
+	}
+	if !s.nextRetry.IsZero() && s.state == trackers.StateFailed {
+		t := s.nextRetry.Round(0).UTC()
+		ws.NextRetryAt = &t
+	}
+	if !s.readyAt.IsZero() {
+		t := s.readyAt
+		ws.StartedAt = &t
+	}
+	if o, ok := u.comp.(outputer); ok {
+		ws.Output = o.Output()
+	}
+	if d, ok := u.comp.(detailer); ok {
+		ws.Detail = d.Detail()
+	}
+	return ws
+}
+
+// Services lists every component in config order.
+func (a *Agent) Services(ctx context.Context) []wire.Service {
+	us := a.allUnits()
+	out := make([]wire.Service, 0, len(us))
+	for _, u := range us {
+		out = append(out, a.service(u))
+	}
+	return out
+}
+
+// Service returns one component.
+func (a *Agent) Service(ctx context.Context, name string) (wire.Service, error) {
+	u := a.unit(name)
+	if u == nil {
+		return wire.Service{}, fmt.Errorf("no component named %q: %w", name, api.ErrNotFound)
+	}
+	return a.service(u), nil
+}
+
+// Health is the overall picture.
+func (a *Agent) Health(ctx context.Context) wire.Health {
+	h := wire.Health{
+		Components: a.Services(ctx), Version: a.opts.Version, StartedAt: a.startedAt,
+		Store: wire.StoreHealth{State: a.store.State(), Path: a.store.Path()},
+	}
+	if h.Store.State == "open" {
+		if err := a.store.Verify(); err != nil {
+			h.Store.State, h.Store.Error = "error", err.Error()
+		}
+	}
+	a.mu.Lock()
+	h.Asleep, h.Waking = a.asleep, a.waking
+	if a.lastWake != nil {
+		w := *a.lastWake
+		h.LastWake = &w
+	}
+	h.Config = wire.ConfigState{State: "ok", Path: a.opts.ConfigPath}
+	if a.opts.ConfigPath == "" {
+		h.Config.State = "default"
+	}
+	if a.configErr != "" {
+		h.Config.State, h.Config.Error = "rejected", a.configErr
+	}
+	a.mu.Unlock()
+	if a.net != nil {
+		ns := a.net.Status()
+		h.Network = &wire.Network{Online: ns.Online, Since: ns.At}
+	}
+	h.Status = overall(h)
+	return h
+}
+
+// overall folds components and store into one status.
+func overall(h wire.Health) string {
+	if h.Store.State == "error" {
+		return wire.StatusError
+	}
+	if h.Waking {
+		return wire.StatusStarting
+	}
+	st := wire.StatusOK
+	for _, c := range h.Components {
+		switch trackers.State(c.State) {
+		case trackers.StateFailed, trackers.StateDegraded:
+			if c.Required {
+				return wire.StatusDegraded
+			}
+		case trackers.StateStarting, trackers.StateWaiting:
+			st = wire.StatusStarting
+		}
+	}
+	return st
+}
+
+// Ready is /readyz: the store open and every required component ready.
+func (a *Agent) Ready(ctx context.Context) wire.Ready {
+	var reasons []string
+	if st := a.store.State(); st != "open" {
+		reasons = append(reasons, "store is "+st)
+	} else if err := a.store.Verify(); err != nil {
+		reasons = append(reasons, "store: "+err.Error())
+	}
+	for _, u := range a.allUnits() {
+		s := u.snapshot()
+		if !u.counts || s.stopped || s.state.IsReady() {
+			continue
+		}
+		r := u.name + " is " + string(s.state)
+		if s.lastErr != "" {
+			r += ": " + s.lastErr
+		}
+		reasons = append(reasons, r)
+	}
+	return wire.Ready{Ready: len(reasons) == 0, Reasons: reasons}
+}
+
+// Start starts a stopped component (or waits for a running one) and
+// remembers that the user wants it active.
+func (a *Agent) Start(ctx context.Context, name string) (string, error) {
+	u := a.unit(name)
+	if u == nil {
+		return "", fmt.Errorf("no component named %q: %w", name, api.ErrNotFound)
+	}
+	if err := a.store.SetDesired(ctx, name, true); err != nil {
+		return "", unavailable(err)
+	}
+	u.mu.Lock()
+	u.stopped = false
+	u.attempts, u.nextRetry = 0, time.Time{}
+	u.op++
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		u.op--
+		u.mu.Unlock()
+	}()
+	r := a.bringUp(a.boundCtx(ctx), u, false)
+	switch {
+	case r.state.IsReady():
+		return wire.ActionStarted, nil
+	case r.state == trackers.StateFailed:
+		return "", fmt.Errorf("%s failed to start: %s", name, r.err)
+	default:
+		return wire.ActionStartedWithTimeout, nil
+	}
+}
+
+// boundCtx detaches a request from its client (a start goes on when the
+// client hangs up) but keeps the agent's lifetime and the global bound.
+func (a *Agent) boundCtx(ctx context.Context) context.Context {
+	a.mu.Lock()
+	bound := a.cfg.Deadlines.Wake
+	a.mu.Unlock()
+	c, cancel := context.WithTimeout(a.runCtx, bound)
+	context.AfterFunc(c, cancel)
+	return c
+}
+
+// Stop stops a component and keeps it stopped across wakes and restarts.
+func (a *Agent) Stop(ctx context.Context, name string) (string, error) {
+	u := a.unit(name)
+	if u == nil {
+		return "", fmt.Errorf("no component named %q: %w", name, api.ErrNotFound)
+	}
+	if err := a.store.SetDesired(ctx, name, false); err != nil {
+		return "", unavailable(err)
+	}
+	u.mu.Lock()
+	u.stopped = true
+	u.nextRetry = time.Time{}
+	u.mu.Unlock()
+	a.mu.Lock()
+	timeout := a.cfg.ShutdownTimeout
+	a.mu.Unlock()
+	sctx, cancel := context.WithTimeout(a.runCtx, timeout)
+	defer cancel()
+	err := a.stopRun(sctx, u)
+	a.setState(u, trackers.StateStopped, nil)
+	if err != nil {
+		return "", err
+	}
+	return wire.ActionStopped, nil
+}
+
+// Restart stops then starts a component.
+func (a *Agent) Restart(ctx context.Context, name string) (string, error) {
+	u := a.unit(name)
+	if u == nil {
+		return "", fmt.Errorf("no component named %q: %w", name, api.ErrNotFound)
+	}
+	a.mu.Lock()
+	timeout := a.cfg.ShutdownTimeout
+	a.mu.Unlock()
+	sctx, cancel := context.WithTimeout(a.runCtx, timeout)
+	err := a.stopRun(sctx, u)
+	cancel()
+	if err != nil {
+		return "", err
+	}
+	return a.Start(ctx, name)
+}
+
+func unavailable(err error) error {
+	if errors.Is(err, store.ErrClosed) {
+		return fmt.Errorf("the store is closed (the machine is going to sleep or waking): %w", api.ErrUnavailable)
+	}
+	return err
+}
+
+// Wake runs a manual recovery.
+func (a *Agent) Wake(ctx context.Context) (wire.Wake, error) {
+	a.mu.Lock()
+	asleep := a.asleep
+	a.mu.Unlock()
+	if asleep {
+		return wire.Wake{}, fmt.Errorf("the machine is going to sleep: %w", api.ErrConflict)
+	}
+	return a.startWake("manual", time.Now().Round(0).UTC(), 0, true)
+}
+
+// defaultEstimate is the dry run's guess for a component with no history.
+const defaultEstimate = time.Second
+
+// WakePlan is the dry run.
+func (a *Agent) WakePlan(ctx context.Context) (wire.Plan, error) {
+	a.mu.Lock()
+	g := a.graph
+	a.mu.Unlock()
+	samples := map[string]int{}
+	est := map[string]time.Duration{}
+	for _, n := range g.order {
+		ds, err := a.store.ComponentDurations(ctx, n, 20)
+		if err != nil {
+			return wire.Plan{}, unavailable(err)
+		}
+		samples[n] = len(ds)
+		est[n] = median(ds)
+		if len(ds) == 0 {
+			est[n] = defaultEstimate
+		}
+	}
+	skipped := func(n string) bool { return a.unit(n).snapshot().stopped }
+	steps, total, path := g.plan(func(n string) time.Duration { return est[n] }, skipped)
+	p := wire.Plan{EstimatedTotalMS: total.Milliseconds(), CriticalPath: path}
+	for _, s := range steps {
+		u := a.unit(s.name)
+		wf := s.waitsFor
+		if wf == nil {
+			wf = []string{}
+		}
+		p.Components = append(p.Components, wire.PlanStep{
+			Name: s.name, WaitsFor: wf, EstimatedMS: s.dur.Milliseconds(), Samples: samples[s.name],
+			StartAtMS: s.start.Milliseconds(), DeadlineMS: u.deadline.Milliseconds(), Skipped: s.skipped,
+		})
+	}
+	return p, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// Wakes lists past wakes, newest first.
+func (a *Agent) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {
+	ws, err := a.store.Wakes(ctx, limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return ws, nil
+}
+
+// WakeByID returns one wake.
+func (a *Agent) WakeByID(ctx context.Context, id int64) (wire.Wake, error) {
+	w, err := a.store.Wake(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return w, fmt.Errorf("no wake %d: %w", id, api.ErrNotFound)
+	}
+	return w, unavailable(err)
+}
+
+// Subscribe streams events.
+func (a *Agent) Subscribe(ctx context.Context, lastID int64) <-chan wire.Event {
+	return a.events.subscribe(ctx, lastID)
+}
+
+// Items pages through a tracker's items.
+func (a *Agent) Items(ctx context.Context, tracker string, q api.ItemQuery) (wire.Items, error) {
+	if a.unit(tracker) == nil || tracker == "scheduler" {
+		return wire.Items{}, fmt.Errorf("no tracker named %q: %w", tracker, api.ErrNotFound)
+	}
+	sq := store.ItemQuery{Limit: q.Limit, Oldest: q.Oldest}
+	if sq.Limit <= 0 {
+		sq.Limit = 100
+	}
+	if q.Since != "" {
+		t, err := parseSince(q.Since)
+		if err != nil {
+			return wire.Items{}, fmt.Errorf("since: %v: %w", err, api.ErrBadRequest)
+		}
+		sq.Since = t
+	}
+	if q.Cursor != "" {
+		seq, err := strconv.ParseInt(q.Cursor, 10, 64)
+		if err != nil || seq < 0 {
+			return wire.Items{}, fmt.Errorf("cursor: not a cursor from a previous page: %w", api.ErrBadRequest)
+		}
+		if q.Oldest {
+			sq.AfterSeq = seq
+		} else {
+			sq.BeforeSeq = seq
+		}
+	}
+	items, err := a.store.Items(ctx, tracker, sq)
+	if err != nil {
+		return wire.Items{}, unavailable(err)
+	}
+	out := wire.Items{Items: items}
+	if out.Items == nil {
+		out.Items = []wire.Item{}
+	}
+	if len(items) == sq.Limit {
+		out.NextCursor = strconv.FormatInt(items[len(items)-1].Seq, 10)
+	}
+	return out, nil
+}
+
+func parseSince(s string) (time.Time, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, errors.New("want RFC 3339 or Unix seconds")
+	}
+	return t, nil
+}
+
+func (a *Agent) scheduler() (*scheduler.Scheduler, error) {
+	if a.sched == nil {
+		return nil, fmt.Errorf("the scheduler is disabled in the config: %w", api.ErrNotFound)
+	}
+	return a.sched, nil
+}
+
+// Jobs lists the jobs.
+func (a *Agent) Jobs(ctx context.Context) ([]wire.Job, error) {
+	s, err := a.scheduler()
+	if err != nil {
+		return []wire.Job{}, nil
+	}
+	return s.Jobs(ctx), nil
+}
+
+// RunJob runs a job now.
+func (a *Agent) RunJob(ctx context.Context, name string) (wire.JobRun, error) {
+	s, err := a.scheduler()
+	if err != nil {
+		return wire.JobRun{}, err
+	}
+	r, err := s.RunNow(ctx, name)
+	if errors.Is(err, scheduler.ErrUnknownJob) {
+		return r, fmt.Errorf("no job named %q: %w", name, api.ErrNotFound)
+	}
+	return r, unavailable(err)
+}
+
+// JobRuns lists a job's runs.
+func (a *Agent) JobRuns(ctx context.Context, name string, limit int) ([]wire.JobRun, error) {
+	s, err := a.scheduler()
+	if err != nil {
+		return nil, err
+	}
+	rs, err := s.Runs(ctx, name, limit)
+	if errors.Is(err, scheduler.ErrUnknownJob) {
+		return nil, fmt.Errorf("no job named %q: %w", name, api.ErrNotFound)
+	}
+	return rs, unavailable(err)
+}

@@ -1,0 +1,101 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// backlogSize bounds the events kept for Last-Event-ID resumes.
+const backlogSize = 1024
+
+// subscriberBuffer is how far a subscriber may fall behind before it is
+// dropped (it reconnects with Last-Event-ID and resumes from the backlog).
+const subscriberBuffer = 256
+
+// bus fans events out to subscribers and keeps a bounded backlog.
+type bus struct {
+	mu      sync.Mutex
+	nextID  int64
+	backlog []wire.Event // ring, oldest first
+	subs    map[*subscriber]struct{}
+}
+
+type subscriber struct {
+	ch     chan wire.Event
+	closed bool
+}
+
+func newBus() *bus {
+	return &bus{nextID: 1, subs: map[*subscriber]struct{}{}}
+}
+
+// publish stamps ev with an id and time and sends it to every subscriber
+// without blocking; a subscriber whose buffer is full is dropped.
+func (b *bus) publish(ev wire.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ev.ID = b.nextID
+	b.nextID++
+	if ev.At.IsZero() {
+		ev.At = time.Now().Round(0).UTC()
+	}
+	if len(b.backlog) == backlogSize {
+		copy(b.backlog, b.backlog[1:])
+		b.backlog = b.backlog[:backlogSize-1]
+	}
+	b.backlog = append(b.backlog, ev)
+	for s := range b.subs {
+		select {
+		case s.ch <- ev:
+		default:
+			b.dropLocked(s)
+		}
+	}
+}
+
+func (b *bus) dropLocked(s *subscriber) {
+	if !s.closed {
+		s.closed = true
+		close(s.ch)
+	}
+	delete(b.subs, s)
+}
+
+// subscribe returns a channel that first carries the backlog after lastID
+// (lastID 0: no backlog), then live events, until ctx is done (no
+// goroutine: context.AfterFunc closes it).
+func (b *bus) subscribe(ctx context.Context, lastID int64) <-chan wire.Event {
+	b.mu.Lock()
+	var pending []wire.Event
+	if lastID > 0 {
+		for _, ev := range b.backlog {
+			if ev.ID > lastID {
+				pending = append(pending, ev)
+			}
+		}
+	}
+	s := &subscriber{ch: make(chan wire.Event, subscriberBuffer+len(pending))}
+	for _, ev := range pending {
+		s.ch <- ev
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.dropLocked(s)
+		b.mu.Unlock()
+	})
+	return s.ch
+}
+
+// closeAll ends every subscription (shutdown).
+func (b *bus) closeAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		b.dropLocked(s)
+	}
+}

@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rouse-dev/rouse/agent/config"
+	"github.com/rouse-dev/rouse/scheduler"
+)
+
+// Built-in job names (reserved).
+const (
+	jobMaintenance = "maintenance"
+	jobQuickCheck  = "quick-check"
+)
+
+// newScheduler builds the scheduler component unless config disables it.
+func (a *Agent) newScheduler(cfg *config.Config) error {
+	if cfg.Scheduler.Enabled != nil && !*cfg.Scheduler.Enabled {
+		return nil
+	}
+	o := scheduler.Options{Store: a.store, Logger: a.log.With("component", "scheduler"), Metrics: a.metrics.reg}
+	if a.net != nil {
+		o.WaitOnline = a.net.WaitOnline
+	}
+	s, err := scheduler.New(a.jobs(cfg), o)
+	if err != nil {
+		return fmt.Errorf("%s: scheduler: %w", cfg.Source, err)
+	}
+	a.sched = s
+	return nil
+}
+
+// jobs maps the config's jobs to the scheduler's, with the built-in
+// maintenance jobs first.
+func (a *Agent) jobs(cfg *config.Config) []scheduler.Job {
+	retention := cfg.Maintenance.Retention
+	jobs := []scheduler.Job{{
+		Name: jobMaintenance, Schedule: cfg.Maintenance.Schedule, BuiltIn: true,
+		Misfire: "coalesce", Grace: 24 * time.Hour, MaxInstances: 1, Timeout: 10 * time.Minute,
+		Func: func(ctx context.Context) (string, error) {
+			if err := a.store.Checkpoint(ctx, "TRUNCATE"); err != nil {
+				return "", fmt.Errorf("checkpoint: %w", err)
+			}
+			n, err := a.store.Prune(ctx, time.Now().Add(-retention))
+			if err != nil {
+				return "", fmt.Errorf("prune: %w", err)
+			}
+			return fmt.Sprintf("checkpointed the WAL; pruned %d history rows older than %s", n, retention), nil
+		},
+	}, {
+		Name: jobQuickCheck, Schedule: cfg.Maintenance.QuickCheck, BuiltIn: true,
+		Misfire: "coalesce", Grace: 7 * 24 * time.Hour, MaxInstances: 1, Timeout: 10 * time.Minute,
+		Func: func(ctx context.Context) (string, error) {
+			t0 := time.Now()
+			if err := a.store.QuickCheck(ctx); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("quick_check ok in %s", time.Since(t0).Round(time.Millisecond)), nil
+		},
+	}}
+	for _, j := range cfg.Jobs {
+		sj := scheduler.Job{
+			Name: j.Name, Schedule: j.Schedule, Command: j.Command, Env: j.Env, Dir: j.Dir,
+			Timeout: j.Timeout, Misfire: j.Misfire, Grace: j.Grace, MaxInstances: j.MaxInstances,
+			MaxCatchup: j.MaxCatchup, Jitter: j.Jitter, NeedsNetwork: j.NeedsNetwork,
+		}
+		if j.Timezone != "" {
+			if loc, err := time.LoadLocation(j.Timezone); err == nil {
+				sj.Location = loc
+			}
+		}
+		if j.HTTP != nil {
+			sj.HTTP = &scheduler.HTTPAction{Method: j.HTTP.Method, URL: j.HTTP.URL, ExpectStatus: j.HTTP.ExpectStatus, Headers: j.HTTP.Headers}
+		}
+		jobs = append(jobs, sj)
+	}
+	return jobs
+}

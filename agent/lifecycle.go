@@ -1,0 +1,666 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/rouse-dev/rouse/agent/api"
+	"github.com/rouse-dev/rouse/agent/config"
+	"github.com/rouse-dev/rouse/agent/store"
+	"github.com/rouse-dev/rouse/platform/netwatch"
+	"github.com/rouse-dev/rouse/platform/notify"
+	"github.com/rouse-dev/rouse/platform/power"
+	"github.com/rouse-dev/rouse/scheduler"
+	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/trackers/network"
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// Options configure an Agent.
+type Options struct {
+	Config     *config.Config // the config to run (required)
+	ConfigPath string         // watched for live edits; "" runs the embedded default unwatched
+	DataDir    string         // the store, the API token (required)
+	Listen     string         // overrides Config.Listen when set
+	Logger     *slog.Logger   // nil: slog.Default()
+	Version    string
+	// Power watches sleep and wake (logind on Linux, the clock fallback,
+	// Windows power events). Off only in tests that drive wakes by hand.
+	Power        bool
+	PowerOptions power.Options
+	// Network watches the network (netlink on Linux); off: always online.
+	Network   bool
+	Dashboard http.Handler // served at GET /
+}
+
+// ExitError carries the exit code the CLI should use.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// New prepares an agent; Run starts it.
+func New(o Options) (*Agent, error) {
+	if o.Config == nil {
+		return nil, errors.New("agent: no config")
+	}
+	if o.DataDir == "" {
+		return nil, errors.New("agent: no data directory")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Agent{
+		opts:    o,
+		log:     o.Logger,
+		cfg:     o.Config,
+		events:  newBus(),
+		metrics: newMetrics(),
+		kick:    make(chan struct{}, 1),
+		stateQ:  make(chan store.StateEvent, 4096),
+	}, nil
+}
+
+// StorePath is where the agent keeps its SQLite store.
+func StorePath(dataDir string) string { return filepath.Join(dataDir, "rouse.db") }
+
+// Run boots the agent — store, REST API, then components — and runs until
+// ctx is done, then shuts down: components in reverse dependency order,
+// the API, the store. An *ExitError says which exit code fits.
+func (a *Agent) Run(ctx context.Context) (err error) {
+	a.startedAt = time.Now().Round(0).UTC()
+	// 1. The store. Failing here is fatal.
+	a.store, err = store.Open(ctx, StorePath(a.opts.DataDir), store.Options{Logger: a.log.With("component", "store")})
+	if err != nil {
+		return &ExitError{Code: 1, Err: fmt.Errorf("cannot open the store: %w", err)}
+	}
+	unclean := a.store.UncleanShutdown()
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if cerr := a.store.Close(cctx); cerr != nil {
+			a.log.Error("cannot close the store", "err", cerr)
+		}
+	}()
+	desired, err := a.store.Desired(ctx)
+	if err != nil {
+		return &ExitError{Code: 1, Err: fmt.Errorf("cannot read the components' desired state: %w", err)}
+	}
+
+	// Long-lived goroutines run under runCtx, which outlives ctx until the
+	// components have stopped in order.
+	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer runCancel()
+	a.runCtx = runCtx
+
+	// 2. The parts components need, then the components themselves.
+	if a.opts.Network {
+		w := netwatch.New(netwatch.Options{Logger: a.log.With("component", "netwatch")})
+		a.net = w
+		network.SetDefaultSource(w)
+		a.goRun(func() {
+			if err := w.Run(runCtx); err != nil && runCtx.Err() == nil {
+				a.log.Error("network watch stopped", "err", err)
+			}
+		})
+		ch, unsub := w.Subscribe()
+		a.goRun(func() {
+			defer unsub()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case s := <-ch:
+					a.log.Info("network changed", "online", s.Online, "reason", s.Reason)
+					if s.Online {
+						a.kickHeartbeat()
+					}
+				}
+			}
+		})
+	}
+	if err := a.newScheduler(a.cfg); err != nil {
+		return &ExitError{Code: 2, Err: err}
+	}
+	units, names, g, err := a.buildUnits(a.cfg, nil, desired)
+	if err != nil {
+		return &ExitError{Code: 2, Err: err}
+	}
+	a.mu.Lock()
+	a.units, a.names, a.graph = units, names, g
+	a.mu.Unlock()
+
+	// 3. The REST API listens before any component starts.
+	token, err := api.LoadOrCreateToken(a.opts.DataDir)
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	listen := a.cfg.Listen
+	if a.opts.Listen != "" {
+		listen = a.opts.Listen
+	}
+	srv, err := api.New(a, api.Options{
+		Listen: listen, AllowNonLoopback: a.cfg.AllowNonLoopback, Token: token,
+		Gatherer: a.metrics.reg, Dashboard: a.opts.Dashboard, Logger: a.log.With("component", "api"), Version: a.opts.Version,
+	})
+	if err != nil {
+		return &ExitError{Code: 2, Err: err}
+	}
+	if err := srv.Listen(); err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	apiCtx, apiCancel := context.WithCancel(context.WithoutCancel(ctx))
+	var apiWG sync.WaitGroup
+	apiWG.Add(1)
+	go func() {
+		defer apiWG.Done()
+		if err := srv.Serve(apiCtx); err != nil && apiCtx.Err() == nil {
+			a.log.Error("REST API stopped", "err", err)
+		}
+	}()
+	defer func() { apiCancel(); apiWG.Wait() }()
+	a.log.Info("rouse is up", "version", a.opts.Version, "listen", srv.Addr().String(), "data", a.opts.DataDir,
+		"config", a.cfg.Source, "components", len(names), "unclean_shutdown", unclean)
+	if err := notify.Ready(); err != nil {
+		a.log.Warn("cannot notify the service manager", "err", err)
+	}
+	a.goRun(func() { notify.Watchdog(runCtx) })
+
+	a.goRun(func() { a.stateWriter(runCtx) })
+	a.goRun(func() { a.heartbeat(runCtx) })
+	if unclean {
+		a.goRun(func() { a.checkAfterUncleanShutdown(runCtx) })
+	}
+	if a.opts.ConfigPath != "" {
+		w := config.NewWatcher(a.opts.ConfigPath, a.log.With("component", "config"), a.onConfig)
+		a.goRun(func() {
+			if err := w.Run(runCtx); err != nil && runCtx.Err() == nil {
+				a.log.Error("config watch stopped", "err", err)
+			}
+		})
+	}
+	if a.opts.Power {
+		po := a.opts.PowerOptions
+		if po.Logger == nil {
+			po.Logger = a.log.With("component", "power")
+		}
+		if po.Budget == 0 {
+			po.Budget = a.cfg.Sleep.Budget
+		}
+		m := power.New(po)
+		a.goRun(func() {
+			if err := m.Run(runCtx, a); err != nil && runCtx.Err() == nil {
+				a.log.Error("sleep and wake watch stopped", "err", err)
+			}
+		})
+	}
+
+	// 4. Restore what the user had active, concurrently.
+	if _, err := a.startWake("boot", time.Now().Round(0).UTC(), 0, false); err != nil {
+		a.log.Error("cannot record the boot restore", "err", err)
+	}
+
+	<-ctx.Done()
+	a.shutdown()
+	runCancel()
+	a.wg.Wait()
+	_ = notify.Stopping()
+	return nil
+}
+
+// goRun starts an agent-owned goroutine.
+func (a *Agent) goRun(f func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+// buildUnits builds the units of cfg. Units in old whose config did not
+// change are kept as they are (same component, same Run).
+func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map[string]bool) (map[string]*unit, []string, *graph, error) {
+	units := map[string]*unit{}
+	var names []string
+	var nodes []node
+	add := func(u *unit) {
+		units[u.name] = u
+		names = append(names, u.name)
+		nodes = append(nodes, node{name: u.name, required: u.required, optional: u.optional})
+	}
+	for _, t := range cfg.Trackers {
+		var req, opt []string
+		for _, d := range t.DependsOn {
+			if d.Optional {
+				opt = append(opt, d.Name)
+			} else {
+				req = append(req, d.Name)
+			}
+		}
+		k, ok := trackers.Lookup(t.Kind)
+		if !ok {
+			return nil, nil, nil, fmt.Errorf("%s: tracker %q: unknown kind %q", cfg.Source, t.Name, t.Kind)
+		}
+		deadline := t.Deadline
+		if deadline == 0 {
+			deadline = cfg.Deadlines.Tracker
+		}
+		needsNet := k.NeedsNetwork
+		if t.NeedsNetwork != nil {
+			needsNet = *t.NeedsNetwork
+		}
+		counts := t.Required == nil || *t.Required
+		hash := fmt.Sprintf("%s|%s|%v|%v", t.Hash, deadline, needsNet, counts)
+		if ou, ok := old[t.Name]; ok && ou.hash == hash {
+			add(ou)
+			continue
+		}
+		log := a.log.With("component", t.Name)
+		comp, err := k.New(t.Options, trackers.Deps{Name: t.Name, Store: a.store, Logger: log, Metrics: a.metrics.reg})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s:%d: trackers %q: %w", cfg.Source, t.Line, t.Name, err)
+		}
+		add(a.newUnit(t.Name, t.Kind, comp, req, opt, deadline, needsNet, counts, hash, log, desired))
+	}
+	if a.sched != nil {
+		deadline := cfg.Scheduler.Deadline
+		if deadline == 0 {
+			deadline = cfg.Deadlines.Scheduler
+		}
+		hash := fmt.Sprintf("scheduler|%s", deadline)
+		if ou, ok := old["scheduler"]; ok && ou.hash == hash {
+			add(ou)
+		} else {
+			add(a.newUnit("scheduler", "scheduler", a.sched, nil, nil, deadline, false, true, hash, a.log.With("component", "scheduler"), desired))
+		}
+	}
+	g, err := newGraph(nodes)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s: %w", cfg.Source, err)
+	}
+	return units, names, g, nil
+}
+
+func (a *Agent) newUnit(name, kind string, comp trackers.Component, req, opt []string, deadline time.Duration, needsNet, counts bool, hash string, log *slog.Logger, desired map[string]bool) *unit {
+	u := &unit{
+		name: name, kind: kind, comp: comp, required: req, optional: opt, deadline: deadline,
+		needsNet: needsNet, counts: counts, hash: hash, log: log,
+		state: trackers.StateWaiting, since: time.Now().Round(0).UTC(), changed: make(chan struct{}),
+	}
+	if active, ok := desired[name]; ok && !active {
+		u.stopped = true
+		u.state = trackers.StateStopped
+	}
+	a.metrics.state(name, "", u.state)
+	return u
+}
+
+// startWake records a wake and starts its restore in the background; it
+// returns the recorded wake. A restore under way is cancelled first: the
+// new wake supersedes it.
+func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, resume bool) (wire.Wake, error) {
+	a.mu.Lock()
+	if a.restoreEnd != nil {
+		a.restoreEnd()
+	}
+	a.mu.Unlock()
+	a.restoreMu.Lock()
+	ctx, cancel := context.WithCancel(a.runCtx)
+	a.mu.Lock()
+	sleptAt := a.sleptAt
+	a.asleep, a.waking, a.restoreEnd = false, true, cancel
+	a.mu.Unlock()
+	a.metrics.wakes.WithLabelValues(detectedBy).Inc()
+	w := wire.Wake{DetectedBy: detectedBy, WokeAt: at, SleptSeconds: slept.Seconds()}
+	if !sleptAt.IsZero() && detectedBy != "boot" {
+		sa := sleptAt
+		w.SleptAt = &sa
+		if slept == 0 && at.After(sleptAt) {
+			w.SleptSeconds = at.Sub(sleptAt).Seconds()
+		}
+	}
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "waking", Wake: &w}})
+	a.reopenStore(ctx)
+	id, err := a.store.CreateWake(ctx, w)
+	if err != nil {
+		a.log.Error("cannot record the wake", "err", err)
+	}
+	w.ID = id
+	a.mu.Lock()
+	a.sleptAt = time.Time{}
+	a.mu.Unlock()
+	a.log.Info("waking", "wake", w.ID, "detected_by", detectedBy, "slept", time.Duration(w.SleptSeconds*float64(time.Second)).Round(time.Second))
+	a.goRun(func() {
+		defer a.restoreMu.Unlock()
+		defer cancel()
+		a.restore(ctx, &w, resume)
+	})
+	return w, err
+}
+
+// reopenStore reopens the store when it is closed or no longer the file
+// on disk, retrying under its own deadline; the API answers meanwhile.
+func (a *Agent) reopenStore(ctx context.Context) {
+	if a.store.State() == "open" && a.store.Verify() == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := a.store.Reopen(ctx)
+		if err == nil {
+			if attempt > 1 {
+				a.log.Info("store reopened", "attempts", attempt)
+			}
+			return
+		}
+		a.log.Warn("cannot reopen the store", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			a.log.Error("gave up reopening the store; components that need it will fail and be retried", "err", err)
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 2*time.Second)
+	}
+}
+
+// BeforeSleep is the pre-sleep work (power.Handler): pause components
+// under a short grace, make committed rows durable, close the store.
+func (a *Agent) BeforeSleep(ctx context.Context, ev power.Event) {
+	t0 := time.Now()
+	a.mu.Lock()
+	if a.asleep {
+		a.mu.Unlock()
+		return
+	}
+	a.asleep = true
+	a.sleptAt = ev.At
+	if a.sleptAt.IsZero() {
+		a.sleptAt = time.Now().Round(0).UTC()
+	}
+	if a.restoreEnd != nil {
+		a.restoreEnd()
+	}
+	grace := a.cfg.Sleep.PauseGrace
+	a.mu.Unlock()
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "sleeping"}})
+	pctx, cancel := context.WithTimeout(ctx, grace)
+	var wg sync.WaitGroup
+	for _, u := range a.allUnits() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.pauseUnit(pctx, u)
+		}()
+	}
+	wg.Wait()
+	cancel()
+	paused := time.Since(t0)
+	a.flushStateEvents(ctx)
+	t1 := time.Now()
+	if err := a.store.Checkpoint(ctx, "FULL"); err != nil {
+		a.log.Warn("cannot checkpoint the store before sleep", "err", err)
+	}
+	checkpointed := time.Since(t1)
+	if err := a.store.Close(ctx); err != nil {
+		a.log.Warn("cannot close the store before sleep", "err", err)
+	}
+	d := time.Since(t0)
+	a.metrics.preSleepDur.Observe(d.Seconds())
+	a.log.Info("ready for sleep", "duration", d.Round(time.Millisecond), "pause", paused.Round(time.Millisecond),
+		"checkpoint", checkpointed.Round(time.Millisecond), "budget_left", budgetLeft(ctx))
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "asleep"}})
+}
+
+func budgetLeft(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return time.Until(dl).Round(time.Millisecond)
+	}
+	return 0
+}
+
+// pauseUnit quiesces one component before sleep.
+func (a *Agent) pauseUnit(ctx context.Context, u *unit) {
+	u.mu.Lock()
+	r, stopped := u.run, u.stopped
+	u.mu.Unlock()
+	if stopped {
+		return
+	}
+	if r != nil {
+		if _, ok := u.comp.(trackers.Resumer); ok {
+			if p, ok := u.comp.(trackers.Pauser); ok {
+				p.Pause(ctx)
+			}
+		} else if err := a.stopRun(ctx, u); err != nil {
+			u.log.Warn("did not pause in time", "err", err)
+		}
+	}
+	a.setState(u, trackers.StatePaused, nil)
+}
+
+// AfterWake is called once per resume (power.Handler).
+func (a *Agent) AfterWake(ev power.Event) {
+	at := ev.At
+	if at.IsZero() {
+		at = time.Now().Round(0).UTC()
+	}
+	a.goRun(func() {
+		if _, err := a.startWake(ev.DetectedBy, at, ev.Slept, true); err != nil {
+			a.log.Error("wake", "err", err)
+		}
+	})
+}
+
+// shutdown stops components in reverse dependency order under the
+// shutdown timeout: a component stops once everything that requires it
+// has stopped.
+func (a *Agent) shutdown() {
+	a.mu.Lock()
+	if a.restoreEnd != nil {
+		a.restoreEnd()
+	}
+	timeout := a.cfg.ShutdownTimeout
+	g := a.graph
+	a.mu.Unlock()
+	a.log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	done := map[string]chan struct{}{}
+	for _, n := range g.order {
+		done[n] = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	for _, n := range g.order {
+		u := a.unit(n)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[n])
+			for _, d := range g.dependents[n] {
+				select {
+				case <-done[d]:
+				case <-ctx.Done():
+				}
+			}
+			if err := a.stopRun(ctx, u); err != nil {
+				u.log.Warn("did not stop in time", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	a.events.closeAll()
+}
+
+// onConfig applies a valid edit or records why an edit was rejected.
+func (a *Agent) onConfig(cfg *config.Config, err error) {
+	if err != nil {
+		a.mu.Lock()
+		a.configErr = err.Error()
+		a.mu.Unlock()
+		a.log.Error("config edit rejected; the running config stays", "err", err)
+		a.events.publish(wire.Event{Type: wire.EventConfig, Config: &wire.ConfigState{State: "rejected", Path: a.opts.ConfigPath, Error: err.Error()}})
+		return
+	}
+	if err := a.applyConfig(cfg); err != nil {
+		a.mu.Lock()
+		a.configErr = err.Error()
+		a.mu.Unlock()
+		a.log.Error("config edit rejected; the running config stays", "err", err)
+		a.events.publish(wire.Event{Type: wire.EventConfig, Config: &wire.ConfigState{State: "rejected", Path: a.opts.ConfigPath, Error: err.Error()}})
+		return
+	}
+	a.mu.Lock()
+	a.configErr = ""
+	a.mu.Unlock()
+	a.events.publish(wire.Event{Type: wire.EventConfig, Config: &wire.ConfigState{State: "ok", Path: a.opts.ConfigPath}})
+}
+
+// applyConfig switches to cfg, restarting only the components whose
+// config changed.
+func (a *Agent) applyConfig(cfg *config.Config) error {
+	desired, err := a.store.Desired(a.runCtx)
+	if err != nil {
+		return fmt.Errorf("cannot read desired state: %w", err)
+	}
+	a.mu.Lock()
+	old := a.units
+	a.mu.Unlock()
+	if a.sched != nil {
+		if err := a.sched.SetJobs(a.jobs(cfg)); err != nil {
+			return err
+		}
+	}
+	units, names, g, err := a.buildUnits(cfg, old, desired)
+	if err != nil {
+		return err
+	}
+	var gone, fresh []*unit
+	for n, ou := range old {
+		if units[n] != ou {
+			gone = append(gone, ou)
+		}
+	}
+	for n, u := range units {
+		if old[n] != u {
+			fresh = append(fresh, u)
+		}
+	}
+	a.mu.Lock()
+	a.cfg, a.units, a.names, a.graph = cfg, units, names, g
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(a.runCtx, cfg.ShutdownTimeout)
+	defer cancel()
+	for _, u := range gone {
+		if err := a.stopRun(ctx, u); err != nil {
+			u.log.Warn("did not stop in time", "err", err)
+		}
+		if _, still := units[u.name]; !still {
+			a.metrics.forget(u.name)
+		}
+	}
+	removed := 0
+	for n := range old {
+		if _, ok := units[n]; !ok {
+			removed++
+		}
+	}
+	a.log.Info("config applied", "started", len(fresh), "removed", removed, "components", len(names))
+	for _, u := range fresh {
+		if u.snapshot().stopped {
+			continue
+		}
+		u.mu.Lock()
+		u.op++
+		u.mu.Unlock()
+		a.goRun(func() {
+			bctx, cancel := context.WithTimeout(a.runCtx, cfg.Deadlines.Wake)
+			defer cancel()
+			a.bringUp(bctx, u, false)
+			u.mu.Lock()
+			u.op--
+			u.mu.Unlock()
+		})
+	}
+	a.kickHeartbeat()
+	return nil
+}
+
+// stateWriter stores state events off the hot path. While the store is
+// closed (asleep) events wait in memory, bounded.
+func (a *Agent) stateWriter(ctx context.Context) {
+	var pending []store.StateEvent
+	flush := func() {
+		for len(pending) > 0 {
+			if err := a.store.AddStateEvent(context.WithoutCancel(ctx), pending[0]); err != nil {
+				if !errors.Is(err, store.ErrClosed) {
+					a.log.Warn("cannot store a state event", "err", err)
+					pending = pending[1:]
+					continue
+				}
+				return
+			}
+			pending = pending[1:]
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-a.stateQ:
+			if len(pending) < 10000 {
+				pending = append(pending, ev)
+			}
+		drain:
+			for {
+				select {
+				case ev := <-a.stateQ:
+					if len(pending) < 10000 {
+						pending = append(pending, ev)
+					}
+				default:
+					break drain
+				}
+			}
+			flush()
+		}
+	}
+}
+
+// flushStateEvents waits (briefly) until queued state events are written.
+func (a *Agent) flushStateEvents(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	for len(a.stateQ) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// checkAfterUncleanShutdown runs quick_check in the background after the
+// API listens, never on the boot path.
+func (a *Agent) checkAfterUncleanShutdown(ctx context.Context) {
+	t0 := time.Now()
+	if err := a.store.QuickCheck(ctx); err != nil {
+		a.log.Error("store check after an unclean shutdown failed", "err", err, "duration", time.Since(t0).Round(time.Millisecond))
+		return
+	}
+	a.log.Info("store checked after an unclean shutdown", "result", "ok", "duration", time.Since(t0).Round(time.Millisecond))
+}
+
+var _ power.Handler = (*Agent)(nil)
+var _ api.Backend = (*Agent)(nil)

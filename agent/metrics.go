@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/rouse-dev/rouse/trackers"
+)
+
+// metrics are the agent's Prometheus collectors, on a registry of its own
+// (never the global one: two agents in one test process must not collide).
+type metrics struct {
+	reg           *prometheus.Registry
+	wakes         *prometheus.CounterVec
+	restoreDur    prometheus.Histogram
+	startDur      *prometheus.HistogramVec
+	stateGauge    *prometheus.GaugeVec
+	starts        *prometheus.CounterVec
+	failures      *prometheus.CounterVec
+	droppedEvents prometheus.Counter
+	preSleepDur   prometheus.Histogram
+}
+
+var allStates = []trackers.State{
+	trackers.StateStopped, trackers.StateWaiting, trackers.StateStarting, trackers.StateReady,
+	trackers.StateCatchingUp, trackers.StateDegraded, trackers.StateFailed, trackers.StatePaused,
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		wakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rouse_wakes_total", Help: "Wakes (and manual recoveries) by how they were detected.",
+		}, []string{"detected_by"}),
+		restoreDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "rouse_restore_duration_seconds", Help: "Time from a wake to the end of its restore.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300},
+		}),
+		startDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "rouse_component_start_duration_seconds", Help: "Time from a component's dependencies being ready to the component being ready.",
+			Buckets: []float64{.005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30},
+		}, []string{"component"}),
+		stateGauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rouse_component_state", Help: "1 for the state each component is in, 0 for the others.",
+		}, []string{"component", "state"}),
+		starts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rouse_component_restarts_total", Help: "Runs started per component (first start included).",
+		}, []string{"component"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rouse_component_failures_total", Help: "Component failures by reason (run: its Run returned an error; deadline: not ready in time).",
+		}, []string{"component", "reason"}),
+		droppedEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rouse_state_events_dropped_total", Help: "State events not stored because the writer queue was full.",
+		}),
+		preSleepDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "rouse_presleep_duration_seconds", Help: "Time the pre-sleep work took (pause, checkpoint, close).",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 3, 5},
+		}),
+	}
+	m.reg.MustRegister(m.wakes, m.restoreDur, m.startDur, m.stateGauge, m.starts, m.failures, m.droppedEvents, m.preSleepDur,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// state moves the state gauge of one component.
+func (m *metrics) state(name string, from, to trackers.State) {
+	if from != "" {
+		m.stateGauge.WithLabelValues(name, string(from)).Set(0)
+	}
+	m.stateGauge.WithLabelValues(name, string(to)).Set(1)
+}
+
+// forget drops a removed component's series.
+func (m *metrics) forget(name string) {
+	for _, s := range allStates {
+		m.stateGauge.DeleteLabelValues(name, string(s))
+	}
+}

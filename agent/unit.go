@@ -1,0 +1,141 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rouse-dev/rouse/trackers"
+)
+
+// unit is the agent's record of one component: its config, its state and
+// the Run currently going, if any.
+type unit struct {
+	name     string
+	kind     string
+	comp     trackers.Component
+	required []string
+	optional []string
+	deadline time.Duration
+	needsNet bool
+	counts   bool   // counts for /readyz
+	hash     string // config hash: a reload restarts only changed units
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	state     trackers.State
+	since     time.Time
+	attempts  int
+	lastErr   string
+	nextRetry time.Time // zero: no retry scheduled
+	readyAt   time.Time
+	changed   chan struct{} // closed and replaced on every state change
+	run       *run          // the Run going, nil when none
+	op        bool          // a bring-up is in progress (restore, start or heartbeat)
+	stopped   bool          // stopped by the user
+}
+
+// run is one call of the component's Run.
+type run struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+// host is what a component's Run reports through; reports from an old run
+// are ignored.
+type host struct {
+	a *Agent
+	u *unit
+	r *run
+}
+
+func (h host) Logger() *slog.Logger { return h.u.log }
+
+func (h host) Report(s trackers.State, err error) {
+	h.u.mu.Lock()
+	if h.u.run != h.r {
+		h.u.mu.Unlock()
+		return
+	}
+	if err != nil {
+		h.u.lastErr = err.Error()
+	}
+	switch s {
+	case trackers.StateReady, trackers.StateCatchingUp, trackers.StateStarting:
+	default:
+		h.u.mu.Unlock()
+		h.u.log.Warn("component reported a state it may not set", "state", s)
+		return
+	}
+	if h.u.state == trackers.StatePaused || h.u.state == trackers.StateStopped {
+		h.u.mu.Unlock()
+		return
+	}
+	// A component that is degraded stays degraded until it is ready again.
+	if s == trackers.StateStarting && h.u.state == trackers.StateDegraded {
+		h.u.mu.Unlock()
+		return
+	}
+	ch := h.a.setStateLocked(h.u, s, err)
+	h.u.mu.Unlock()
+	h.a.afterChange(ch)
+}
+
+// snapshot is a consistent copy of a unit's mutable fields.
+type snapshot struct {
+	state     trackers.State
+	since     time.Time
+	attempts  int
+	lastErr   string
+	nextRetry time.Time
+	readyAt   time.Time
+	running   bool
+	stopped   bool
+}
+
+func (u *unit) snapshot() snapshot {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return snapshot{u.state, u.since, u.attempts, u.lastErr, u.nextRetry, u.readyAt, u.run != nil, u.stopped}
+}
+
+// wait returns the channel closed at the next state change, and the state now.
+func (u *unit) wait() (<-chan struct{}, trackers.State) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.changed, u.state
+}
+
+// errDeadline marks a bring-up whose deadline passed before the component
+// was ready. It is the component's own deadline, not the agent shutting
+// down, so callers must not take it for cancellation.
+var errDeadline = errors.New("deadline passed before the component was ready")
+
+// waitReady waits until u is ready (nil), its Run ended with an error, or
+// ctx is done.
+func (u *unit) waitReady(ctx context.Context) error {
+	for {
+		ch, st := u.wait()
+		if st.IsReady() {
+			return nil
+		}
+		if st == trackers.StateFailed {
+			u.mu.Lock()
+			msg := u.lastErr
+			u.mu.Unlock()
+			return fmt.Errorf("failed: %s", msg)
+		}
+		if st == trackers.StateStopped {
+			return errors.New("stopped")
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

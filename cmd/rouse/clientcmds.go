@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+
+	"github.com/rouse-dev/rouse/client"
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// newClient builds an API client from the same config, data dir and
+// listen address the agent would use.
+func (g *globals) newClient() (*client.Client, error) {
+	cfg, _, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.FromEnv(g.listenAddr(cfg.Listen), g.dataDir(cfg.Data))
+	if err != nil {
+		return nil, fmt.Errorf("%w (is the agent running? start it with: rouse run)", err)
+	}
+	return c, nil
+}
+
+// colour paints s on a terminal only.
+type painter struct{ on bool }
+
+func newPainter(w io.Writer) painter {
+	f, ok := w.(*os.File)
+	return painter{on: ok && isatty.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == ""}
+}
+
+func (p painter) state(s string) string {
+	if !p.on {
+		return s
+	}
+	code := "0"
+	switch s {
+	case "ready":
+		code = "32"
+	case "catching_up", "starting", "waiting":
+		code = "33"
+	case "degraded", "failed":
+		code = "31"
+	case "stopped", "paused":
+		code = "90"
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	}
+	return t.Local().Format("2006-01-02 15:04")
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every component's state (exit 0 when all is well, 1 otherwise)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			h, err := c.Health(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(h); err != nil {
+					return err
+				}
+			} else {
+				printStatus(out, h)
+			}
+			if h.Status != wire.StatusOK {
+				return codeError{1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the health document as JSON (for scripts)")
+	return cmd
+}
+
+func printStatus(out io.Writer, h wire.Health) {
+	p := newPainter(out)
+	ready := 0
+	for _, s := range h.Components {
+		if s.State == "ready" || s.State == "catching_up" {
+			ready++
+		}
+	}
+	fmt.Fprintf(out, "rouse %s: %s · %d/%d ready · store %s", h.Version, h.Status, ready, len(h.Components), h.Store.State)
+	if h.LastWake != nil {
+		fmt.Fprintf(out, " · last wake %s (%s), recovered in %s", ago(h.LastWake.WokeAt), h.LastWake.DetectedBy,
+			(time.Duration(h.LastWake.Restore.DurationMS) * time.Millisecond).String())
+	}
+	fmt.Fprintln(out)
+	if h.Config.Error != "" {
+		fmt.Fprintf(out, "config edit rejected: %s\n", h.Config.Error)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tSINCE\tATTEMPTS\tNOTE")
+	for _, s := range h.Components {
+		note := s.LastError
+		if s.NextRetryAt != nil {
+			note = fmt.Sprintf("retry in %s: %s", time.Until(*s.NextRetryAt).Round(time.Second), note)
+		}
+		if len(note) > 80 {
+			note = note[:77] + "..."
+		}
+		// Pad before painting so the escape codes do not skew the columns.
+		st := p.state(fmt.Sprintf("%-11s", s.State))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.Kind, st, ago(s.Since), s.Attempts, note)
+	}
+	tw.Flush()
+}
+
+func newActionCmd(g *globals, verb, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			var status string
+			var code int
+			switch verb {
+			case "start":
+				status, code, err = c.Start(cmd.Context(), args[0])
+			case "stop":
+				status, code, err = c.Stop(cmd.Context(), args[0])
+			default:
+				status, code, err = c.Restart(cmd.Context(), args[0])
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", args[0], status)
+			if code == http.StatusAccepted {
+				fmt.Fprintf(cmd.OutOrStdout(), "it was not ready by its deadline and goes on trying; follow it with: rouse status\n")
+			}
+			return nil
+		},
+	}
+}
+
+func newWakeCmd(g *globals) *cobra.Command {
+	var dry, follow bool
+	cmd := &cobra.Command{
+		Use:   "wake",
+		Short: "Run a recovery now, as after a resume",
+		Long: `Run a recovery now: the same path as after a real resume, recorded as a
+manual wake. --dry-run prints the plan instead (start order, what waits for what,
+estimated times learned from past wakes); --follow shows each component's progress
+until the restore finishes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.newClient()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if dry {
+				p, err := c.WakePlan(cmd.Context())
+				if err != nil {
+					return err
+				}
+				printPlan(out, p)
+				return nil
+			}
+			if !follow {
+				w, err := c.Wake(cmd.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "wake %d started; follow it with: rouse wake --follow, or see rouse status\n", w.ID)
+				return nil
+			}
+			return followWake(cmd.Context(), c, out)
+		},
+	}
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "print the plan without doing anything")
+	cmd.Flags().BoolVar(&follow, "follow", false, "show progress live until the restore finishes")
+	return cmd
+}
+
+func printPlan(out io.Writer, p wire.Plan) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "START AT\tNAME\tWAITS FOR\tESTIMATE\tSAMPLES\tDEADLINE")
+	for _, s := range p.Components {
+		wf := strings.Join(s.WaitsFor, ", ")
+		if wf == "" {
+			wf = "-"
+		}
+		est := (time.Duration(s.EstimatedMS) * time.Millisecond).String()
+		if s.Skipped {
+			est = "stopped"
+		}
+		fmt.Fprintf(tw, "+%s\t%s\t%s\t%s\t%d\t%s\n", time.Duration(s.StartAtMS)*time.Millisecond, s.Name, wf, est, s.Samples, time.Duration(s.DeadlineMS)*time.Millisecond)
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "estimated total %s along %s\n", time.Duration(p.EstimatedTotalMS)*time.Millisecond, strings.Join(p.CriticalPath, " → "))
+}
+
+var errWakeDone = errors.New("done")
+
+// followWake subscribes first (so no event is missed), then wakes, then
+// prints state changes until this wake's restore is done.
+func followWake(ctx context.Context, c *client.Client, out io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p := newPainter(out)
+	subscribed := make(chan struct{})
+	var wakeID int64 = -1
+	idc := make(chan int64, 1)
+	errc := make(chan error, 1)
+	t0 := time.Now()
+	go func() {
+		first := true
+		errc <- c.Events(ctx, -1, func(ev wire.Event) error {
+			if first {
+				first = false
+				close(subscribed)
+			}
+			select {
+			case id := <-idc:
+				wakeID = id
+			default:
+			}
+			switch {
+			case ev.State != nil:
+				line := fmt.Sprintf("%7s  %-24s %s", time.Since(t0).Round(time.Millisecond), ev.State.Name, p.state(ev.State.State))
+				if ev.State.Error != "" {
+					line += "  " + ev.State.Error
+				}
+				fmt.Fprintln(out, line)
+			case ev.Wake != nil && ev.Wake.Phase == "done" && ev.Wake.Wake != nil && (wakeID < 0 || ev.Wake.Wake.ID == wakeID):
+				r := ev.Wake.Wake.Restore
+				fmt.Fprintf(out, "restore done in %s: %d ready, %d timed out, %d failed\n",
+					time.Duration(r.DurationMS)*time.Millisecond, r.Ready, r.TimedOut, r.Failed)
+				if r.TimedOut+r.Failed > 0 {
+					return codeError{1}
+				}
+				return errWakeDone
+			}
+			return nil
+		})
+	}()
+	select {
+	case <-subscribed:
+	case err := <-errc:
+		return err
+	case <-time.After(2 * time.Second):
+		// The stream sends its first event (or comment) late; go on.
+	}
+	w, err := c.Wake(ctx)
+	if err != nil {
+		return err
+	}
+	idc <- w.ID
+	fmt.Fprintf(out, "wake %d: restoring\n", w.ID)
+	err = <-errc
+	if errors.Is(err, errWakeDone) {
+		return nil
+	}
+	return err
+}

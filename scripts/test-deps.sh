@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs when it is missing: a D-Bus daemon (the
+# fake logind and tray tests run on private buses), iproute2 (network
+# namespaces for the network-watch tests), Chromium (the dashboard test),
+# systemd's analyzer (unit checks), dpkg-deb (the package test), supervisor
+# (the side-by-side benchmark). Debian packages only; needs root or sudo.
+set -euo pipefail
+
+need=()
+command -v dbus-daemon >/dev/null 2>&1 || need+=(dbus-daemon)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing test dependencies: ${need[*]}"
+sudo=""
+if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
