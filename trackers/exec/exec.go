@@ -1,0 +1,343 @@
+// Package exec owns the exec tracker kind: a component that supervises one
+// long-running command (an SSH tunnel, a sync daemon, a VPN client).
+//
+// The command is an argv run without a shell, in its own process group, with
+// an explicit environment: the allowlisted variables of the agent's own
+// environment (EnvAllowlist) plus the component's env, never anything else,
+// so the agent's API token never reaches a child. stdout and stderr are read
+// line by line: every line goes to a ring of the last output_lines lines
+// (Output), and at most about 20 lines a second go to the component's log.
+//
+// Run starts the process and reports StateStarting, then runs the readiness
+// check (TCP connect, HTTP 2xx or a command exiting 0) every ready_interval
+// until it passes and reports StateReady; with no check the process is ready
+// once it has run ready_after. When the process exits, Run reports
+// StateStarting with the exit status and the last output line, and starts it
+// again after a capped exponential backoff with full jitter (its own few
+// lines, not cenkalti/backoff, whose jitter is proportional rather than
+// full): the n-th delay is uniform in [0, min(max, initial·2ⁿ)]. The backoff
+// starts again from initial after the process stayed up one minute, and on
+// every wake. A process that cannot be started at all (program not found, no
+// such directory) makes Run return the error, so the agent marks the
+// component failed and its heartbeat retries.
+//
+// Stopping (ctx cancelled, a restart on wake) sends SIGTERM to the whole
+// group, SIGKILL after stop_timeout, and sweeps the group with SIGKILL once
+// the leader is gone, so nothing the command started survives it. On Linux
+// the child also gets SIGKILL if the agent dies (Pdeathsig). On Windows only
+// the child itself is killed.
+//
+// Resume (after a wake) restarts the process when restart_on_wake is set;
+// otherwise it re-runs the readiness check, since the process usually
+// survives a sleep, and reports StateReady again once it passes (with no
+// check: once the process has run ready_after since the wake).
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rouse-dev/rouse/trackers"
+)
+
+func init() {
+	trackers.Register(trackers.Kind{
+		Name:         "exec",
+		NeedsNetwork: false,
+		NewOptions:   func() any { return DefaultOptions() },
+		New: func(opts any, deps trackers.Deps) (trackers.Component, error) {
+			o, ok := opts.(*Options)
+			if !ok {
+				return nil, fmt.Errorf("exec: options are %T, want *exec.Options", opts)
+			}
+			return New(*o, deps)
+		},
+	})
+}
+
+var (
+	_ trackers.Component = (*Tracker)(nil)
+	_ trackers.Resumer   = (*Tracker)(nil)
+)
+
+// Tracker supervises one command. Build it with New.
+type Tracker struct {
+	opts   Options
+	log    *slog.Logger
+	out    *ring
+	lim    *limiter
+	resume chan struct{} // 1-slot: wakes merge
+
+	// Seams: the real process and checks, or fakes in tests.
+	start      func(log *slog.Logger) (process, error)
+	check      checker // nil: ready after ReadyAfter
+	closeCheck func()
+	randN      func(n int64) int64 // uniform in [0, n)
+
+	mu  sync.Mutex
+	pid int
+}
+
+// New builds an exec component from validated options.
+func New(o Options, deps trackers.Deps) (*Tracker, error) {
+	if fe := o.Validate(); len(fe) > 0 {
+		errs := make([]error, len(fe))
+		for i, e := range fe {
+			errs[i] = e
+		}
+		return nil, fmt.Errorf("exec %s: %w", deps.Name, errors.Join(errs...))
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.Default().With("component", deps.Name)
+	}
+	t := &Tracker{
+		opts:   o,
+		log:    log,
+		out:    newRing(o.OutputLines),
+		lim:    &limiter{rate: logRate},
+		resume: make(chan struct{}, 1),
+		randN:  rand.Int64N,
+	}
+	t.check, t.closeCheck = newChecker(&t.opts)
+	t.start = t.startOS
+	return t, nil
+}
+
+func (t *Tracker) startOS(log *slog.Logger) (process, error) {
+	sp, err := resolve(t.opts.Command, t.opts.Env, t.opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProcess(sp, &sink{log: log, ring: t.out, lim: t.lim}, log)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Pid is the running child's process id (also its process group id), 0
+// when none runs.
+func (t *Tracker) Pid() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.pid
+}
+
+func (t *Tracker) setPid(pid int) {
+	t.mu.Lock()
+	t.pid = pid
+	t.mu.Unlock()
+}
+
+// Output returns the last output lines of the child (stdout and stderr
+// interleaved, oldest first), across restarts.
+func (t *Tracker) Output() []string { return t.out.snapshot() }
+
+// Resume tells a running Run that the machine woke: it restarts the process
+// (restart_on_wake) or re-checks readiness. It never blocks; wakes that
+// arrive before Run handled the previous one merge into it.
+func (t *Tracker) Resume(ctx context.Context) {
+	select {
+	case t.resume <- struct{}{}:
+	default:
+	}
+}
+
+// outcome is why supervise returned.
+type outcome int
+
+const (
+	outcomeCancelled outcome = iota // ctx done
+	outcomeExited                   // the process exited by itself
+	outcomeWake                     // restart_on_wake
+)
+
+// Run supervises the command until ctx is cancelled; see the package doc.
+// It returns nil once the process group is stopped and reaped and every
+// goroutine it started has ended, or an error when the command cannot be
+// started at all.
+func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
+	log := h.Logger()
+	if log == nil {
+		log = t.log
+	}
+	defer t.closeCheck()
+	select { // a wake from before this Run is not for it
+	case <-t.resume:
+	default:
+	}
+	bo := backoff{initial: t.opts.RestartBackoff.Initial, max: t.opts.RestartBackoff.Max, randN: t.randN}
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		p, err := t.start(log)
+		if err != nil {
+			return fmt.Errorf("start command: %w", err)
+		}
+		pid := p.Pid()
+		started := time.Now()
+		t.setPid(pid)
+		log.Info("child started", "pid", pid, "command", t.opts.Command)
+		h.Report(trackers.StateStarting, nil)
+
+		why := t.supervise(ctx, h, log, p)
+		t.setPid(0)
+		switch why {
+		case outcomeCancelled:
+			log.Info("child stopped", "pid", pid)
+			return nil
+		case outcomeWake:
+			log.Info("child restarted on wake", "pid", pid)
+			bo.reset()
+			continue
+		}
+
+		up := time.Since(started)
+		if up >= BackoffResetAfter {
+			bo.reset()
+		}
+		exitErr := t.exitError(p.Err())
+		d := bo.next()
+		log.Warn("child exited", "pid", pid, "error", exitErr, "uptime", up.Round(time.Millisecond), "restart_in", d.Round(time.Millisecond))
+		h.Report(trackers.StateStarting, exitErr)
+		timer := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-t.resume:
+			timer.Stop()
+			log.Info("wake: restarting child now")
+			bo.reset()
+		case <-timer.C:
+		}
+	}
+}
+
+// errExitedOK stands for an exit status 0 of a command that should have
+// kept running.
+var errExitedOK = errors.New("exit status 0")
+
+func (t *Tracker) exitError(err error) error {
+	if err == nil {
+		err = errExitedOK
+	}
+	if last := t.out.last(); last != "" {
+		return fmt.Errorf("child exited: %w (last output: %q)", err, lastLine(last))
+	}
+	return fmt.Errorf("child exited: %w", err)
+}
+
+// supervise watches one running process: it runs the readiness check until
+// it passes, handles wakes, and returns (with the process stopped) when ctx
+// ends, the process exits, or a wake asks for a restart.
+func (t *Tracker) supervise(ctx context.Context, h trackers.Host, log *slog.Logger, p process) outcome {
+	var (
+		wg          sync.WaitGroup
+		results     = make(chan error, 1) // one check in flight at most
+		inFlight    bool
+		cancelCheck context.CancelFunc = func() {}
+		lastErr     string
+	)
+	first := t.opts.ReadyAfter
+	if t.check != nil {
+		first = t.opts.ReadyInterval
+	}
+	timer := time.NewTimer(first)
+	stop := func() {
+		timer.Stop()
+		cancelCheck()
+		wg.Wait()
+		p.Stop(t.opts.StopTimeout)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			stop()
+			return outcomeCancelled
+		case <-p.Done():
+			stop()
+			return outcomeExited
+		case <-t.resume:
+			if t.opts.RestartOnWake {
+				log.Info("wake: restarting child", "pid", p.Pid())
+				stop()
+				return outcomeWake
+			}
+			if inFlight { // its answer predates the wake
+				cancelCheck()
+				<-results
+				inFlight = false
+			}
+			log.Info("wake: checking child readiness", "pid", p.Pid())
+			if t.check != nil {
+				timer.Reset(0)
+			} else {
+				timer.Reset(t.opts.ReadyAfter)
+			}
+		case err := <-results:
+			inFlight = false
+			cancelCheck()
+			if err == nil {
+				lastErr = ""
+				log.Info("child ready", "pid", p.Pid())
+				h.Report(trackers.StateReady, nil)
+				continue
+			}
+			log.Debug("child not ready yet", "pid", p.Pid(), "error", err)
+			if msg := err.Error(); msg != lastErr {
+				lastErr = msg
+				h.Report(trackers.StateStarting, err)
+			}
+			timer.Reset(t.opts.ReadyInterval)
+		case <-timer.C:
+			if t.check == nil {
+				log.Info("child ready", "pid", p.Pid(), "ran_for", t.opts.ReadyAfter)
+				h.Report(trackers.StateReady, nil)
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, t.opts.ReadyTimeout)
+			cancelCheck = cancel
+			inFlight = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results <- t.check(cctx)
+			}()
+		}
+	}
+}
+
+// backoff is a capped exponential backoff with full jitter.
+type backoff struct {
+	initial, max time.Duration
+	n            int
+	randN        func(int64) int64
+}
+
+// ceiling is the upper bound of the next delay.
+func (b *backoff) ceiling() time.Duration {
+	c := b.initial
+	for i := 0; i < b.n && c < b.max; i++ {
+		c *= 2
+	}
+	return min(c, b.max)
+}
+
+// next returns a delay uniform in [0, ceiling] and moves on.
+func (b *backoff) next() time.Duration {
+	c := b.ceiling()
+	if c < b.max {
+		b.n++
+	}
+	return time.Duration(b.randN(int64(c) + 1))
+}
+
+func (b *backoff) reset() { b.n = 0 }

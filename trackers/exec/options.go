@@ -1,0 +1,172 @@
+package exec
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rouse-dev/rouse/trackers"
+)
+
+// Options configure one exec component. Every field's comment states its
+// default; DefaultOptions returns them filled in.
+type Options struct {
+	// Command is the argv to run, required. No shell is involved unless the
+	// user writes one (sh -c "..."). A leading ~ in argv[0] is expanded to
+	// the user's home directory; a bare name is looked up in the child's
+	// PATH.
+	Command []string `yaml:"command"`
+	// Env adds variables to the child's environment, which otherwise holds
+	// only the allowlisted variables of the agent's own environment (see
+	// EnvAllowlist). Default: none.
+	Env map[string]string `yaml:"env"`
+	// Dir is the working directory; a leading ~ is expanded. Default: the
+	// user's home directory.
+	Dir string `yaml:"dir"`
+	// Ready is the readiness check; at most one of its fields is set.
+	// Default: none, the process is ready once it has run ReadyAfter.
+	Ready Ready `yaml:"ready"`
+	// ReadyAfter is how long the process must have run to count as ready
+	// when there is no readiness check. Default 1s.
+	ReadyAfter time.Duration `yaml:"ready_after"`
+	// ReadyInterval is how often the readiness check runs until it passes.
+	// Default 200ms.
+	ReadyInterval time.Duration `yaml:"ready_interval"`
+	// ReadyTimeout bounds one run of the readiness check. Default 5s.
+	ReadyTimeout time.Duration `yaml:"ready_timeout"`
+	// RestartOnWake restarts the process on every wake instead of only
+	// re-checking its readiness. Default false.
+	RestartOnWake bool `yaml:"restart_on_wake"`
+	// RestartBackoff is the delay before restarting a process that exited:
+	// capped exponential with full jitter. Default {initial: 1s, max: 30s}.
+	RestartBackoff Backoff `yaml:"restart_backoff"`
+	// StopTimeout is how long the process group gets between SIGTERM and
+	// SIGKILL. Default 5s.
+	StopTimeout time.Duration `yaml:"stop_timeout"`
+	// OutputLines is how many of the last stdout/stderr lines are kept for
+	// the API (0 keeps none). Default 50.
+	OutputLines int `yaml:"output_lines"`
+}
+
+// Ready is the readiness check: at most one field is set.
+type Ready struct {
+	// TCP is host:port; ready when a TCP connection to it succeeds.
+	TCP string `yaml:"tcp"`
+	// HTTP is an http(s) URL; ready when a GET answers 2xx.
+	HTTP string `yaml:"http"`
+	// Command is an argv; ready when it exits 0. It runs with the same
+	// environment and directory as the supervised process.
+	Command []string `yaml:"command"`
+}
+
+// Backoff is a capped exponential backoff.
+type Backoff struct {
+	// Initial is the first delay's upper bound. Default 1s.
+	Initial time.Duration `yaml:"initial"`
+	// Max caps every delay. Default 30s.
+	Max time.Duration `yaml:"max"`
+}
+
+// Defaults, as documented on Options.
+const (
+	DefaultReadyAfter     = time.Second
+	DefaultReadyInterval  = 200 * time.Millisecond
+	DefaultReadyTimeout   = 5 * time.Second
+	DefaultBackoffInitial = time.Second
+	DefaultBackoffMax     = 30 * time.Second
+	DefaultStopTimeout    = 5 * time.Second
+	DefaultOutputLines    = 50
+	// BackoffResetAfter is how long a process must stay up for the restart
+	// backoff to start again from Initial.
+	BackoffResetAfter = time.Minute
+	// MaxOutputLines bounds OutputLines.
+	MaxOutputLines = 10000
+)
+
+// EnvAllowlist names the only variables of the agent's environment a child
+// inherits. Everything else (the API token above all) stays out unless the
+// user writes it in env.
+var EnvAllowlist = []string{
+	"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ",
+	"XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK",
+}
+
+// DefaultOptions returns Options with every default filled in.
+func DefaultOptions() *Options {
+	return &Options{
+		ReadyAfter:     DefaultReadyAfter,
+		ReadyInterval:  DefaultReadyInterval,
+		ReadyTimeout:   DefaultReadyTimeout,
+		RestartBackoff: Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax},
+		StopTimeout:    DefaultStopTimeout,
+		OutputLines:    DefaultOutputLines,
+	}
+}
+
+var _ trackers.Validator = (*Options)(nil)
+
+// Validate checks the options; keys are relative to the tracker's entry.
+func (o *Options) Validate() []trackers.FieldError {
+	var errs []trackers.FieldError
+	add := func(key, format string, args ...any) {
+		errs = append(errs, trackers.FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case len(o.Command) == 0:
+		add("command", "is required: the argv to run, e.g. [ssh, -N, host]")
+	case strings.TrimSpace(o.Command[0]) == "":
+		add("command", "the program (first element) must not be empty")
+	}
+	for k := range o.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			add("env", "invalid variable name %q", k)
+		}
+	}
+	set := 0
+	if o.Ready.TCP != "" {
+		set++
+		if host, port, err := net.SplitHostPort(o.Ready.TCP); err != nil || host == "" || port == "" {
+			add("ready.tcp", "must be host:port, got %q", o.Ready.TCP)
+		}
+	}
+	if o.Ready.HTTP != "" {
+		set++
+		u, err := url.Parse(o.Ready.HTTP)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("ready.http", "must be an http:// or https:// URL, got %q", o.Ready.HTTP)
+		}
+	}
+	if o.Ready.Command != nil {
+		set++
+		if len(o.Ready.Command) == 0 || strings.TrimSpace(o.Ready.Command[0]) == "" {
+			add("ready.command", "must be a non-empty argv")
+		}
+	}
+	if set > 1 {
+		add("ready", "set at most one of tcp, http, command (got %d)", set)
+	}
+	if o.ReadyAfter < 0 {
+		add("ready_after", "must not be negative, got %q", o.ReadyAfter)
+	}
+	if o.ReadyInterval < 10*time.Millisecond {
+		add("ready_interval", "must be at least 10ms, got %q", o.ReadyInterval)
+	}
+	if o.ReadyTimeout < 10*time.Millisecond {
+		add("ready_timeout", "must be at least 10ms, got %q", o.ReadyTimeout)
+	}
+	if o.RestartBackoff.Initial <= 0 {
+		add("restart_backoff.initial", "must be positive, got %q", o.RestartBackoff.Initial)
+	}
+	if o.RestartBackoff.Max < o.RestartBackoff.Initial {
+		add("restart_backoff.max", "must be at least initial (%s), got %q", o.RestartBackoff.Initial, o.RestartBackoff.Max)
+	}
+	if o.StopTimeout <= 0 {
+		add("stop_timeout", "must be positive, got %q", o.StopTimeout)
+	}
+	if o.OutputLines < 0 || o.OutputLines > MaxOutputLines {
+		add("output_lines", "must be between 0 and %d, got %d", MaxOutputLines, o.OutputLines)
+	}
+	return errs
+}

@@ -1,0 +1,299 @@
+package exec
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// readerGrace is how long output readers may run after the process group
+// is gone: a descendant that left the group can hold the pipes open, and we
+// do not wait for it.
+const readerGrace = 2 * time.Second
+
+// process is one run of the supervised command. The real one is osProcess;
+// tests of the supervision loop use a fake so they run under synctest.
+type process interface {
+	Pid() int
+	// Done is closed once the process has exited and been reaped.
+	Done() <-chan struct{}
+	// Err is the exit error (nil for exit status 0); valid once Done is
+	// closed.
+	Err() error
+	// Stop stops the whole process group (SIGTERM, then SIGKILL after
+	// timeout) and returns once the process is reaped and its output
+	// readers have ended. It is called exactly once, also after the process
+	// exited by itself (to sweep what it left in its group).
+	Stop(timeout time.Duration)
+}
+
+// spec is a resolved command: what exec needs to start it.
+type spec struct {
+	path string
+	argv []string
+	env  []string
+	dir  string
+}
+
+// resolve expands ~ in argv[0] and dir, builds the environment and looks
+// the program up in the child's PATH.
+func resolve(argv []string, extraEnv map[string]string, dir string) (spec, error) {
+	if len(argv) == 0 {
+		return spec{}, errors.New("empty command")
+	}
+	env := childEnv(extraEnv)
+	name, err := expandHome(argv[0])
+	if err != nil {
+		return spec{}, err
+	}
+	path, err := lookPath(name, env)
+	if err != nil {
+		return spec{}, err
+	}
+	if dir == "" {
+		dir, _ = os.UserHomeDir() // none: the agent's own working directory
+	} else if dir, err = expandHome(dir); err != nil {
+		return spec{}, err
+	}
+	args := slices.Clone(argv)
+	args[0] = name
+	return spec{path: path, argv: args, env: env, dir: dir}, nil
+}
+
+// childEnv is the allowlisted part of the agent's environment plus extra,
+// sorted.
+func childEnv(extra map[string]string) []string {
+	m := make(map[string]string, len(EnvAllowlist)+len(extra))
+	for _, k := range EnvAllowlist {
+		if v, ok := os.LookupEnv(k); ok {
+			m[k] = v
+		}
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	env := make([]string, 0, len(m))
+	for k, v := range m {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env
+}
+
+func expandHome(p string) (string, error) {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("expand %q: %w", p, err)
+	}
+	return filepath.Join(home, p[1:]), nil
+}
+
+// lookPath finds name in the PATH of env (the child's, which the user may
+// have changed), skipping empty and relative entries.
+func lookPath(name string, env []string) (string, error) {
+	if strings.ContainsRune(name, '/') || strings.ContainsRune(name, filepath.Separator) {
+		return name, nil
+	}
+	var pathList string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathList = v
+		}
+	}
+	for _, d := range filepath.SplitList(pathList) {
+		if d == "" || !filepath.IsAbs(d) {
+			continue
+		}
+		if p, err := osexec.LookPath(filepath.Join(d, name)); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%q not found in PATH %q: install it or give its full path in command", name, pathList)
+}
+
+// osProcess is a real child in its own process group.
+type osProcess struct {
+	cmd     *osexec.Cmd
+	log     *slog.Logger
+	done    chan struct{}
+	err     error
+	pipes   []*os.File
+	readers sync.WaitGroup
+	sink    *sink
+}
+
+// startProcess starts sp with stdout and stderr fed line by line to s.
+func startProcess(sp spec, s *sink, log *slog.Logger) (*osProcess, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", sp.argv[0], err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("start %s: %w", sp.argv[0], err)
+	}
+	cmd := &osexec.Cmd{
+		Path:        sp.path,
+		Args:        sp.argv,
+		Env:         sp.env,
+		Dir:         sp.dir,
+		Stdout:      outW, // *os.File: the child writes to the pipe directly
+		Stderr:      errW,
+		SysProcAttr: sysProcAttr(),
+	}
+	err = cmd.Start()
+	outW.Close() // the child holds its own copies
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("start %s: %w", sp.argv[0], err)
+	}
+	p := &osProcess{cmd: cmd, log: log, done: make(chan struct{}), pipes: []*os.File{outR, errR}, sink: s}
+	p.readers.Add(2)
+	go func() { defer p.readers.Done(); readLines(outR, "stdout", s) }()
+	go func() { defer p.readers.Done(); readLines(errR, "stderr", s) }()
+	go func() {
+		// Ends when the child exits; Stop makes sure it does.
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *osProcess) Pid() int              { return p.cmd.Process.Pid }
+func (p *osProcess) Done() <-chan struct{} { return p.done }
+func (p *osProcess) Err() error            { return p.err }
+
+func (p *osProcess) Stop(timeout time.Duration) {
+	select {
+	case <-p.done:
+	default:
+		if err := terminateGroup(p.cmd.Process); err != nil {
+			p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGTERM", "error", err)
+		}
+		t := time.NewTimer(timeout)
+		select {
+		case <-p.done:
+		case <-t.C:
+			p.log.Warn("child did not stop in time, killing its process group", "pid", p.Pid(), "stop_timeout", timeout)
+		}
+		t.Stop()
+	}
+	// Sweep the group: what the leader left behind goes too.
+	if err := killGroup(p.cmd.Process); err != nil {
+		p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGKILL", "error", err)
+	}
+	<-p.done
+	readersDone := make(chan struct{})
+	go func() { p.readers.Wait(); close(readersDone) }()
+	t := time.NewTimer(readerGrace)
+	select {
+	case <-readersDone:
+	case <-t.C:
+		p.log.Warn("child output still open after its process group ended; closing it", "pid", p.Pid())
+	}
+	t.Stop()
+	for _, f := range p.pipes {
+		f.Close() // unblocks a reader still waiting
+	}
+	<-readersDone
+	p.sink.done()
+}
+
+// checker is a readiness check: nil error means ready.
+type checker func(ctx context.Context) error
+
+// newChecker builds the check o.Ready asks for; nil when there is none.
+// close releases what the check holds (idle HTTP connections).
+func newChecker(o *Options) (check checker, close func()) {
+	r := o.Ready
+	switch {
+	case r.TCP != "":
+		return func(ctx context.Context) error {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", r.TCP)
+			if err != nil {
+				return fmt.Errorf("ready.tcp: %w", err)
+			}
+			return c.Close()
+		}, func() {}
+	case r.HTTP != "":
+		tr := &http.Transport{DisableKeepAlives: true}
+		client := &http.Client{Transport: tr}
+		return func(ctx context.Context) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.HTTP, nil)
+			if err != nil {
+				return fmt.Errorf("ready.http: %w", err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return fmt.Errorf("ready.http: %w", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode < 200 || resp.StatusCode > 299 {
+				return fmt.Errorf("ready.http: GET %s: %s", r.HTTP, resp.Status)
+			}
+			return nil
+		}, tr.CloseIdleConnections
+	case len(r.Command) > 0:
+		return func(ctx context.Context) error {
+			sp, err := resolve(r.Command, o.Env, o.Dir)
+			if err != nil {
+				return fmt.Errorf("ready.command: %w", err)
+			}
+			return runCheck(ctx, sp)
+		}, func() {}
+	}
+	return nil, func() {}
+}
+
+// runCheck runs a readiness command in its own process group, killed as a
+// group when ctx ends.
+func runCheck(ctx context.Context, sp spec) error {
+	var out bytes.Buffer
+	cmd := osexec.CommandContext(ctx, sp.path)
+	cmd.Args, cmd.Env, cmd.Dir = sp.argv, sp.env, sp.dir
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Cancel = func() error { return killGroup(cmd.Process) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if cmd.Process != nil {
+		_ = killGroup(cmd.Process) // nothing it started outlives the check
+	}
+	if err == nil {
+		return nil
+	}
+	if last := lastLine(out.String()); last != "" {
+		return fmt.Errorf("ready.command: %w: %s", err, last)
+	}
+	return fmt.Errorf("ready.command: %w", err)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\r\n")
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
