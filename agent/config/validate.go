@@ -1,0 +1,430 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/rouse-dev/rouse/trackers"
+)
+
+// Reserved component names: the built-in components.
+const (
+	StoreName     = "store"
+	SchedulerName = "scheduler"
+)
+
+var (
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	methodRE = regexp.MustCompile(`^[A-Z]+$`)
+	envRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// cronParser is the parser job and maintenance schedules are checked
+// with: 5 fields, or 6 with a leading seconds field, and descriptors such
+// as @daily and @every 5m. The scheduler should parse with the same one.
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a job schedule the way Validate checks it. A
+// non-empty timezone (an IANA name) sets the schedule's location unless the
+// spec already carries CRON_TZ= or TZ=.
+func ParseSchedule(spec, timezone string) (cron.Schedule, error) {
+	if timezone != "" && !strings.HasPrefix(spec, "CRON_TZ=") && !strings.HasPrefix(spec, "TZ=") {
+		if _, err := time.LoadLocation(timezone); err != nil {
+			return nil, err
+		}
+		spec = "CRON_TZ=" + timezone + " " + spec
+	}
+	return cronParser.Parse(spec)
+}
+
+// validator collects errors for one Validate call.
+type validator struct {
+	c    *Config
+	errs Errors
+}
+
+func (v *validator) fail(key, value string, err error) {
+	v.failHint(key, value, err, "")
+}
+
+func (v *validator) failHint(key, value string, err error, hint string) {
+	v.errs = append(v.errs, &FieldError{File: v.c.Source, Line: v.c.Line(key), Key: key, Value: value, Err: err, Hint: hint})
+}
+
+// value is the text read at key, or fallback for a config built in code.
+func (v *validator) value(key, fallback string) string {
+	if s, ok := v.c.values[key]; ok {
+		return s
+	}
+	return fallback
+}
+
+func (v *validator) atLeast(key string, d, min time.Duration) {
+	if d < min {
+		v.fail(key, v.value(key, d.String()), fmt.Errorf("must be at least %s", min))
+	}
+}
+
+// zeroOrAtLeast checks an override: 0 means "use the default".
+func (v *validator) zeroOrAtLeast(key string, d, min time.Duration) {
+	if d != 0 && d < min {
+		v.fail(key, v.value(key, d.String()), fmt.Errorf("must be 0 (the default) or at least %s", min))
+	}
+}
+
+func (v *validator) oneOf(key, s string, allowed ...string) {
+	for _, a := range allowed {
+		if s == a {
+			return
+		}
+	}
+	v.fail(key, v.value(key, s), wrapf(ErrInvalidValue, "must be one of %s", strings.Join(allowed, ", ")))
+}
+
+// Validate checks the whole config and returns Errors holding every
+// problem, or nil. Parse calls it; call it again after changing a config in
+// code.
+func (c *Config) Validate() error {
+	v := &validator{c: c}
+	v.listen()
+	if c.Data != "" && !filepath.IsAbs(c.Data) {
+		msg := "must be an absolute path or start with ~/"
+		if strings.HasPrefix(c.Data, "~") {
+			msg = "must be an absolute path or start with ~/ (~user is not supported)"
+		}
+		v.fail("data", v.value("data", c.Data), wrapf(ErrInvalidValue, "%s", msg))
+	}
+	const minDeadline = 100 * time.Millisecond
+	v.atLeast("deadlines.tracker", c.Deadlines.Tracker, minDeadline)
+	v.atLeast("deadlines.scheduler", c.Deadlines.Scheduler, minDeadline)
+	v.atLeast("deadlines.wake", c.Deadlines.Wake, minDeadline)
+	v.atLeast("heartbeat.initial", c.Heartbeat.Initial, minDeadline)
+	if c.Heartbeat.Max < c.Heartbeat.Initial {
+		v.fail("heartbeat.max", v.value("heartbeat.max", c.Heartbeat.Max.String()),
+			fmt.Errorf("must be at least heartbeat.initial (%s)", c.Heartbeat.Initial))
+	}
+	v.atLeast("sleep.budget", c.Sleep.Budget, minDeadline)
+	v.atLeast("sleep.pause_grace", c.Sleep.PauseGrace, 10*time.Millisecond)
+	if c.Sleep.PauseGrace >= c.Sleep.Budget && c.Sleep.Budget >= minDeadline {
+		v.fail("sleep.pause_grace", v.value("sleep.pause_grace", c.Sleep.PauseGrace.String()),
+			fmt.Errorf("must be less than sleep.budget (%s)", c.Sleep.Budget))
+	}
+	v.atLeast("shutdown_timeout", c.ShutdownTimeout, minDeadline)
+	v.schedule("maintenance.schedule", c.Maintenance.Schedule, "")
+	v.atLeast("maintenance.retention", c.Maintenance.Retention, time.Hour)
+	if c.Maintenance.QuickCheck != "off" {
+		v.schedule("maintenance.quick_check", c.Maintenance.QuickCheck, "")
+	}
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+	v.zeroOrAtLeast("scheduler.deadline", c.Scheduler.Deadline, minDeadline)
+	v.trackers()
+	v.cycles()
+	v.jobs()
+	if len(v.errs) == 0 {
+		return nil
+	}
+	sortErrors(v.errs)
+	return v.errs
+}
+
+func (v *validator) listen() {
+	c := v.c
+	val := v.value("listen", c.Listen)
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		v.fail("listen", val, wrapf(ErrInvalidValue, `must be host:port like "127.0.0.1:8000"`))
+		return
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		v.fail("listen", val, wrapf(ErrInvalidValue, "must have a port number from 0 to 65535"))
+		return
+	}
+	if c.AllowNonLoopback || IsLoopbackHost(host) {
+		return
+	}
+	v.failHint("listen", val, wrapf(ErrNotLoopback, "must be a loopback address (127.0.0.1, [::1] or localhost)"),
+		"set allow_non_loopback: true to listen on "+describeHost(host))
+}
+
+func describeHost(host string) string {
+	if host == "" {
+		return "every interface"
+	}
+	return host
+}
+
+// IsLoopbackHost reports whether host (no port) is "localhost" or a
+// loopback IP address.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (v *validator) schedule(key, spec, tz string) {
+	if spec == "" {
+		v.fail(key, "", wrapf(ErrRequired, `required: a cron expression like "0 3 * * *" or a descriptor like "@daily" or "@every 5m"`))
+		return
+	}
+	if _, err := ParseSchedule(spec, tz); err != nil {
+		v.failHint(key, v.value(key, spec), wrapf(ErrInvalidValue, `must be a cron expression like "0 3 * * *" or a descriptor like "@daily" or "@every 5m"`), err.Error())
+	}
+}
+
+func knownKinds() string {
+	ks := trackers.Kinds()
+	if len(ks) == 0 {
+		return "no kinds are registered"
+	}
+	return "known kinds: " + strings.Join(ks, ", ")
+}
+
+func (v *validator) trackers() {
+	c := v.c
+	first := map[string]string{} // name → key of its first use
+	for i := range c.Trackers {
+		t := &c.Trackers[i]
+		key := fmt.Sprintf("trackers[%d]", i)
+		nk := key + ".name"
+		switch {
+		case t.Name == "":
+			v.fail(nk, "", wrapf(ErrRequired, "required: every tracker needs a name"))
+		case !nameRE.MatchString(t.Name):
+			v.fail(nk, t.Name, wrapf(ErrInvalidValue, "must be letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"))
+		case t.Name == StoreName || t.Name == SchedulerName:
+			v.fail(nk, t.Name, wrapf(ErrDuplicate, "is reserved for the built-in %s component", t.Name))
+		default:
+			if prev, dup := first[t.Name]; dup {
+				v.fail(nk, t.Name, wrapf(ErrDuplicate, "duplicate name, first used by %s (line %d)", parentKey(prev), c.Line(prev)))
+			} else {
+				first[t.Name] = nk
+			}
+		}
+		kk := key + ".kind"
+		_, ok := trackers.Lookup(t.Kind)
+		switch {
+		case t.Kind == "":
+			v.failHint(kk, "", ErrRequired, knownKinds())
+		case !ok:
+			v.failHint(kk, t.Kind, ErrUnknownKind, knownKinds())
+		}
+		v.zeroOrAtLeast(key+".deadline", t.Deadline, 100*time.Millisecond)
+		if ok && t.Options != nil {
+			if val, isV := t.Options.(trackers.Validator); isV {
+				for _, fe := range val.Validate() {
+					k := key
+					if fe.Key != "" {
+						k = key + "." + fe.Key
+					}
+					value := ""
+					if !strings.Contains(fe.Msg, "got ") {
+						value = v.value(k, "")
+					}
+					v.fail(k, value, wrapf(ErrInvalidValue, "%s", fe.Msg))
+				}
+			}
+		}
+	}
+	names := map[string]bool{StoreName: true, SchedulerName: true}
+	for _, t := range c.Trackers {
+		names[t.Name] = true
+	}
+	for i := range c.Trackers {
+		t := &c.Trackers[i]
+		seen := map[string]bool{}
+		for j, d := range t.DependsOn {
+			dk := fmt.Sprintf("trackers[%d].depends_on[%d]", i, j)
+			switch {
+			case d.Name == "":
+				v.fail(dk, "", wrapf(ErrRequired, "required: the name of a component"))
+			case !names[d.Name]:
+				v.failHint(dk, d.Name, ErrUnknownDep, "known: "+strings.Join(sortedKeys(names), ", "))
+			case seen[d.Name]:
+				v.fail(dk, d.Name, wrapf(ErrDuplicate, "listed twice"))
+			}
+			seen[d.Name] = true
+		}
+	}
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// cycles reports every dependency cycle among trackers (optional edges
+// included: the agent orders starts and shutdowns by them too), each once,
+// starting from its member that comes first in the file.
+func (v *validator) cycles() {
+	c := v.c
+	index := map[string]int{}
+	for i, t := range c.Trackers {
+		if _, dup := index[t.Name]; !dup && t.Name != "" {
+			index[t.Name] = i
+		}
+	}
+	const (
+		white = iota
+		gray
+		black
+	)
+	color := make([]int, len(c.Trackers))
+	var stack []int
+	reported := map[string]bool{}
+	var visit func(i int)
+	visit = func(i int) {
+		color[i] = gray
+		stack = append(stack, i)
+		for _, d := range c.Trackers[i].DependsOn {
+			j, ok := index[d.Name]
+			if !ok {
+				continue
+			}
+			switch color[j] {
+			case white:
+				visit(j)
+			case gray:
+				var cyc []int
+				for k := len(stack) - 1; k >= 0; k-- {
+					if stack[k] == j {
+						cyc = append(cyc, stack[k:]...)
+						break
+					}
+				}
+				v.reportCycle(cyc, reported)
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[i] = black
+	}
+	for i := range c.Trackers {
+		if color[i] == white {
+			visit(i)
+		}
+	}
+}
+
+// reportCycle reports the cycle through the trackers at indexes cyc (each
+// depending on the next, the last on the first), once.
+func (v *validator) reportCycle(cyc []int, reported map[string]bool) {
+	if len(cyc) == 0 {
+		return
+	}
+	start := 0
+	for k := range cyc {
+		if cyc[k] < cyc[start] {
+			start = k
+		}
+	}
+	rot := append(append([]int{}, cyc[start:]...), cyc[:start]...)
+	names := make([]string, 0, len(rot)+1)
+	for _, i := range rot {
+		names = append(names, v.c.Trackers[i].Name)
+	}
+	names = append(names, names[0])
+	path := strings.Join(names, " -> ")
+	if reported[path] {
+		return
+	}
+	reported[path] = true
+	first := rot[0]
+	next := v.c.Trackers[rot[1%len(rot)]].Name
+	key := fmt.Sprintf("trackers[%d].depends_on", first)
+	for j, d := range v.c.Trackers[first].DependsOn {
+		if d.Name == next {
+			key = fmt.Sprintf("trackers[%d].depends_on[%d]", first, j)
+			break
+		}
+	}
+	v.fail(key, "", wrapf(ErrCycle, "dependency cycle: %s", path))
+}
+
+func (v *validator) jobs() {
+	c := v.c
+	first := map[string]string{}
+	for i := range c.Jobs {
+		j := &c.Jobs[i]
+		key := fmt.Sprintf("jobs[%d]", i)
+		nk := key + ".name"
+		switch {
+		case j.Name == "":
+			v.fail(nk, "", wrapf(ErrRequired, "required: every job needs a name"))
+		case !nameRE.MatchString(j.Name):
+			v.fail(nk, j.Name, wrapf(ErrInvalidValue, "must be letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"))
+		default:
+			if prev, dup := first[j.Name]; dup {
+				v.fail(nk, j.Name, wrapf(ErrDuplicate, "duplicate job name, first used by %s (line %d)", parentKey(prev), c.Line(prev)))
+			} else {
+				first[j.Name] = nk
+			}
+		}
+		tzOK := true
+		if j.Timezone != "" {
+			if _, err := time.LoadLocation(j.Timezone); err != nil {
+				tzOK = false
+				v.fail(key+".timezone", v.value(key+".timezone", j.Timezone), wrapf(ErrInvalidValue, `must be an IANA time zone like "Europe/Paris" or "UTC"`))
+			}
+		}
+		if tzOK {
+			v.schedule(key+".schedule", j.Schedule, j.Timezone)
+		}
+		switch {
+		case len(j.Command) > 0 && j.HTTP != nil:
+			v.fail(key+".http", "", wrapf(ErrInvalidValue, "a job has either command or http, not both"))
+		case len(j.Command) == 0 && j.HTTP == nil:
+			v.fail(key, "", wrapf(ErrRequired, "a job needs a command (a list: [program, args...]) or an http request"))
+		case len(j.Command) > 0 && j.Command[0] == "":
+			v.fail(key+".command[0]", "", wrapf(ErrRequired, "the program to run must not be empty"))
+		}
+		for name := range j.Env {
+			if !envRE.MatchString(name) {
+				v.fail(key+".env."+name, "", wrapf(ErrInvalidValue, "must be an environment variable name (letters, digits, _; not starting with a digit)"))
+			}
+		}
+		if j.Dir != "" && !filepath.IsAbs(j.Dir) {
+			v.fail(key+".dir", v.value(key+".dir", j.Dir), wrapf(ErrInvalidValue, "must be an absolute path or start with ~/"))
+		}
+		if h := j.HTTP; h != nil {
+			hk := key + ".http"
+			u, err := url.Parse(h.URL)
+			switch {
+			case h.URL == "":
+				v.fail(hk+".url", "", wrapf(ErrRequired, "required: an http:// or https:// URL"))
+			case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+				v.fail(hk+".url", v.value(hk+".url", h.URL), wrapf(ErrInvalidValue, "must be an http:// or https:// URL"))
+			}
+			if !methodRE.MatchString(h.Method) {
+				v.fail(hk+".method", v.value(hk+".method", h.Method), wrapf(ErrInvalidValue, "must be an upper-case HTTP method like GET or POST"))
+			}
+			if h.ExpectStatus < 100 || h.ExpectStatus > 599 {
+				v.fail(hk+".expect_status", v.value(hk+".expect_status", strconv.Itoa(h.ExpectStatus)), wrapf(ErrInvalidValue, "must be an HTTP status from 100 to 599"))
+			}
+		}
+		v.atLeast(key+".timeout", j.Timeout, time.Second)
+		v.oneOf(key+".misfire", j.Misfire, "coalesce", "skip", "all")
+		v.atLeast(key+".grace", j.Grace, 0)
+		v.atLeast(key+".jitter", j.Jitter, 0)
+		if j.MaxInstances < 1 {
+			v.fail(key+".max_instances", v.value(key+".max_instances", strconv.Itoa(j.MaxInstances)), wrapf(ErrInvalidValue, "must be at least 1"))
+		}
+		if j.MaxCatchup < 1 {
+			v.fail(key+".max_catchup", v.value(key+".max_catchup", strconv.Itoa(j.MaxCatchup)), wrapf(ErrInvalidValue, "must be at least 1"))
+		}
+	}
+}

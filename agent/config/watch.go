@@ -1,0 +1,190 @@
+package config
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// DefaultDebounce is how long the watcher waits for a burst of file events
+// to end before it reloads.
+const DefaultDebounce = 200 * time.Millisecond
+
+// Watcher reloads a config file when it changes. It watches the file's
+// directory, not the file, because editors save by writing a new file and
+// renaming it over the old one (vim, most IDEs), which a watch on the file
+// itself would lose. Bursts of events are merged through a 1-slot channel
+// and a debounce: the file is reloaded once the events have been quiet for
+// the debounce period. A reload whose mode and content are the same as the
+// last one seen (a touch, an editor's no-op save) is not reported.
+//
+// When the file is a symlink, its target's directory is watched too, so
+// that an edit of the target is seen.
+type Watcher struct {
+	path     string
+	logger   *slog.Logger
+	onChange func(*Config, error)
+	debounce time.Duration
+}
+
+// NewWatcher returns a watcher of the config file at path. onChange is
+// called from the watcher's goroutine, one call at a time, with the new
+// valid config, or with the error that made the new content unusable (the
+// caller keeps its running config, logs the error and shows it in
+// /api/v1/health). A nil logger discards.
+func NewWatcher(path string, logger *slog.Logger, onChange func(*Config, error)) *Watcher {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Watcher{
+		path:     path,
+		logger:   logger.With("component", "config"),
+		onChange: onChange,
+		debounce: DefaultDebounce,
+	}
+}
+
+// fingerprintOf digests what a reload saw: the file's mode and content
+// (data nil: read it), or its absence.
+func fingerprintOf(path string, data []byte) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "missing"
+	}
+	if data == nil {
+		data, err = os.ReadFile(path)
+		if err != nil {
+			return "unreadable"
+		}
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%o\n", fi.Mode())
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Run watches until ctx is done. It returns an error only when the watch
+// cannot be set up (the directory does not exist); every goroutine it
+// started has ended when it returns.
+func (w *Watcher) Run(ctx context.Context) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch config: %w", err)
+	}
+	defer fw.Close()
+
+	abs, err := filepath.Abs(w.path)
+	if err != nil {
+		return fmt.Errorf("watch config: %w", err)
+	}
+	names := map[string]bool{abs: true}
+	if err := fw.Add(filepath.Dir(abs)); err != nil {
+		return fmt.Errorf("watch config directory %s: %w", filepath.Dir(abs), err)
+	}
+	if target, err := filepath.EvalSymlinks(abs); err == nil && target != abs {
+		names[target] = true
+		if filepath.Dir(target) != filepath.Dir(abs) {
+			if err := fw.Add(filepath.Dir(target)); err != nil {
+				w.logger.Warn("cannot watch the config symlink's target directory", "dir", filepath.Dir(target), "err", err)
+			}
+		}
+	}
+
+	last := fingerprintOf(w.path, nil)
+	kick := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		debounce(ctx, kick, w.debounce, func() { last = w.reload(last) })
+	}()
+
+	w.logger.Debug("watching config", "path", w.path)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			if !names[ev.Name] {
+				continue
+			}
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			// An overflow may have hidden our file's event: reload to be safe.
+			w.logger.Warn("config watch error", "err", err)
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// debounce calls fire once kicks have been quiet for wait, until ctx is done.
+func debounce(ctx context.Context, kick <-chan struct{}, wait time.Duration, fire func()) {
+	t := time.NewTimer(wait)
+	t.Stop()
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+		}
+		t.Reset(wait)
+	quiet:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-kick:
+				t.Reset(wait)
+			case <-t.C:
+				break quiet
+			}
+		}
+		fire()
+	}
+}
+
+// reload loads the file and reports the outcome unless it saw the same
+// thing as last time; it returns the new fingerprint.
+func (w *Watcher) reload(last string) string {
+	c, fp, err := load(w.path)
+	if fp == last {
+		w.logger.Debug("config unchanged", "path", w.path)
+		return fp
+	}
+	if err != nil && errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("config file %s is gone; keeping the running config: %w", w.path, err)
+	}
+	if err != nil {
+		w.logger.Debug("config change rejected", "path", w.path, "err", err)
+	} else {
+		w.logger.Debug("config changed", "path", w.path)
+	}
+	w.onChange(c, err)
+	return fp
+}
