@@ -1,0 +1,5 @@
+package scheduler
+
+import "testing/synctest"
+
+func synctestWait() { synctest.Wait() }
