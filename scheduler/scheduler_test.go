@@ -152,7 +152,7 @@ func TestClockSetBackDoesNotRunAJobTwice(t *testing.T) {
 		h.start()
 		h.advance(10*time.Minute + 5*time.Second) // 01:00:05
 		wantTimes(t, "before", scheduledTimes(h.store.made("j")), utc(2026, 1, 10, 1, 0, 0))
-		h.clock.jump(-time.Hour) // 00:00:05
+		h.clock.jump(-time.Hour)              // 00:00:05
 		h.advance(time.Hour + 10*time.Second) // wall 01:00:15 again
 		wantTimes(t, "after set back", scheduledTimes(h.store.all("j")), utc(2026, 1, 10, 1, 0, 0))
 		h.advance(time.Hour) // wall 02:00:15
