@@ -60,7 +60,9 @@ var _ trackers.Validator = (*LastfmOptions)(nil)
 // Validate implements trackers.Validator.
 func (o *LastfmOptions) Validate() []trackers.FieldError {
 	var errs []trackers.FieldError
-	add := func(k, f string, a ...any) { errs = append(errs, trackers.FieldError{Key: k, Msg: fmt.Sprintf(f, a...)}) }
+	add := func(k, f string, a ...any) {
+		errs = append(errs, trackers.FieldError{Key: k, Msg: fmt.Sprintf(f, a...)})
+	}
 	if strings.TrimSpace(o.User) == "" {
 		add("user", "required")
 	}

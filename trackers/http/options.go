@@ -131,7 +131,9 @@ var _ trackers.Validator = (*Options)(nil)
 // Validate implements trackers.Validator.
 func (o *Options) Validate() []trackers.FieldError {
 	var errs []trackers.FieldError
-	add := func(k, f string, a ...any) { errs = append(errs, trackers.FieldError{Key: k, Msg: fmt.Sprintf(f, a...)}) }
+	add := func(k, f string, a ...any) {
+		errs = append(errs, trackers.FieldError{Key: k, Msg: fmt.Sprintf(f, a...)})
+	}
 	if o.URL == "" {
 		add("url", "required")
 	} else if err := checkURLTemplate(o.URL); err != nil {
