@@ -76,8 +76,12 @@ func TestDecideAfterAVeryLongGap(t *testing.T) {
 	if d.Missed < maxEnumerate-61 {
 		t.Fatalf("missed = %d, want at least %d", d.Missed, maxEnumerate-61)
 	}
-	wantTimes(t, "runs", []time.Time{d.Runs[0].At, d.Runs[1].At, d.Runs[2].At},
-		now.Add(-3*time.Second), now.Add(-2*time.Second), now.Add(-time.Second))
+	// The three most recent missed times, then the on-time one.
+	var got []time.Time
+	for _, r := range d.Runs {
+		got = append(got, r.At)
+	}
+	wantTimes(t, "runs", got, now.Add(-63*time.Second), now.Add(-62*time.Second), now.Add(-61*time.Second), now)
 	if !d.Watermark.Equal(now) || !d.Next.Equal(now.Add(time.Second)) {
 		t.Fatalf("watermark %v next %v", d.Watermark, d.Next)
 	}
