@@ -203,7 +203,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		if up >= BackoffResetAfter {
 			bo.reset()
 		}
-		exitErr := t.exitError(p.Err())
+		exitErr := exitError(p.Err(), p.LastLine())
 		d := bo.next()
 		log.Warn("child exited", "pid", pid, "error", exitErr, "uptime", up.Round(time.Millisecond), "restart_in", d.Round(time.Millisecond))
 		h.Report(trackers.StateStarting, exitErr)
@@ -225,11 +225,11 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 // kept running.
 var errExitedOK = errors.New("exit status 0")
 
-func (t *Tracker) exitError(err error) error {
+func exitError(err error, last string) error {
 	if err == nil {
 		err = errExitedOK
 	}
-	if last := t.out.last(); last != "" {
+	if last != "" {
 		return fmt.Errorf("child exited: %w (last output: %q)", err, lastLine(last))
 	}
 	return fmt.Errorf("child exited: %w", err)

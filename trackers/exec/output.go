@@ -51,19 +51,6 @@ func (r *ring) snapshot() []string {
 	return append(out, r.lines[:r.next]...)
 }
 
-// last returns the newest line, "" when none.
-func (r *ring) last() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	switch {
-	case r.next > 0:
-		return r.lines[r.next-1]
-	case r.full:
-		return r.lines[len(r.lines)-1]
-	}
-	return ""
-}
-
 // limiter lets at most rate events through per one-second window and
 // counts the rest. It is safe for concurrent use.
 type limiter struct {
@@ -107,10 +94,16 @@ type sink struct {
 	log  *slog.Logger
 	ring *ring
 	lim  *limiter
+
+	mu       sync.Mutex
+	lastLine string // this process's newest line, kept even when the ring keeps none
 }
 
 func (s *sink) line(stream, line string) {
 	s.ring.add(line)
+	s.mu.Lock()
+	s.lastLine = line
+	s.mu.Unlock()
 	ok, dropped := s.lim.allow(time.Now())
 	if dropped > 0 {
 		s.log.Info("child output rate-limited", "dropped_lines", dropped)
@@ -118,6 +111,12 @@ func (s *sink) line(stream, line string) {
 	if ok {
 		s.log.Info("child output", "stream", stream, "line", line)
 	}
+}
+
+func (s *sink) last() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastLine
 }
 
 func (s *sink) done() {

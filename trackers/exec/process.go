@@ -31,6 +31,8 @@ type process interface {
 	// Err is the exit error (nil for exit status 0); valid once Done is
 	// closed.
 	Err() error
+	// LastLine is the newest line the process wrote, "" when none.
+	LastLine() string
 	// Stop stops the whole process group (SIGTERM, then SIGKILL after
 	// timeout) and returns once the process is reaped and its output
 	// readers have ended. It is called exactly once, also after the process
@@ -180,6 +182,7 @@ func startProcess(sp spec, s *sink, log *slog.Logger) (*osProcess, error) {
 func (p *osProcess) Pid() int              { return p.cmd.Process.Pid }
 func (p *osProcess) Done() <-chan struct{} { return p.done }
 func (p *osProcess) Err() error            { return p.err }
+func (p *osProcess) LastLine() string      { return p.sink.last() }
 
 func (p *osProcess) Stop(timeout time.Duration) {
 	select {

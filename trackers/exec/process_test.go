@@ -1,6 +1,9 @@
+//go:build linux
+
 package exec
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"log/slog"
@@ -8,48 +11,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rouse-dev/rouse/trackers"
 )
-
-// The test binary doubles as the child for tests that need a TCP listener:
-// with helperEnv set, TestMain runs helperMain instead of the tests.
-const helperEnv = "ROUSE_EXEC_TEST_HELPER"
-
-func helperMode() string { return os.Getenv(helperEnv) }
-
-// helperMain is the child side. "listen ADDR DELAY": listen on ADDR after
-// DELAY and accept connections until killed.
-func helperMain(mode string) {
-	args := os.Args[1:]
-	switch mode {
-	case "listen":
-		delay, _ := time.ParseDuration(args[1])
-		time.Sleep(delay)
-		ln, err := net.Listen("tcp", args[0])
-		if err != nil {
-			os.Stderr.WriteString("listen: " + err.Error() + "\n")
-			os.Exit(3)
-		}
-		os.Stdout.WriteString("listening on " + ln.Addr().String() + "\n")
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				os.Exit(4)
-			}
-			c.Close()
-		}
-	default:
-		os.Exit(2)
-	}
-}
 
 // freeAddr returns a loopback address nothing listens on (right now).
 func freeAddr(t *testing.T) string {
@@ -83,11 +56,15 @@ type running struct {
 
 func startReal(t *testing.T, o *Options) *running {
 	t.Helper()
+	return startRealWith(t, o, newHost())
+}
+
+func startRealWith(t *testing.T, o *Options, h *fakeHost) *running {
+	t.Helper()
 	tr, err := New(*o, trackers.Deps{Name: "test", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHost()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- tr.Run(ctx, h) }()
@@ -432,5 +409,100 @@ func TestResume(t *testing.T) {
 		if err := r.stop(); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
+	})
+}
+
+func TestOutputLogging(t *testing.T) {
+	t.Run("AChattyChildIsRateLimitedInTheLogButKeptInFull", func(t *testing.T) {
+		capture := &captureHandler{}
+		h := newHost()
+		h.log = slog.New(capture)
+		o := opts("sh", "-c", `i=0; while [ $i -lt 200 ]; do echo "line $i"; i=$((i+1)); done; exec sleep 300`)
+		o.OutputLines = 500
+		r := startRealWith(t, o, h)
+		eventually(t, "200 lines kept", func() bool { return len(r.tr.Output()) == 200 })
+		if err := r.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		logged := capture.byMsg("child output")
+		dropped := 0
+		for _, rec := range capture.byMsg("child output rate-limited") {
+			dropped += int(rec["dropped_lines"].(int64))
+		}
+		if len(logged) > 2*logRate {
+			t.Fatalf("%d lines logged, want at most %d", len(logged), 2*logRate)
+		}
+		if len(logged)+dropped != 200 {
+			t.Fatalf("logged %d + dropped %d, want 200", len(logged), dropped)
+		}
+		if rec := logged[0]; rec["stream"] != "stdout" || rec["line"] != "line 0" {
+			t.Fatalf("first record %v", rec)
+		}
+	})
+	t.Run("StderrIsReadToo", func(t *testing.T) {
+		o := opts("sh", "-c", `echo oops >&2; exec sleep 300`)
+		r := startReal(t, o)
+		eventually(t, "the stderr line", func() bool { return slices.Contains(r.tr.Output(), "oops") })
+		if err := r.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	})
+	t.Run("TheExitErrorNamesTheLastLineEvenWhenNoLinesAreKept", func(t *testing.T) {
+		o := opts("sh", "-c", `echo "fatal: no route" >&2; exit 255`)
+		o.OutputLines = 0
+		o.RestartBackoff = Backoff{Initial: time.Hour, Max: time.Hour}
+		r := startReal(t, o)
+		r.host.waitFor(t, 1, "an exit", exitedReport)
+		if err := r.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		var msg string
+		for _, rep := range r.host.all() {
+			if exitedReport(rep) {
+				msg = rep.err.Error()
+			}
+		}
+		if !strings.Contains(msg, "exit status 255") || !strings.Contains(msg, "fatal: no route") {
+			t.Fatalf("exit error %q", msg)
+		}
+		if len(r.tr.Output()) != 0 {
+			t.Fatalf("kept %q with output_lines 0", r.tr.Output())
+		}
+	})
+}
+
+func TestParentDeath(t *testing.T) {
+	t.Run("AChildDiesWithAnAgentKilledByKill9", func(t *testing.T) {
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		agent := osexec.Command(exe)
+		agent.Env = append(os.Environ(), helperEnv+"=supervise")
+		out, err := agent.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := agent.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil {
+			agent.Process.Kill()
+			agent.Wait()
+			t.Fatalf("reading the child pid: %v", err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(line))
+		if err != nil || pid <= 0 {
+			t.Fatalf("child pid %q", line)
+		}
+		if len(groupMembers(t, pid)) != 1 {
+			t.Fatalf("the supervised child %d is not running", pid)
+		}
+		if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		agent.Wait()
+		eventually(t, "the orphan to die", func() bool { return len(groupMembers(t, pid)) == 0 })
 	})
 }
