@@ -257,3 +257,32 @@ func TestTheNetlinkAndPortableProbesAgree(t *testing.T) {
 	ns.run("route", "add", "default", "via", "10.98.0.1", "dev", "veth0")
 	t.Run("BothSeeOnlineWithADefaultRoute", func(t *testing.T) { check(t, true) })
 }
+
+// BenchmarkNetlinkEvaluation measures one evaluation on the host: three
+// netlink dumps (links, addresses, routes for both families) and the
+// decision.
+func BenchmarkNetlinkEvaluation(b *testing.B) {
+	mon, err := newOSMon()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mon.Close()
+	for b.Loop() {
+		snap, err := mon.probe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		evaluate(snap)
+	}
+}
+
+// BenchmarkPortableEvaluation is the same through the portable probe.
+func BenchmarkPortableEvaluation(b *testing.B) {
+	for b.Loop() {
+		snap, err := genericProbe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		evaluate(snap)
+	}
+}

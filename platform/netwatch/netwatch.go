@@ -92,7 +92,9 @@ type osMon interface {
 // errPollOnly is returned by newOSMon where no change notification exists.
 var errPollOnly = errors.New("netwatch: no change notification on this system")
 
-// Watcher watches the network. Create it with New, then call Run once.
+// Watcher watches the network. Create it with New, then call Run once;
+// the other methods are safe for concurrent use, before, during and after
+// Run.
 type Watcher struct {
 	log          *slog.Logger
 	pollInterval time.Duration
@@ -101,6 +103,8 @@ type Watcher struct {
 
 	// newMon opens the OS monitor; tests replace it.
 	newMon func() (osMon, error)
+
+	kick chan struct{} // 1 slot: Recheck requests merge
 
 	mu     sync.Mutex
 	status Status
@@ -129,6 +133,7 @@ func New(o Options) *Watcher {
 		debounce:     o.Debounce,
 		userProbe:    o.Probe,
 		newMon:       newOSMon,
+		kick:         make(chan struct{}, 1),
 		subs:         map[*subscriber]struct{}{},
 		status:       Status{Reason: "not evaluated yet"},
 	}
@@ -161,6 +166,17 @@ func (w *Watcher) Subscribe() (<-chan Status, func()) {
 			close(s.ch)
 			w.mu.Unlock()
 		})
+	}
+}
+
+// Recheck asks Run for a fresh evaluation soon (after the debounce with
+// change notification, at once when polling), without waiting for it. The
+// agent calls it after a wake: on systems that poll, the status would
+// otherwise be up to PollInterval old.
+func (w *Watcher) Recheck() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -300,6 +316,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 				pending = true
 				debounce.Reset(w.debounce)
 			}
+		case <-w.kick:
+			if !pending {
+				pending = true
+				debounce.Reset(w.debounce)
+			}
 		case <-debounce.C:
 			pending = false
 			evaluate()
@@ -317,6 +338,9 @@ func (w *Watcher) poll(ctx context.Context, evaluate func()) error {
 			return nil
 		case <-t.C:
 			evaluate()
+		case <-w.kick:
+			evaluate()
+			t.Reset(w.pollInterval)
 		}
 	}
 }

@@ -22,9 +22,10 @@ type nlMon struct {
 	events *os.File // non-blocking, in the runtime poller: Close unblocks Read
 	buf    []byte
 
-	mu   sync.Mutex // guards dump and seq
+	mu   sync.Mutex // guards dump, seq and dbuf
 	dump int
 	seq  uint32
+	dbuf []byte
 }
 
 const nlGroups = unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR |
@@ -61,6 +62,7 @@ func newOSMon() (osMon, error) {
 		events: os.NewFile(uintptr(efd), "netlink-route"),
 		buf:    make([]byte, 64<<10),
 		dump:   dfd,
+		dbuf:   make([]byte, 64<<10), // the kernel caps a dump chunk at 32 KiB
 	}, nil
 }
 
@@ -149,7 +151,7 @@ func (m *nlMon) request(typ uint16, family uint8) ([]syscall.NetlinkMessage, err
 		return nil, err
 	}
 	var out []syscall.NetlinkMessage
-	buf := make([]byte, 64<<10)
+	buf := m.dbuf
 	for {
 		n, _, err := unix.Recvfrom(m.dump, buf, 0)
 		if errors.Is(err, unix.EINTR) {

@@ -259,6 +259,48 @@ func TestWatcher(t *testing.T) {
 		})
 	})
 
+	t.Run("RecheckEvaluatesAfterTheDebounce", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := &fakeProbe{}
+			w, stop := start(t, newFakeMon(), p, Options{Debounce: 100 * time.Millisecond})
+			defer stop()
+			p.set(true)
+			w.Recheck()
+			w.Recheck()
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+			if !w.Status().Online || p.calls.Load() != 2 {
+				t.Errorf("online=%v after %d probes, want online after 2", w.Status().Online, p.calls.Load())
+			}
+		})
+	})
+
+	t.Run("RecheckEvaluatesAtOnceWhenPolling", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := &fakeProbe{}
+			w, stop := start(t, nil, p, Options{PollInterval: time.Minute})
+			defer stop()
+			time.Sleep(30 * time.Second)
+			p.set(true)
+			w.Recheck()
+			synctest.Wait()
+			if !w.Status().Online {
+				t.Errorf("Recheck did not evaluate at once")
+			}
+			// The poll restarts from the recheck: next at +1 min.
+			time.Sleep(59 * time.Second)
+			synctest.Wait()
+			if got := p.calls.Load(); got != 2 {
+				t.Errorf("probe calls = %d, want 2", got)
+			}
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if got := p.calls.Load(); got != 3 {
+				t.Errorf("probe calls = %d, want 3", got)
+			}
+		})
+	})
+
 	t.Run("UnsubscribeClosesTheChannelAndIsIdempotent", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			p := &fakeProbe{}
