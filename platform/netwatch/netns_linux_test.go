@@ -157,6 +157,16 @@ func TestWatcherInANetworkNamespace(t *testing.T) {
 			t.Errorf("Status() disagrees with the published status")
 		}
 	})
+	ok = ok && t.Run("LosingTheCarrierTakesItOfflineThoughTheRouteStays", func(t *testing.T) {
+		// The peer going down is a cable unplugged: veth0 stays
+		// administratively up and keeps its route, but is not running.
+		ns.run("link", "set", "veth1", "down")
+		await(t, ch, false, "default route via veth0 but the link is down")
+	})
+	ok = ok && t.Run("TheCarrierComingBackBringsItOnline", func(t *testing.T) {
+		ns.run("link", "set", "veth1", "up")
+		await(t, ch, true, "default route via veth0 (10.99.0.1)")
+	})
 	ok = ok && t.Run("TakingTheLinkDownTakesItOffline", func(t *testing.T) {
 		ns.run("link", "set", "veth0", "down")
 		await(t, ch, false, "")
