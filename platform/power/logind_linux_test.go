@@ -1,0 +1,285 @@
+package power
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rouse-dev/rouse/internal/fakelogind"
+	"github.com/rouse-dev/rouse/internal/testbus"
+)
+
+// guard bounds every wait on the real bus; it only turns a hang into a
+// failure and says nothing about speed.
+const guard = 30 * time.Second
+
+func guardCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), guard)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitUntil polls cond (for state with no change notification, like Status).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx := guardCtx(t)
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting until %s", what)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+type logindRig struct {
+	bus  *testbus.Bus
+	fake *fakelogind.Logind
+	mach *fakeMachine
+	rec  *recorder
+	mon  *Monitor
+}
+
+// newLogindRig runs a Monitor against a fake logind on a private bus. The
+// clock interval is long so that only logind is seen unless a test says so.
+func newLogindRig(t *testing.T, o Options, rec *recorder) *logindRig {
+	t.Helper()
+	return newLogindRigWith(t, o, rec, &fakeMachine{})
+}
+
+func newLogindRigWith(t *testing.T, o Options, rec *recorder, mach *fakeMachine) *logindRig {
+	t.Helper()
+	r := &logindRig{bus: testbus.New(t), mach: mach, rec: rec}
+	r.fake = fakelogind.Start(t, r.bus.Addr())
+	o.Logger, o.Logind, o.BusAddress, o.Clock = quietLogger(), true, r.bus.Addr(), r.mach
+	if o.ClockInterval == 0 {
+		o.ClockInterval = time.Hour
+	}
+	r.mon = New(o)
+	start(t, r.mon, rec)
+	if err := r.fake.WaitLockHeld(guardCtx(t)); err != nil {
+		t.Fatalf("the monitor never took the delay lock: %v", err)
+	}
+	return r
+}
+
+func TestLogind(t *testing.T) {
+	t.Run("HoldsTheDelayLockWhileAwake", func(t *testing.T) {
+		r := newLogindRig(t, Options{}, newRecorder())
+		hs := r.fake.Holders()
+		if len(hs) != 1 || hs[0].What != "sleep" || hs[0].Mode != "delay" || hs[0].Who != "rouse" || hs[0].Why != inhibitWhy {
+			t.Fatalf("holders = %+v, want one sleep delay lock by rouse", hs)
+		}
+		waitUntil(t, "Status reports logind and the lock", func() bool {
+			s := r.mon.Status()
+			return s.Logind && s.LockHeld
+		})
+		if s := r.mon.Status(); len(s.Sources) != 2 || s.Sources[0] != "logind" || s.Sources[1] != "clock" {
+			t.Fatalf("Sources = %v, want [logind clock]", s.Sources)
+		}
+	})
+
+	t.Run("ReleasesTheLockOnlyAfterBeforeSleepReturns", func(t *testing.T) {
+		rec := newRecorder()
+		entered, finish := make(chan Event, 1), make(chan struct{})
+		rec.before = func(ctx context.Context, ev Event) {
+			entered <- ev
+			<-finish
+		}
+		r := newLogindRig(t, Options{Budget: guard}, rec)
+		if err := r.fake.PrepareForSleep(true); err != nil {
+			t.Fatal(err)
+		}
+		var ev Event
+		select {
+		case ev = <-entered:
+		case <-guardCtx(t).Done():
+			t.Fatal("BeforeSleep was not called")
+		}
+		if ev.Kind != Sleep || ev.DetectedBy != "logind" {
+			t.Fatalf("sleep event = %+v", ev)
+		}
+		// Still inside BeforeSleep: a round trip through the bus later,
+		// the lock must still be held.
+		if err := r.fake.PrepareForSleep(true); err != nil { // elogind-style repeat, also a barrier
+			t.Fatal(err)
+		}
+		if !r.fake.LockHeld() {
+			t.Fatal("lock released while BeforeSleep was still running")
+		}
+		close(finish)
+		if err := r.fake.WaitLockReleased(guardCtx(t)); err != nil {
+			t.Fatalf("lock not released after BeforeSleep returned: %v", err)
+		}
+		if s, _ := rec.counts(); s != 1 {
+			t.Fatalf("BeforeSleep called %d times, want 1 (the repeat is ignored)", s)
+		}
+	})
+
+	t.Run("ReleasesTheLockAtTheBudgetWhenBeforeSleepOverruns", func(t *testing.T) {
+		rec := newRecorder()
+		stuck := make(chan struct{})
+		ctxErr := make(chan error, 1)
+		rec.before = func(ctx context.Context, ev Event) {
+			<-stuck // ignores its context: only the budget can free the lock
+			ctxErr <- ctx.Err()
+		}
+		r := newLogindRig(t, Options{Budget: 200 * time.Millisecond}, rec)
+		if err := r.fake.PrepareForSleep(true); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.fake.WaitLockReleased(guardCtx(t)); err != nil {
+			t.Fatalf("lock still held with BeforeSleep stuck past its budget: %v", err)
+		}
+		close(stuck)
+		if err := <-ctxErr; err == nil {
+			t.Fatal("BeforeSleep's context was not cancelled at the budget")
+		}
+	})
+
+	t.Run("WakeRetakesTheLockBeforeItIsDeliveredOnce", func(t *testing.T) {
+		rec := newRecorder()
+		var fake *fakelogind.Logind
+		var mu sync.Mutex
+		var heldAtWake []bool
+		rec.onWake = func(Event) {
+			mu.Lock()
+			heldAtWake = append(heldAtWake, fake.LockHeld())
+			mu.Unlock()
+		}
+		// The handler needs the fake before the monitor starts: build the rig by hand.
+		bus := testbus.New(t)
+		fake = fakelogind.Start(t, bus.Addr())
+		mon := New(Options{Logger: quietLogger(), Logind: true, BusAddress: bus.Addr(), Clock: &fakeMachine{}, ClockInterval: time.Hour})
+		start(t, mon, rec)
+		if err := fake.WaitLockHeld(guardCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		released, err := fake.Suspend(guardCtx(t), guard)
+		if err != nil || !released {
+			t.Fatalf("Suspend = %v, %v", released, err)
+		}
+		if err := rec.waitFor(guardCtx(t), func(_, w int) bool { return w >= 1 }); err != nil {
+			t.Fatalf("no wake: %v", err)
+		}
+		wakes := rec.wakeList()
+		if len(wakes) != 1 || wakes[0].DetectedBy != "logind" || wakes[0].Kind != Wake {
+			t.Fatalf("wakes = %+v, want one by logind", wakes)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(heldAtWake) != 1 || !heldAtWake[0] {
+			t.Fatalf("lock held when the wake was delivered: %v, want [true]", heldAtWake)
+		}
+		if n := fake.Inhibits(); n != 2 {
+			t.Fatalf("Inhibit called %d times, want 2 (boot and wake)", n)
+		}
+	})
+
+	t.Run("SleptTimeComesFromTheClockSource", func(t *testing.T) {
+		rec, mach := newRecorder(), &fakeMachine{}
+		rec.before = func(context.Context, Event) { mach.suspend(90 * time.Minute) }
+		r := newLogindRigWith(t, Options{}, rec, mach)
+		if _, err := r.fake.Suspend(guardCtx(t), guard); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.waitFor(guardCtx(t), func(_, w int) bool { return w >= 1 }); err != nil {
+			t.Fatal(err)
+		}
+		if w := rec.wakeList()[0]; w.Slept != 90*time.Minute || w.DetectedBy != "logind" {
+			t.Fatalf("wake = %+v, want slept 90m by logind", w)
+		}
+	})
+
+	t.Run("TwoWakeSignalsInARowAreOneWake", func(t *testing.T) {
+		rec := newRecorder()
+		r := newLogindRig(t, Options{}, rec)
+		for _, s := range []bool{true, false, false} {
+			if err := r.fake.PrepareForSleep(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A full cycle after the duplicate: signals are handled in order, so
+		// once its wake is in, the duplicate has been handled too.
+		if _, err := r.fake.Suspend(guardCtx(t), guard); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.waitFor(guardCtx(t), func(_, w int) bool { return w >= 2 }); err != nil {
+			t.Fatal(err)
+		}
+		if s, w := rec.counts(); s != 2 || w != 2 {
+			t.Fatalf("sleeps %d, wakes %d; want 2 and 2", s, w)
+		}
+		if err := r.fake.WaitLockHeld(guardCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.fake.Inhibits(); n != 3 {
+			t.Fatalf("Inhibit called %d times, want 3 (boot and two wakes)", n)
+		}
+	})
+
+	t.Run("BusRestartReconnectsAndRetakesTheLock", func(t *testing.T) {
+		rec := newRecorder()
+		r := newLogindRig(t, Options{}, rec)
+		if err := r.fake.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r.bus.Restart()
+		fake := fakelogind.Start(t, r.bus.Addr())
+		if err := fake.WaitLockHeld(guardCtx(t)); err != nil {
+			t.Fatalf("lock not re-taken after the bus restarted: %v", err)
+		}
+		if _, err := fake.Suspend(guardCtx(t), guard); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.waitFor(guardCtx(t), func(s, w int) bool { return s >= 1 && w >= 1 }); err != nil {
+			t.Fatalf("sleep/wake after the restart not seen: %v", err)
+		}
+		if err := fake.WaitLockHeld(guardCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		if s, w := rec.counts(); s != 1 || w != 1 {
+			t.Fatalf("sleeps %d, wakes %d; want 1 and 1", s, w)
+		}
+	})
+
+	t.Run("LogindRestartOnTheSameBusRetakesTheLock", func(t *testing.T) {
+		rec := newRecorder()
+		r := newLogindRig(t, Options{}, rec)
+		if err := r.fake.Close(); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "Status reports logind gone", func() bool { return !r.mon.Status().Logind })
+		fake := fakelogind.Start(t, r.bus.Addr())
+		if err := fake.WaitLockHeld(guardCtx(t)); err != nil {
+			t.Fatalf("lock not re-taken from the new logind: %v", err)
+		}
+		waitUntil(t, "Status reports logind and the lock", func() bool {
+			s := r.mon.Status()
+			return s.Logind && s.LockHeld
+		})
+	})
+
+	t.Run("WakeMissedWhileTheBusWasDownIsCaughtByTheClock", func(t *testing.T) {
+		rec := newRecorder()
+		r := newLogindRig(t, Options{ClockInterval: 50 * time.Millisecond}, rec)
+		if err := r.fake.PrepareForSleep(true); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.fake.WaitLockReleased(guardCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		// The machine sleeps; on resume the bus is gone before logind could
+		// say PrepareForSleep(false).
+		r.fake.Close()
+		r.bus.Stop()
+		r.mach.suspend(45 * time.Minute)
+		if err := rec.waitFor(guardCtx(t), func(_, w int) bool { return w >= 1 }); err != nil {
+			t.Fatalf("the resume was lost: %v", err)
+		}
+		if w := rec.wakeList()[0]; w.DetectedBy != "clock" || w.Slept != 45*time.Minute {
+			t.Fatalf("wake = %+v, want slept 45m by clock", w)
+		}
+	})
+}
