@@ -10,3 +10,9 @@ import "syscall"
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// groupGone reports whether process group pgid has no process left (a
+// zombie still counts; launchd and init reap orphans promptly here).
+func groupGone(pgid int) bool {
+	return pgid <= 0 || syscall.Kill(-pgid, 0) == syscall.ESRCH
+}

@@ -23,3 +23,6 @@ func killGroup(p *os.Process) error {
 	}
 	return nil
 }
+
+// groupGone: only the child itself is stopped on Windows, and it is reaped.
+func groupGone(int) bool { return true }

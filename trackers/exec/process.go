@@ -22,6 +22,22 @@ import (
 // do not wait for it.
 const readerGrace = 2 * time.Second
 
+// groupGoneGrace bounds the wait for a killed group's members to die.
+const groupGoneGrace = 2 * time.Second
+
+// waitGroupGone polls until process group pgid has no live member, or
+// timeout.
+func waitGroupGone(pgid int, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for !groupGone(pgid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
 // process is one run of the supervised command. The real one is osProcess;
 // tests of the supervision loop use a fake so they run under synctest.
 type process interface {
@@ -204,6 +220,12 @@ func (p *osProcess) Stop(timeout time.Duration) {
 		p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGKILL", "error", err)
 	}
 	<-p.done
+	// The kill is sent, not done: wait until no member of the group is left
+	// running, so a restart does not race its predecessor's descendants for
+	// a port.
+	if !waitGroupGone(p.Pid(), groupGoneGrace) {
+		p.log.Warn("processes of the child's group still running after SIGKILL", "pid", p.Pid())
+	}
 	readersDone := make(chan struct{})
 	go func() { p.readers.Wait(); close(readersDone) }()
 	t := time.NewTimer(readerGrace)
