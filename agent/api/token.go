@@ -83,7 +83,7 @@ func ReadToken(path string) (string, error) {
 	}
 	tok := strings.TrimSpace(string(b))
 	if _, err := hex.DecodeString(tok); err != nil || len(tok) < 32 {
-		return "", fmt.Errorf("api token: %s is malformed (want 64 hex digits); delete it and restart the agent to create a new one", path)
+		return "", fmt.Errorf("api token: %s is malformed (want a hex token of at least 32 digits, as created: 64); delete it and restart the agent to create a new one", path)
 	}
 	return tok, nil
 }
