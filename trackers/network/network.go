@@ -31,6 +31,10 @@
 // the link drop) counts as already online. A second wake before the network
 // came back replaces the first.
 //
+// Metrics (when deps.Metrics is set), labelled tracker=<name>:
+// rouse_network_online (gauge, 1 online) and
+// rouse_network_after_wake_seconds (histogram of the wake measure).
+//
 // Pause holds writes: transitions seen while the machine goes to sleep are
 // kept in memory (at most maxPending) and written after Resume. A failed
 // write is kept and retried after retryDelay, or with the next event.
@@ -44,6 +48,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/trackers"
@@ -135,6 +141,9 @@ type Tracker struct {
 
 	wake chan time.Time // 1 slot, the latest wake wins
 
+	online    prometheus.Gauge    // nil without a registerer
+	wakeDelay prometheus.Observer // nil without a registerer
+
 	// sem is held while writing; Pause takes it so that no write is in
 	// flight when it returns.
 	sem    chan struct{}
@@ -149,7 +158,7 @@ func NewTracker(opts Options, src Source, deps trackers.Deps) *Tracker {
 	if log == nil {
 		log = slog.Default().With("component", deps.Name)
 	}
-	return &Tracker{
+	t := &Tracker{
 		name:  deps.Name,
 		opts:  opts,
 		src:   src,
@@ -158,6 +167,35 @@ func NewTracker(opts Options, src Source, deps trackers.Deps) *Tracker {
 		wake:  make(chan time.Time, 1),
 		sem:   make(chan struct{}, 1),
 	}
+	if deps.Metrics != nil {
+		labels := prometheus.Labels{"tracker": deps.Name}
+		t.online = register(deps.Metrics, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "rouse_network_online",
+			Help:        "1 when the network tracker last saw the machine online, else 0.",
+			ConstLabels: labels,
+		}))
+		t.wakeDelay = register(deps.Metrics, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "rouse_network_after_wake_seconds",
+			Help:        "How long the network took to come back after each wake (0 when already online).",
+			ConstLabels: labels,
+			Buckets:     []float64{0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300},
+		}))
+	}
+	return t
+}
+
+// register registers c, or returns the collector already registered under
+// the same name and labels (a tracker rebuilt after a config reload).
+func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
+	if err := r.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
 }
 
 // NewWithSource builds a tracker named name (overriding deps.Name when not
@@ -309,6 +347,13 @@ func (r *run) observe(st netwatch.Status) {
 		r.recorded = state
 		r.pendCursor = state
 	}
+	if r.t.online != nil {
+		v := 0.0
+		if st.Online {
+			v = 1
+		}
+		r.t.online.Set(v)
+	}
 	if st.Online && r.waiting {
 		after := max(st.At.Sub(r.wokeAt), 0)
 		r.addWake(st.At, after, false, st.Reason)
@@ -329,6 +374,9 @@ func (r *run) woke(at time.Time) {
 func (r *run) addWake(at time.Time, after time.Duration, already bool, reason string) {
 	r.waiting = false
 	r.log.Info("network after wake", "after", after, "already_online", already)
+	if r.t.wakeDelay != nil {
+		r.t.wakeDelay.Observe(after.Seconds())
+	}
 	r.add(at, "wake_network", wakeData{
 		Event:         "wake_network",
 		AfterMS:       after.Milliseconds(),

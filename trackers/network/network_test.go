@@ -13,6 +13,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/rouse-dev/rouse/platform/netwatch"
@@ -422,6 +424,34 @@ func TestNetworkTracker(t *testing.T) {
 		})
 	})
 
+	t.Run("MetricsShowTheStateAndTheWakeDelay", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			d := deps(&memStore{})
+			d.Metrics = reg
+			src := newFakeSource(false)
+			tr := NewTracker(Options{}, src, d)
+			// A rebuilt tracker (config reload) shares the collectors.
+			tr2 := NewTracker(Options{}, src, d)
+			_, stop := runTracker(t, tr)
+			defer stop()
+			if v := gauge(t, tr.online); v != 0 {
+				t.Errorf("online gauge = %v, want 0", v)
+			}
+			tr.Resume(t.Context())
+			time.Sleep(3 * time.Second)
+			src.set(true)
+			synctest.Wait()
+			if v := gauge(t, tr2.online); v != 1 {
+				t.Errorf("online gauge = %v, want 1", v)
+			}
+			h := histogram(t, reg, "rouse_network_after_wake_seconds")
+			if h.GetSampleCount() != 1 || h.GetSampleSum() != 3 {
+				t.Errorf("wake histogram count=%d sum=%v, want 1 observation of 3s", h.GetSampleCount(), h.GetSampleSum())
+			}
+		})
+	})
+
 	t.Run("ItUnsubscribesWhenStopped", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			src := newFakeSource(true)
@@ -497,4 +527,32 @@ func TestRegisteredKind(t *testing.T) {
 			t.Errorf("New with foreign options = nil error")
 		}
 	})
+}
+
+func gauge(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}
+
+func histogram(t *testing.T, reg *prometheus.Registry, name string) *dto.Histogram {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			if l := m.GetLabel(); len(l) != 1 || l[0].GetName() != "tracker" || l[0].GetValue() != "net" {
+				t.Errorf("%s labels = %v, want tracker=net", name, l)
+			}
+			return m.GetHistogram()
+		}
+	}
+	t.Fatalf("no single %s in the registry", name)
+	return nil
 }
