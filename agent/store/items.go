@@ -22,7 +22,7 @@ var _ trackers.Store = (*Store)(nil)
 // zero Time is stored as now. It returns how many items were new.
 func (s *Store) SaveItems(ctx context.Context, tracker string, items []trackers.Item, cursor string) (int, error) {
 	added := 0
-	err := s.writeTx(ctx, "save items "+tracker, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, "save items "+tracker, func(ctx context.Context, tx *sql.Tx) error {
 		if len(items) > 0 {
 			st, err := tx.PrepareContext(ctx, `INSERT INTO items(tracker, id, at, data) VALUES(?, ?, ?, ?)
 				ON CONFLICT(tracker, id) DO NOTHING`)
@@ -71,7 +71,7 @@ func (s *Store) SaveItems(ctx context.Context, tracker string, items []trackers.
 // Cursor returns tracker's cursor, "" when it has none.
 func (s *Store) Cursor(ctx context.Context, tracker string) (string, error) {
 	var c string
-	err := s.withDB("cursor "+tracker, func(_, r *sql.DB) error {
+	err := s.withDB(ctx, "cursor "+tracker, func(ctx context.Context, _, r *sql.DB) error {
 		err := r.QueryRowContext(ctx, `SELECT cursor FROM cursors WHERE tracker = ?`, tracker).Scan(&c)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
@@ -102,7 +102,7 @@ type ItemQuery struct {
 // decoded from JSON.
 func (s *Store) Items(ctx context.Context, tracker string, q ItemQuery) ([]wire.Item, error) {
 	out := []wire.Item{}
-	err := s.withDB("items "+tracker, func(_, r *sql.DB) error {
+	err := s.withDB(ctx, "items "+tracker, func(ctx context.Context, _, r *sql.DB) error {
 		query := `SELECT seq, id, at, data FROM items WHERE tracker = ?`
 		args := []any{tracker}
 		if !q.Since.IsZero() {
@@ -152,7 +152,7 @@ func (s *Store) Items(ctx context.Context, tracker string, q ItemQuery) ([]wire.
 // CountItems returns how many items tracker has ("" counts all trackers).
 func (s *Store) CountItems(ctx context.Context, tracker string) (int64, error) {
 	var n int64
-	err := s.withDB("count items "+tracker, func(_, r *sql.DB) error {
+	err := s.withDB(ctx, "count items "+tracker, func(ctx context.Context, _, r *sql.DB) error {
 		if tracker == "" {
 			return r.QueryRowContext(ctx, `SELECT count(*) FROM items`).Scan(&n)
 		}

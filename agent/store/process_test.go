@@ -248,6 +248,61 @@ func TestBusyTimeout(t *testing.T) {
 	})
 }
 
+func TestCloseIsBoundedByItsContext(t *testing.T) {
+	t.Run("AWriteStuckOnAnotherProcessLockIsCancelled", func(t *testing.T) {
+		ctx := ctxT(t)
+		s, err := Open(ctx, t.TempDir()+"/rouse.db", Options{Logger: quiet(), BusyTimeout: 10 * guard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close(context.Background())
+		c := startChild(t, "lock", s.Path())
+		if l := c.next(t); l != "locked" {
+			t.Fatalf("helper said %q", l)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.SetDesired(ctx, "a", false) }()
+		select { // let the write reach the lock; it cannot finish before Close
+		case err := <-done:
+			t.Fatalf("write finished while another process held the lock: %v", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		closeCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close(closeCtx) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrClosed) {
+				t.Fatalf("write cut by Close = %v, want ErrClosed", err)
+			}
+		case <-time.After(guard):
+			t.Fatal("the write was not cancelled when Close's context ended")
+		}
+		select {
+		case <-closed: // the marker write may fail under the lock: best effort
+		case <-time.After(guard):
+			t.Fatal("Close did not return after its context ended")
+		}
+		if s.State() != StateClosed {
+			t.Errorf("State = %q, want closed", s.State())
+		}
+		if err := c.wait(t); err != nil {
+			t.Fatalf("helper: %v", err)
+		}
+		// The unfinished close left the marker set: the next open says so.
+		if err := s.Reopen(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !s.UncleanShutdown() {
+			t.Error("UncleanShutdown = false after a close that could not write its marker")
+		}
+		if d, _ := s.Desired(ctx); len(d) != 0 {
+			t.Errorf("the cancelled write was stored: %v", d)
+		}
+	})
+}
+
 // TestSIGKILLLosesNoCommittedRow kills a writing process mid-loop and
 // checks that every row it reported committed survived, and that the
 // database is intact.

@@ -13,7 +13,7 @@ import (
 // SetDesired records whether the user wants component name active; a
 // component the user stopped stays stopped across wakes and restarts.
 func (s *Store) SetDesired(ctx context.Context, name string, active bool) error {
-	return s.writeTx(ctx, "set desired "+name, func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "set desired "+name, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO desired(name, active, updated_at) VALUES(?, ?, ?)
 			ON CONFLICT(name) DO UPDATE SET active = excluded.active, updated_at = excluded.updated_at`,
 			name, active, time.Now().UnixNano())
@@ -26,7 +26,7 @@ func (s *Store) SetDesired(ctx context.Context, name string, active bool) error 
 // agent treats them as active).
 func (s *Store) Desired(ctx context.Context) (map[string]bool, error) {
 	out := map[string]bool{}
-	err := s.withDB("desired", func(_, r *sql.DB) error {
+	err := s.withDB(ctx, "desired", func(ctx context.Context, _, r *sql.DB) error {
 		rows, err := r.QueryContext(ctx, `SELECT name, active FROM desired`)
 		if err != nil {
 			return err
@@ -56,7 +56,7 @@ type StateEvent struct {
 
 // AddStateEvent stores ev.
 func (s *Store) AddStateEvent(ctx context.Context, ev StateEvent) error {
-	return s.writeTx(ctx, "add state event", func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "add state event", func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO state_events(component, state, previous, error, at) VALUES(?, ?, ?, ?, ?)`,
 			ev.Component, ev.State, ev.Previous, ev.Error, nsOrNow(ev.At))
 		return err
@@ -67,7 +67,7 @@ func (s *Store) AddStateEvent(ctx context.Context, ev StateEvent) error {
 // first.
 func (s *Store) StateEvents(ctx context.Context, component string, limit int) ([]StateEvent, error) {
 	var out []StateEvent
-	err := s.withDB("state events", func(_, r *sql.DB) error {
+	err := s.withDB(ctx, "state events", func(ctx context.Context, _, r *sql.DB) error {
 		q := `SELECT component, state, previous, error, at FROM state_events ORDER BY id DESC LIMIT ?`
 		args := []any{limitOr(limit)}
 		if component != "" {
@@ -100,7 +100,7 @@ func (s *Store) StateEvents(ctx context.Context, component string, limit int) ([
 // (w.ID is ignored). A zero WokeAt is stored as now.
 func (s *Store) CreateWake(ctx context.Context, w wire.Wake) (int64, error) {
 	var id int64
-	err := s.writeTx(ctx, "create wake", func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, "create wake", func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO wakes(detected_by, slept_at, woke_at, slept_seconds,
 			duration_ms, ready, timed_out, failed, skipped, done) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.DetectedBy, nsPtr(w.SleptAt), nsOrNow(w.WokeAt), w.SleptSeconds,
@@ -123,7 +123,7 @@ func (s *Store) CreateWake(ctx context.Context, w wire.Wake) (int64, error) {
 // (replacing the stored ones). It returns an error wrapping ErrNotFound when
 // there is no such wake.
 func (s *Store) FinishWake(ctx context.Context, w wire.Wake) error {
-	return s.writeTx(ctx, fmt.Sprintf("finish wake %d", w.ID), func(tx *sql.Tx) error {
+	return s.writeTx(ctx, fmt.Sprintf("finish wake %d", w.ID), func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE wakes SET duration_ms = ?, ready = ?, timed_out = ?, failed = ?,
 			skipped = ?, done = ? WHERE id = ?`,
 			w.Restore.DurationMS, w.Restore.Ready, w.Restore.TimedOut, w.Restore.Failed, w.Restore.Skipped, w.Done, w.ID)
@@ -176,7 +176,7 @@ func scanWake(sc interface{ Scan(...any) error }) (wire.Wake, error) {
 // the order they were stored.
 func (s *Store) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {
 	out := []wire.Wake{}
-	err := s.readTx(ctx, "wakes", func(tx *sql.Tx) error {
+	err := s.readTx(ctx, "wakes", func(ctx context.Context, tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT `+wakeCols+` FROM wakes ORDER BY id DESC LIMIT ?`, limitOr(limit))
 		if err != nil {
 			return err
@@ -224,7 +224,7 @@ func (s *Store) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {
 // ErrNotFound.
 func (s *Store) Wake(ctx context.Context, id int64) (wire.Wake, error) {
 	var w wire.Wake
-	err := s.readTx(ctx, fmt.Sprintf("wake %d", id), func(tx *sql.Tx) error {
+	err := s.readTx(ctx, fmt.Sprintf("wake %d", id), func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		w, err = scanWake(tx.QueryRowContext(ctx, `SELECT `+wakeCols+` FROM wakes WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -259,7 +259,7 @@ func (s *Store) Wake(ctx context.Context, id int64) (wire.Wake, error) {
 // first; the dry-run plan estimates from them.
 func (s *Store) ComponentDurations(ctx context.Context, name string, n int) ([]time.Duration, error) {
 	var out []time.Duration
-	err := s.withDB("component durations "+name, func(_, r *sql.DB) error {
+	err := s.withDB(ctx, "component durations "+name, func(ctx context.Context, _, r *sql.DB) error {
 		rows, err := r.QueryContext(ctx, `SELECT duration_ms FROM wake_components
 			WHERE name = ? AND state IN ('ready', 'catching_up') ORDER BY wake_id DESC LIMIT ?`, name, limitOr(n))
 		if err != nil {
@@ -284,7 +284,7 @@ func (s *Store) ComponentDurations(ctx context.Context, name string, n int) ([]t
 // JobState returns the job's persisted last scheduled time and next run;
 // zero times when never set.
 func (s *Store) JobState(ctx context.Context, job string) (lastScheduled, nextRun time.Time, err error) {
-	err = s.withDB("job state "+job, func(_, r *sql.DB) error {
+	err = s.withDB(ctx, "job state "+job, func(ctx context.Context, _, r *sql.DB) error {
 		var last, next sql.NullInt64
 		err := r.QueryRowContext(ctx, `SELECT last_scheduled, next_run FROM job_state WHERE job = ?`, job).Scan(&last, &next)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -302,7 +302,7 @@ func (s *Store) JobState(ctx context.Context, job string) (lastScheduled, nextRu
 // SetJobState persists the job's last scheduled time and next run (zero
 // times are stored as unset).
 func (s *Store) SetJobState(ctx context.Context, job string, lastScheduled, nextRun time.Time) error {
-	return s.writeTx(ctx, "set job state "+job, func(tx *sql.Tx) error {
+	return s.writeTx(ctx, "set job state "+job, func(ctx context.Context, tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO job_state(job, last_scheduled, next_run) VALUES(?, ?, ?)
 			ON CONFLICT(job) DO UPDATE SET last_scheduled = excluded.last_scheduled, next_run = excluded.next_run`,
 			job, ns(lastScheduled), ns(nextRun))
@@ -313,7 +313,7 @@ func (s *Store) SetJobState(ctx context.Context, job string, lastScheduled, next
 // AddJobRun stores a run (r.ID is ignored) and returns its id.
 func (s *Store) AddJobRun(ctx context.Context, r wire.JobRun) (int64, error) {
 	var id int64
-	err := s.writeTx(ctx, "add job run "+r.Job, func(tx *sql.Tx) error {
+	err := s.writeTx(ctx, "add job run "+r.Job, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO job_runs(job, scheduled_at, started_at, ended_at, result, reason,
 			exit_code, output, error) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.Job, nsOrNow(r.ScheduledAt), nsPtr(r.StartedAt), nsPtr(r.EndedAt), r.Result, r.Reason,
@@ -333,7 +333,7 @@ func (s *Store) AddJobRun(ctx context.Context, r wire.JobRun) (int64, error) {
 // UpdateJobRun rewrites run r.ID (all fields but the job name); an error
 // wraps ErrNotFound when there is no such run.
 func (s *Store) UpdateJobRun(ctx context.Context, r wire.JobRun) error {
-	return s.writeTx(ctx, fmt.Sprintf("update job run %d", r.ID), func(tx *sql.Tx) error {
+	return s.writeTx(ctx, fmt.Sprintf("update job run %d", r.ID), func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE job_runs SET scheduled_at = ?, started_at = ?, ended_at = ?,
 			result = ?, reason = ?, exit_code = ?, output = ?, error = ? WHERE id = ?`,
 			nsOrNow(r.ScheduledAt), nsPtr(r.StartedAt), nsPtr(r.EndedAt), r.Result, r.Reason,
@@ -353,7 +353,7 @@ func (s *Store) UpdateJobRun(ctx context.Context, r wire.JobRun) error {
 // JobRuns returns up to limit runs of job ("" for all jobs), newest first.
 func (s *Store) JobRuns(ctx context.Context, job string, limit int) ([]wire.JobRun, error) {
 	out := []wire.JobRun{}
-	err := s.withDB("job runs "+job, func(_, r *sql.DB) error {
+	err := s.withDB(ctx, "job runs "+job, func(ctx context.Context, _, r *sql.DB) error {
 		const cols = `SELECT id, job, scheduled_at, started_at, ended_at, result, reason, exit_code, output, error FROM job_runs`
 		q, args := cols+` ORDER BY id DESC LIMIT ?`, []any{limitOr(limit)}
 		if job != "" {

@@ -46,7 +46,7 @@ func TestOpen(t *testing.T) {
 		s := openTemp(t)
 		var mode string
 		var busy int
-		_ = s.withDB("test", func(w, _ *sql.DB) error {
+		_ = s.withDB(ctxT(t), "test", func(ctx context.Context, w, _ *sql.DB) error {
 			if err := w.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
 				t.Fatal(err)
 			}
@@ -58,7 +58,7 @@ func TestOpen(t *testing.T) {
 	})
 	t.Run("ReadPoolRefusesWrites", func(t *testing.T) {
 		s := openTemp(t)
-		err := s.withDB("test", func(_, r *sql.DB) error {
+		err := s.withDB(ctxT(t), "test", func(ctx context.Context, _, r *sql.DB) error {
 			_, err := r.Exec(`INSERT INTO meta(key, value) VALUES('x', 'y')`)
 			return err
 		})
@@ -251,7 +251,7 @@ func TestMigrations(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 2 {
-			if err := s.withDB("migrate", func(w, _ *sql.DB) error { return migrate(ctx, w) }); err != nil {
+			if err := s.withDB(ctx, "migrate", func(ctx context.Context, w, _ *sql.DB) error { return migrate(ctx, w) }); err != nil {
 				t.Fatalf("migrate again: %v", err)
 			}
 			if err := s.Reopen(ctx); err != nil {
@@ -259,7 +259,7 @@ func TestMigrations(t *testing.T) {
 			}
 		}
 		var v int
-		_ = s.withDB("v", func(_, r *sql.DB) error { return r.QueryRow(`PRAGMA user_version`).Scan(&v) })
+		_ = s.withDB(ctx, "v", func(ctx context.Context, _, r *sql.DB) error { return r.QueryRow(`PRAGMA user_version`).Scan(&v) })
 		if v != SchemaVersion {
 			t.Errorf("user_version = %d, want %d", v, SchemaVersion)
 		}
@@ -270,7 +270,7 @@ func TestMigrations(t *testing.T) {
 	t.Run("RefuseADatabaseFromANewerRouse", func(t *testing.T) {
 		ctx := ctxT(t)
 		s := openTemp(t)
-		if err := s.withDB("bump", func(w, _ *sql.DB) error {
+		if err := s.withDB(ctx, "bump", func(ctx context.Context, w, _ *sql.DB) error {
 			_, err := w.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion+1))
 			return err
 		}); err != nil {
