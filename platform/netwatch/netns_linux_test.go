@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 // nsGuard bounds every wait in the namespace test. It only guards against
 // a hang; nothing asserts how fast the watcher is.
 const nsGuard = 30 * time.Second
+
+var nsSeq atomic.Int64
 
 // netns is a network namespace the test created, driven with ip(8).
 type netns struct {
@@ -41,7 +44,7 @@ func newNetns(t *testing.T) *netns {
 	if err != nil {
 		t.Fatalf("this test needs ip(8) from iproute2 and root: %v", err)
 	}
-	ns := &netns{t: t, ip: ipPath, name: fmt.Sprintf("rousenw%d", os.Getpid())}
+	ns := &netns{t: t, ip: ipPath, name: fmt.Sprintf("rousenw%d-%d", os.Getpid(), nsSeq.Add(1))}
 	_ = exec.Command(ipPath, "netns", "del", ns.name).Run() // a leftover from a killed run
 	ns.run("netns", "add", ns.name)
 	t.Cleanup(func() {

@@ -49,7 +49,7 @@ type Status struct {
 	// address 10.0.0.2 on eth0" or "no default route".
 	Reason string
 	// Addresses lists the usable addresses at the transition (empty when
-	// offline).
+	// offline); shared between subscribers, do not modify.
 	Addresses []string
 }
 
@@ -224,8 +224,8 @@ func (w *Watcher) set(online bool, reason string, addrs []string) {
 }
 
 // Run watches until ctx is done and returns nil then; every goroutine it
-// started has ended when it returns. It returns an error only when it
-// cannot watch at all.
+// started has ended when it returns. It never gives up: when the OS change
+// notification cannot be opened, or breaks, it polls instead (logged).
 func (w *Watcher) Run(ctx context.Context) error {
 	var mon osMon
 	if m, err := w.newMon(); err == nil {
