@@ -60,7 +60,7 @@ func load(path string) (*Config, string, error) {
 
 // maxNodes bounds the YAML nodes visited (after alias expansion) while
 // decoding and hashing one file, against alias bombs.
-const maxNodes = 1 << 20
+const maxNodes = 1 << 17
 
 // Parse parses data as a config file named file (used only in messages)
 // over Default(), then validates it. On failure it returns a nil config and
@@ -115,8 +115,9 @@ func Parse(file string, data []byte) (c *Config, err error) {
 func ptr[T any](v T) *T { return &v }
 
 // explains reports whether a decoding error already accounts for a
-// validation error at key: one at key itself, or a value that could not be
-// decoded below it (a field left at its default because of it).
+// validation error at key: one at key itself, a value below key that could
+// not be decoded (and was left at its default), or a value around key that
+// could not be decoded at all.
 func (d *decoder) explains(key string) bool {
 	for _, e := range d.errs {
 		if e.Key == key {
@@ -126,7 +127,10 @@ func (d *decoder) explains(key string) bool {
 			continue
 		}
 		if strings.HasPrefix(e.Key, key+".") || strings.HasPrefix(e.Key, key+"[") {
-			return true
+			return true // a value below key was left at its default
+		}
+		if e.Key != "" && (strings.HasPrefix(key, e.Key+".") || strings.HasPrefix(key, e.Key+"[")) {
+			return true // key lies inside a value that could not be decoded
 		}
 	}
 	return false
@@ -628,16 +632,6 @@ func (dep *Dependency) decodeNode(d *decoder, n *yaml.Node, key string) {
 		d.fail(n.Line, key, "", wrapf(ErrWrongType, "must be a component name or {name: NAME, optional: true}, not %s", describe(n)))
 	}
 }
-
-// commonTrackerKeys are the keys every tracker has; the others belong to
-// its kind.
-var commonTrackerKeys = func() map[string]bool {
-	m := map[string]bool{}
-	for _, f := range fieldsOf(reflect.TypeFor[Tracker]()) {
-		m[f.name] = true
-	}
-	return m
-}()
 
 // decodeNode reads a tracker entry: the common keys into t, the rest into
 // the options of t's kind.

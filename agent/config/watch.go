@@ -26,7 +26,9 @@ const DefaultDebounce = 200 * time.Millisecond
 // itself would lose. Bursts of events are merged through a 1-slot channel
 // and a debounce: the file is reloaded once the events have been quiet for
 // the debounce period. A reload whose mode and content are the same as the
-// last one seen (a touch, an editor's no-op save) is not reported.
+// last one seen (a touch, an editor's no-op save) is not reported, nor is
+// an empty file: it is taken for a write in place caught between truncate
+// and write (to run on the defaults, write a comment into the file).
 //
 // When the file is a symlink, its target's directory is watched too, so
 // that an edit of the target is seen.
@@ -35,6 +37,7 @@ type Watcher struct {
 	logger   *slog.Logger
 	onChange func(*Config, error)
 	debounce time.Duration
+	started  func() // test hook: called once the directory is watched
 }
 
 // NewWatcher returns a watcher of the config file at path. onChange is
@@ -113,6 +116,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}()
 
 	w.logger.Debug("watching config", "path", w.path)
+	if w.started != nil {
+		w.started()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -172,6 +178,13 @@ func debounce(ctx context.Context, kick <-chan struct{}, wait time.Duration, fir
 // reload loads the file and reports the outcome unless it saw the same
 // thing as last time; it returns the new fingerprint.
 func (w *Watcher) reload(last string) string {
+	if fi, err := os.Stat(w.path); err == nil && fi.Size() == 0 {
+		// Most likely a write in place caught between truncate and write;
+		// its next event reloads. Never swap the running config for an
+		// empty one on that evidence.
+		w.logger.Debug("config file is empty; waiting for the write to finish", "path", w.path)
+		return last
+	}
 	c, fp, err := load(w.path)
 	if fp == last {
 		w.logger.Debug("config unchanged", "path", w.path)
