@@ -100,8 +100,8 @@ CREATE INDEX job_runs_scheduled_at ON job_runs(scheduled_at);
 `,
 }
 
-// SchemaVersion is the schema version this binary writes.
-var SchemaVersion = len(migrations)
+// schemaVersion is the schema version this binary writes.
+var schemaVersion = len(migrations)
 
 // migrate applies pending migrations, each in its own write transaction.
 // The version is re-read inside the transaction, so two processes

@@ -16,7 +16,9 @@
 //     same path again. Every method is safe while closed and returns an error
 //     wrapping ErrClosed, never a panic. The *sql.DB handles are guarded by
 //     a RWMutex: calls hold the read side for their whole duration, so Close
-//     waits for calls in flight and never closes a pool under them.
+//     never closes a pool under them; it waits for calls in flight until its
+//     context ends, then cancels them (a write stuck on another process's
+//     lock must not eat the few seconds the machine gives before sleep).
 //   - After open the store records the file's identity (device and inode);
 //     Verify compares it with the file on disk, because in WAL mode SQLite
 //     goes on "writing" into a file whose directory was deleted.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,6 +79,16 @@ func TestOpen(t *testing.T) {
 		}
 		if err := s.Verify(); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("FailsClearlyOnAFileThatIsNotADatabase", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "rouse.db")
+		if err := os.WriteFile(p, []byte(strings.Repeat("not a database ", 400)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(ctxT(t), p, Options{Logger: quiet()})
+		if err == nil || !strings.Contains(err.Error(), p) {
+			t.Fatalf("Open of a non-database = %v, want an error naming the file", err)
 		}
 	})
 	t.Run("FailsClearlyWhenTheDirectoryCannotBeCreated", func(t *testing.T) {
@@ -260,8 +271,8 @@ func TestMigrations(t *testing.T) {
 		}
 		var v int
 		_ = s.withDB(ctx, "v", func(ctx context.Context, _, r *sql.DB) error { return r.QueryRow(`PRAGMA user_version`).Scan(&v) })
-		if v != SchemaVersion {
-			t.Errorf("user_version = %d, want %d", v, SchemaVersion)
+		if v != schemaVersion {
+			t.Errorf("user_version = %d, want %d", v, schemaVersion)
 		}
 		if d, _ := s.Desired(ctx); !d["a"] {
 			t.Errorf("data lost across migrations: %v", d)
@@ -271,7 +282,7 @@ func TestMigrations(t *testing.T) {
 		ctx := ctxT(t)
 		s := openTemp(t)
 		if err := s.withDB(ctx, "bump", func(ctx context.Context, w, _ *sql.DB) error {
-			_, err := w.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, SchemaVersion+1))
+			_, err := w.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion+1))
 			return err
 		}); err != nil {
 			t.Fatal(err)
