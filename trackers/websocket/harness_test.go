@@ -4,15 +4,15 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
-	"io"
-	"sync/atomic"
 	"errors"
+	"io"
 	"net"
 	nethttp "net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	ws "github.com/coder/websocket"
 )
