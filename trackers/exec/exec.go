@@ -42,6 +42,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rouse-dev/rouse/trackers"
 )
 
@@ -72,6 +74,7 @@ type Tracker struct {
 	out    *ring
 	lim    *limiter
 	resume chan struct{} // 1-slot: wakes merge
+	exits  prometheus.Counter
 
 	// Seams: the real process and checks, or fakes in tests.
 	start      func(log *slog.Logger) (process, error)
@@ -102,6 +105,7 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 		out:    newRing(o.OutputLines),
 		lim:    &limiter{rate: logRate},
 		resume: make(chan struct{}, 1),
+		exits:  exitsCounter(deps.Metrics, deps.Name, log),
 		randN:  rand.Int64N,
 	}
 	t.check, t.closeCheck = newChecker(&t.opts)
@@ -179,7 +183,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		}
 		p, err := t.start(log)
 		if err != nil {
-			return fmt.Errorf("start command: %w", err)
+			return fmt.Errorf("cannot start %q: %w", t.opts.Command[0], err)
 		}
 		pid := p.Pid()
 		started := time.Now()
@@ -203,6 +207,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		if up >= BackoffResetAfter {
 			bo.reset()
 		}
+		t.exits.Inc()
 		exitErr := exitError(p.Err(), p.LastLine())
 		d := bo.next()
 		log.Warn("child exited", "pid", pid, "error", exitErr, "uptime", up.Round(time.Millisecond), "restart_in", d.Round(time.Millisecond))
@@ -313,6 +318,30 @@ func (t *Tracker) supervise(ctx context.Context, h trackers.Host, log *slog.Logg
 			}()
 		}
 	}
+}
+
+// exitsCounter is rouse_exec_child_exits_total for one component, registered
+// with reg when there is one. A component rebuilt under the same name (a
+// config reload) shares the counter already registered.
+func exitsCounter(reg prometheus.Registerer, name string, log *slog.Logger) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{
+		Name:        "rouse_exec_child_exits_total",
+		Help:        "Times an exec component's command exited by itself (it is then restarted with backoff).",
+		ConstLabels: prometheus.Labels{"component": name},
+	})
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
+				return existing
+			}
+		}
+		log.Warn("cannot register exec metrics", "error", err)
+	}
+	return c
 }
 
 // backoff is a capped exponential backoff with full jitter.

@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"gopkg.in/yaml.v3"
 
@@ -429,6 +430,54 @@ func TestRestartBackoff(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			fs.wg.Wait()
+		})
+	})
+}
+
+func TestMetrics(t *testing.T) {
+	t.Run("CountsExitsAndSharesTheCounterAcrossRebuilds", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			o := DefaultOptions()
+			o.Command = []string{"fake"}
+			deps := trackers.Deps{Name: "tunnel", Logger: slog.New(slog.DiscardHandler), Metrics: reg}
+			if _, err := New(*o, deps); err != nil {
+				t.Fatal(err)
+			}
+			tr, err := New(*o, deps) // a rebuild under the same name
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs := &fakeStarter{life: func(n int) time.Duration {
+				if n < 3 {
+					return 0
+				}
+				return -1
+			}}
+			tr.start = fs.start
+			tr.randN = func(n int64) int64 { return n - 1 }
+			stop := runInBubble(tr, newHost())
+			time.Sleep(time.Minute)
+			synctest.Wait()
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			fs.wg.Wait()
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var values []float64
+			for _, mf := range mfs {
+				if mf.GetName() == "rouse_exec_child_exits_total" {
+					for _, m := range mf.GetMetric() {
+						values = append(values, m.GetCounter().GetValue())
+					}
+				}
+			}
+			if fmt.Sprint(values) != "[3]" {
+				t.Fatalf("exit counter series %v, want one at 3", values)
+			}
 		})
 	})
 }

@@ -140,7 +140,7 @@ func lookPath(name string, env []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%q not found in PATH %q: install it or give its full path in command", name, pathList)
+	return "", fmt.Errorf("not found in PATH %q: install it or give its full path in command", pathList)
 }
 
 // osProcess is a real child in its own process group.
@@ -158,13 +158,13 @@ type osProcess struct {
 func startProcess(sp spec, s *sink, log *slog.Logger) (*osProcess, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", sp.argv[0], err)
+		return nil, err
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, fmt.Errorf("start %s: %w", sp.argv[0], err)
+		return nil, err
 	}
 	cmd := &osexec.Cmd{
 		Path:        sp.path,
@@ -181,7 +181,7 @@ func startProcess(sp spec, s *sink, log *slog.Logger) (*osProcess, error) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return nil, fmt.Errorf("start %s: %w", sp.argv[0], err)
+		return nil, err
 	}
 	p := &osProcess{cmd: cmd, log: log, done: make(chan struct{}), pipes: []*os.File{outR, errR}, sink: s}
 	p.readers.Add(2)

@@ -206,6 +206,29 @@ func TestReadyChecks(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 	})
+	t.Run("ACheckCommandThatHangsIsKilledAsAGroup", func(t *testing.T) {
+		pidFile := filepath.Join(t.TempDir(), "check.pid")
+		o := opts("sleep", "300")
+		o.Env = map[string]string{"PIDFILE": pidFile}
+		o.Ready.Command = []string{"sh", "-c", `echo $$ > "$PIDFILE"; sleep 300 & sleep 300`}
+		o.ReadyTimeout = 100 * time.Millisecond
+		r := startReal(t, o)
+		r.host.waitFor(t, 1, "a failed check", func(r report) bool { return r.err != nil })
+		if err := r.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pgid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left := groupMembers(t, pgid); len(left) != 0 {
+			t.Fatalf("check processes survived: %v", left)
+		}
+	})
 	t.Run("NoCheckReadyAfterOneSecond", func(t *testing.T) {
 		r := startReal(t, opts("sleep", "300"))
 		r.host.waitFor(t, 1, "ready", isState(trackers.StateReady))
