@@ -221,6 +221,12 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		if err := t.waitUnpaused(ctx); err != nil {
 			return nil
 		}
+		// This poll answers any wake asked for until now.
+		select {
+		case <-t.kick:
+			reason = "wake"
+		default:
+		}
 		cctx, end := t.beginCycle(ctx)
 		if cctx == nil {
 			continue // paused in between
