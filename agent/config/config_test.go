@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -215,9 +217,9 @@ func TestParseErrors(t *testing.T) {
 		{"UnknownTopLevelKey", "listen: 127.0.0.1:1\nlisten_addr: x\n",
 			`rouse.yaml:2: listen_addr: unknown key; expected one of: allow_non_loopback, data, deadlines, heartbeat, jobs, listen, log, maintenance, scheduler, shutdown_timeout, sleep, trackers`, ErrUnknownKey},
 		{"UnknownNestedKey", "deadlines:\n  tracker: 1s\n  trackr: 2s\n",
-			`rouse.yaml:3: deadlines.trackr: unknown key; expected one of: scheduler, tracker, wake`, ErrUnknownKey},
+			`rouse.yaml:3: deadlines.trackr: unknown key; did you mean "tracker"? expected one of: scheduler, tracker, wake`, ErrUnknownKey},
 		{"UnknownKindOption", "trackers:\n  - name: a\n    kind: probe\n    url: http://x/\n    intreval: 5s\n",
-			`rouse.yaml:5: trackers[0].intreval: unknown key; expected one of: interval, ready, tags, url`, ErrUnknownKey},
+			`rouse.yaml:5: trackers[0].intreval: unknown key; did you mean "interval"? expected one of: interval, ready, tags, url`, ErrUnknownKey},
 		{"UnknownNestedKindOption", "trackers:\n  - name: a\n    kind: probe\n    url: http://x/\n    ready: {tcp: x, udp: y}\n",
 			`rouse.yaml:5: trackers[0].ready.udp: unknown key; expected one of: http, tcp`, ErrUnknownKey},
 		{"OptionOnAKindWithoutOptions", "trackers:\n  - name: a\n    kind: plain\n    url: x\n",
@@ -247,7 +249,7 @@ func TestParseErrors(t *testing.T) {
 		{"DependencyOfTheWrongShape", "trackers:\n  - name: a\n    kind: plain\n    depends_on: [[b]]\n",
 			`rouse.yaml:4: trackers[0].depends_on[0]: must be a component name or {name: NAME, optional: true}, not a list`, ErrWrongType},
 		{"UnknownDependencyKey", "trackers:\n  - name: a\n    kind: plain\n    depends_on: [{name: store, optinal: true}]\n",
-			`rouse.yaml:4: trackers[0].depends_on[0].optinal: unknown key; expected one of: name, optional`, ErrUnknownKey},
+			`rouse.yaml:4: trackers[0].depends_on[0].optinal: unknown key; did you mean "optional"? expected one of: name, optional`, ErrUnknownKey},
 		{"BadDuration", "heartbeat:\n  max: 10\n",
 			`rouse.yaml:2: heartbeat.max: must be a duration like "10s" or "1m30s", got "10"`, ErrWrongType},
 		{"DurationTooShort", "deadlines: {wake: 50ms}\n",
@@ -536,4 +538,49 @@ func TestPermissions(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{
+		{"interval", "interval", 0}, {"intreval", "interval", 1}, {"trackr", "tracker", 1},
+		{"", "abc", 3}, {"kitten", "sitting", 3}, {"url", "tags", 4},
+	} {
+		got := editDistance(tt.a, tt.b)
+		if tt.want > 3 && got > 3 {
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+	if g := closest("lisen", []string{"data", "listen", "log"}); g != "listen" {
+		t.Errorf("closest = %q", g)
+	}
+	if g := closest("xy", []string{"log", "data"}); g != "" {
+		t.Errorf("closest of a short unrelated key = %q", g)
+	}
+}
+
+func TestPackageHasADocComment(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), "Package config ") {
+			return
+		}
+	}
+	t.Fatal("no file carries a \"Package config\" doc comment")
 }
