@@ -96,23 +96,6 @@ func (r *recorder) wakeList() []Event {
 	return append([]Event(nil), r.wakes...)
 }
 
-// waitFor waits until cond holds on r, or ctx ends.
-func (r *recorder) waitFor(ctx context.Context, cond func(sleeps, wakes int) bool) error {
-	for {
-		r.mu.Lock()
-		ok, ch := cond(len(r.sleeps), len(r.wakes)), r.changed
-		r.mu.Unlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // start runs m with h until the test ends; the test fails if Run errs.

@@ -33,6 +33,23 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitFor waits until cond holds on r, or ctx ends.
+func (r *recorder) waitFor(ctx context.Context, cond func(sleeps, wakes int) bool) error {
+	for {
+		r.mu.Lock()
+		ok, ch := cond(len(r.sleeps), len(r.wakes)), r.changed
+		r.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 type logindRig struct {
 	bus  *testbus.Bus
 	fake *fakelogind.Logind
