@@ -10,8 +10,11 @@ import (
 
 // sysProcAttr puts the child in its own process group, and asks the kernel
 // to SIGKILL it if the agent dies (even by kill -9) so it is never orphaned.
-// Pdeathsig fires when the thread that started the child exits; Go threads
-// only exit when a goroutine dies locked to one, which the agent never does.
+// The kernel ties Pdeathsig to the thread that started the child, not the
+// process: a goroutine that ends while locked to its OS thread
+// (runtime.LockOSThread without Unlock) takes its thread down, and would
+// kill a child that thread had started. Code in the agent that locks a
+// thread must unlock it.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
