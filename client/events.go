@@ -1,0 +1,165 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// Stream tuning; vars so tests can shorten them.
+var (
+	// streamIdleTimeout drops a stream that has been silent this long: the
+	// server sends a keep-alive every 15 s, so silence means a dead
+	// connection (typically one that did not survive a suspend).
+	streamIdleTimeout = 45 * time.Second
+	reconnectInitial  = 250 * time.Millisecond
+	reconnectMax      = 15 * time.Second
+)
+
+// errStreamEnded is a stream the server closed (a restart, a slow
+// subscriber dropped, a shutdown): Events reconnects.
+var errStreamEnded = errors.New("event stream ended")
+
+// errStreamIdle is a stream silent for longer than streamIdleTimeout.
+var errStreamIdle = errors.New("event stream silent for too long")
+
+// handlerError carries fn's error out of the stream unchanged.
+type handlerError struct{ err error }
+
+func (e handlerError) Error() string { return e.err.Error() }
+
+// Events follows GET /api/v1/events, calling fn for each event in order.
+// It resumes after lastID (0: only new events) and, whenever the stream
+// breaks, reconnects with exponential backoff and Last-Event-ID, so no
+// event still in the agent's backlog is missed. It returns ctx.Err() when
+// ctx is done, fn's error as is when fn fails, and an *APIError at once for
+// answers that retrying cannot fix (400, 401, 403, 404).
+func (c *Client) Events(ctx context.Context, lastID int64, fn func(wire.Event) error) error {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = reconnectInitial
+	bo.MaxInterval = reconnectMax
+	bo.RandomizationFactor = 0.5
+	for {
+		connected, err := c.stream(ctx, &lastID, fn)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var he handlerError
+		if errors.As(err, &he) {
+			return he.err
+		}
+		var ae *APIError
+		if errors.As(err, &ae) {
+			switch ae.Status {
+			case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+				return err
+			}
+		}
+		if connected {
+			bo.Reset()
+		}
+		wait := bo.NextBackOff()
+		if c.OnReconnect != nil {
+			c.OnReconnect(err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// stream reads one connection's events. connected reports whether the
+// server accepted the stream.
+func (c *Client) stream(ctx context.Context, lastID *int64, fn func(wire.Event) error) (connected bool, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var idle atomic.Bool
+	watchdog := time.AfterFunc(streamIdleTimeout, func() { idle.Store(true); cancel() })
+	defer watchdog.Stop()
+
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, c.base+"/api/v1/events", nil)
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if *lastID > 0 {
+		req.Header.Set("Last-Event-ID", strconv.FormatInt(*lastID, 10))
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("event stream: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, decodeError(resp)
+	}
+
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var id, typ string
+	var data strings.Builder
+	for sc.Scan() {
+		watchdog.Reset(streamIdleTimeout)
+		line := sc.Text()
+		if line == "" {
+			if data.Len() > 0 {
+				var ev wire.Event
+				if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
+					return true, fmt.Errorf("event stream: event %s: %w", id, err)
+				}
+				if ev.ID == 0 {
+					ev.ID, _ = strconv.ParseInt(id, 10, 64)
+				}
+				if ev.Type == "" {
+					ev.Type = typ
+				}
+				if ev.ID > 0 {
+					*lastID = ev.ID
+				}
+				if err := fn(ev); err != nil {
+					return true, handlerError{err}
+				}
+			}
+			id, typ = "", ""
+			data.Reset()
+			continue
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "id":
+			id = value
+		case "event":
+			typ = value
+		case "data":
+			if data.Len() > 0 {
+				data.WriteByte('\n')
+			}
+			data.WriteString(value)
+		}
+	}
+	if idle.Load() {
+		return true, errStreamIdle
+	}
+	if err := sc.Err(); err != nil {
+		return true, fmt.Errorf("event stream: %w", err)
+	}
+	return true, errStreamEnded
+}
