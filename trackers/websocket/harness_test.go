@@ -31,6 +31,9 @@ type pipeNet struct {
 	accepted chan *sconn
 	conns    []*sconn
 	halfOpen atomic.Bool
+	// serve, when set, handles each accepted stream (in a goroutine the
+	// network owns) instead of handing it to accepted.
+	serve func(*sconn)
 }
 
 type sconn struct {
@@ -89,7 +92,12 @@ func newPipeNet(t *testing.T) *pipeNet {
 		sc := &sconn{c: c, path: r.URL.Path, sub: string(sub)}
 		p.mu.Lock()
 		p.conns = append(p.conns, sc)
+		serve := p.serve
 		p.mu.Unlock()
+		if serve != nil {
+			p.served.Go(func() { serve(sc) })
+			return
+		}
 		p.accepted <- sc
 	})
 	p.up()
