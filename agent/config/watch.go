@@ -44,14 +44,15 @@ type Watcher struct {
 // called from the watcher's goroutine, one call at a time, with the new
 // valid config, or with the error that made the new content unusable (the
 // caller keeps its running config, logs the error and shows it in
-// /api/v1/health). A nil logger discards.
+// /api/v1/health). logger should carry the component attribute already; a
+// nil logger discards.
 func NewWatcher(path string, logger *slog.Logger, onChange func(*Config, error)) *Watcher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{
 		path:     path,
-		logger:   logger.With("component", "config"),
+		logger:   logger,
 		onChange: onChange,
 		debounce: DefaultDebounce,
 	}

@@ -1,0 +1,107 @@
+package config
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/rouse-dev/rouse/trackers"
+)
+
+// upper is a yaml.Unmarshaler that rejects lower-case text.
+type upper string
+
+func (u *upper) UnmarshalYAML(n *yaml.Node) error {
+	if strings.ToUpper(n.Value) != n.Value {
+		return &yaml.TypeError{Errors: []string{"line 1: must be upper case"}}
+	}
+	*u = upper(n.Value)
+	return nil
+}
+
+type richCommon struct {
+	Shared string `yaml:"shared"`
+}
+
+// richOptions exercises every shape of options struct a kind may use.
+type richOptions struct {
+	richCommon `yaml:",inline"`
+	Port       uint16             `yaml:"port"`
+	Ratio      float64            `yaml:"ratio"`
+	Anything   any                `yaml:"anything"`
+	Counts     map[string]int     `yaml:"counts"`
+	Limit      *int               `yaml:"limit"`
+	Addr       netip.Addr         `yaml:"addr"`
+	Mode       upper              `yaml:"mode"`
+	Steps      []time.Duration    `yaml:"steps"`
+	Nested     *struct{ On bool } `yaml:"nested"`
+	Keep       string             `yaml:"keep"`
+	hidden     int
+}
+
+func init() {
+	trackers.Register(trackers.Kind{Name: "rich", NewOptions: func() any { return &richOptions{Keep: "default", Port: 1} }})
+}
+
+func TestDecodeEveryOptionShape(t *testing.T) {
+	c := parseOK(t, `trackers:
+  - name: r
+    kind: rich
+    shared: s
+    port: 8080
+    ratio: 0.5
+    anything: {a: [1, 2]}
+    counts: {x: 1, y: 2}
+    limit: 3
+    addr: 127.0.0.1
+    mode: FAST
+    steps: [1s, 2m]
+    nested: {on: true}
+    keep: ~
+`)
+	o := c.Trackers[0].Options.(*richOptions)
+	limit := 3
+	want := &richOptions{
+		richCommon: richCommon{Shared: "s"}, Port: 8080, Ratio: 0.5,
+		Anything: map[string]any{"a": []any{1, 2}}, Counts: map[string]int{"x": 1, "y": 2},
+		Limit: &limit, Addr: netip.MustParseAddr("127.0.0.1"), Mode: "FAST",
+		Steps: []time.Duration{time.Second, 2 * time.Minute}, Nested: &struct{ On bool }{On: true}, Keep: "default",
+	}
+	if o.hidden != 0 {
+		t.Errorf("unexported field set")
+	}
+	if !reflect.DeepEqual(o, want) {
+		t.Fatalf("got  %+v\nwant %+v", o, want)
+	}
+}
+
+func TestDecodeErrorsForEveryOptionShape(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"UintOverflow", "port: 70000", `f:4: trackers[0].port: must be a non-negative integer, got "70000"`},
+		{"NegativeUint", "port: -1", `f:4: trackers[0].port: must be a non-negative integer, got "-1"`},
+		{"FloatFromText", "ratio: half", `f:4: trackers[0].ratio: must be a number, got "half"`},
+		{"MapValueType", "counts: {x: many}", `f:4: trackers[0].counts.x: must be an integer, got "many"`},
+		{"MapDuplicateKey", "counts: {x: 1, x: 2}", `f:4: trackers[0].counts.x: duplicate key, first set at line 4`},
+		{"MapFromAList", "counts: [1]", `f:4: trackers[0].counts: must be a mapping, not a list`},
+		{"PointerToInt", "limit: lots", `f:4: trackers[0].limit: must be an integer, got "lots"`},
+		{"TextUnmarshaler", "addr: not-an-ip", `f:4: trackers[0].addr: ParseAddr("not-an-ip"): unable to parse IP, got "not-an-ip"`},
+		{"YAMLUnmarshaler", "mode: slow", `f:4: trackers[0].mode: must be upper case, got "slow"`},
+		{"DurationInAList", "steps: [1s, often]", `f:4: trackers[0].steps[1]: must be a duration like "10s" or "1m30s", got "often"`},
+		{"DurationFromAMapping", "steps: [{a: 1}]", `f:4: trackers[0].steps[0]: must be a duration like "10s" or "1m30s", not a mapping`},
+		{"NestedUnknownKey", "nested: {of: true}", `f:4: trackers[0].nested.of: unknown key; expected one of: on`},
+		{"StringFromAList", "keep: [a]", `f:4: trackers[0].keep: must be a string, not a list`},
+		{"UnexportedFieldIsNotAKey", "hidden: 1", `f:4: trackers[0].hidden: unknown key; expected one of: addr, anything, counts, keep, limit, mode, nested, port, ratio, shared, steps`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("f", []byte("trackers:\n  - name: r\n    kind: rich\n    "+tt.yaml+"\n"))
+			if err == nil || err.Error() != tt.want {
+				t.Fatalf("err:\n got %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
