@@ -62,13 +62,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		s.log.Debug("api request refused", "method", r.Method, "path", r.URL.Path, "status", status, "code", code, "err", err)
 	}
-	writeJSON(w, status, wire.Error{Error: wire.ErrorBody{Code: code, Message: msg}})
+	s.writeJSON(w, status, wire.Error{Error: wire.ErrorBody{Code: code, Message: msg}})
 }
 
 // writeJSON writes v as the JSON response body.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
 	if err != nil {
+		s.log.Error("api response not encodable", "type", fmt.Sprintf("%T", v), "err", err)
 		status = http.StatusInternalServerError
 		body = []byte(`{"error":{"code":"internal","message":"internal error (details are in the agent's log)"}}`)
 	}

@@ -35,6 +35,11 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 		lastID = n
 	}
 
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		return nil
+	}
+
 	rc := http.NewResponseController(w)
 	// The server's read timeout is for requests, not for a stream that
 	// stays open for hours.

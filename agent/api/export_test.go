@@ -23,3 +23,10 @@ func SetReadTimeout(d time.Duration) (restore func()) {
 
 // SetNow injects the clock used for login codes and sessions.
 func (s *Server) SetNow(now func() time.Time) { s.now = now }
+
+// SetShutdownGrace changes how long Serve waits for in-flight requests.
+func SetShutdownGrace(d time.Duration) (restore func()) {
+	old := shutdownGrace
+	shutdownGrace = d
+	return func() { shutdownGrace = old }
+}

@@ -38,7 +38,7 @@ func intParam(r *http.Request, name string, def, lo, hi int) (int, error) {
 }
 
 func (s *Server) getHealthz(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "alive", "version": s.o.Version})
+	s.writeJSON(w, http.StatusOK, map[string]string{"status": "alive", "version": s.o.Version})
 	return nil
 }
 
@@ -48,7 +48,7 @@ func (s *Server) getReadyz(w http.ResponseWriter, r *http.Request) error {
 	if !rd.Ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, rd)
+	s.writeJSON(w, status, rd)
 	return nil
 }
 
@@ -60,7 +60,7 @@ func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
 	if h.Components == nil {
 		h.Components = []wire.Service{}
 	}
-	writeJSON(w, http.StatusOK, h)
+	s.writeJSON(w, http.StatusOK, h)
 	return nil
 }
 
@@ -69,7 +69,7 @@ func (s *Server) getServices(w http.ResponseWriter, r *http.Request) error {
 	if list == nil {
 		list = []wire.Service{}
 	}
-	writeJSON(w, http.StatusOK, wire.Services{Services: list})
+	s.writeJSON(w, http.StatusOK, wire.Services{Services: list})
 	return nil
 }
 
@@ -78,7 +78,7 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, svc)
+	s.writeJSON(w, http.StatusOK, svc)
 	return nil
 }
 
@@ -108,7 +108,7 @@ func (s *Server) postAction(action string) handlerFunc {
 		if status == wire.ActionStartedWithTimeout {
 			code = http.StatusAccepted
 		}
-		writeJSON(w, code, res)
+		s.writeJSON(w, code, res)
 		return nil
 	}
 }
@@ -130,14 +130,17 @@ func (s *Server) postWake(w http.ResponseWriter, r *http.Request) error {
 		if p.Components == nil {
 			p.Components = []wire.PlanStep{}
 		}
-		writeJSON(w, http.StatusOK, p)
+		s.writeJSON(w, http.StatusOK, p)
 		return nil
 	}
 	wk, err := s.b.Wake(r.Context())
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, wk)
+	if wk.ID > 0 {
+		w.Header().Set("Location", "/api/v1/wakes/"+strconv.FormatInt(wk.ID, 10))
+	}
+	s.writeJSON(w, http.StatusAccepted, wk)
 	return nil
 }
 
@@ -153,7 +156,7 @@ func (s *Server) getWakes(w http.ResponseWriter, r *http.Request) error {
 	if list == nil {
 		list = []wire.Wake{}
 	}
-	writeJSON(w, http.StatusOK, wire.Wakes{Wakes: list})
+	s.writeJSON(w, http.StatusOK, wire.Wakes{Wakes: list})
 	return nil
 }
 
@@ -167,7 +170,7 @@ func (s *Server) getWake(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, wk)
+	s.writeJSON(w, http.StatusOK, wk)
 	return nil
 }
 
@@ -207,7 +210,7 @@ func (s *Server) getItems(w http.ResponseWriter, r *http.Request) error {
 	if items.Items == nil {
 		items.Items = []wire.Item{}
 	}
-	writeJSON(w, http.StatusOK, items)
+	s.writeJSON(w, http.StatusOK, items)
 	return nil
 }
 
@@ -219,7 +222,7 @@ func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) error {
 	if list == nil {
 		list = []wire.Job{}
 	}
-	writeJSON(w, http.StatusOK, wire.Jobs{Jobs: list})
+	s.writeJSON(w, http.StatusOK, wire.Jobs{Jobs: list})
 	return nil
 }
 
@@ -235,7 +238,7 @@ func (s *Server) postRunJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusAccepted, RunResult{Status: run.Result, Run: run})
+	s.writeJSON(w, http.StatusAccepted, RunResult{Status: run.Result, Run: run})
 	return nil
 }
 
@@ -251,6 +254,6 @@ func (s *Server) getJobRuns(w http.ResponseWriter, r *http.Request) error {
 	if runs == nil {
 		runs = []wire.JobRun{}
 	}
-	writeJSON(w, http.StatusOK, wire.JobRuns{Runs: runs})
+	s.writeJSON(w, http.StatusOK, wire.JobRuns{Runs: runs})
 	return nil
 }

@@ -136,7 +136,7 @@ func (s *Server) postLoginCode(w http.ResponseWriter, r *http.Request) error {
 		return errf(http.StatusForbidden, wire.CodeForbidden, "login codes need the API token, not a session")
 	}
 	code := s.NewLoginCode()
-	writeJSON(w, http.StatusOK, LoginCode{Code: code, URL: "http://" + r.Host + "/login?code=" + code})
+	s.writeJSON(w, http.StatusOK, LoginCode{Code: code, URL: "http://" + r.Host + "/login?code=" + code})
 	return nil
 }
 

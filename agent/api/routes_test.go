@@ -276,3 +276,49 @@ func TestActionResultDecodes(t *testing.T) {
 		t.Fatalf("got %d %+v", w.Code, res)
 	}
 }
+
+func TestWakeSetsLocation(t *testing.T) {
+	s := newTestServer(t, richBackend(map[string]string{}))
+	w := do(s, req{method: "POST", path: "/api/v1/wake"})
+	if w.Code != 202 || w.Header().Get("Location") != "/api/v1/wakes/7" {
+		t.Fatalf("status %d, Location %q", w.Code, w.Header().Get("Location"))
+	}
+}
+
+func TestHeadOnTheEventStreamDoesNotSubscribe(t *testing.T) {
+	b := &apitest.Backend{}
+	s := newTestServer(t, b)
+	w := do(s, req{method: "HEAD", path: "/api/v1/events"})
+	if w.Code != 200 || b.Calls() != 0 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("status %d, calls %d, type %q", w.Code, b.Calls(), w.Header().Get("Content-Type"))
+	}
+}
+
+func BenchmarkServices(b *testing.B) {
+	svcs := make([]wire.Service, 20)
+	for i := range svcs {
+		svcs[i] = wire.Service{Name: fmt.Sprint("c", i), Kind: "exec", State: "ready", Since: t0, DependsOn: []string{}}
+	}
+	s := newTestServer(b, &apitest.Backend{ServicesFunc: func(context.Context) []wire.Service { return svcs }})
+	h := s.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := http.NewRequest("GET", "http://"+testHost+"/api/v1/services", nil)
+		r.Host = testHost
+		r.Header.Set("Authorization", "Bearer "+testToken)
+		w := &discardWriter{h: http.Header{}}
+		h.ServeHTTP(w, r)
+		if w.code != 200 {
+			b.Fatal(w.code)
+		}
+	}
+}
+
+type discardWriter struct {
+	h    http.Header
+	code int
+}
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(c int)           { d.code = c }

@@ -198,3 +198,63 @@ func TestEventStreamOutlivesTheReadTimeout(t *testing.T) {
 	close(events)
 	_ = stop()
 }
+
+func TestServeCutsAHungRequestAfterTheGrace(t *testing.T) {
+	defer api.SetShutdownGrace(50 * time.Millisecond)()
+	entered := make(chan struct{})
+	cancelled := make(chan struct{})
+	b := &apitest.Backend{StartFunc: func(ctx context.Context, _ string) (string, error) {
+		close(entered)
+		<-ctx.Done() // a start that never finishes on its own
+		close(cancelled)
+		return "", ctx.Err()
+	}}
+	s := newListening(t, b, "127.0.0.1:0")
+	stop := serve(t, s)
+	r, _ := http.NewRequest("POST", "http://"+s.Addr().String()+"/api/v1/services/x/start", nil)
+	r.Header.Set("Authorization", "Bearer "+testToken)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: tr}).Do(r)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-entered
+	if err := stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	select {
+	case <-cancelled:
+	default:
+		t.Fatal("Serve returned while the hung request was still running")
+	}
+	<-errc
+}
+
+func TestServeWithoutListenBinds(t *testing.T) {
+	s, err := api.New(&apitest.Backend{}, api.Options{Listen: "127.0.0.1:0", Token: testToken, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	deadline := time.Now().Add(guard)
+	for s.Addr() == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if s.Addr() == nil {
+		t.Fatal("never bound")
+	}
+	if err := s.Listen(); err == nil {
+		t.Fatal("a second Listen must fail")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
