@@ -105,9 +105,17 @@ func startWatcher(t *testing.T, initial string) *watchFixture {
 
 func startWatcherDebounce(t *testing.T, initial string, debounce time.Duration) *watchFixture {
 	t.Helper()
-	dir := t.TempDir()
-	f := &watchFixture{t: t, path: filepath.Join(dir, "rouse.yaml"), results: make(chan result, 100)}
-	f.write(initial)
+	path := filepath.Join(t.TempDir(), "rouse.yaml")
+	if err := os.WriteFile(path, []byte(initial), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return watchPath(t, path, debounce)
+}
+
+// watchPath runs a Watcher on an existing file.
+func watchPath(t *testing.T, path string, debounce time.Duration) *watchFixture {
+	t.Helper()
+	f := &watchFixture{t: t, path: path, results: make(chan result, 100)}
 	w := NewWatcher(f.path, nil, func(c *Config, err error) { f.results <- result{c, err} })
 	w.debounce = debounce
 	started := make(chan struct{})
@@ -310,6 +318,20 @@ func TestWatcher(t *testing.T) {
 		if got := f.nextListen(); got != "127.0.0.1:8007" {
 			t.Fatalf("first report is %q, want the written file", got)
 		}
+	})
+	t.Run("FollowsASymlinkToAnotherDirectory", func(t *testing.T) {
+		target := filepath.Join(t.TempDir(), "real.yaml")
+		if err := os.WriteFile(target, []byte("listen: 127.0.0.1:8001\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(t.TempDir(), "rouse.yaml")
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		f := watchPath(t, link, 50*time.Millisecond)
+		f.path = target // edit the target in place, as a user of a dotfiles repo would
+		f.write("listen: 127.0.0.1:8008\n")
+		f.waitListen("127.0.0.1:8008")
 	})
 	t.Run("FailsWhenTheDirectoryIsMissing", func(t *testing.T) {
 		w := NewWatcher(filepath.Join(t.TempDir(), "nope", "rouse.yaml"), nil, func(*Config, error) {})
