@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // Options configure a Server. The zero value of every field but Listen is
@@ -94,6 +95,50 @@ type Server struct {
 
 	closing   chan struct{} // closed when shutdown begins: SSE streams end
 	closeOnce sync.Once
+
+	inflight inflight // handlers running under Serve
+}
+
+// inflight counts running handlers so Serve can wait for the last one,
+// even after http.Server.Close (which does not wait for handlers).
+type inflight struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	n      int
+	closed bool
+}
+
+// enter registers a handler; false once Serve is finishing.
+func (f *inflight) enter() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return false
+	}
+	f.n++
+	return true
+}
+
+func (f *inflight) leave() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.n == 0 && f.cond != nil {
+		f.cond.Broadcast()
+	}
+}
+
+// closeAndWait refuses new handlers and waits for the running ones.
+func (f *inflight) closeAndWait() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	if f.cond == nil {
+		f.cond = sync.NewCond(&f.mu)
+	}
+	for f.n > 0 {
+		f.cond.Wait()
+	}
 }
 
 // New builds a Server. It does not bind: call Listen (or Serve).
@@ -172,9 +217,10 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Serve serves until ctx is done, then shuts down gracefully: event streams
-// end, in-flight requests get a short grace, and Serve returns once every
-// connection and goroutine it started has ended. It calls Listen if that
-// was not done.
+// end, in-flight requests get a short grace (then their contexts are
+// cancelled), and Serve returns once every connection, handler and
+// goroutine it started has ended. It calls Listen if that was not done. A
+// Server serves once.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.Addr() == nil {
 		if err := s.Listen(); err != nil {
@@ -187,8 +233,17 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelBase()
+	h := s.Handler()
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !s.inflight.enter() {
+				setSecurityHeaders(w.Header())
+				s.writeError(w, r, errf(http.StatusServiceUnavailable, wire.CodeUnavailable, "the agent is shutting down"))
+				return
+			}
+			defer s.inflight.leave()
+			h.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
@@ -220,6 +275,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		_ = srv.Close()
 	}
 	wg.Wait()
+	// Close does not wait for handlers; their contexts are cancelled, so
+	// the stragglers end promptly.
+	s.inflight.closeAndWait()
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("api: serve: %w", serveErr)
 	}
