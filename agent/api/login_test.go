@@ -145,3 +145,17 @@ func TestLogin(t *testing.T) {
 		}
 	})
 }
+
+func TestABrowserWithoutSessionGetsALoginHint(t *testing.T) {
+	s := newTestServer(t, &apitest.Backend{})
+	w := do(s, req{path: "/", noToken: true, header: map[string]string{"Accept": "text/html,application/xhtml+xml"}})
+	if w.Code != 401 || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") || !strings.Contains(w.Body.String(), "rouse open") {
+		t.Fatalf("status %d, type %q: %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	// The API itself always answers JSON.
+	w = do(s, req{path: "/api/v1/health", noToken: true, header: map[string]string{"Accept": "text/html"}})
+	if w.Code != 401 {
+		t.Fatalf("status %d", w.Code)
+	}
+	errorBody(t, w)
+}

@@ -322,3 +322,36 @@ type discardWriter struct {
 func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(c int)           { d.code = c }
+
+func TestDashboardHandler(t *testing.T) {
+	dash := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("dash:" + r.URL.Path))
+	})
+	s, err := api.New(&apitest.Backend{}, api.Options{Listen: testHost, Token: testToken, Dashboard: dash, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("ItServesTheRootAndAssets", func(t *testing.T) {
+		for _, p := range []string{"/", "/app.js", "/assets/style.css"} {
+			w := do(s, req{path: p})
+			if w.Code != 200 || w.Body.String() != "dash:"+p {
+				t.Fatalf("%s: %d %s", p, w.Code, w.Body)
+			}
+			checkSecurityHeaders(t, w.Header(), true)
+		}
+	})
+	t.Run("ItStaysBehindAuth", func(t *testing.T) {
+		if w := do(s, req{path: "/app.js", noToken: true}); w.Code != 401 {
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+	t.Run("ItNeverSeesTheAPIOrMutations", func(t *testing.T) {
+		if w := do(s, req{path: "/api/v1/unknown"}); w.Code != 404 || strings.Contains(w.Body.String(), "dash:") {
+			t.Fatalf("status %d %s", w.Code, w.Body)
+		}
+		if w := do(s, req{method: "POST", path: "/"}); w.Code != 405 {
+			t.Fatalf("status %d", w.Code)
+		}
+	})
+}

@@ -189,6 +189,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			if se, ok := err.(*apiError); ok && se.status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="rouse"`)
+				if wantsHTML(r) {
+					// A browser on the dashboard without a session.
+					w.Header().Set("Content-Type", "text/html; charset=utf-8")
+					w.WriteHeader(http.StatusUnauthorized)
+					_, _ = w.Write([]byte(loginNeededPage))
+					return
+				}
 			}
 			s.writeError(w, r, err)
 			return
@@ -207,3 +214,18 @@ func (s *Server) ourPort() string {
 	defer s.mu.Unlock()
 	return s.port
 }
+
+// wantsHTML reports whether a request is a browser navigation outside the
+// API (which always answers JSON).
+func wantsHTML(r *http.Request) bool {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		return false
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+const loginNeededPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>rouse: log in</title></head>
+<body><h1>Log in to rouse</h1><p>This dashboard needs a session. Run <code>rouse open</code>
+on this machine: it opens a one-time login link.</p></body></html>
+`
