@@ -163,7 +163,7 @@ type wallClock struct {
 }
 
 // at makes the clock read t now.
-func (c *wallClock) at(t time.Time) { c.off.Store(int64(t.Sub(time.Now()))) }
+func (c *wallClock) at(t time.Time) { c.off.Store(int64(time.Until(t))) }
 
 func (c *wallClock) now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
 
