@@ -32,6 +32,10 @@ type Client struct {
 	// OnReconnect, when set, is called by Events before each wait to
 	// reconnect, with the error that ended the stream and the wait.
 	OnReconnect func(err error, wait time.Duration)
+	// OnConnect, when set, is called by Events each time the agent has
+	// accepted the stream (so a caller can act knowing it misses nothing
+	// from then on, e.g. `rouse wake --follow` wakes only then).
+	OnConnect func()
 }
 
 // New returns a client of the agent at baseURL (e.g. "http://127.0.0.1:8000")

@@ -110,6 +110,9 @@ func (c *Client) stream(ctx context.Context, lastID *int64, fn func(wire.Event) 
 	if resp.StatusCode != http.StatusOK {
 		return false, decodeError(resp)
 	}
+	if c.OnConnect != nil {
+		c.OnConnect()
+	}
 
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)

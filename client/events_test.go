@@ -61,6 +61,8 @@ func TestEvents(t *testing.T) {
 		bl := &backlog{events: []wire.Event{stateEvent(1, "a"), {ID: 2, Type: wire.EventWake, At: t0, Wake: &wire.WakeEvent{Phase: "done"}}}}
 		a := startAgent(t, &apitest.Backend{SubscribeFunc: bl.subscribe}, "127.0.0.1:0")
 		c := newClient(t, a)
+		connects := 0
+		c.OnConnect = func() { connects++ }
 		var got []wire.Event
 		err := c.Events(context.Background(), 0, func(e wire.Event) error {
 			got = append(got, e)
@@ -71,6 +73,9 @@ func TestEvents(t *testing.T) {
 		})
 		if !errors.Is(err, errEnough) {
 			t.Fatalf("Events returned %v, want fn's error", err)
+		}
+		if connects != 1 {
+			t.Fatalf("OnConnect called %d times, want 1", connects)
 		}
 		if got[0].State == nil || got[0].State.Name != "a" || got[1].Type != wire.EventWake || got[1].Wake.Phase != "done" {
 			t.Fatalf("got %+v", got)
