@@ -481,3 +481,37 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestRunFailsWhenTheStoreCannotBeRead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newMemStore()
+		st.fail.Store(true)
+		s, err := New([]Job{hourly("j", "")}, Options{Store: st, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		host := &fakeHost{}
+		if err := s.Run(context.Background(), host); !errors.Is(err, errStoreDown) {
+			t.Fatalf("Run = %v, want the store's error", err)
+		}
+		if host.readyCount() != 0 {
+			t.Fatal("reported ready without its state")
+		}
+		// The agent retries; with the store back, Run comes up.
+		st.fail.Store(false)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx, host) }()
+		synctest.Wait()
+		if host.readyCount() != 1 {
+			t.Fatal("not ready after the store came back")
+		}
+		if err := s.Run(ctx, host); err == nil {
+			t.Fatal("a second concurrent Run was accepted")
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	})
+}
