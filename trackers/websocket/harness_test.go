@@ -161,12 +161,6 @@ func (p *pipeNet) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	return nil, errors.New("dial: server went away")
 }
 
-func (p *pipeNet) dialCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.dials
-}
-
 // client is an http.Client that dials this network. Call
 // CloseIdleConnections when done.
 func (p *pipeNet) client() *nethttp.Client {
