@@ -584,3 +584,41 @@ func TestOptions(t *testing.T) {
 		}
 	})
 }
+
+func TestGenericSecretsAreRedacted(t *testing.T) {
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		// A server that echoes credentials back in its error.
+		nethttp.Error(w, "bad credentials "+r.Header.Get("Authorization")+" "+r.URL.RawQuery, 401)
+	}))
+	defer srv.Close()
+	o := DefaultOptions()
+	o.URL = srv.URL + "/feed?token=tok-SECRET-1&since={{.Since}}"
+	o.Headers = map[string]string{"Authorization": "Bearer hdr-SECRET-2"}
+	o.Items.Time = "t"
+	tr, err := New(*o, trackers.Deps{Name: "g", Store: &memstore.Store{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fakehost.New()
+	err = tr.Run(context.Background(), h)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, s := range []string{err.Error(), h.Logs()} {
+		if strings.Contains(s, "SECRET") {
+			t.Fatalf("a secret leaked: %s", s)
+		}
+	}
+}
+
+func TestKeyFileTildeExpands(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	if err := os.WriteFile(filepath.Join(home, "k"), []byte("  abcd1234 \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, err := readKeyFile("~/k")
+	if err != nil || k != "abcd1234" {
+		t.Fatalf("key %q err %v", k, err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
+	"github.com/rouse-dev/rouse/trackers/internal/redact"
 )
 
 // LastfmAPIURL is Last.fm's public API endpoint, the default api_url.
@@ -130,7 +131,7 @@ func NewLastfm(o LastfmOptions, deps trackers.Deps) (*Tracker, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.prepare = func() (string, []string, error) {
+	t.prepare = func() (string, redact.Secrets, error) {
 		key, err := readKeyFile(o.APIKeyFile)
 		if err != nil {
 			return "", nil, permanent(err)
@@ -139,7 +140,7 @@ func NewLastfm(o LastfmOptions, deps trackers.Deps) (*Tracker, error) {
 		if err != nil {
 			return "", nil, permanent(err)
 		}
-		return opts.URL, []string{key}, nil
+		return opts.URL, redact.Secrets{key}, nil
 	}
 	t.skip = func(item any) bool {
 		np, _ := jpath.Get(item, "@attr.nowplaying")

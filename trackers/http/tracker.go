@@ -56,7 +56,6 @@ import (
 	"log/slog"
 	"math"
 	nethttp "net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,6 +64,7 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
+	"github.com/rouse-dev/rouse/trackers/internal/redact"
 	"github.com/rouse-dev/rouse/trackers/internal/retry"
 )
 
@@ -98,7 +98,7 @@ type Tracker struct {
 	// prepare, when set, is called at the start of each Run and may
 	// replace the URL template and add secrets (the lastfm preset reads its
 	// key file here).
-	prepare func() (urlTemplate string, secrets []string, err error)
+	prepare func() (urlTemplate string, secrets redact.Secrets, err error)
 	// skip drops items that are not items yet.
 	skip func(item any) bool
 	// apiError inspects a 2xx/4xx body for an in-band error.
@@ -110,7 +110,7 @@ type Tracker struct {
 	rand func(int64) int64
 
 	mu          sync.Mutex
-	secrets     []string
+	secrets     redact.Secrets
 	paused      bool
 	resumed     chan struct{}
 	cycleCancel context.CancelFunc
@@ -150,14 +150,16 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	sample, _ := renderURL(tmpl, 0, 1)
 	return &Tracker{
-		name:  deps.Name,
-		store: deps.Store,
-		log:   log,
-		opts:  o,
-		tmpl:  tmpl,
-		now:   time.Now,
-		kick:  make(chan struct{}, 1),
+		secrets: redact.Secrets(nil).FromURL(sample).FromHeaders(o.Headers),
+		name:    deps.Name,
+		store:   deps.Store,
+		log:     log,
+		opts:    o,
+		tmpl:    tmpl,
+		now:     time.Now,
+		kick:    make(chan struct{}, 1),
 	}, nil
 }
 
@@ -191,8 +193,10 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		if err != nil {
 			return t.clean(fmt.Errorf("url template: %w", err))
 		}
+		sample, _ := renderURL(tmpl, 0, 1)
+		all := append(redact.Secrets(nil).FromURL(sample).FromHeaders(t.opts.Headers), secrets...)
 		t.mu.Lock()
-		t.tmpl, t.secrets = tmpl, secrets
+		t.tmpl, t.secrets = tmpl, all
 		t.mu.Unlock()
 	}
 	var rt nethttp.RoundTripper = t.transport
@@ -720,65 +724,26 @@ func itemID(v any, raw []byte, o ItemsOptions) string {
 	return hex.EncodeToString(sum[:])
 }
 
-var sensitiveParams = []string{"key", "token", "secret", "password", "sig", "signature", "auth"}
-
 // redactURL hides secrets and sensitive query values in a URL.
-func (t *Tracker) redactURL(u string) string {
-	if pu, err := url.Parse(u); err == nil {
-		q := pu.Query()
-		changed := false
-		for k := range q {
-			lk := strings.ToLower(k)
-			for _, s := range sensitiveParams {
-				if strings.Contains(lk, s) {
-					q[k] = []string{"REDACTED"}
-					changed = true
-				}
-			}
-		}
-		if pu.User != nil {
-			pu.User = url.User("REDACTED")
-			changed = true
-		}
-		if changed {
-			pu.RawQuery = q.Encode()
-			u = pu.String()
-		}
-	}
-	return t.redact(u)
-}
+func (t *Tracker) redactURL(u string) string { return t.redact(redact.URL(u)) }
 
 func (t *Tracker) redact(s string) string {
 	t.mu.Lock()
 	secrets := t.secrets
 	t.mu.Unlock()
-	for _, sec := range secrets {
-		if sec == "" {
-			continue
-		}
-		s = strings.ReplaceAll(s, sec, "REDACTED")
-		if esc := url.QueryEscape(sec); esc != sec {
-			s = strings.ReplaceAll(s, esc, "REDACTED")
-		}
-	}
-	return s
+	return secrets.String(s)
 }
 
-// clean returns err with every secret redacted from its message. When
-// something had to be redacted the chain is dropped (so no caller can
-// unwrap its way back to the secret), keeping only permanence.
+// clean returns err with every secret masked (see redact.Secrets.Error),
+// keeping its permanence.
 func (t *Tracker) clean(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	red := t.redact(msg)
-	if red == msg {
-		return err
-	}
-	e := errors.New(red)
-	if isPermanent(err) {
-		return permanent(e)
-	}
-	return e
+	t.mu.Lock()
+	secrets := t.secrets
+	t.mu.Unlock()
+	return secrets.Error(err, func(orig, masked error) error {
+		if isPermanent(orig) {
+			return permanent(masked)
+		}
+		return masked
+	})
 }

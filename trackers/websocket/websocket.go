@@ -50,6 +50,7 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
+	"github.com/rouse-dev/rouse/trackers/internal/redact"
 	"github.com/rouse-dev/rouse/trackers/internal/retry"
 )
 
@@ -88,6 +89,7 @@ type Tracker struct {
 	log         *slog.Logger
 	opts        Options
 	disconnects *prometheus.CounterVec
+	secrets     redact.Secrets // from the URL and headers: never shown
 
 	// httpClient, when set, is used for the handshake (tests dial pipes).
 	httpClient *nethttp.Client
@@ -145,6 +147,7 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 		log:         log,
 		opts:        o,
 		disconnects: disconnectsCounter(deps.Metrics),
+		secrets:     redact.Secrets(nil).FromURL(o.URL).FromHeaders(o.Headers),
 		wake:        make(chan struct{}, 1),
 		pauseKick:   make(chan struct{}, 1),
 		recent:      map[string]struct{}{},
@@ -295,7 +298,7 @@ func (t *Tracker) connect(ctx context.Context) (*ws.Conn, string, error) {
 		resp.Body.Close()
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("dial %s: %w", t.opts.URL, err)
+		return nil, "", t.secrets.Error(fmt.Errorf("dial %s: %w", redact.URL(t.opts.URL), err), nil)
 	}
 	conn.SetReadLimit(readLimit)
 	if t.opts.Subscribe != "" {
@@ -305,7 +308,7 @@ func (t *Tracker) connect(ctx context.Context) (*ws.Conn, string, error) {
 		}
 		if err != nil {
 			conn.CloseNow()
-			return nil, "", fmt.Errorf("subscribe: %w", err)
+			return nil, "", t.secrets.Error(fmt.Errorf("subscribe: %w", err), nil)
 		}
 	}
 	t.mu.Lock()

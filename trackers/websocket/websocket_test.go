@@ -432,3 +432,26 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestDialErrorsHideCredentials(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, func(o *Options) {
+			o.URL = "ws://stream.test/s?token=tok-SECRET-1"
+			o.Headers = map[string]string{"Authorization": "Bearer hdr-SECRET-2"}
+		})
+		r.net.down()
+		r.start()
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		last := r.host.Last()
+		if last.Err == nil || !strings.Contains(last.Err.Error(), "REDACTED") {
+			t.Fatalf("last report %+v", last)
+		}
+		for _, s := range []string{last.Err.Error(), r.host.Logs()} {
+			if strings.Contains(s, "SECRET") {
+				t.Fatalf("a secret leaked: %s", s)
+			}
+		}
+		r.stop()
+	})
+}
