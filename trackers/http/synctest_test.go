@@ -200,3 +200,41 @@ func TestRetryTimingUnderFakeTime(t *testing.T) {
 		})
 	})
 }
+
+func TestMaxPagesContinuesAtTheNextPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fake := &fakeLastfm{key: testKey}
+		fake.add(makeScrobbles(500, 1_700_000_000)...)
+		tr := newLastfmTracker(t, "http://lastfm.test/2.0/", keyFile(t, testKey), &memstore.Store{}, "m")
+		st := tr.store.(*memstore.Store)
+		tr.transport = &inProcess{h: fake, cache: map[string][]byte{}}
+		tr.opts.MaxPages = 2
+		var pages []string
+		st.FailSave = func(_ string, items []trackers.Item, cursor string) error {
+			pages = append(pages, fmt.Sprintf("%d:%s", len(items), cursor))
+			return nil
+		}
+		h := fakehost.New()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- tr.Run(ctx, h) }()
+		synctest.Wait()
+		if st.Len("m") != 400 || h.Last().State != trackers.StateCatchingUp {
+			t.Fatalf("after the first poll: %d items, states %v", st.Len("m"), h.States())
+		}
+		if c, _ := st.Cursor(ctx, "m"); c != "" {
+			t.Fatalf("cursor moved mid catch-up: %s", c)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if st.Len("m") != 500 || h.Last().State != trackers.StateReady {
+			t.Fatalf("after the second poll: %d items, states %v", st.Len("m"), h.States())
+		}
+		want := "[200: 200: 100:1700000001]"
+		if fmt.Sprint(pages) != want {
+			t.Fatalf("pages %v, want %s (pages 1-2, then 3 with the cursor)", pages, want)
+		}
+		cancel()
+		<-done
+	})
+}
