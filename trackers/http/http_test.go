@@ -588,7 +588,7 @@ func TestOptions(t *testing.T) {
 func TestGenericSecretsAreRedacted(t *testing.T) {
 	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		// A server that echoes credentials back in its error.
-		nethttp.Error(w, "bad credentials "+r.Header.Get("Authorization")+" "+r.URL.RawQuery, 401)
+		nethttp.Error(w, "bad credentials "+r.Header.Get("Authorization")+" "+r.URL.RawQuery, nethttp.StatusUnauthorized)
 	}))
 	defer srv.Close()
 	o := DefaultOptions()
