@@ -68,6 +68,7 @@ type Agent struct {
 	configErr  string
 	startedAt  time.Time
 	restoreEnd context.CancelFunc // cancels the restore under way
+	booted     bool               // the first restore has begun (the heartbeat waits for it)
 
 	restoreMu sync.Mutex // one restore at a time
 	runCtx    context.Context
@@ -407,20 +408,15 @@ func (a *Agent) allUnits() []*unit {
 	return us
 }
 
-// restore brings every active component up concurrently and records the
-// summary in w (already created in the store). resume: components that
-// survive a sleep are resumed rather than restarted.
-func (a *Agent) restore(ctx context.Context, w *wire.Wake, resume bool) {
+// prepareRestore marks every active component as part of a restore,
+// synchronously: each leaves its old state (so a dependent never mistakes a
+// dependency's state from before the wake for this restore's outcome) and
+// is held by the restore (op), so the heartbeat leaves it alone.
+func (a *Agent) prepareRestore(resume bool) []*unit {
 	a.mu.Lock()
-	bound := a.cfg.Deadlines.Wake
+	a.booted = true
 	a.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, bound)
-	defer cancel()
-	t0 := time.Now()
 	units := a.activeUnits()
-	// Everyone first leaves its old state, synchronously, so a dependent
-	// never mistakes a dependency's state from before the wake for this
-	// restore's outcome.
 	for _, u := range units {
 		u.mu.Lock()
 		u.attempts, u.nextRetry = 0, time.Time{}
@@ -436,7 +432,20 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, resume bool) {
 		u.mu.Unlock()
 		a.afterChange(c)
 	}
-	a.events.publish(wire.Event{Type: wire.EventWake, WakeEvent: &wire.WakeEvent{Phase: "restoring", Wake: w, Pending: len(units), Total: len(units)}})
+	return units
+}
+
+// restore brings units (from prepareRestore) up concurrently and records
+// the summary in w (already created in the store). resume: components that
+// survive a sleep are resumed rather than restarted.
+func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume bool) {
+	a.mu.Lock()
+	bound := a.cfg.Deadlines.Wake
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	t0 := time.Now()
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "restoring", Wake: w, Pending: len(units), Total: len(units)}})
 	results := make([]result, len(units))
 	var wg sync.WaitGroup
 	var pmu sync.Mutex
@@ -453,7 +462,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, resume bool) {
 			pending--
 			p := pending
 			pmu.Unlock()
-			a.events.publish(wire.Event{Type: wire.EventWake, WakeEvent: &wire.WakeEvent{Phase: "restoring", Pending: p, Total: len(units)}})
+			a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "restoring", Pending: p, Total: len(units)}})
 		}()
 	}
 	wg.Wait()
@@ -494,7 +503,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, resume bool) {
 	a.lastWake = &cp
 	a.waking = false
 	a.mu.Unlock()
-	a.events.publish(wire.Event{Type: wire.EventWake, WakeEvent: &wire.WakeEvent{Phase: "done", Wake: &cp, Total: len(units)}})
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "done", Wake: &cp, Total: len(units)}})
 	a.kickHeartbeat()
 }
 
@@ -530,9 +539,9 @@ func (a *Agent) heartbeat(ctx context.Context) {
 // reconcile starts what is due and returns the earliest future retry.
 func (a *Agent) reconcile(ctx context.Context) time.Time {
 	a.mu.Lock()
-	asleep := a.asleep
+	idle := a.asleep || !a.booted
 	a.mu.Unlock()
-	if asleep {
+	if idle {
 		return time.Time{}
 	}
 	now := time.Now()

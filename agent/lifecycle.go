@@ -16,7 +16,6 @@ import (
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/platform/notify"
 	"github.com/rouse-dev/rouse/platform/power"
-	"github.com/rouse-dev/rouse/scheduler"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/network"
 	"github.com/rouse-dev/rouse/wire"
@@ -339,10 +338,12 @@ func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, 
 	a.sleptAt = time.Time{}
 	a.mu.Unlock()
 	a.log.Info("waking", "wake", w.ID, "detected_by", detectedBy, "slept", time.Duration(w.SleptSeconds*float64(time.Second)).Round(time.Second))
+	units := a.prepareRestore(resume)
+	rw := w // the restore fills in its own copy
 	a.goRun(func() {
 		defer a.restoreMu.Unlock()
 		defer cancel()
-		a.restore(ctx, &w, resume)
+		a.restore(ctx, &rw, units, resume)
 	})
 	return w, err
 }

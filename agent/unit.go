@@ -34,7 +34,7 @@ type unit struct {
 	readyAt   time.Time
 	changed   chan struct{} // closed and replaced on every state change
 	run       *run          // the Run going, nil when none
-	op        bool          // a bring-up is in progress (restore, start or heartbeat)
+	op        int           // bring-ups in progress (restore, start or heartbeat)
 	stopped   bool          // stopped by the user
 }
 
