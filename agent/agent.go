@@ -455,9 +455,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 		go func() {
 			defer wg.Done()
 			results[i] = a.bringUp(ctx, u, resume)
-			u.mu.Lock()
-			u.op--
-			u.mu.Unlock()
+			a.release(u)
 			pmu.Lock()
 			pending--
 			p := pending
@@ -575,12 +573,19 @@ func (a *Agent) reconcile(ctx context.Context) time.Time {
 		go func() {
 			defer a.wg.Done()
 			a.bringUp(ctx, u, false)
-			u.mu.Lock()
-			u.op--
-			u.mu.Unlock()
+			a.release(u)
 		}()
 	}
 	return next
+}
+
+// release ends one bring-up's hold on u. The heartbeat skipped u while it
+// was held, so it gets another look now.
+func (a *Agent) release(u *unit) {
+	u.mu.Lock()
+	u.op--
+	u.mu.Unlock()
+	a.kickHeartbeat()
 }
 
 // depsReady reports whether every required dependency of u is ready.

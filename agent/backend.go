@@ -165,9 +165,7 @@ func (a *Agent) Start(ctx context.Context, name string) (string, error) {
 	u.op++
 	u.mu.Unlock()
 	defer func() {
-		u.mu.Lock()
-		u.op--
-		u.mu.Unlock()
+		a.release(u)
 	}()
 	r := a.bringUp(a.boundCtx(ctx), u, false)
 	switch {

@@ -589,9 +589,7 @@ func (a *Agent) applyConfig(cfg *config.Config) error {
 			bctx, cancel := context.WithTimeout(a.runCtx, cfg.Deadlines.Wake)
 			defer cancel()
 			a.bringUp(bctx, u, false)
-			u.mu.Lock()
-			u.op--
-			u.mu.Unlock()
+			a.release(u)
 		})
 	}
 	a.kickHeartbeat()
