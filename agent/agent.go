@@ -106,6 +106,9 @@ func (a *Agent) setStateLocked(u *unit, s trackers.State, err error) *change {
 	}
 	if s.IsReady() && !u.state.IsReady() {
 		u.readyAt = now
+		if err == nil {
+			u.lastErr = "" // ready again: the old error no longer describes it
+		}
 	}
 	u.state, u.since = s, now
 	close(u.changed)

@@ -433,4 +433,3 @@ func TestShutdownStopsDependentsFirst(t *testing.T) {
 		}
 	})
 }
-

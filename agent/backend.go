@@ -234,6 +234,9 @@ func (a *Agent) Restart(ctx context.Context, name string) (string, error) {
 }
 
 func unavailable(err error) error {
+	if errors.Is(err, scheduler.ErrNotRunning) {
+		return fmt.Errorf("the scheduler is not running (asleep, or stopped by the user): %w", api.ErrUnavailable)
+	}
 	if errors.Is(err, store.ErrClosed) {
 		return fmt.Errorf("the store is closed (the machine is going to sleep or waking): %w", api.ErrUnavailable)
 	}

@@ -30,7 +30,8 @@ type Options struct {
 	Logger     *slog.Logger   // nil: slog.Default()
 	Version    string
 	// Power watches sleep and wake (logind on Linux, the clock fallback,
-	// Windows power events). Off only in tests that drive wakes by hand.
+	// Windows power events) with PowerOptions (start from
+	// power.DefaultOptions()). Off only in tests that drive wakes by hand.
 	Power        bool
 	PowerOptions power.Options
 	// Network watches the network (netlink on Linux); off: always online.
@@ -78,7 +79,7 @@ func StorePath(dataDir string) string { return filepath.Join(dataDir, "rouse.db"
 func (a *Agent) Run(ctx context.Context) (err error) {
 	a.startedAt = time.Now().Round(0).UTC()
 	// 1. The store. Failing here is fatal.
-	a.store, err = store.Open(ctx, StorePath(a.opts.DataDir), store.Options{Logger: a.log.With("component", "store")})
+	a.store, err = store.Open(ctx, StorePath(a.opts.DataDir), store.Options{Logger: a.log})
 	if err != nil {
 		return &ExitError{Code: 1, Err: fmt.Errorf("cannot open the store: %w", err)}
 	}
@@ -149,7 +150,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	srv, err := api.New(a, api.Options{
 		Listen: listen, AllowNonLoopback: a.cfg.AllowNonLoopback, Token: token,
-		Gatherer: a.metrics.reg, Dashboard: a.opts.Dashboard, Logger: a.log.With("component", "api"), Version: a.opts.Version,
+		Gatherer: a.metrics.reg, Dashboard: a.opts.Dashboard, Logger: a.log, Version: a.opts.Version,
 	})
 	if err != nil {
 		return &ExitError{Code: 2, Err: err}
@@ -190,7 +191,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if a.opts.Power {
 		po := a.opts.PowerOptions
 		if po.Logger == nil {
-			po.Logger = a.log.With("component", "power")
+			po.Logger = a.log
 		}
 		if po.Budget == 0 {
 			po.Budget = a.cfg.Sleep.Budget

@@ -285,10 +285,7 @@ func (c *Client) JobRuns(ctx context.Context, name string, limit int) ([]wire.Jo
 }
 
 // LoginCode is a one-time dashboard login.
-type LoginCode struct {
-	Code string `json:"code"`
-	URL  string `json:"url"` // open it in a browser: valid 60 s, once
-}
+type LoginCode = wire.LoginCode
 
 // LoginCode is POST /api/v1/login-codes: what `rouse open` prints.
 func (c *Client) LoginCode(ctx context.Context) (LoginCode, error) {

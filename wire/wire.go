@@ -105,8 +105,7 @@ type Ready struct {
 	Reasons []string `json:"reasons,omitempty"`
 }
 
-// ActionResult is the body of POST /api/v1/services/{name}/start|stop|restart
-// and POST /api/v1/jobs/{name}/run.
+// ActionResult is the body of POST /api/v1/services/{name}/start|stop|restart.
 type ActionResult struct {
 	Status string `json:"status"` // "started", "stopped", "started with timeout", "running"
 	State  string `json:"state,omitempty"`
@@ -255,4 +254,18 @@ type JobRun struct {
 // JobRuns is GET /api/v1/jobs/{name}/runs.
 type JobRuns struct {
 	Runs []JobRun `json:"runs"`
+}
+
+// RunResult is the body of POST /api/v1/jobs/{name}/run: the run's result
+// ("running" or "skipped") and the run itself.
+type RunResult struct {
+	Status string `json:"status"`
+	Run    JobRun `json:"run"`
+}
+
+// LoginCode is the body of POST /api/v1/login-codes: a one-time code and
+// the URL that exchanges it for a dashboard session (valid 60 s, once).
+type LoginCode struct {
+	Code string `json:"code"`
+	URL  string `json:"url"`
 }

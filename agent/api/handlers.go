@@ -226,12 +226,8 @@ func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// RunResult is the body of POST /api/v1/jobs/{name}/run: the ActionResult
-// fields plus the run itself.
-type RunResult struct {
-	Status string      `json:"status"` // the run's result: "running" or "skipped"
-	Run    wire.JobRun `json:"run"`
-}
+// RunResult is the body of POST /api/v1/jobs/{name}/run.
+type RunResult = wire.RunResult
 
 func (s *Server) postRunJob(w http.ResponseWriter, r *http.Request) error {
 	run, err := s.b.RunJob(r.Context(), r.PathValue("name"))

@@ -124,10 +124,7 @@ func (s *Server) NewLoginCode() string {
 }
 
 // LoginCode is the body of POST /api/v1/login-codes.
-type LoginCode struct {
-	Code string `json:"code"`
-	URL  string `json:"url"` // open this in a browser (valid 60 s, once)
-}
+type LoginCode = wire.LoginCode
 
 // postLoginCode hands a token holder (rouse open) a one-time login URL. A
 // dashboard session cannot mint codes: only the token can.

@@ -236,62 +236,61 @@ func printPlan(out io.Writer, p wire.Plan) {
 
 var errWakeDone = errors.New("done")
 
-// followWake subscribes first (so no event is missed), then wakes, then
-// prints state changes until this wake's restore is done.
+// followWake subscribes first (so no event is missed), wakes once the
+// stream is accepted, then prints state changes until this wake's restore
+// is done.
 func followWake(ctx context.Context, c *client.Client, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := newPainter(out)
-	subscribed := make(chan struct{})
-	var wakeID int64 = -1
-	idc := make(chan int64, 1)
-	errc := make(chan error, 1)
 	t0 := time.Now()
-	go func() {
-		first := true
-		errc <- c.Events(ctx, -1, func(ev wire.Event) error {
-			if first {
-				first = false
-				close(subscribed)
-			}
+	wakeID := make(chan int64, 1)
+	var id int64 = -1
+	errc := make(chan error, 2)
+	c.OnConnect = func() {
+		if id >= 0 {
+			return // a reconnect: the wake was already asked for
+		}
+		id = 0
+		w, err := c.Wake(ctx)
+		if err != nil {
+			errc <- err
+			cancel()
+			return
+		}
+		fmt.Fprintf(out, "wake %d: restoring\n", w.ID)
+		wakeID <- w.ID
+	}
+	err := c.Events(ctx, 0, func(ev wire.Event) error {
+		if id <= 0 {
 			select {
-			case id := <-idc:
-				wakeID = id
+			case id = <-wakeID:
 			default:
 			}
-			switch {
-			case ev.State != nil:
-				line := fmt.Sprintf("%7s  %-24s %s", time.Since(t0).Round(time.Millisecond), ev.State.Name, p.state(ev.State.State))
-				if ev.State.Error != "" {
-					line += "  " + ev.State.Error
-				}
-				fmt.Fprintln(out, line)
-			case ev.Wake != nil && ev.Wake.Phase == "done" && ev.Wake.Wake != nil && (wakeID < 0 || ev.Wake.Wake.ID == wakeID):
-				r := ev.Wake.Wake.Restore
-				fmt.Fprintf(out, "restore done in %s: %d ready, %d timed out, %d failed\n",
-					time.Duration(r.DurationMS)*time.Millisecond, r.Ready, r.TimedOut, r.Failed)
-				if r.TimedOut+r.Failed > 0 {
-					return codeError{1}
-				}
-				return errWakeDone
+		}
+		switch {
+		case ev.State != nil:
+			line := fmt.Sprintf("%7s  %-24s %s", time.Since(t0).Round(time.Millisecond), ev.State.Name, p.state(ev.State.State))
+			if ev.State.Error != "" {
+				line += "  " + ev.State.Error
 			}
-			return nil
-		})
-	}()
+			fmt.Fprintln(out, line)
+		case ev.Wake != nil && ev.Wake.Phase == "done" && ev.Wake.Wake != nil && ev.Wake.Wake.ID == id:
+			r := ev.Wake.Wake.Restore
+			fmt.Fprintf(out, "restore done in %s: %d ready, %d timed out, %d failed\n",
+				time.Duration(r.DurationMS)*time.Millisecond, r.Ready, r.TimedOut, r.Failed)
+			if r.TimedOut+r.Failed > 0 {
+				return codeError{1}
+			}
+			return errWakeDone
+		}
+		return nil
+	})
 	select {
-	case <-subscribed:
-	case err := <-errc:
-		return err
-	case <-time.After(2 * time.Second):
-		// The stream sends its first event (or comment) late; go on.
+	case werr := <-errc:
+		return werr
+	default:
 	}
-	w, err := c.Wake(ctx)
-	if err != nil {
-		return err
-	}
-	idc <- w.ID
-	fmt.Fprintf(out, "wake %d: restoring\n", w.ID)
-	err = <-errc
 	if errors.Is(err, errWakeDone) {
 		return nil
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/rouse-dev/rouse/agent"
 	"github.com/rouse-dev/rouse/agent/config"
 	_ "github.com/rouse-dev/rouse/agent/kinds" // every tracker kind
+	"github.com/rouse-dev/rouse/platform/power"
 )
 
 // loadConfig reads the config the flags and environment point at, or the
@@ -61,7 +62,7 @@ its built-in maintenance jobs, and a network tracker that records link changes.`
 			slog.SetDefault(logger)
 			a, err := agent.New(agent.Options{
 				Config: cfg, ConfigPath: path, DataDir: g.dataDir(cfg.Data), Listen: g.listenAddr(""),
-				Logger: logger, Version: version, Power: true, Network: true, Dashboard: dashboardHandler(),
+				Logger: logger, Version: version, Power: true, PowerOptions: power.DefaultOptions(), Network: true, Dashboard: dashboardHandler(),
 			})
 			if err != nil {
 				return err
