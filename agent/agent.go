@@ -428,8 +428,11 @@ func (a *Agent) prepareRestore(resume bool) []*unit {
 		if len(u.required) > 0 {
 			to = trackers.StateWaiting
 		}
+		// A component that is ready and still running stays ready unless
+		// this is a wake (then it is resumed or restarted); everything else
+		// is about to be (re)started.
 		var c *change
-		if !u.state.IsReady() || resume {
+		if !u.state.IsReady() || u.run == nil || resume {
 			c = a.setStateLocked(u, to, nil)
 		}
 		u.mu.Unlock()
@@ -539,8 +542,10 @@ func (a *Agent) heartbeat(ctx context.Context) {
 
 // reconcile starts what is due and returns the earliest future retry.
 func (a *Agent) reconcile(ctx context.Context) time.Time {
+	// During a restore every active component is held by it, and its end
+	// kicks the heartbeat again: nothing to do until then.
 	a.mu.Lock()
-	idle := a.asleep || !a.booted
+	idle := a.asleep || !a.booted || a.waking
 	a.mu.Unlock()
 	if idle {
 		return time.Time{}

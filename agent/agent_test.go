@@ -136,7 +136,7 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // testAgent builds an agent over a real store with the given probes, the
 // scheduler off, and its loops (heartbeat, state writer) running — all of
 // Run except the API and the OS watchers, so it fits in a synctest bubble.
-func testAgent(t *testing.T, dir string, specs []spec) (*Agent, func()) {
+func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 	t.Helper()
 	cfg := config.Default()
 	off := false
@@ -190,7 +190,7 @@ func testAgent(t *testing.T, dir string, specs []spec) (*Agent, func()) {
 func (a *Agent) stateOf(name string) trackers.State { return a.unit(name).snapshot().state }
 
 // restoreNow runs a whole restore and waits for it.
-func restoreNow(t *testing.T, a *Agent, by string, resume bool) {
+func restoreNow(t testing.TB, a *Agent, by string, resume bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

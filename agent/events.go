@@ -9,11 +9,11 @@ import (
 )
 
 // backlogSize bounds the events kept for Last-Event-ID resumes.
-const backlogSize = 1024
+const backlogSize = 4096
 
 // subscriberBuffer is how far a subscriber may fall behind before it is
 // dropped (it reconnects with Last-Event-ID and resumes from the backlog).
-const subscriberBuffer = 256
+const subscriberBuffer = 4096
 
 // bus fans events out to subscribers and keeps a bounded backlog.
 type bus struct {

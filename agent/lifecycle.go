@@ -597,43 +597,50 @@ func (a *Agent) applyConfig(cfg *config.Config) error {
 	return nil
 }
 
-// stateWriter stores state events off the hot path. While the store is
-// closed (asleep) events wait in memory, bounded.
+// stateBatchWindow is how long the state writer gathers a burst.
+const stateBatchWindow = 50 * time.Millisecond
+
+// stateWriter stores state events off the hot path, a burst in one
+// transaction. While the store is closed (asleep) events wait in memory,
+// bounded.
 func (a *Agent) stateWriter(ctx context.Context) {
+	const maxPending = 10000
 	var pending []store.StateEvent
-	flush := func() {
-		for len(pending) > 0 {
-			if err := a.store.AddStateEvent(context.WithoutCancel(ctx), pending[0]); err != nil {
-				if !errors.Is(err, store.ErrClosed) {
-					a.log.Warn("cannot store a state event", "err", err)
-					pending = pending[1:]
-					continue
-				}
-				return
-			}
-			pending = pending[1:]
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev := <-a.stateQ:
-			if len(pending) < 10000 {
-				pending = append(pending, ev)
-			}
+			pending = append(pending, ev)
+			// Let a burst (a restore changes three states per component)
+			// gather for a moment: one commit instead of dozens.
+			gather := time.NewTimer(stateBatchWindow)
 		drain:
-			for {
+			for len(pending) < maxPending {
 				select {
 				case ev := <-a.stateQ:
-					if len(pending) < 10000 {
-						pending = append(pending, ev)
-					}
-				default:
+					pending = append(pending, ev)
+				case <-gather.C:
+					break drain
+				case <-ctx.Done():
 					break drain
 				}
 			}
-			flush()
+			gather.Stop()
+			if len(pending) > maxPending {
+				a.metrics.droppedEvents.Add(float64(len(pending) - maxPending))
+				pending = pending[len(pending)-maxPending:]
+			}
+			err := a.store.AddStateEvents(context.WithoutCancel(ctx), pending)
+			switch {
+			case err == nil:
+				pending = pending[:0]
+			case errors.Is(err, store.ErrClosed):
+				// Kept for after the wake.
+			default:
+				a.log.Warn("cannot store state events", "count", len(pending), "err", err)
+				pending = pending[:0]
+			}
 		}
 	}
 }

@@ -63,6 +63,27 @@ func (s *Store) AddStateEvent(ctx context.Context, ev StateEvent) error {
 	})
 }
 
+// AddStateEvents stores evs in one transaction (the agent batches the
+// bursts of a restore: one commit instead of one per event).
+func (s *Store) AddStateEvents(ctx context.Context, evs []StateEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return s.writeTx(ctx, "add state events", func(ctx context.Context, tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO state_events(component, state, previous, error, at) VALUES(?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, ev := range evs {
+			if _, err := st.ExecContext(ctx, ev.Component, ev.State, ev.Previous, ev.Error, nsOrNow(ev.At)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // StateEvents returns up to limit events of component ("" for all), newest
 // first.
 func (s *Store) StateEvents(ctx context.Context, component string, limit int) ([]StateEvent, error) {
