@@ -433,3 +433,65 @@ func TestShutdownStopsDependentsFirst(t *testing.T) {
 		}
 	})
 }
+
+func TestConfigReloadRestartsOnlyWhatChanged(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		keep := &probe{latency: time.Millisecond}
+		change := &probe{latency: time.Millisecond}
+		var dropStopped atomic.Bool
+		drop := &probe{latency: time.Millisecond, stopped: func(string) { dropStopped.Store(true) }}
+		a, stop := testAgent(t, dir, []spec{{name: "keep", p: keep}, {name: "change", p: change}, {name: "drop", p: drop}})
+		defer stop()
+		restoreNow(t, a, "boot", false)
+
+		changed := &probe{latency: time.Millisecond}
+		added := &probe{latency: time.Millisecond}
+		probesMu.Lock()
+		probes["change"], probes["added"] = changed, added
+		probesMu.Unlock()
+		cfg := config.Default()
+		off := false
+		cfg.Scheduler.Enabled = &off
+		for _, tr := range []config.Tracker{
+			{Name: "keep", Hash: "keep"},
+			{Name: "change", Hash: "change-v2"},
+			{Name: "added", Hash: "added"},
+		} {
+			tr.Kind, tr.Options = "probe", &probeOptions{}
+			cfg.Trackers = append(cfg.Trackers, tr)
+		}
+		a.onConfig(cfg, nil)
+		synctest.Wait()
+		time.Sleep(10 * time.Millisecond)
+		synctest.Wait()
+		if keep.runs.Load() != 1 {
+			t.Fatalf("an unchanged component was restarted (%d runs)", keep.runs.Load())
+		}
+		if changed.runs.Load() != 1 || a.stateOf("change") != trackers.StateReady {
+			t.Fatalf("the changed component: %d runs, %s", changed.runs.Load(), a.stateOf("change"))
+		}
+		if added.runs.Load() != 1 || a.stateOf("added") != trackers.StateReady {
+			t.Fatalf("the added component: %d runs, %s", added.runs.Load(), a.stateOf("added"))
+		}
+		if a.unit("drop") != nil {
+			t.Fatal("the removed component is still there")
+		}
+		if drop.runs.Load() != 1 || !dropStopped.Load() {
+			t.Fatalf("drop ran %d times, stopped %v: want its one run stopped", drop.runs.Load(), dropStopped.Load())
+		}
+		if a.Health(context.Background()).Config.State == "rejected" {
+			t.Fatal("a valid edit was reported as rejected")
+		}
+
+		// An invalid edit is rejected and shown; the running config stays.
+		a.onConfig(nil, errors.New("rouse.yaml:3: trackers[0].kind: unknown kind"))
+		h := a.Health(context.Background())
+		if h.Config.State != "rejected" || h.Config.Error == "" {
+			t.Fatalf("config state = %+v", h.Config)
+		}
+		if len(h.Components) != 3 {
+			t.Fatalf("components = %d, want the running 3", len(h.Components))
+		}
+	})
+}
