@@ -1,7 +1,10 @@
 package main
 
-import "net/http"
+import (
+	"net/http"
 
-// dashboardHandler is the page served at GET /; nil serves the API's
-// placeholder until the dashboard lands.
-func dashboardHandler() http.Handler { return nil }
+	"github.com/rouse-dev/rouse/agent/dashboard"
+)
+
+// dashboardHandler is the page served at GET / (behind the session cookie).
+func dashboardHandler() http.Handler { return dashboard.Handler() }
