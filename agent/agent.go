@@ -81,6 +81,7 @@ type Agent struct {
 type netSource interface {
 	Status() netwatch.Status
 	WaitOnline(ctx context.Context) error
+	Recheck() // look again now (after a wake the last status is stale)
 }
 
 func (a *Agent) online() bool { return a.net == nil || a.net.Status().Online }

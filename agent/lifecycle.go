@@ -320,6 +320,9 @@ func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, 
 	a.asleep, a.waking, a.restoreEnd = false, true, cancel
 	a.mu.Unlock()
 	a.metrics.wakes.WithLabelValues(detectedBy).Inc()
+	if a.net != nil {
+		a.net.Recheck()
+	}
 	w := wire.Wake{DetectedBy: detectedBy, WokeAt: at, SleptSeconds: slept.Seconds()}
 	if !sleptAt.IsZero() && detectedBy != "boot" {
 		sa := sleptAt
