@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rouse-dev/rouse/client"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -75,16 +77,29 @@ func (a *Agent) WaitStates(guard time.Duration, want map[string]string) {
 	}
 }
 
-// Wakes returns up to limit wakes, newest first.
+// Wakes returns up to limit wakes, newest first. The history lives in the
+// store, which is closed while the machine sleeps: a 503 then is retried.
 func (a *Agent) Wakes(limit int) []wire.Wake {
 	a.t.Helper()
-	ctx, cancel := a.ctx()
-	defer cancel()
-	ws, err := a.Client.Wakes(ctx, limit)
-	if err != nil {
-		a.t.Fatalf("GET /api/v1/wakes: %v", err)
+	deadline := time.Now().Add(callTimeout)
+	for {
+		ctx, cancel := a.ctx()
+		ws, err := a.Client.Wakes(ctx, limit)
+		cancel()
+		if err == nil {
+			return ws
+		}
+		if !unavailable(err) || time.Now().After(deadline) {
+			a.t.Fatalf("GET /api/v1/wakes: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return ws
+}
+
+// unavailable reports whether err is the agent's 503 (store closed).
+func unavailable(err error) bool {
+	var ae *client.APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable
 }
 
 // WaitWakeDone waits until wake id's restore has finished and returns it.
@@ -96,6 +111,9 @@ func (a *Agent) WaitWakeDone(guard time.Duration, id int64) wire.Wake {
 		defer cancel()
 		var err error
 		w, err = a.Client.WakeByID(ctx, id)
+		if err != nil && !unavailable(err) {
+			a.t.Fatalf("GET /api/v1/wakes/%d: %v", id, err)
+		}
 		return err == nil && w.Done
 	})
 	return w
