@@ -27,20 +27,19 @@ func TestMain(m *testing.M) {
 // steered by the test. It stands in for the outside world a real tracker
 // would wait on.
 type probe struct {
-	latency  time.Duration
-	failN    int32 // the first failN runs return an error at once
-	never    bool  // never ready
-	resumer  bool
-	runs     atomic.Int32
-	resumes  atomic.Int32
-	pauses   atomic.Int32
-	readyAt  atomic.Int64 // unix nanos of the last ready report
-	stopped  func(name string)
-	name     string
-	mu       sync.Mutex
-	host     trackers.Host
-	ready    chan struct{} // closed by the test to make a never-ready probe ready
-	readyOne sync.Once
+	latency time.Duration
+	failN   int32 // the first failN runs return an error at once
+	never   bool  // never ready
+	resumer bool
+	runs    atomic.Int32
+	resumes atomic.Int32
+	pauses  atomic.Int32
+	readyAt atomic.Int64 // unix nanos of the last ready report
+	stopped func(name string)
+	name    string
+	mu      sync.Mutex
+	host    trackers.Host
+	ready   chan struct{} // closed by the test to make a never-ready probe ready
 }
 
 func (p *probe) Run(ctx context.Context, h trackers.Host) error {
