@@ -2,6 +2,7 @@ package harness
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,8 +24,11 @@ const helperFlag = "-rouse-e2e-helper"
 //	                      created): every later start hangs without listening
 //	crash-if FILE ADDR    when FILE exists, remove it and exit 3 at once;
 //	                      otherwise listen on ADDR
+//	proxy ADDR TARGET DELAY  after DELAY, listen on ADDR and forward every
+//	                      connection to TARGET (a stand-in for an SSH tunnel)
 //	hang                  never listen, never exit
 const (
+	ModeProxy       = "proxy"
 	ModeListen      = "listen"
 	ModeSpawnListen = "spawn-listen"
 	ModeListenOnce  = "listen-once"
@@ -122,6 +126,20 @@ func runHelper(mode string, args []string) error {
 			os.Exit(3)
 		}
 		return serve(args[1], term)
+	case ModeProxy:
+		if len(args) != 3 {
+			return fmt.Errorf("proxy ADDR TARGET DELAY, got %q", args)
+		}
+		d, err := time.ParseDuration(args[2])
+		if err != nil {
+			return err
+		}
+		select {
+		case <-time.After(d):
+		case <-term:
+			return nil
+		}
+		return proxy(args[0], args[1], term)
 	case ModeHang:
 		<-term
 		return nil
@@ -151,6 +169,38 @@ func serve(addr string, term <-chan os.Signal) error {
 				return
 			}
 			c.Close()
+		}
+	}()
+	<-term
+	l.Close()
+	return nil
+}
+
+// proxy forwards every connection on addr to target until a signal.
+func proxy(addr, target string, term <-chan os.Signal) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("tunnel up on", addr)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+				<-done
+			}()
 		}
 	}()
 	<-term
