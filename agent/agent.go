@@ -69,6 +69,7 @@ type Agent struct {
 	startedAt  time.Time
 	restoreEnd context.CancelFunc // cancels the restore under way
 	booted     bool               // the first restore has begun (the heartbeat waits for it)
+	closing    bool               // shutting down: nothing new starts
 
 	restoreMu sync.Mutex // one restore at a time
 	runCtx    context.Context
@@ -167,10 +168,14 @@ func (a *Agent) kickHeartbeat() {
 	}
 }
 
-// launch starts a new Run of u's component unless one is going.
+// launch starts a new Run of u's component unless one is going, the user
+// stopped it (a bring-up racing a stop), or the agent is shutting down.
 func (a *Agent) launch(u *unit) {
+	a.mu.Lock()
+	closing := a.closing
+	a.mu.Unlock()
 	u.mu.Lock()
-	if u.run != nil {
+	if u.run != nil || u.stopped || closing {
 		u.mu.Unlock()
 		return
 	}

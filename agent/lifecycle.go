@@ -473,6 +473,7 @@ func (a *Agent) AfterWake(ev power.Event) {
 // has stopped.
 func (a *Agent) shutdown() {
 	a.mu.Lock()
+	a.closing = true
 	if a.restoreEnd != nil {
 		a.restoreEnd()
 	}
