@@ -3,6 +3,7 @@ module github.com/rouse-dev/rouse
 go 1.26.0
 
 require (
+	fyne.io/systray v1.12.2
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/coder/websocket v1.8.15
 	github.com/coreos/go-systemd/v22 v22.7.0

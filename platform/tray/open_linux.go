@@ -1,0 +1,8 @@
+//go:build linux || freebsd || openbsd || netbsd
+
+package tray
+
+import "os/exec"
+
+// openURL opens url in the user's browser.
+func openURL(url string) error { return runOpener(exec.Command("xdg-open", url)) }

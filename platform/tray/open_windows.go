@@ -1,0 +1,8 @@
+package tray
+
+import "os/exec"
+
+// openURL opens url in the user's browser.
+func openURL(url string) error {
+	return runOpener(exec.Command("rundll32", "url.dll,FileProtocolHandler", url))
+}
