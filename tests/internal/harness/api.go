@@ -89,15 +89,15 @@ func (a *Agent) Wakes(limit int) []wire.Wake {
 		if err == nil {
 			return ws
 		}
-		if !unavailable(err) || time.Now().After(deadline) {
+		if !Unavailable(err) || time.Now().After(deadline) {
 			a.t.Fatalf("GET /api/v1/wakes: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// unavailable reports whether err is the agent's 503 (store closed).
-func unavailable(err error) bool {
+// Unavailable reports whether err is the agent's 503 (store closed).
+func Unavailable(err error) bool {
 	var ae *client.APIError
 	return errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable
 }
@@ -111,7 +111,7 @@ func (a *Agent) WaitWakeDone(guard time.Duration, id int64) wire.Wake {
 		defer cancel()
 		var err error
 		w, err = a.Client.WakeByID(ctx, id)
-		if err != nil && !unavailable(err) {
+		if err != nil && !Unavailable(err) {
 			a.t.Fatalf("GET /api/v1/wakes/%d: %v", id, err)
 		}
 		return err == nil && w.Done
