@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-deps vet staticcheck build bench cross
+.PHONY: run test test-deps vet staticcheck build bench cross fuzz
 
 run:
 	$(GO) run ./cmd/rouse run
@@ -27,3 +27,15 @@ staticcheck:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x $(PKGS)
+
+# Each fuzz target for FUZZTIME (30s in CI; e.g. FUZZTIME=10m for the long
+# form), on top of the corpus committed under each package's testdata/fuzz.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzParse:./agent/config FuzzSecurityHeaders:./agent/api FuzzRequestBody:./agent/api FuzzSchedule:./scheduler
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "== fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done

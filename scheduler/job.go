@@ -130,7 +130,14 @@ var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour |
 // Parse parses a schedule with robfig/cron's parser: five fields, or six
 // with an optional seconds field first, or a descriptor such as @daily or
 // @every 15m. A "CRON_TZ=Europe/Berlin " prefix sets its zone.
-func Parse(spec string) (cron.Schedule, error) {
+func Parse(spec string) (sched cron.Schedule, err error) {
+	// robfig/cron v3.0.1 panics on some malformed zone prefixes ("TZ=",
+	// found by FuzzSchedule): a bad schedule is an error, never a crash.
+	defer func() {
+		if p := recover(); p != nil {
+			sched, err = nil, fmt.Errorf("invalid schedule %q", spec)
+		}
+	}()
 	return parser.Parse(spec)
 }
 
