@@ -60,9 +60,13 @@ its built-in maintenance jobs, and a network tracker that records link changes.`
 				return usageError{err}
 			}
 			slog.SetDefault(logger)
+			po, err := testPowerOptions(power.DefaultOptions(), logger)
+			if err != nil {
+				return usageError{err}
+			}
 			a, err := agent.New(agent.Options{
 				Config: cfg, ConfigPath: path, DataDir: g.dataDir(cfg.Data), Listen: g.listenAddr(""),
-				Logger: logger, Version: version, Power: true, PowerOptions: power.DefaultOptions(), Network: true, Dashboard: dashboardHandler(),
+				Logger: logger, Version: version, Power: true, PowerOptions: po, Network: true, Dashboard: dashboardHandler(),
 			})
 			if err != nil {
 				return err
