@@ -36,7 +36,14 @@ var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | 
 // ParseSchedule parses a job schedule the way Validate checks it. A
 // non-empty timezone (an IANA name) sets the schedule's location unless the
 // spec already carries CRON_TZ= or TZ=.
-func ParseSchedule(spec, timezone string) (cron.Schedule, error) {
+func ParseSchedule(spec, timezone string) (sched cron.Schedule, err error) {
+	// robfig/cron v3.0.1 panics on some malformed zone prefixes ("TZ="):
+	// report a bad schedule, not a crash.
+	defer func() {
+		if p := recover(); p != nil {
+			sched, err = nil, fmt.Errorf("invalid schedule %q", spec)
+		}
+	}()
 	if timezone != "" && !strings.HasPrefix(spec, "CRON_TZ=") && !strings.HasPrefix(spec, "TZ=") {
 		if _, err := time.LoadLocation(timezone); err != nil {
 			return nil, err
