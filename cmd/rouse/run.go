@@ -12,6 +12,7 @@ import (
 	"github.com/rouse-dev/rouse/agent"
 	"github.com/rouse-dev/rouse/agent/config"
 	_ "github.com/rouse-dev/rouse/agent/kinds" // every tracker kind
+	"github.com/rouse-dev/rouse/installer"
 	"github.com/rouse-dev/rouse/platform/power"
 )
 
@@ -71,7 +72,7 @@ its built-in maintenance jobs, and a network tracker that records link changes.`
 			if err != nil {
 				return err
 			}
-			err = a.Run(cmd.Context())
+			err = installer.RunAgent(cmd.Context(), a.Run) // on Windows: the service handler, power events
 			var ee *agent.ExitError
 			if errors.As(err, &ee) {
 				logger.Error("rouse cannot run", "err", ee.Err)
