@@ -457,7 +457,8 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	t0 := time.Now()
-	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "restoring", Wake: w, Pending: len(units), Total: len(units)}})
+	pub := *w // restore fills in w below, while subscribers may still be encoding the event
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "restoring", Wake: &pub, Pending: len(units), Total: len(units)}})
 	results := make([]result, len(units))
 	var wg sync.WaitGroup
 	var pmu sync.Mutex

@@ -331,7 +331,8 @@ func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, 
 			w.SleptSeconds = at.Sub(sleptAt).Seconds()
 		}
 	}
-	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "waking", Wake: &w}})
+	pub := w // subscribers encode the event later: never hand them w, which changes below
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "waking", Wake: &pub}})
 	a.reopenStore(ctx)
 	id, err := a.store.CreateWake(ctx, w)
 	if err != nil {
