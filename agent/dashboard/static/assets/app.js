@@ -46,6 +46,18 @@
     return e;
   }
 
+  // keepFocus runs a re-render and gives the focus back to the same action
+  // button, so a keyboard user does not lose their place.
+  function keepFocus(render) {
+    const a = document.activeElement;
+    const key = a && a.dataset && a.dataset.action ? [a.dataset.action, a.dataset.name] : null;
+    render();
+    if (key && !document.body.contains(a)) {
+      const b = document.querySelector('button[data-action="' + CSS.escape(key[0]) + '"][data-name="' + CSS.escape(key[1]) + '"]');
+      if (b) b.focus();
+    }
+  }
+
   function badge(state, label) {
     return el('span', { class: 'badge', 'data-state': state, text: label || state.replace('_', ' ') });
   }
@@ -254,12 +266,12 @@
   function renderComponents() {
     const tbody = $('#components tbody');
     const old = new Map([...tbody.children].map((tr) => [tr.dataset.name, tr.dataset.state]));
-    tbody.replaceChildren(...st.order.map((n) => {
+    keepFocus(() => tbody.replaceChildren(...st.order.map((n) => {
       const s = st.services.get(n);
       const tr = componentRow(s);
       if (old.has(n) && old.get(n) !== s.state) tr.classList.add('changed');
       return tr;
-    }));
+    })));
   }
 
   // A state event changes one row at once, before the details reload.
@@ -273,7 +285,7 @@
     const old = tbody.querySelector('tr[data-name="' + CSS.escape(ev.name) + '"]');
     const tr = componentRow(s);
     tr.classList.add('changed');
-    if (old) old.replaceWith(tr); else tbody.append(tr);
+    keepFocus(() => { if (old) old.replaceWith(tr); else tbody.append(tr); });
     renderSteps();
     renderHeader();
     reloadSoon();
@@ -418,7 +430,8 @@
   function renderHistory() {
     const wakes = st.wakes.slice().reverse(); // oldest first
     const box = $('#chart');
-    const W = 720, H = 250, L = 64, R = 12, top1 = 22, h1 = 80, top2 = 140, h2 = 80;
+    // Drawn at the size it is shown, so text stays at its CSS size.
+    const W = Math.max(300, Math.round(box.clientWidth || 720)), H = 250, L = 64, R = 12, top1 = 22, h1 = 80, top2 = 140, h2 = 80;
     const root = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-labelledby': 'chart-title' });
     const done = wakes.filter((w) => w.done);
     const title = done.length
@@ -435,7 +448,7 @@
       renderWakeTable();
       return;
     }
-    const maxSlept = Math.max(1, ...wakes.map((w) => w.slept_seconds * 1000));
+    const maxSlept = Math.max(1000, ...wakes.map((w) => w.slept_seconds * 1000));
     const maxRec = Math.max(1, ...wakes.map((w) => (w.restore ? w.restore.duration_ms : 0)));
     root.append(svg('text', { x: L - 6, y: top1 + 10, class: 'label', 'text-anchor': 'end' }, fmtDur(maxSlept)));
     root.append(svg('text', { x: L - 6, y: top1 + h1, class: 'label', 'text-anchor': 'end' }, '0'));
@@ -455,13 +468,13 @@
       g.append(svg('title', {}, tip));
       const sh = Math.max(w.slept_seconds > 0 ? 2 : 0, (w.slept_seconds * 1000 / maxSlept) * h1);
       if (sh > 0) g.append(svg('rect', { x, y: top1 + h1 - sh, width: bw, height: sh, rx: 2, class: 'bar-slept' }));
-      else g.append(svg('text', { x: x + bw / 2, y: top1 + h1 - 4, 'text-anchor': 'middle', class: 'manual' }, w.detected_by === 'manual' ? 'M' : '·'));
+      else g.append(svg('text', { x: x + bw / 2, y: top1 + h1 - 4, 'text-anchor': 'middle', class: 'manual' }, { manual: 'M', boot: 'B' }[w.detected_by] || '·'));
       const rh = Math.max(2, ((r.duration_ms || 0) / maxRec) * h2);
       g.append(svg('rect', { x, y: top2 + h2 - rh, width: bw, height: rh, rx: 2, class: 'bar-recovered ' + outcome }));
       root.append(g);
     });
     root.append(svg('text', { x: L, y: H - 4, class: 'label' }, 'oldest'));
-    root.append(svg('text', { x: W - R, y: H - 4, class: 'label', 'text-anchor': 'end' }, 'newest · M = manual wake'));
+    root.append(svg('text', { x: W - R, y: H - 4, class: 'label', 'text-anchor': 'end' }, 'newest · M: manual wake · B: agent start'));
     box.replaceChildren(root);
     renderWakeTable();
   }
@@ -486,7 +499,7 @@
     $('#jobs-empty').hidden = jobs.length > 0;
     $('#jobs-empty').textContent = st.jobs === null ? 'The scheduler is not running.' : 'No scheduled jobs.';
     $('#jobs').hidden = jobs.length === 0;
-    $('#jobs tbody').replaceChildren(...jobs.map((j) => {
+    keepFocus(() => $('#jobs tbody').replaceChildren(...jobs.map((j) => {
       const last = el('td', { 'data-label': 'Last run' });
       if (j.last_run) {
         const lr = j.last_run;
@@ -506,7 +519,7 @@
         el('td', { 'data-label': 'Next run' }, j.next_run ? relTime(j.next_run) : el('span', { class: 'muted', text: '–' }), j.next_run ? el('span', { class: 'muted', text: ' (' + clock(j.next_run) + ')' }) : null),
         last,
         el('td', { 'data-label': 'Actions', class: 'actions-cell' }, el('div', { class: 'actions' }, b)));
-    }));
+    })));
   }
 
   // ---- actions -------------------------------------------------------------
@@ -588,6 +601,12 @@
     for (const t of document.querySelectorAll('time[data-rel]')) t.textContent = rel(t.dataset.rel);
     if (st.wake.phase === 'waking' || st.wake.phase === 'restoring') renderWake();
   }, 1000);
+
+  let resizeTimer = 0;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(renderHistory, 150);
+  });
 
   loadAll();
   connect();
