@@ -18,8 +18,9 @@ import (
 	"github.com/rouse-dev/rouse/tests/internal/harness"
 )
 
-// bin is the rouse binary under test.
-var bin string
+// bin is the rouse binary under test; workDir holds it and whatever the
+// benchmarks build once per run.
+var bin, workDir string
 
 func TestMain(m *testing.M) {
 	harness.RunHelperIfAsked()
@@ -33,6 +34,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	workDir = dir
 	if bin, err = harness.Build(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1

@@ -26,7 +26,7 @@ func execEntry(marker, name string, argv []string, readyTCP, extra string) strin
     kind: exec
     command: %s
     env: %s
-    ready_interval: 50ms`, name, harness.YAMLList(argv), harness.ExecEnv(marker))
+    ready_interval: 10ms`, name, harness.YAMLList(argv), harness.ExecEnv(marker))
 	if readyTCP != "" {
 		s += fmt.Sprintf("\n    ready: {tcp: %q}", readyTCP)
 	}
