@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/prop"
 )
 
 // D-Bus names of logind.
@@ -38,6 +39,10 @@ const (
 // ErrOperationInProgress is the D-Bus error name logind uses when a delay lock
 // is asked for while the operation it would delay is already running.
 const ErrOperationInProgress = "org.freedesktop.login1.OperationInProgress"
+
+// DefaultInhibitDelayMax is the InhibitDelayMaxUSec property a fake starts
+// with: logind's own default, 5 s.
+const DefaultInhibitDelayMax = 5 * time.Second
 
 // Holder describes one inhibitor lock handed out by Inhibit.
 type Holder struct {
@@ -58,9 +63,10 @@ type holder struct {
 
 // Logind is a running fake. Its methods are safe for concurrent use.
 type Logind struct {
-	conn *dbus.Conn
-	log  *slog.Logger
-	wg   sync.WaitGroup
+	conn  *dbus.Conn
+	log   *slog.Logger
+	wg    sync.WaitGroup
+	props *prop.Properties
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every change
@@ -103,6 +109,13 @@ func Open(addr string) (*Logind, error) {
 	if err := conn.Export((*manager)(l), Path, Interface); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("export manager: %w", err)
+	}
+	l.props, err = prop.Export(conn, Path, prop.Map{Interface: {
+		"InhibitDelayMaxUSec": {Value: uint64(DefaultInhibitDelayMax / time.Microsecond), Emit: prop.EmitFalse},
+	}})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("export properties: %w", err)
 	}
 	reply, err := conn.RequestName(BusName, dbus.NameFlagDoNotQueue)
 	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
@@ -147,6 +160,12 @@ func (l *Logind) Close() error {
 	l.notifyLocked()
 	l.mu.Unlock()
 	return err
+}
+
+// SetInhibitDelayMax sets the InhibitDelayMaxUSec property (logind.conf's
+// InhibitDelayMaxSec) that clients read.
+func (l *Logind) SetInhibitDelayMax(d time.Duration) {
+	l.props.SetMust(Interface, "InhibitDelayMaxUSec", uint64(d/time.Microsecond))
 }
 
 // PrepareForSleep emits the PrepareForSleep signal. While a sleep is being
