@@ -15,7 +15,7 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
-	"github.com/rouse-dev/rouse/trackers/internal/memstore"
+	"github.com/rouse-dev/rouse/trackers/internal/teststore"
 )
 
 // inProcess serves a handler without sockets and caches its answers by
@@ -61,10 +61,10 @@ func catchUp10k(b *testing.B, viaLoopback bool) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
+		st := teststore.Open(b)
 		runtime.GC()
 		runtime.ReadMemStats(&base)
-		st := &memstore.Store{}
-		st.FailSave = func(string, []trackers.Item, string) error {
+		fs := &teststore.Faulty{Store: st, BeforeSave: func(context.Context, string, []trackers.Item, string) error {
 			var m runtime.MemStats
 			runtime.ReadMemStats(&m)
 			if m.HeapAlloc > base.HeapAlloc {
@@ -73,8 +73,8 @@ func catchUp10k(b *testing.B, viaLoopback bool) {
 				}
 			}
 			return nil
-		}
-		tr := newLastfmTracker(b, apiURL, kf, st, "bench")
+		}}
+		tr := newLastfmTracker(b, apiURL, kf, fs, "bench")
 		if rt != nil {
 			tr.transport = rt
 		}
@@ -96,6 +96,9 @@ func catchUp10k(b *testing.B, viaLoopback bool) {
 		if st.Len("bench") != n {
 			b.Fatalf("stored %d", st.Len("bench"))
 		}
+		if err := st.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -104,7 +107,7 @@ func catchUp10k(b *testing.B, viaLoopback bool) {
 }
 
 // BenchmarkCatchUp10k: time and peak memory to catch up 10,000 missed
-// items over loopback HTTP, into the in-memory store.
+// items over loopback HTTP, into the SQLite store.
 func BenchmarkCatchUp10k(b *testing.B) { catchUp10k(b, true) }
 
 // BenchmarkIngest: items ingested per second (parse, dedupe, store) with
@@ -118,7 +121,7 @@ func BenchmarkParsePage(b *testing.B) {
 	r := httptest.NewRequest("GET", fmt.Sprintf("/?method=user.getrecenttracks&format=json&api_key=%s&limit=200&page=1", testKey), nil)
 	fake.ServeHTTP(rec, r)
 	body := rec.Body.Bytes()
-	tr := newLastfmTracker(b, "http://x/", keyFile(b, testKey), &memstore.Store{}, "p")
+	tr := newLastfmTracker(b, "http://x/", keyFile(b, testKey), teststore.Open(b), "p")
 	log := fakehost.New().Logger()
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()

@@ -22,7 +22,7 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
-	"github.com/rouse-dev/rouse/trackers/internal/memstore"
+	"github.com/rouse-dev/rouse/trackers/internal/teststore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -107,7 +107,7 @@ func TestLastfmCatchUp(t *testing.T) {
 		}
 		srv := httptest.NewServer(fake)
 		defer srv.Close()
-		st := &memstore.Store{}
+		st := teststore.Open(t)
 		st.SetCursor("scrobbles", strconv.Itoa(end-20_000)) // an old cursor: a long sleep
 		h := fakehost.New()
 		tr := newLastfmTracker(t, srv.URL+"/2.0/", keyFile(t, testKey), st, "scrobbles")
@@ -118,7 +118,7 @@ func TestLastfmCatchUp(t *testing.T) {
 		}
 		// The 30 newer ones were added after page 1 was read: the next
 		// poll picks them up. The first 10,000 must all be here.
-		items := st.Items("scrobbles")
+		items := st.All("scrobbles")
 		seen := map[string]bool{}
 		for _, it := range items {
 			if seen[it.ID] {
@@ -175,7 +175,7 @@ func TestLastfmCatchUp(t *testing.T) {
 		fake.add(scrobble{uts: 1000, artist: "a", name: "n"})
 		srv := httptest.NewServer(fake)
 		defer srv.Close()
-		st := &memstore.Store{}
+		st := teststore.Open(t)
 		h := fakehost.New()
 		r := start(newLastfmTracker(t, srv.URL, keyFile(t, testKey), st, "one"), h)
 		eventually(t, "ready", func() bool { return h.Last().State == trackers.StateReady })
@@ -196,28 +196,37 @@ func TestCursorNeverPassesAnUncommittedItem(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 
-	st := &memstore.Store{}
+	// The real store, behind a wrapper that fails the third save (a full
+	// disk) and, before each save that moves the cursor, checks that every
+	// item below the new cursor is committed or in this very save.
+	st := teststore.Open(t)
 	var mu sync.Mutex
-	committed := map[int64]bool{}
 	saves := 0
 	failAt := 3
-	st.FailSave = func(_ string, items []trackers.Item, cursor string) error {
+	fs := &teststore.Faulty{Store: st}
+	fs.BeforeSave = func(_ context.Context, tracker string, items []trackers.Item, cursor string) error {
 		mu.Lock()
-		defer mu.Unlock()
 		saves++
-		if saves == failAt {
+		n := saves
+		mu.Unlock()
+		if n == failAt {
 			return errors.New("disk full")
+		}
+		if cursor == "" {
+			return nil
+		}
+		committed := map[int64]bool{}
+		for _, it := range st.All(tracker) {
+			committed[it.Time.Unix()] = true
 		}
 		for _, it := range items {
 			committed[it.Time.Unix()] = true
 		}
-		if cursor != "" {
-			c, _ := strconv.ParseInt(cursor, 10, 64)
-			for i := int64(0); i < 1000; i++ {
-				if ts := end - i; ts < c && !committed[ts] {
-					t.Errorf("cursor %d set while the item at %d is not committed", c, ts)
-					return nil
-				}
+		c, _ := strconv.ParseInt(cursor, 10, 64)
+		for i := int64(0); i < 1000; i++ {
+			if ts := end - i; ts < c && !committed[ts] {
+				t.Errorf("cursor %d set while the item at %d is not committed", c, ts)
+				return nil
 			}
 		}
 		return nil
@@ -225,7 +234,7 @@ func TestCursorNeverPassesAnUncommittedItem(t *testing.T) {
 	h := fakehost.New()
 	o := DefaultLastfmOptions()
 	o.User, o.APIKeyFile, o.APIURL, o.Limit = "alice", keyFile(t, testKey), srv.URL, 100
-	tr, err := NewLastfm(*o, trackers.Deps{Name: "s", Store: st})
+	tr, err := NewLastfm(*o, trackers.Deps{Name: "s", Store: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,19 +278,19 @@ func TestOldestFirstCheckpointsEachPage(t *testing.T) {
 		fmt.Fprintf(w, `[%s]`, strings.Join(out, ","))
 	}))
 	defer srv.Close()
-	st := &memstore.Store{}
+	st := teststore.Open(t)
 	var cursors []string
-	st.FailSave = func(_ string, _ []trackers.Item, c string) error {
+	fs := &teststore.Faulty{Store: st, BeforeSave: func(_ context.Context, _ string, _ []trackers.Item, c string) error {
 		if c != "" {
 			cursors = append(cursors, c)
 		}
 		return nil
-	}
+	}}
 	o := DefaultOptions()
 	o.URL = srv.URL + "/?since={{.Since}}"
 	o.Items.Time = "t"
 	o.Paging.Order = OrderOldestFirst
-	tr, err := New(*o, trackers.Deps{Name: "o", Store: st})
+	tr, err := New(*o, trackers.Deps{Name: "o", Store: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +310,7 @@ func TestOldestFirstCheckpointsEachPage(t *testing.T) {
 }
 
 func TestFaultServers(t *testing.T) {
-	generic := func(t *testing.T, u string, mod func(*Options)) (*Tracker, *memstore.Store) {
+	generic := func(t *testing.T, u string, mod func(*Options)) (*Tracker, *teststore.Store) {
 		o := DefaultOptions()
 		o.URL = u + "/items?since={{.Since}}"
 		o.Items.Time = "t"
@@ -310,7 +319,7 @@ func TestFaultServers(t *testing.T) {
 		if mod != nil {
 			mod(o)
 		}
-		st := &memstore.Store{}
+		st := teststore.Open(t)
 		tr, err := New(*o, trackers.Deps{Name: "f", Store: st})
 		if err != nil {
 			t.Fatal(err)
@@ -464,7 +473,7 @@ func TestAPIKeyNeverLeaks(t *testing.T) {
 	}
 	t.Run("Errors echoed by the server are redacted", func(t *testing.T) {
 		h := fakehost.New()
-		tr := newLastfmTracker(t, srv.URL, keyFile(t, testKey), &memstore.Store{}, "k")
+		tr := newLastfmTracker(t, srv.URL, keyFile(t, testKey), teststore.Open(t), "k")
 		tr.opts.Retry = RetryOptions{Initial: time.Millisecond, Max: time.Millisecond, Budget: 1}
 		r := start(tr, h)
 		eventually(t, "an error", func() bool { return h.Last().Err != nil })
@@ -478,7 +487,7 @@ func TestAPIKeyNeverLeaks(t *testing.T) {
 	t.Run("A refused key fails with Last.fm's message and no key", func(t *testing.T) {
 		mode.Store(1)
 		h := fakehost.New()
-		tr := newLastfmTracker(t, srv.URL, keyFile(t, "wrong"+testKey), &memstore.Store{}, "k")
+		tr := newLastfmTracker(t, srv.URL, keyFile(t, "wrong"+testKey), teststore.Open(t), "k")
 		err := tr.Run(context.Background(), h)
 		if err == nil || !strings.Contains(err.Error(), "Invalid API key") {
 			t.Fatalf("err = %v", err)
@@ -491,7 +500,7 @@ func TestAPIKeyNeverLeaks(t *testing.T) {
 		addr := ln.Addr().String()
 		ln.Close() // nothing listens: connection refused
 		h := fakehost.New()
-		tr := newLastfmTracker(t, "http://"+addr+"/2.0/", keyFile(t, testKey), &memstore.Store{}, "k")
+		tr := newLastfmTracker(t, "http://"+addr+"/2.0/", keyFile(t, testKey), teststore.Open(t), "k")
 		tr.opts.Retry = RetryOptions{Initial: time.Millisecond, Max: time.Millisecond, Budget: 1}
 		r := start(tr, h)
 		eventually(t, "an error", func() bool { return h.Last().Err != nil })
@@ -503,7 +512,7 @@ func TestAPIKeyNeverLeaks(t *testing.T) {
 		}
 	})
 	t.Run("A missing key file says what to do", func(t *testing.T) {
-		tr := newLastfmTracker(t, srv.URL, filepath.Join(t.TempDir(), "nope"), &memstore.Store{}, "k")
+		tr := newLastfmTracker(t, srv.URL, filepath.Join(t.TempDir(), "nope"), teststore.Open(t), "k")
 		err := tr.Run(context.Background(), fakehost.New())
 		if err == nil || !strings.Contains(err.Error(), "put your Last.fm API key in it") {
 			t.Fatalf("err = %v", err)
@@ -595,7 +604,7 @@ func TestGenericSecretsAreRedacted(t *testing.T) {
 	o.URL = srv.URL + "/feed?token=tok-SECRET-1&since={{.Since}}"
 	o.Headers = map[string]string{"Authorization": "Bearer hdr-SECRET-2"}
 	o.Items.Time = "t"
-	tr, err := New(*o, trackers.Deps{Name: "g", Store: &memstore.Store{}})
+	tr, err := New(*o, trackers.Deps{Name: "g", Store: teststore.Open(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

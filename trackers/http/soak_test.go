@@ -14,14 +14,17 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
-	"github.com/rouse-dev/rouse/trackers/internal/memstore"
+	"github.com/rouse-dev/rouse/trackers/internal/teststore"
 )
 
 // TestSoak runs 100 lastfm trackers against a Last.fm that flaps (500s,
 // 429s and connection resets) for a while, then settles; after a wake every
 // tracker has every scrobble exactly once, and nothing leaks (TestMain).
 func TestSoak(t *testing.T) {
-	const trackersN, scrobblesN = 100, 300
+	// Three pages per tracker (scrobblesN / pageSize): every catch-up spans
+	// pages. 15,000 items go through the one SQLite writer; the volume
+	// itself is TestLastfmCatchUp's and the benchmarks' business.
+	const trackersN, scrobblesN, pageSize = 100, 150, 50
 	fake := &fakeLastfm{key: testKey}
 	fake.add(makeScrobbles(scrobblesN, 1_700_000_000)...)
 	var flapping atomic.Bool
@@ -51,7 +54,7 @@ func TestSoak(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	st := &memstore.Store{}
+	st := teststore.Open(t)
 	kf := keyFile(t, testKey)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -59,7 +62,7 @@ func TestSoak(t *testing.T) {
 	hosts := make([]*fakehost.Host, trackersN)
 	for i := range trs {
 		o := DefaultLastfmOptions()
-		o.User, o.APIKeyFile, o.APIURL, o.Limit = "alice", kf, srv.URL, 100
+		o.User, o.APIKeyFile, o.APIURL, o.Limit = "alice", kf, srv.URL, pageSize
 		tr, err := NewLastfm(*o, trackers.Deps{Name: fmt.Sprint("t", i), Store: st})
 		if err != nil {
 			t.Fatal(err)

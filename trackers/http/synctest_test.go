@@ -13,7 +13,7 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
-	"github.com/rouse-dev/rouse/trackers/internal/memstore"
+	"github.com/rouse-dev/rouse/trackers/internal/teststore"
 )
 
 // scripted is a RoundTripper answering from a script, recording when each
@@ -51,14 +51,14 @@ func answer(code int, body string, hdr ...string) *nethttp.Response {
 	return &nethttp.Response{StatusCode: code, Header: h, Body: io.NopCloser(strings.NewReader(body))}
 }
 
-func scriptedTracker(t *testing.T, s *scripted, mod func(*Options)) (*Tracker, *memstore.Store) {
+func scriptedTracker(t *testing.T, s *scripted, mod func(*Options)) (*Tracker, *teststore.Store) {
 	o := DefaultOptions()
 	o.URL = "http://api.test/items?since={{.Since}}"
 	o.Items.Time = "t"
 	if mod != nil {
 		mod(o)
 	}
-	st := &memstore.Store{}
+	st := teststore.Open(t)
 	tr, err := New(*o, trackers.Deps{Name: "x", Store: st})
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +175,8 @@ func TestRetryTimingUnderFakeTime(t *testing.T) {
 				return answer(200, `[{"id":"a","t":1}]`)
 			}}
 			tr, st := scriptedTracker(t, s, nil)
+			fs := &teststore.Faulty{Store: st} // counts every SaveItems call
+			tr.store = fs
 			h := fakehost.New()
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error)
@@ -187,8 +189,8 @@ func TestRetryTimingUnderFakeTime(t *testing.T) {
 			}
 			time.Sleep(2 * time.Hour)
 			synctest.Wait()
-			if st.Saves() != 0 || len(s.times()) != 1 {
-				t.Fatalf("saves %d requests %d while paused", st.Saves(), len(s.times()))
+			if fs.Calls() != 0 || len(s.times()) != 1 {
+				t.Fatalf("saves %d requests %d while paused", fs.Calls(), len(s.times()))
 			}
 			tr.Resume(context.Background())
 			synctest.Wait()
@@ -205,15 +207,15 @@ func TestMaxPagesContinuesAtTheNextPoll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fake := &fakeLastfm{key: testKey}
 		fake.add(makeScrobbles(500, 1_700_000_000)...)
-		tr := newLastfmTracker(t, "http://lastfm.test/2.0/", keyFile(t, testKey), &memstore.Store{}, "m")
-		st := tr.store.(*memstore.Store)
-		tr.transport = &inProcess{h: fake, cache: map[string][]byte{}}
-		tr.opts.MaxPages = 2
+		st := teststore.Open(t)
 		var pages []string
-		st.FailSave = func(_ string, items []trackers.Item, cursor string) error {
+		fs := &teststore.Faulty{Store: st, BeforeSave: func(_ context.Context, _ string, items []trackers.Item, cursor string) error {
 			pages = append(pages, fmt.Sprintf("%d:%s", len(items), cursor))
 			return nil
-		}
+		}}
+		tr := newLastfmTracker(t, "http://lastfm.test/2.0/", keyFile(t, testKey), fs, "m")
+		tr.transport = &inProcess{h: fake, cache: map[string][]byte{}}
+		tr.opts.MaxPages = 2
 		h := fakehost.New()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)

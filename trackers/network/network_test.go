@@ -19,6 +19,7 @@ import (
 
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/trackers/internal/teststore"
 )
 
 func TestMain(m *testing.M) {
@@ -85,63 +86,54 @@ func (s *fakeSource) subscribers() int {
 	return len(s.subs)
 }
 
-// memStore is a trackers.Store in memory; fail makes writes fail, block
-// makes them hang until their context ends.
-type memStore struct {
+// testStore is the real store (SQLite) behind a thin wrapper that fails
+// or hangs on command: fail makes the next fail writes fail, block makes
+// writes hang until their context ends. Open it inside the bubble.
+type testStore struct {
+	*teststore.Faulty
+	real *teststore.Store
+
 	mu     sync.Mutex
-	items  []trackers.Item
-	ids    map[string]bool
-	cursor string
 	fail   int // the next fail writes fail
 	block  bool
-	writes int
+	writes int // writes that were not blocked, failed ones included
 }
 
-func (m *memStore) SaveItems(ctx context.Context, tracker string, items []trackers.Item, cursor string) (int, error) {
+func newTestStore(t *testing.T) *testStore {
+	st := &testStore{real: teststore.Open(t)}
+	st.Faulty = &teststore.Faulty{Store: st.real, BeforeSave: st.beforeSave}
+	return st
+}
+
+func (m *testStore) beforeSave(ctx context.Context, _ string, _ []trackers.Item, _ string) error {
 	m.mu.Lock()
 	block := m.block
 	m.mu.Unlock()
 	if block {
 		<-ctx.Done()
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.writes++
 	if m.fail > 0 {
 		m.fail--
-		return 0, errors.New("database is locked")
+		return errors.New("database is locked")
 	}
-	if m.ids == nil {
-		m.ids = map[string]bool{}
-	}
-	added := 0
-	for _, it := range items {
-		if !m.ids[it.ID] {
-			m.ids[it.ID] = true
-			m.items = append(m.items, it)
-			added++
-		}
-	}
-	if cursor != "" {
-		m.cursor = cursor
-	}
-	return added, nil
+	return nil
 }
 
-func (m *memStore) Cursor(ctx context.Context, tracker string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.cursor, nil
-}
+// items returns the tracker's stored items in store order.
+func (m *testStore) items() []trackers.Item { return m.real.All("net") }
+
+// cursor returns the tracker's stored cursor.
+func (m *testStore) cursor() string { return m.real.CursorOf("net") }
 
 // saved returns the stored items' data, decoded.
-func (m *memStore) saved(t *testing.T) []map[string]any {
+func (m *testStore) saved(t *testing.T) []map[string]any {
 	t.Helper()
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	var out []map[string]any
-	for _, it := range m.items {
+	for _, it := range m.items() {
 		var d map[string]any
 		if err := json.Unmarshal(it.Data, &d); err != nil {
 			t.Fatalf("item %s: %v", it.ID, err)
@@ -200,7 +192,7 @@ func deps(st trackers.Store) trackers.Deps {
 func TestNetworkTracker(t *testing.T) {
 	t.Run("ItRecordsTheCurrentStatusAndIsReadyAtOnce", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{}
+			st := newTestStore(t)
 			h, stop := runTracker(t, NewWithSource("net", newFakeSource(true), deps(st)))
 			defer stop()
 			got := st.saved(t)
@@ -210,8 +202,8 @@ func TestNetworkTracker(t *testing.T) {
 			if _, ok := got[0]["addresses"]; ok {
 				t.Errorf("addresses recorded without record_addresses: %v", got[0])
 			}
-			if st.cursor != "online" {
-				t.Errorf("cursor = %q, want online", st.cursor)
+			if c := st.cursor(); c != "online" {
+				t.Errorf("cursor = %q, want online", c)
 			}
 			if r := h.list(); len(r) != 1 || r[0].state != trackers.StateReady || r[0].err != nil {
 				t.Errorf("reports = %v, want one clean ready", r)
@@ -221,7 +213,8 @@ func TestNetworkTracker(t *testing.T) {
 
 	t.Run("ARestartDoesNotRecordTheSameStateAgain", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{cursor: "online"}
+			st := newTestStore(t)
+			st.real.SetCursor("net", "online") // the last run saw it online
 			h, stop := runTracker(t, NewWithSource("net", newFakeSource(true), deps(st)))
 			defer stop()
 			if got := st.saved(t); len(got) != 0 {
@@ -235,7 +228,7 @@ func TestNetworkTracker(t *testing.T) {
 
 	t.Run("EachTransitionIsOneItemWithATimeOrderedID", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{}
+			st := newTestStore(t)
 			src := newFakeSource(false)
 			_, stop := runTracker(t, NewWithSource("net", src, deps(st)))
 			defer stop()
@@ -252,22 +245,21 @@ func TestNetworkTracker(t *testing.T) {
 			if want := "offline,online,offline,online"; strings.Join(events, ",") != want {
 				t.Errorf("events = %v, want %s", events, want)
 			}
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			for i := 1; i < len(st.items); i++ {
-				if st.items[i].ID <= st.items[i-1].ID || !st.items[i].Time.After(st.items[i-1].Time) {
-					t.Errorf("item %d (%s) does not sort after %s", i, st.items[i].ID, st.items[i-1].ID)
+			items := st.items()
+			for i := 1; i < len(items); i++ {
+				if items[i].ID <= items[i-1].ID || !items[i].Time.After(items[i-1].Time) {
+					t.Errorf("item %d (%s) does not sort after %s", i, items[i].ID, items[i-1].ID)
 				}
 			}
-			if st.cursor != "online" {
-				t.Errorf("cursor = %q, want online", st.cursor)
+			if c := st.cursor(); c != "online" {
+				t.Errorf("cursor = %q, want online", c)
 			}
 		})
 	})
 
 	t.Run("RecordAddressesAddsTheAddresses", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{}
+			st := newTestStore(t)
 			src := newFakeSource(true)
 			_, stop := runTracker(t, NewTracker(Options{RecordAddresses: true}, src, deps(st)))
 			defer stop()
@@ -283,7 +275,7 @@ func TestNetworkTracker(t *testing.T) {
 
 	t.Run("AWakeMeasuresHowLongTheNetworkTookToComeBack", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{}
+			st := newTestStore(t)
 			src := newFakeSource(false)
 			tr := NewWithSource("net", src, deps(st))
 			h, stop := runTracker(t, tr)
@@ -322,7 +314,7 @@ func TestNetworkTracker(t *testing.T) {
 
 	t.Run("AWakeWhileOnlineIsRecordedAsAlreadyOnline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{}
+			st := newTestStore(t)
 			tr := NewWithSource("net", newFakeSource(true), deps(st))
 			_, stop := runTracker(t, tr)
 			defer stop()
@@ -338,7 +330,7 @@ func TestNetworkTracker(t *testing.T) {
 
 	t.Run("PauseHoldsWritesUntilResume", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{}
+			st := newTestStore(t)
 			src := newFakeSource(true)
 			tr := NewWithSource("net", src, deps(st))
 			_, stop := runTracker(t, tr)
@@ -373,7 +365,7 @@ func TestNetworkTracker(t *testing.T) {
 
 	t.Run("PauseReturnsByItsDeadlineWhenAWriteIsStuck", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{}
+			st := newTestStore(t)
 			src := newFakeSource(true)
 			tr := NewWithSource("net", src, deps(st))
 			_, stop := runTracker(t, tr)
@@ -398,7 +390,8 @@ func TestNetworkTracker(t *testing.T) {
 
 	t.Run("AFailedWriteIsRetriedAndReported", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{fail: 2}
+			st := newTestStore(t)
+			st.fail = 2
 			h, stop := runTracker(t, NewWithSource("net", newFakeSource(true), deps(st)))
 			defer stop()
 			if r := h.list(); len(r) != 1 || r[0].state != trackers.StateReady || r[0].err == nil {
@@ -427,7 +420,7 @@ func TestNetworkTracker(t *testing.T) {
 	t.Run("MetricsShowTheStateAndTheWakeDelay", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			d := deps(&memStore{})
+			d := deps(newTestStore(t))
 			d.Metrics = reg
 			src := newFakeSource(false)
 			tr := NewTracker(Options{}, src, d)
@@ -455,7 +448,7 @@ func TestNetworkTracker(t *testing.T) {
 	t.Run("ItUnsubscribesWhenStopped", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			src := newFakeSource(true)
-			_, stop := runTracker(t, NewWithSource("net", src, deps(&memStore{})))
+			_, stop := runTracker(t, NewWithSource("net", src, deps(newTestStore(t))))
 			if n := src.subscribers(); n != 1 {
 				t.Errorf("subscribers while running = %d, want 1", n)
 			}
@@ -495,7 +488,7 @@ func TestRegisteredKind(t *testing.T) {
 
 	t.Run("WithoutASourceRunSaysWhatIsMissing", func(t *testing.T) {
 		SetDefaultSource(nil)
-		c, err := k.New(opts, deps(&memStore{}))
+		c, err := k.New(opts, deps(newTestStore(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -507,7 +500,7 @@ func TestRegisteredKind(t *testing.T) {
 
 	t.Run("ItUsesTheDefaultSourceInstalledBeforeRun", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			st := &memStore{}
+			st := newTestStore(t)
 			c, err := k.New(opts, deps(st))
 			if err != nil {
 				t.Fatal(err)
@@ -523,7 +516,7 @@ func TestRegisteredKind(t *testing.T) {
 	})
 
 	t.Run("WrongOptionsAreAnError", func(t *testing.T) {
-		if _, err := k.New(struct{}{}, deps(&memStore{})); err == nil {
+		if _, err := k.New(struct{}{}, deps(newTestStore(t))); err == nil {
 			t.Errorf("New with foreign options = nil error")
 		}
 	})

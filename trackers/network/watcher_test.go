@@ -37,7 +37,7 @@ func TestWithARealWatcher(t *testing.T) {
 		}
 	}()
 
-	st := &memStore{}
+	st := newTestStore(t)
 	tr := NewWithSource("net", w, deps(st))
 	h := &fakeHost{}
 	tdone := make(chan error, 1)

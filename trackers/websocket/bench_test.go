@@ -13,11 +13,11 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
-	"github.com/rouse-dev/rouse/trackers/internal/memstore"
+	"github.com/rouse-dev/rouse/trackers/internal/teststore"
 )
 
 // BenchmarkIngest: stream messages ingested per second over loopback into
-// the in-memory store (batched), 10,000 messages per iteration.
+// the SQLite store (batched), 10,000 messages per iteration.
 func BenchmarkIngest(b *testing.B) {
 	const n = 10_000
 	msgs := make([][]byte, n)
@@ -41,7 +41,9 @@ func BenchmarkIngest(b *testing.B) {
 	defer srv.Close()
 	b.ReportAllocs()
 	for b.Loop() {
-		st := &memstore.Store{}
+		b.StopTimer()
+		st := teststore.Open(b)
+		b.StartTimer()
 		o := DefaultOptions()
 		o.URL = "ws" + strings.TrimPrefix(srv.URL, "http")
 		o.Items = ItemsOptions{ID: "id", Time: "t"}
@@ -61,6 +63,11 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		cancel()
 		<-done
+		b.StopTimer()
+		if err := st.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "items/s")
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
-	"github.com/rouse-dev/rouse/trackers/internal/memstore"
+	"github.com/rouse-dev/rouse/trackers/internal/teststore"
 )
 
 // TestRealSockets runs the tracker over real loopback TCP: a server that
@@ -64,7 +64,7 @@ func TestRealSockets(t *testing.T) {
 	}
 	srv, addr, done := serve("127.0.0.1:0")
 
-	st := &memstore.Store{}
+	st := teststore.Open(t)
 	o := DefaultOptions()
 	o.URL = "ws://" + addr + "/stream"
 	o.Subscribe = `{"since":"{{.Since}}"}`

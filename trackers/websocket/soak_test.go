@@ -15,7 +15,7 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
-	"github.com/rouse-dev/rouse/trackers/internal/memstore"
+	"github.com/rouse-dev/rouse/trackers/internal/teststore"
 )
 
 // TestSoak runs 100 trackers against a server that drops streams (with and
@@ -57,7 +57,7 @@ func TestSoak(t *testing.T) {
 				}
 			}
 		}
-		st := &memstore.Store{}
+		st := teststore.Open(t)
 		client := p.client()
 		defer client.CloseIdleConnections()
 		var wg sync.WaitGroup
@@ -93,7 +93,7 @@ func TestSoak(t *testing.T) {
 		disconnects := 0
 		for i, tr := range trs {
 			name := fmt.Sprint("t", i)
-			items := st.Items(name)
+			items := st.All(name)
 			ids := map[string]bool{}
 			for _, it := range items {
 				ids[it.ID] = true

@@ -16,7 +16,7 @@ import (
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
-	"github.com/rouse-dev/rouse/trackers/internal/memstore"
+	"github.com/rouse-dev/rouse/trackers/internal/teststore"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -24,7 +24,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type rig struct {
 	t      *testing.T
 	net    *pipeNet
-	store  *memstore.Store
+	store  *teststore.Store  // the real store
+	saves  *teststore.Faulty // the tracker's view of it, counting writes
 	host   *fakehost.Host
 	tr     *Tracker
 	reg    *prometheus.Registry
@@ -34,7 +35,9 @@ type rig struct {
 
 // newRig builds a tracker on a pipe network; call inside a bubble.
 func newRig(t *testing.T, mod func(*Options)) *rig {
-	r := &rig{t: t, net: newPipeNet(t), store: &memstore.Store{}, host: fakehost.New(), reg: prometheus.NewRegistry()}
+	r := &rig{t: t, net: newPipeNet(t), host: fakehost.New(), reg: prometheus.NewRegistry()}
+	r.store = teststore.Open(t)
+	r.saves = &teststore.Faulty{Store: r.store} // counts the tracker's writes
 	o := DefaultOptions()
 	o.URL = "ws://stream.test/s"
 	o.Subscribe = `{"op":"subscribe","since":"{{.Since}}"}`
@@ -42,7 +45,7 @@ func newRig(t *testing.T, mod func(*Options)) *rig {
 	if mod != nil {
 		mod(o)
 	}
-	tr, err := New(*o, trackers.Deps{Name: "s", Store: r.store, Metrics: r.reg})
+	tr, err := New(*o, trackers.Deps{Name: "s", Store: r.saves, Metrics: r.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,8 +170,12 @@ func TestCursorSurvivesARestartOfTheTracker(t *testing.T) {
 		time.Sleep(time.Second)
 		r.cancel()
 		<-r.done
-		// A new Run (after the agent restarted it) within the window
-		// resubscribes from the persisted cursor.
+		// The store closes and opens again, as around a sleep; a new Run
+		// (after the agent restarted it) within the window resubscribes
+		// from the persisted cursor.
+		if err := r.store.Reopen(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(time.Minute)
 		r.start()
 		sc = r.accept()
@@ -359,7 +366,7 @@ func TestPauseStopsWritingUntilResume(t *testing.T) {
 		sc := r.accept()
 		sc.pong()
 		r.tr.Pause(context.Background())
-		saves := r.store.Saves()
+		saves := r.saves.Calls()
 		go func() {
 			for i := 1; i <= 3; i++ {
 				send(t, sc, i, int64(i))
@@ -367,7 +374,7 @@ func TestPauseStopsWritingUntilResume(t *testing.T) {
 		}()
 		time.Sleep(time.Minute)
 		synctest.Wait()
-		if r.store.Saves() != saves || r.store.Len("s") != 0 {
+		if r.saves.Calls() != saves || r.store.Len("s") != 0 {
 			t.Fatal("stored while paused")
 		}
 		r.tr.Resume(context.Background())
