@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-deps vet staticcheck build bench cross fuzz
+.PHONY: run test test-deps vet staticcheck build bench cross deb fuzz
 
 run:
 	$(GO) run ./cmd/rouse run
@@ -39,3 +39,9 @@ fuzz:
 		echo "== fuzz $$name ($$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
+
+# The Debian package in dist/ (VERSION=1.2.3 ARCH=arm64 to choose).
+VERSION ?= 0.0.0~dev
+ARCH ?= $(shell $(GO) env GOARCH)
+deb:
+	$(GO) run ./packaging -version $(VERSION) -arch $(ARCH) -out dist/
