@@ -1,0 +1,6 @@
+//go:build linux
+
+package main
+
+// usesLogind: on Linux, sleep and wake come from logind.
+const usesLogind = true

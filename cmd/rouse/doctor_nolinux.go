@@ -1,0 +1,6 @@
+//go:build !linux
+
+package main
+
+// usesLogind: only Linux has logind.
+const usesLogind = false
