@@ -146,9 +146,10 @@ func printStatus(out io.Writer, h wire.Health) {
 
 func newActionCmd(g *globals, verb, short string) *cobra.Command {
 	return &cobra.Command{
-		Use:   verb + " NAME",
-		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Use:               verb + " NAME",
+		Short:             short,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: g.completeComponents, // completion.go
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.newClient()
 			if err != nil {
