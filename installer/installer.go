@@ -226,7 +226,7 @@ func (in *Installer) Install() error {
 		where = in.svc.Platform()
 	}
 	fmt.Fprintf(in.o.Out, "rouse %s as a %s (%s)\n", verb, in.Flavour(), where)
-	in.log.Info("service installed", "flavour", in.Flavour(), "file", in.file, "updated", was != NotInstalled)
+	in.log.Debug("service installed", "flavour", in.Flavour(), "file", in.file, "updated", was != NotInstalled)
 	if !in.o.NoStart {
 		if err := in.svc.Start(); err != nil {
 			return fmt.Errorf("start the %s: %w", in.Flavour(), err)

@@ -214,6 +214,9 @@ func testDpkg(t *testing.T, pkg string) {
 		if out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", "rouse").Output(); err == nil && strings.Contains(string(out), "installed") {
 			t.Fatalf("a rouse package is installed already (%s): refusing to replace it", out)
 		}
+		if _, err := os.Stat("/etc/rouse/rouse.yaml"); err == nil {
+			t.Fatal("/etc/rouse/rouse.yaml exists and belongs to no package: refusing to let dpkg decide about it")
+		}
 		t.Cleanup(func() {
 			if out, err := exec.Command("dpkg", "--purge", "rouse").CombinedOutput(); err != nil {
 				t.Errorf("dpkg --purge rouse: %v\n%s", err, out)
