@@ -356,6 +356,21 @@ func TestDashboardInChromium(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Keep a picture of the waiting page while the restore is under way
+		// (an artifact, not an assertion: the restore may beat the poll).
+		for range 50 {
+			var h string
+			if err := evalJS(`document.querySelector('#wake-h').textContent`, &h); err != nil || h == "Recovering" {
+				if b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+					p := filepath.Join(artifactDir(t), "dashboard-waking.png")
+					if os.WriteFile(p, b, 0o644) == nil {
+						t.Logf("screenshot: %s", p)
+					}
+				}
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		waitFor(t, "the wake to finish", func() (bool, string) {
 			got, err := c.WakeByID(context.Background(), w.ID)
 			return err == nil && got.Done, fmt.Sprint(err)

@@ -220,7 +220,8 @@
     const lw = st.wakes[0] || h.last_wake;
     if (lw) {
       text += ' · woke ' + rel(lw.woke_at);
-      if (lw.done) text += ' · recovered in ' + fmtDur(lw.restore.duration_ms);
+      if (state === 'restoring') text += ' · recovering now';
+      else if (lw.done) text += ' · recovered in ' + fmtDur(lw.restore.duration_ms);
     }
     $('#summary').textContent = text;
     const foot = ['rouse ' + (h.version || ''), 'agent up since ' + clock(h.started_at)];
@@ -237,7 +238,7 @@
     if (s.last_error) details.append(el('div', { class: 'err', text: s.last_error }));
     if (s.next_retry_at) details.append(el('div', { class: 'muted' }, 'next retry ', relTime(s.next_retry_at)));
     if (s.depends_on && s.depends_on.length) details.append(el('div', { class: 'muted', text: 'needs ' + s.depends_on.join(', ') }));
-    if (!details.childNodes.length && s.ready_at) details.append(el('div', { class: 'muted' }, 'ready since ', relTime(s.ready_at)));
+    if (!details.childNodes.length && s.ready_at && (s.state === 'ready' || s.state === 'catching_up')) details.append(el('div', { class: 'muted' }, 'ready since ', relTime(s.ready_at)));
 
     const actions = el('div', { class: 'actions' });
     const stopped = s.desired === 'stopped';
