@@ -494,3 +494,21 @@ func TestConfigReloadRestartsOnlyWhatChanged(t *testing.T) {
 		}
 	})
 }
+
+func TestBuiltInJobsCanBeTurnedOff(t *testing.T) {
+	cfg, err := config.Parse("rouse.yaml", []byte("maintenance: {quick_check: \"off\"}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Options{Config: cfg, DataDir: t.TempDir(), Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, j := range a.jobs(cfg) {
+		names = append(names, j.Name)
+	}
+	if len(names) != 1 || names[0] != jobMaintenance {
+		t.Fatalf("jobs = %v, want only %s", names, jobMaintenance)
+	}
+}

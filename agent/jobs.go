@@ -36,7 +36,8 @@ func (a *Agent) newScheduler(cfg *config.Config) error {
 // maintenance jobs first.
 func (a *Agent) jobs(cfg *config.Config) []scheduler.Job {
 	retention := cfg.Maintenance.Retention
-	jobs := []scheduler.Job{{
+	var jobs []scheduler.Job
+	builtIn := []scheduler.Job{{
 		Name: jobMaintenance, Schedule: cfg.Maintenance.Schedule, BuiltIn: true,
 		Misfire: "coalesce", Grace: 24 * time.Hour, MaxInstances: 1, Timeout: 10 * time.Minute,
 		Func: func(ctx context.Context) (string, error) {
@@ -60,6 +61,11 @@ func (a *Agent) jobs(cfg *config.Config) []scheduler.Job {
 			return fmt.Sprintf("quick_check ok in %s", time.Since(t0).Round(time.Millisecond)), nil
 		},
 	}}
+	for _, j := range builtIn {
+		if j.Schedule != "off" { // "off" turns a built-in job off
+			jobs = append(jobs, j)
+		}
+	}
 	for _, j := range cfg.Jobs {
 		sj := scheduler.Job{
 			Name: j.Name, Schedule: j.Schedule, Command: j.Command, Env: j.Env, Dir: j.Dir,
