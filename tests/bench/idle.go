@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rouse-dev/rouse/agent/config"
+	"github.com/rouse-dev/rouse/tests/internal/harness"
+)
+
+// Benchmark 4: idle cost. The real binary runs (on a private bus with a
+// fake logind, so it holds its inhibitor lock as it would on a laptop);
+// once its boot restore is done and 2 s have passed, CPU time
+// (utime+stime from /proc/PID/stat), context switches (voluntary and
+// involuntary, summed over /proc/PID/task/*/status: every one is a wakeup
+// of some thread) and RSS are read, and again after the window.
+//
+// Configs: the embedded default (store, scheduler with its maintenance
+// job, the network tracker), and 50 components: 25 exec (sleep 3600,
+// ready after 1 s) and 25 http trackers polling a local server every 60 s.
+
+type idleResult struct {
+	Config           string  `json:"config"`
+	WindowS          float64 `json:"window_s"`
+	CPUMSPerMin      float64 `json:"cpu_ms_per_min"`
+	WakeupsPerMin    float64 `json:"wakeups_per_min"`
+	RSSMB            float64 `json:"rss_mb"`
+	ThreadsAtTheEnd  int     `json:"threads"`
+	ChildrenExcluded bool    `json:"children_excluded"`
+}
+
+func benchIdle(t *tb, o options) []idleResult {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("[]"))
+	}))
+	t.Cleanup(srv.Close)
+	var fifty strings.Builder
+	fifty.WriteString("trackers:\n")
+	for i := range 25 {
+		fmt.Fprintf(&fifty, "  - {name: exec%02d, kind: exec, command: [sleep, \"3600\"]}\n", i)
+	}
+	for i := range 25 {
+		fmt.Fprintf(&fifty, "  - {name: http%02d, kind: http, url: \"%s/items\", interval: 60s, needs_network: false, cursor: {from: none}}\n", i, srv.URL)
+	}
+	return []idleResult{
+		idleOnce(t, o, "embedded default", string(config.DefaultYAML)),
+		idleOnce(t, o, "50 components", fifty.String()),
+	}
+}
+
+func idleOnce(t *tb, o options, name, cfg string) idleResult {
+	p := harness.NewPower(t, true)
+	a := harness.Start(t, o.RouseBin, harness.Options{Config: cfg, BusAddr: p.Addr()})
+	defer a.Stop()
+	waitLastWake(t, a.Client)
+	a.Client.Close()
+	time.Sleep(2 * time.Second)
+	pid := a.Pid()
+	cpu0, sw0 := procCPU(t, pid), procSwitches(t, pid)
+	t0 := time.Now()
+	time.Sleep(o.Idle)
+	cpu1, sw1 := procCPU(t, pid), procSwitches(t, pid)
+	win := time.Since(t0)
+	perMin := func(v float64) float64 { return round2(v * float64(time.Minute) / float64(win)) }
+	threads, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	return idleResult{Config: name, WindowS: round2(win.Seconds()),
+		CPUMSPerMin: perMin(float64(cpu1-cpu0) * 10), WakeupsPerMin: perMin(float64(sw1 - sw0)),
+		RSSMB: round2(float64(procStatusKB(t, pid, "VmRSS")) / 1024), ThreadsAtTheEnd: len(threads), ChildrenExcluded: true}
+}
+
+// procCPU is utime+stime of pid in clock ticks (USER_HZ, 100 on Linux).
+func procCPU(t *tb, pid int) int64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		t.Fatalf("stat: %v", err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return ut + st
+}
+
+// procSwitches sums the context switches of every thread of pid.
+func procSwitches(t *tb, pid int) int64 {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("tasks: %v", err)
+	}
+	var n int64
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "status"))
+		if err != nil {
+			continue // the thread just ended
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, k := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
+				if v, ok := strings.CutPrefix(line, k); ok {
+					x, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+					n += x
+				}
+			}
+		}
+	}
+	return n
+}
+
+// procStatusKB reads a "kB" field of /proc/PID/status.
+func procStatusKB(t *tb, pid int, key string) int64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			x, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return x
+		}
+	}
+	return 0
+}
+
+func printIdle(w io.Writer, rs []idleResult) {
+	fmt.Fprintln(w, "4. Idle cost of the agent process (children excluded)")
+	fmt.Fprintf(w, "%-18s %8s %13s %15s %8s %8s\n", "config", "window", "CPU ms/min", "wakeups/min", "RSS MB", "threads")
+	for _, r := range rs {
+		fmt.Fprintf(w, "%-18s %7.0fs %13.1f %15.1f %8.1f %8d\n", r.Config, r.WindowS, r.CPUMSPerMin, r.WakeupsPerMin, r.RSSMB, r.ThreadsAtTheEnd)
+	}
+	fmt.Fprintln(w)
+}
