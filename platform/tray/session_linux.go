@@ -128,3 +128,45 @@ func (s *session) notify(a Alert) error {
 	}
 	return nil
 }
+
+// whenItemLive works around a race in the systray library: a tooltip or
+// icon set while it is exporting the item is kept in memory but never
+// reaches the exported properties. It calls probe (which re-sets the
+// tooltip) every 100 ms until the item emits NewToolTip from the library's
+// connection — proof that sets now reach the bus — and returns true; false
+// if ctx ends first.
+func (s *session) whenItemLive(ctx context.Context, probe func()) bool {
+	shared, err := dbus.SessionBus() // the library's cached connection
+	if err != nil || len(shared.Names()) == 0 {
+		return false
+	}
+	match := []dbus.MatchOption{
+		dbus.WithMatchSender(shared.Names()[0]),
+		dbus.WithMatchObjectPath("/StatusNotifierItem"),
+		dbus.WithMatchInterface("org.kde.StatusNotifierItem"),
+		dbus.WithMatchMember("NewToolTip"),
+	}
+	if err := s.conn.AddMatchSignal(match...); err != nil {
+		return false
+	}
+	defer func() { _ = s.conn.RemoveMatchSignal(match...) }()
+	ch := make(chan *dbus.Signal, 8)
+	s.conn.Signal(ch)
+	defer s.conn.RemoveSignal(ch)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		probe()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-s.done():
+			return false
+		case sig := <-ch:
+			if sig != nil && sig.Name == "org.kde.StatusNotifierItem.NewToolTip" && sig.Sender == shared.Names()[0] {
+				return true
+			}
+		case <-tick.C:
+		}
+	}
+}

@@ -16,3 +16,6 @@ func (*session) close()                                {}
 func (*session) done() <-chan struct{}                 { return nil }
 func (*session) waitForHost(ctx context.Context) error { return nil }
 func (*session) notify(Alert) error                    { return errNoNotifications }
+
+// whenItemLive: nothing to wait for outside Linux.
+func (*session) whenItemLive(context.Context, func()) bool { return true }

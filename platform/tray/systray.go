@@ -22,7 +22,7 @@ const maxSlots = 24
 func runTray(ctx context.Context, c *controller, s *session, log *slog.Logger) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	v := &trayView{}
+	v := &trayView{log: log}
 	c.view = v
 
 	var (
@@ -38,8 +38,14 @@ func runTray(ctx context.Context, c *controller, s *session, log *slog.Logger) (
 			return
 		}
 		v.build()
-		wg.Add(3)
+		wg.Add(4)
 		go func() { defer wg.Done(); c.run(ctx) }()
+		go func() {
+			defer wg.Done()
+			if s.whenItemLive(ctx, v.probe) {
+				v.reapply()
+			}
+		}()
 		go func() { defer wg.Done(); v.clicks(ctx, c, cancel) }()
 		go func() {
 			defer wg.Done()
@@ -81,6 +87,10 @@ func runTray(ctx context.Context, c *controller, s *session, log *slog.Logger) (
 
 // trayView is the View over the systray library's global menu.
 type trayView struct {
+	mu     sync.Mutex // Show and the start-up reapply
+	log    *slog.Logger
+	broken bool // the library panicked: its bus is gone, stop calling it
+
 	header  *systray.MenuItem
 	slots   [maxSlots]*systray.MenuItem
 	recover *systray.MenuItem
@@ -128,8 +138,52 @@ func (v *trayView) clicks(ctx context.Context, c *controller, quit func()) {
 	}
 }
 
+// probe re-sets the tooltip, which makes the library emit NewToolTip once
+// its item is exported.
+func (v *trayView) probe() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.safely(func() { systray.SetTooltip(v.last.Tooltip) })
+}
+
+// safely calls the library, which panics when its bus connection is gone
+// (SetIcon): the tray then stops updating and ends when the session
+// bus's loss is noticed, instead of crashing. Call with mu held.
+func (v *trayView) safely(f func()) {
+	if v.broken {
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			v.broken = true
+			v.log.Warn("the tray lost its bus connection", "err", r)
+		}
+	}()
+	f()
+}
+
+// reapply sets the icon and tooltip again once the item is exported, in
+// case a Show raced with the export (see whenItemLive).
+func (v *trayView) reapply() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.shown {
+		return
+	}
+	v.safely(func() {
+		systray.SetIcon(Icon(v.last.Look))
+		systray.SetTooltip(v.last.Tooltip)
+	})
+}
+
 // Show implements View.
 func (v *trayView) Show(m Model) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.safely(func() { v.show(m) })
+}
+
+func (v *trayView) show(m Model) {
 	first := !v.shown
 	v.shown = true
 	if first || m.Look != v.last.Look {
