@@ -36,6 +36,14 @@
 //     hidden as components come and go (the library appends new items at
 //     the end, after Quit, and rebuilding its menu races with hosts reading
 //     it); past 24 components the last line says how many more there are.
+//   - Library defects worked around: SetIcon panics once its bus is gone
+//     (recovered; the tray stops updating and ends on the bus loss it
+//     notices itself); a tooltip or icon set while the library exports the
+//     item is lost (the view re-applies both once the item emits
+//     NewToolTip). Its property setters also race with hosts reading them
+//     (godbus prop, its menu refresh): harmless in practice, and the adapter
+//     test logs such races instead of failing on them, but fails on any race
+//     with a frame of ours.
 //   - The library fixes the item's Status to "Active" (it has no setter for
 //     NeedsAttention): the icon's colour carries the state.
 //   - Relative times in the tooltip are re-rendered once a minute from the

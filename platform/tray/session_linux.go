@@ -11,6 +11,9 @@ import (
 	"github.com/godbus/dbus/v5"
 )
 
+// liveTimeout bounds whenItemLive's probing.
+const liveTimeout = 30 * time.Second
+
 // D-Bus names the tray relies on.
 const (
 	watcherName      = "org.kde.StatusNotifierWatcher"
@@ -134,8 +137,10 @@ func (s *session) notify(a Alert) error {
 // reaches the exported properties. It calls probe (which re-sets the
 // tooltip) every 100 ms until the item emits NewToolTip from the library's
 // connection — proof that sets now reach the bus — and returns true; false
-// if ctx ends first.
+// if ctx ends first or the item never shows up (liveTimeout).
 func (s *session) whenItemLive(ctx context.Context, probe func()) bool {
+	ctx, cancel := context.WithTimeout(ctx, liveTimeout)
+	defer cancel()
 	shared, err := dbus.SessionBus() // the library's cached connection
 	if err != nil || len(shared.Names()) == 0 {
 		return false
