@@ -214,7 +214,9 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 // testAgent is a real api.Server over a fake backend whose health the test
 // changes and whose event stream it feeds.
 type testAgent struct {
-	url string
+	url     string
+	backend *apitest.Backend
+	stop    func()
 
 	mu     sync.Mutex
 	health wire.Health
@@ -263,7 +265,16 @@ func startTestAgent(t *testing.T, h wire.Health) *testAgent {
 			return out
 		},
 	}
-	s, err := api.New(b, api.Options{Listen: "127.0.0.1:0", Token: testToken, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "v-test"})
+	a.backend = b
+	a.serve(t, "127.0.0.1:0")
+	t.Cleanup(func() { a.stop() })
+	return a
+}
+
+// serve starts an api.Server for the backend on listen.
+func (a *testAgent) serve(t *testing.T, listen string) {
+	t.Helper()
+	s, err := api.New(a.backend, api.Options{Listen: listen, Token: testToken, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "v-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,9 +284,16 @@ func startTestAgent(t *testing.T, h wire.Health) *testAgent {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	a.stop = func() { cancel(); <-done }
 	a.url = "http://" + s.Addr().String()
-	return a
+}
+
+// restart stops the server (cutting every stream) and serves again on the
+// same address, as an agent restart does.
+func (a *testAgent) restart(t *testing.T) {
+	t.Helper()
+	a.stop()
+	a.serve(t, strings.TrimPrefix(a.url, "http://"))
 }
 
 func (a *testAgent) setHealth(f func(h *wire.Health)) {
@@ -657,6 +675,20 @@ func TestSystrayOnAPrivateSessionBus(t *testing.T) {
 			b, _ := os.ReadFile(tray.opened)
 			return strings.HasPrefix(string(b), agent.url+"/login?code="), string(b)
 		})
+	})
+
+	t.Run("AnAgentRestartIsQuiet", func(t *testing.T) {
+		it.t = t
+		agent.restart(parent)
+		agent.setHealth(func(h *wire.Health) { h.Components[1].State = "ready"; h.Status = wire.StatusOK })
+		// The tray reconnects by itself and re-reads health on connect.
+		eventually(t, "the tray follows the restarted agent", func() (bool, string) {
+			got := it.tooltip()
+			return strings.HasPrefix(got, "2/3 ready"), got
+		})
+		if out := tray.out.String(); strings.Contains(out, "cannot reach") {
+			t.Errorf("noise about a restart:\n%s", out)
+		}
 	})
 
 	t.Run("TermEndsItCleanly", func(t *testing.T) {
