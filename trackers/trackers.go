@@ -133,6 +133,24 @@ type Kind struct {
 	New func(opts any, deps Deps) (Component, error)
 }
 
+// KindOf builds a Kind from a kind's typed pieces: defaults returns a fresh
+// options struct with its defaults, build makes the component from decoded
+// options. It saves every kind the same type assertion.
+func KindOf[O any, C Component](name string, needsNetwork bool, defaults func() *O, build func(O, Deps) (C, error)) Kind {
+	return Kind{
+		Name:         name,
+		NeedsNetwork: needsNetwork,
+		NewOptions:   func() any { return defaults() },
+		New: func(opts any, d Deps) (Component, error) {
+			o, ok := opts.(*O)
+			if !ok {
+				return nil, fmt.Errorf("%s: options are %T, want %T", name, opts, o)
+			}
+			return build(*o, d)
+		},
+	}
+}
+
 var (
 	mu    sync.RWMutex
 	kinds = map[string]Kind{}

@@ -48,18 +48,7 @@ import (
 )
 
 func init() {
-	trackers.Register(trackers.Kind{
-		Name:         "exec",
-		NeedsNetwork: false,
-		NewOptions:   func() any { return DefaultOptions() },
-		New: func(opts any, deps trackers.Deps) (trackers.Component, error) {
-			o, ok := opts.(*Options)
-			if !ok {
-				return nil, fmt.Errorf("exec: options are %T, want *exec.Options", opts)
-			}
-			return New(*o, deps)
-		},
-	})
+	trackers.Register(trackers.KindOf("exec", false, DefaultOptions, New))
 }
 
 var (

@@ -20,18 +20,7 @@ import (
 const LastfmAPIURL = "https://ws.audioscrobbler.com/2.0/"
 
 func init() {
-	trackers.Register(trackers.Kind{
-		Name:         "lastfm",
-		NeedsNetwork: true,
-		NewOptions:   func() any { return DefaultLastfmOptions() },
-		New: func(opts any, deps trackers.Deps) (trackers.Component, error) {
-			o, ok := opts.(*LastfmOptions)
-			if !ok {
-				return nil, fmt.Errorf("lastfm: options are %T, want *LastfmOptions", opts)
-			}
-			return NewLastfm(*o, deps)
-		},
-	})
+	trackers.Register(trackers.KindOf("lastfm", true, DefaultLastfmOptions, NewLastfm))
 }
 
 // LastfmOptions configures the lastfm preset: an http tracker over Last.fm's

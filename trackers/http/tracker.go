@@ -72,18 +72,7 @@ import (
 const maxBody = 64 << 20
 
 func init() {
-	trackers.Register(trackers.Kind{
-		Name:         "http",
-		NeedsNetwork: true,
-		NewOptions:   func() any { return DefaultOptions() },
-		New: func(opts any, deps trackers.Deps) (trackers.Component, error) {
-			o, ok := opts.(*Options)
-			if !ok {
-				return nil, fmt.Errorf("http: options are %T, want *Options", opts)
-			}
-			return New(*o, deps)
-		},
-	})
+	trackers.Register(trackers.KindOf("http", true, DefaultOptions, New))
 }
 
 // Tracker is an http poller. It implements trackers.Component, Resumer and

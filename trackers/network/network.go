@@ -59,20 +59,11 @@ import (
 const Kind = "network"
 
 func init() {
-	trackers.Register(trackers.Kind{
-		Name:         Kind,
-		NeedsNetwork: false,
-		NewOptions:   func() any { return DefaultOptions() },
-		New: func(opts any, deps trackers.Deps) (trackers.Component, error) {
-			o, ok := opts.(*Options)
-			if !ok {
-				return nil, fmt.Errorf("network: options are %T, want *network.Options", opts)
-			}
-			// The source is resolved again at Run, so an agent that
-			// installs it after building components still works.
-			return NewTracker(*o, nil, deps), nil
-		},
-	})
+	// The source is resolved again at Run, so an agent that installs it
+	// after building components still works.
+	trackers.Register(trackers.KindOf(Kind, false, DefaultOptions, func(o Options, d trackers.Deps) (*Tracker, error) {
+		return NewTracker(o, nil, d), nil
+	}))
 }
 
 var (

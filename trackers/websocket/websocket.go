@@ -55,18 +55,7 @@ import (
 )
 
 func init() {
-	trackers.Register(trackers.Kind{
-		Name:         "websocket",
-		NeedsNetwork: true,
-		NewOptions:   func() any { return DefaultOptions() },
-		New: func(opts any, deps trackers.Deps) (trackers.Component, error) {
-			o, ok := opts.(*Options)
-			if !ok {
-				return nil, fmt.Errorf("websocket: options are %T, want *Options", opts)
-			}
-			return New(*o, deps)
-		},
-	})
+	trackers.Register(trackers.KindOf("websocket", true, DefaultOptions, New))
 }
 
 // Stats are counters a test (or the API's detail field) can read.
