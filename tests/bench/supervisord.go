@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -116,7 +117,7 @@ func pidAt(addr string) string {
 // waitNewPids polls every address until it answers with a pid other than
 // old's (any pid when old is empty), and returns the pids and how long
 // since t0 the last one took.
-func waitNewPids(t *tb, addrs []string, old map[string]string, t0 time.Time) (map[string]string, time.Duration) {
+func waitNewPids(t *tb, who string, addrs []string, old map[string]string, t0 time.Time) (map[string]string, time.Duration) {
 	var mu sync.Mutex
 	got := map[string]string{}
 	var last time.Duration
@@ -139,7 +140,13 @@ func waitNewPids(t *tb, addrs []string, old map[string]string, t0 time.Time) (ma
 	}
 	wg.Wait()
 	if len(got) != len(addrs) {
-		t.Fatalf("%d of %d programs answered with a new pid within %v", len(got), len(addrs), harness.StartGuard)
+		var missing []string
+		for _, a := range addrs {
+			if got[a] == "" {
+				missing = append(missing, a)
+			}
+		}
+		t.Fatalf("%s: %d of %d programs answered with a new pid within %v (missing %v)", who, len(got), len(addrs), harness.StartGuard, missing)
 	}
 	return got, last
 }
@@ -161,10 +168,24 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 			_ = syscall.Kill(p.Pid, syscall.SIGKILL)
 		}
 	})
+	// Ports below the ephemeral range: the 2 ms polling opens thousands
+	// of client sockets, and one of them could hold a program's port in
+	// the instant it restarts.
+	used := map[string]bool{}
 	addrs := func() []string {
 		var as []string
-		for range o.Programs {
-			as = append(as, harness.FreeAddr(t))
+		for len(as) < o.Programs {
+			a := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(10000))
+			if used[a] {
+				continue
+			}
+			l, err := net.Listen("tcp", a)
+			if err != nil {
+				continue
+			}
+			l.Close()
+			used[a] = true
+			as = append(as, a)
 		}
 		return as
 	}
@@ -204,7 +225,7 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 			<-supDone
 		}
 	})
-	sPids, _ := waitNewPids(t, sAddrs, nil, time.Now())
+	sPids, _ := waitNewPids(t, "supervisord", sAddrs, nil, time.Now())
 
 	// rouse
 	rAddrs := addrs()
@@ -218,7 +239,7 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 	ag := harness.Start(t, o.RouseBin, harness.Options{Config: cfg.String(), BusAddr: p.Addr(), Marker: marker})
 	defer ag.Stop()
 	waitLastWake(t, ag.Client)
-	rPids, _ := waitNewPids(t, rAddrs, nil, time.Now())
+	rPids, _ := waitNewPids(t, "rouse", rAddrs, nil, time.Now())
 
 	m := &supervisorMatch{Programs: o.Programs}
 	var sd1, rd1 []time.Duration
@@ -229,7 +250,7 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 			t.Fatalf("supervisorctl restart all: %v: %s\n%s", err, out, supLog.String())
 		}
 		var d time.Duration
-		sPids, d = waitNewPids(t, sAddrs, sPids, t0)
+		sPids, d = waitNewPids(t, "supervisord", sAddrs, sPids, t0)
 		sd1 = append(sd1, d)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -239,7 +260,7 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 		if err != nil {
 			t.Fatalf("wake: %v", err)
 		}
-		rPids, d = waitNewPids(t, rAddrs, rPids, t0)
+		rPids, d = waitNewPids(t, "rouse", rAddrs, rPids, t0)
 		rd1 = append(rd1, d)
 		ag.WaitWakeDone(harness.StartGuard, w.ID)
 	}
