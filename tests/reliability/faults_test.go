@@ -75,18 +75,20 @@ trackers:
 		}
 		return c.State, c.DurationMS
 	}
-	recover := func(t *testing.T) {
+	heal := func(t *testing.T) {
 		t.Helper()
 		px.set(func(p *faultProxy) { p.mode = modePass })
 		a.WaitStates(guard, map[string]string{"feed": "ready"})
 	}
 
 	t.Run("LatencyWithJitterStillRestores", func(t *testing.T) {
-		st, _ := wakeWith(t, func(p *faultProxy) { p.mode, p.latency, p.jitter = modeLatency, 150*time.Millisecond, 100*time.Millisecond })
+		st, _ := wakeWith(t, func(p *faultProxy) {
+			p.mode, p.latency, p.jitter = modeLatency, 150*time.Millisecond, 100*time.Millisecond
+		})
 		if st != "ready" {
 			t.Errorf("feed %s after a wake behind 150±100 ms of latency, want ready", st)
 		}
-		recover(t)
+		heal(t)
 	})
 
 	t.Run("ABlackholeDegradesAtTheDeadlineNotBefore", func(t *testing.T) {
@@ -100,7 +102,7 @@ trackers:
 		if d > deadline.Milliseconds()+2000 {
 			t.Errorf("feed given up on after %d ms, long after its %v deadline", d, deadline)
 		}
-		recover(t)
+		heal(t)
 	})
 
 	t.Run("ResetsAreRetriedInsideTheBackoffBounds", func(t *testing.T) {
@@ -112,7 +114,7 @@ trackers:
 		}
 		time.Sleep(4 * time.Second)
 		tries := px.acceptedSince(t0)
-		recover(t)
+		heal(t)
 		last = a.WaitNewWake(guard, last).ID
 		if len(tries) < 3 {
 			t.Fatalf("%d connection attempts in 4 s of resets: it stopped trying", len(tries))
@@ -137,7 +139,7 @@ trackers:
 		if st != "ready" {
 			t.Errorf("feed %s behind slow closes, want ready", st)
 		}
-		recover(t)
+		heal(t)
 	})
 
 	t.Run("ABandwidthLimitIsSlowButGetsThere", func(t *testing.T) {
@@ -146,7 +148,7 @@ trackers:
 		if st != "ready" {
 			t.Errorf("feed %s behind 100 kB/s, want ready", st)
 		}
-		recover(t)
+		heal(t)
 	})
 
 	t.Run("GoroutinesAndFdsComeBackToTheBaseline", func(t *testing.T) {
