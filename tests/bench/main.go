@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures rouse side by side with the approaches people use
 // today, in one run, and prints one table per measurement followed by a
 // final line holding every result as JSON:

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package e2e holds rouse's end-to-end post-wake scenarios: each test runs
 // the real binary (built once in TestMain) on a private D-Bus with a fake
 // logind, drives it through boots, sleeps, wakes and restarts, and checks

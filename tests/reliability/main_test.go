@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package reliability holds rouse's reliability suite: each test runs the
 // real binary (built once in TestMain) on a private D-Bus and puts it
 // through what breaks agents in the field — SIGKILL during a write load,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package harness runs the real rouse binary for the end-to-end tests in
 // tests/: it builds the binary once per test package, starts it on a
 // private D-Bus with a fake logind, a temporary data directory and a free
