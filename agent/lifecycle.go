@@ -265,7 +265,8 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 			continue
 		}
 		log := a.log.With("component", t.Name)
-		comp, err := k.New(t.Options, trackers.Deps{Name: t.Name, Store: a.store, Logger: log, Metrics: a.metrics.reg})
+		comp, err := k.New(t.Options, trackers.Deps{Name: t.Name, Store: a.store, Logger: log, Metrics: a.metrics.reg,
+			StateDir: filepath.Join(a.opts.DataDir, "run", t.Name)})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s:%d: trackers %q: %w", cfg.Source, t.Line, t.Name, err)
 		}

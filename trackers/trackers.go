@@ -103,6 +103,10 @@ type Deps struct {
 	Store   Store                 // where items and cursors go
 	Logger  *slog.Logger          // component=name attached
 	Metrics prometheus.Registerer // nil-safe: constructors must accept nil
+	// StateDir is a directory the component may keep small state files in;
+	// empty: none (nothing is persisted). It may not exist yet: the
+	// component creates it (0700) when it first writes there.
+	StateDir string
 }
 
 // FieldError is one invalid option, named by its YAML key relative to the

@@ -27,6 +27,23 @@
 // the child also gets SIGKILL if the agent dies (Pdeathsig). On Windows only
 // the child itself is killed.
 //
+// Pdeathsig reaches only the child: what it started itself (a server behind
+// "sh -c", an ssh that forked) stays in its group and would outlive an agent
+// killed with SIGKILL. So on Linux, when Deps.StateDir is set, Run records
+// the running child's group in a small file there (exec-group.json: the
+// leader's pid and pgid, its start time from /proc/<pid>/stat and the boot
+// id, written to a temporary file and renamed) and removes it once the group
+// is stopped and reaped. The next Run of the component, in a new agent
+// process, kills what is left of a recorded group before it starts its
+// child. It kills only the recorded group: after a reboot, or when the
+// number now belongs to a process with another start time, or when no live
+// process is left in the group, it only drops the record; with the leader
+// gone, a group holding a process older than the leader is not touched
+// either. PR_SET_CHILD_SUBREAPER was not chosen: it keeps orphans under the
+// agent only while the agent lives, and once the agent itself is killed
+// they go to init all the same, so it would not close this gap. On other
+// systems nothing is recorded and nothing is swept.
+//
 // Resume (after a wake) restarts the process when restart_on_wake is set;
 // otherwise it re-runs the readiness check, since the process usually
 // survives a sleep, and reports StateReady again once it passes (with no
@@ -58,12 +75,13 @@ var (
 
 // Tracker supervises one command. Build it with New.
 type Tracker struct {
-	opts   Options
-	log    *slog.Logger
-	out    *ring
-	lim    *limiter
-	resume chan struct{} // 1-slot: wakes merge
-	exits  prometheus.Counter
+	opts     Options
+	log      *slog.Logger
+	stateDir string // where the running group is recorded; "" for nowhere
+	out      *ring
+	lim      *limiter
+	resume   chan struct{} // 1-slot: wakes merge
+	exits    prometheus.Counter
 
 	// Seams: the real process and checks, or fakes in tests.
 	start      func(log *slog.Logger) (process, error)
@@ -96,6 +114,8 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 		resume: make(chan struct{}, 1),
 		exits:  exitsCounter(deps.Metrics, deps.Name, log),
 		randN:  rand.Int64N,
+
+		stateDir: deps.StateDir,
 	}
 	t.check, t.closeCheck = newChecker(&t.opts)
 	t.start = t.startOS
@@ -165,6 +185,8 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 	case <-t.resume:
 	default:
 	}
+	// What an earlier agent process left running goes first.
+	sweepStale(t.stateDir, log)
 	bo := backoff{initial: t.opts.RestartBackoff.Initial, max: t.opts.RestartBackoff.Max, randN: t.randN}
 	for {
 		if ctx.Err() != nil {
@@ -176,11 +198,16 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		}
 		pid := p.Pid()
 		started := time.Now()
+		rec, err := recordGroup(t.stateDir, pid)
+		if err != nil {
+			log.Warn("cannot record the child's process group", "pid", pid, "dir", t.stateDir, "error", err)
+		}
 		t.setPid(pid)
 		log.Info("child started", "pid", pid, "command", t.opts.Command)
 		h.Report(trackers.StateStarting, nil)
 
 		why := t.supervise(ctx, h, log, p)
+		dropRecord(t.stateDir, rec) // supervise stopped and reaped the group
 		t.setPid(0)
 		switch why {
 		case outcomeCancelled:

@@ -38,12 +38,19 @@ func helperMain(mode string) {
 			}
 			c.Close()
 		}
-	case "supervise":
-		// An agent in miniature: supervise "sleep 300", print its pid, wait
-		// to be killed.
+	case "supervise", "supervise-group":
+		// An agent in miniature: supervise "sleep 300" (supervise-group:
+		// a shell that also leaves a grandchild in the group, with its
+		// group recorded in the state directory args[0]), print its pid,
+		// wait to be killed.
 		o := DefaultOptions()
 		o.Command = []string{"sleep", "300"}
-		tr, err := New(*o, trackers.Deps{Name: "child", Logger: slog.New(slog.DiscardHandler)})
+		deps := trackers.Deps{Name: "child", Logger: slog.New(slog.DiscardHandler)}
+		if mode == "supervise-group" {
+			o.Command = []string{"sh", "-c", "sleep 300 & sleep 300"}
+			deps.StateDir = args[0]
+		}
+		tr, err := New(*o, deps)
 		if err != nil {
 			os.Exit(3)
 		}

@@ -1,0 +1,239 @@
+package exec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// recordFile is the name of the group record in a component's state
+// directory.
+const recordFile = "exec-group.json"
+
+// groupRecord identifies a running child's process group across agent
+// processes. The child leads its group (pid == pgid); Start is the leader's
+// start time in clock ticks since boot (/proc/<pid>/stat field 22), which
+// together with BootID tells the leader from a later process that reused
+// its number. Agent and AgentStart name the agent process that wrote it, so
+// a record of a Run still going in this process is left alone.
+type groupRecord struct {
+	Pid        int    `json:"pid"`
+	Pgid       int    `json:"pgid"`
+	Start      uint64 `json:"start"`
+	BootID     string `json:"boot_id"`
+	Agent      int    `json:"agent"`
+	AgentStart uint64 `json:"agent_start"`
+}
+
+// recordMu orders the record file operations of every Tracker in this
+// process (an old and a new Run of one component may overlap on a reload).
+var recordMu sync.Mutex
+
+// bootID is this boot's id, "" when the kernel does not say.
+var bootID = sync.OnceValue(func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+})
+
+// procStat is what recordGroup and sweepStale need from /proc/<pid>/stat.
+type procStat struct {
+	state string
+	pgid  int
+	start uint64
+}
+
+// readStat parses /proc/<pid>/stat; ok is false when pid does not exist.
+func readStat(pid int) (procStat, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, false
+	}
+	// pid (comm) state ppid pgrp session tty_nr tpgid flags minflt cminflt
+	// majflt cmajflt utime stime cutime cstime priority nice num_threads
+	// itrealvalue starttime ...; comm may hold spaces and parens. After the
+	// comm, starttime (field 22) is the 20th field.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 > len(b) {
+		return procStat{}, false
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 20 {
+		return procStat{}, false
+	}
+	pgid, err1 := strconv.Atoi(f[2])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil {
+		return procStat{}, false
+	}
+	return procStat{state: f[0], pgid: pgid, start: start}, true
+}
+
+// recordGroup persists the group led by pid in dir (write to a temporary
+// file, then rename). dir "" persists nothing. It returns the record to
+// hand to dropRecord, nil when none was written.
+func recordGroup(dir string, pid int) (*groupRecord, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	st, ok := readStat(pid)
+	if !ok || st.pgid != pid {
+		return nil, nil // already gone: Stop sweeps what it left
+	}
+	self, _ := readStat(os.Getpid())
+	rec := &groupRecord{Pid: pid, Pgid: pid, Start: st.start, BootID: bootID(), Agent: os.Getpid(), AgentStart: self.start}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	recordMu.Lock()
+	defer recordMu.Unlock()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(dir, recordFile+".*")
+	if err != nil {
+		return nil, err
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, recordFile))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, err
+	}
+	return rec, nil
+}
+
+// dropRecord removes the record in dir if it is still rec (a newer Run may
+// have replaced it).
+func dropRecord(dir string, rec *groupRecord) {
+	if rec == nil {
+		return
+	}
+	recordMu.Lock()
+	defer recordMu.Unlock()
+	if cur, err := readRecord(dir); err == nil && cur == *rec {
+		os.Remove(filepath.Join(dir, recordFile))
+	}
+}
+
+func readRecord(dir string) (groupRecord, error) {
+	var rec groupRecord
+	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, err
+	}
+	return rec, nil
+}
+
+// sweepStale kills what is left of the process group recorded in dir by an
+// earlier agent process (one killed too hard to stop its child), then
+// removes the record. It kills only a group it can tell is the recorded
+// one: same boot, and either the leader still there (a zombie too) with the
+// recorded start time, or the leader gone and every live member of the
+// group started no earlier than it. Anything else (a reboot, the number
+// now used by an unrelated process, no group left) only drops the record.
+func sweepStale(dir string, log *slog.Logger) {
+	if dir == "" {
+		return
+	}
+	recordMu.Lock()
+	defer recordMu.Unlock()
+	rec, err := readRecord(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	path := filepath.Join(dir, recordFile)
+	if err != nil {
+		log.Warn("dropping an unreadable process group record", "path", path, "error", err)
+		os.Remove(path)
+		return
+	}
+	if self, _ := readStat(os.Getpid()); rec.Agent == os.Getpid() && rec.AgentStart == self.start && rec.BootID == bootID() {
+		return // a Run in this process still owns it
+	}
+	if why := staleGroupIsOurs(rec); why != "" {
+		log.Info("dropping a process group record", "pgid", rec.Pgid, "reason", why)
+		os.Remove(path)
+		return
+	}
+	log.Warn("killing what is left of the process group of an earlier agent", "pgid", rec.Pgid, "agent_pid", rec.Agent)
+	if err := signalGroup(rec.Pgid, syscall.SIGKILL); err != nil {
+		log.Warn("cannot kill the earlier process group", "pgid", rec.Pgid, "error", err)
+	}
+	if !waitGroupGone(rec.Pgid, groupGoneGrace) {
+		log.Warn("processes of the earlier group still running after SIGKILL", "pgid", rec.Pgid)
+	}
+	os.Remove(path)
+}
+
+// staleGroupIsOurs returns "" when rec's group is still there and is the
+// recorded one, otherwise why it is not to be touched.
+func staleGroupIsOurs(rec groupRecord) string {
+	if rec.Pgid <= 0 || rec.Pid != rec.Pgid {
+		return "malformed record"
+	}
+	if rec.BootID == "" || rec.BootID != bootID() {
+		return "written before a reboot"
+	}
+	if st, ok := readStat(rec.Pid); ok {
+		// The number cannot be reused while the group lives: a process with
+		// it but another start time means the group is gone.
+		if st.start != rec.Start || st.pgid != rec.Pgid {
+			return "the process number now belongs to an unrelated process"
+		}
+		if groupGone(rec.Pgid) {
+			return "no live process left in the group"
+		}
+		return ""
+	}
+	members := liveMembers(rec.Pgid)
+	if len(members) == 0 {
+		return "no live process left in the group"
+	}
+	for _, st := range members {
+		if st.start < rec.Start {
+			return "the group holds a process older than its recorded leader"
+		}
+	}
+	return ""
+}
+
+// liveMembers lists the live (not zombie) processes of group pgid.
+func liveMembers(pgid int) []procStat {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []procStat
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		st, ok := readStat(pid)
+		if !ok || st.pgid != pgid || st.state == "Z" || st.state == "X" {
+			continue
+		}
+		out = append(out, st)
+	}
+	return out
+}

@@ -1,0 +1,270 @@
+package exec
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rouse-dev/rouse/trackers"
+)
+
+// startInDir runs a real Tracker with state directory dir.
+func startInDir(t *testing.T, o *Options, dir string) (*Tracker, func() error) {
+	t.Helper()
+	tr, err := New(*o, trackers.Deps{Name: "test", Logger: slog.New(slog.DiscardHandler), StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- tr.Run(ctx, newHost()) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after cancel")
+			return nil
+		}
+	}
+	t.Cleanup(func() { stop() })
+	return tr, stop
+}
+
+func recordExists(t *testing.T, dir string) bool {
+	t.Helper()
+	_, err := os.Stat(filepath.Join(dir, recordFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func TestStaleGroupAfterAgentSIGKILL(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run", "child")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := osexec.Command(exe, dir)
+	agent.Env = append(os.Environ(), helperEnv+"=supervise-group")
+	out, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		agent.Process.Kill()
+		agent.Wait()
+		t.Fatalf("reading the child pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 0 {
+		t.Fatalf("child pid %q", line)
+	}
+	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) }) // whatever happens below
+	eventually(t, "the shell to start its background sleep", func() bool {
+		return slices.ContainsFunc(groupMembers(t, pid), func(p int) bool { return p != pid })
+	})
+	if !recordExists(t, dir) {
+		t.Fatal("no process group record while the child runs")
+	}
+	if err := agent.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	agent.Wait()
+	eventually(t, "the direct child to die (Pdeathsig)", func() bool { return !slices.Contains(groupMembers(t, pid), pid) })
+
+	t.Run("TheGrandchildOutlivesTheKilledAgent", func(t *testing.T) {
+		if len(groupMembers(t, pid)) == 0 {
+			t.Fatal("nothing of the group survived the agent; the test proves nothing")
+		}
+		if !recordExists(t, dir) {
+			t.Fatal("the killed agent's record is gone")
+		}
+	})
+
+	t.Run("TheNextRunKillsTheOldGroupBeforeItsChildStarts", func(t *testing.T) {
+		tr, stop := startInDir(t, opts("sleep", "300"), dir)
+		eventually(t, "the new child to start", func() bool { return tr.Pid() != 0 })
+		if left := groupMembers(t, pid); len(left) > 0 {
+			t.Fatalf("processes %v of the old group still run once the new child started", left)
+		}
+		if !recordExists(t, dir) {
+			t.Error("the new child's group is not recorded")
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		if recordExists(t, dir) {
+			t.Error("the record is still there after the group was stopped and reaped")
+		}
+	})
+}
+
+// spawn starts argv as the leader of its own process group, reaped in the
+// background; exited is closed when it exits.
+func spawn(t *testing.T, argv ...string) (pid int, exited <-chan struct{}) {
+	t.Helper()
+	cmd := osexec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	pid = cmd.Process.Pid
+	t.Cleanup(func() {
+		syscall.Kill(-pid, syscall.SIGKILL)
+		<-done
+	})
+	return pid, done
+}
+
+func forge(t *testing.T, dir string, rec groupRecord) {
+	t.Helper()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, recordFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startOf(t *testing.T, pid int) uint64 {
+	t.Helper()
+	st, ok := readStat(pid)
+	if !ok {
+		t.Fatalf("no process %d", pid)
+	}
+	return st.start
+}
+
+func alive(exited <-chan struct{}) bool {
+	select {
+	case <-exited:
+		return false
+	case <-time.After(100 * time.Millisecond):
+		return true
+	}
+}
+
+func TestSweepStale(t *testing.T) {
+	discard := slog.New(slog.DiscardHandler)
+	// otherAgent stands for an agent process that is gone.
+	const otherAgent = 0
+
+	t.Run("AMatchingRecordHasItsWholeGroupKilled", func(t *testing.T) {
+		dir := t.TempDir()
+		pid, exited := spawn(t, "sh", "-c", "sleep 300 & sleep 300")
+		eventually(t, "the background sleep", func() bool { return len(groupMembers(t, pid)) >= 2 })
+		forge(t, dir, groupRecord{Pid: pid, Pgid: pid, Start: startOf(t, pid), BootID: bootID(), Agent: otherAgent})
+		sweepStale(dir, discard)
+		if left := groupMembers(t, pid); len(left) > 0 {
+			t.Fatalf("processes %v of the recorded group still run", left)
+		}
+		<-exited
+		if recordExists(t, dir) {
+			t.Error("the record was not removed")
+		}
+	})
+
+	t.Run("ARecordWhosePidNowBelongsToAnUnrelatedProcessIsDroppedNotKilled", func(t *testing.T) {
+		dir := t.TempDir()
+		pid, exited := spawn(t, "sleep", "300")
+		forge(t, dir, groupRecord{Pid: pid, Pgid: pid, Start: startOf(t, pid) + 1, BootID: bootID(), Agent: otherAgent})
+		sweepStale(dir, discard)
+		if !alive(exited) {
+			t.Fatal("an unrelated process that reused the recorded pid was killed")
+		}
+		if recordExists(t, dir) {
+			t.Error("the stale record was not dropped")
+		}
+	})
+
+	t.Run("ARecordFromBeforeARebootIsDroppedNotKilled", func(t *testing.T) {
+		dir := t.TempDir()
+		pid, exited := spawn(t, "sleep", "300")
+		forge(t, dir, groupRecord{Pid: pid, Pgid: pid, Start: startOf(t, pid), BootID: "an-earlier-boot", Agent: otherAgent})
+		sweepStale(dir, discard)
+		if !alive(exited) {
+			t.Fatal("a process was killed on the strength of a record from another boot")
+		}
+		if recordExists(t, dir) {
+			t.Error("the stale record was not dropped")
+		}
+	})
+
+	t.Run("ALeaderlessGroupIsKilledWhenItsMembersAreNotOlderThanTheLeader", func(t *testing.T) {
+		dir := t.TempDir()
+		pid, exited := spawn(t, "sh", "-c", "sleep 300 & sleep 301")
+		eventually(t, "the background sleep", func() bool { return len(groupMembers(t, pid)) >= 2 })
+		start := startOf(t, pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+		<-exited // reaped: no process with the group's number is left
+		forge(t, dir, groupRecord{Pid: pid, Pgid: pid, Start: start, BootID: bootID(), Agent: otherAgent})
+		sweepStale(dir, discard)
+		if left := groupMembers(t, pid); len(left) > 0 {
+			t.Fatalf("processes %v of the recorded group still run", left)
+		}
+	})
+
+	t.Run("ALeaderlessGroupWithAProcessOlderThanTheRecordIsNotTouched", func(t *testing.T) {
+		dir := t.TempDir()
+		pid, exited := spawn(t, "sh", "-c", "sleep 300 & sleep 301")
+		eventually(t, "the background sleep", func() bool { return len(groupMembers(t, pid)) >= 2 })
+		start := startOf(t, pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+		<-exited
+		forge(t, dir, groupRecord{Pid: pid, Pgid: pid, Start: start + 1_000_000, BootID: bootID(), Agent: otherAgent})
+		sweepStale(dir, discard)
+		if len(groupMembers(t, pid)) == 0 {
+			t.Fatal("a group holding a process older than the recorded leader was killed")
+		}
+		if recordExists(t, dir) {
+			t.Error("the stale record was not dropped")
+		}
+	})
+
+	t.Run("ARecordOfARunInThisProcessIsLeftAlone", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "not-yet")
+		pid, exited := spawn(t, "sleep", "300")
+		rec, err := recordGroup(dir, pid)
+		if err != nil || rec == nil {
+			t.Fatalf("recordGroup: %v, %v", rec, err)
+		}
+		sweepStale(dir, discard)
+		if !alive(exited) {
+			t.Fatal("the group of a live Run in this process was killed")
+		}
+		if !recordExists(t, dir) {
+			t.Fatal("the record of a live Run was dropped")
+		}
+		dropRecord(dir, rec)
+		if recordExists(t, dir) {
+			t.Error("dropRecord left the record")
+		}
+	})
+}
