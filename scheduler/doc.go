@@ -9,14 +9,23 @@
 //
 // # Wall-clock arming
 //
-// Go timers stop while the machine is suspended, so the loop never waits
-// longer than Options.Step (default 2 s) or the time to the next due job,
-// whichever is shorter, and on each step compares the wall clock
+// Go timers follow the monotonic clock: it stops while the machine is
+// suspended (Linux, macOS) and a wall-clock set does not move it. So the
+// loop sleeps until the next due job's wall-clock time, at most
+// Options.Step (default DefaultStep, 1 min), and is woken early by the two
+// events that move the wall clock apart from its timer: Resume (the agent
+// calls it after every wake) and ClockChanged (the agent forwards
+// platform/clockwatch, which on Linux hears of every clock set from the
+// kernel at no cost while idle). On every step it compares the wall clock
 // (monotonic part stripped) with each job's next due time. A job due in 1 h
-// with 15 min of sleep in between therefore runs at its wall-clock time.
-// When the wall clock moved more than 5 s further than the monotonic clock
-// between two steps, the step is treated as a wake even before the agent
-// calls Resume.
+// with 15 min of sleep in between therefore runs at its wall-clock time:
+// Resume re-arms it after the wake. A job due in 1 h when the clock is set
+// 3 h forward runs at once (coalesced), not 1 h later: ClockChanged re-arms
+// it. When the wall clock moved more than 5 s further than the monotonic
+// clock between two steps, the step is treated as a wake even before the
+// agent calls Resume. The step only bounds how late a job can run when
+// both notifications were missed; it is long so an idle agent does not
+// wake for nothing.
 //
 // # Decisions written down
 //

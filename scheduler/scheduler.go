@@ -18,9 +18,12 @@ import (
 )
 
 // DefaultStep is the longest single wait of the scheduler's loop. Go timers
-// stop while the machine sleeps, so the loop never waits longer than this
-// before it reads the wall clock again.
-const DefaultStep = 2 * time.Second
+// follow the monotonic clock, which neither a wall-clock set nor (on Linux
+// and macOS) a suspend moves; the loop is told of both (ClockChanged,
+// Resume) and re-arms at once. The step is only the safety net for a
+// notification that never came: the loop reads the wall clock at least this
+// often, and otherwise sleeps until the next due job.
+const DefaultStep = time.Minute
 
 // clockJump is how far the wall clock may move apart from the monotonic
 // clock between two steps before the scheduler treats it as a wake (the
@@ -303,6 +306,16 @@ func (s *Scheduler) Resume(ctx context.Context) {
 	s.mu.Unlock()
 	s.poke()
 }
+
+// ClockChanged tells the scheduler the wall clock was set (the agent
+// forwards platform/clockwatch's notifications). It returns at once; the
+// loop steps now, re-reads the wall clock and treats what it finds exactly
+// as it treats a jump found on its own: moved forward by more than 5 s
+// beyond the monotonic clock is a wake (missed times follow the misfire
+// policies, catch-up runs are jittered), moved back re-arms every job for
+// its later wall-clock time, and times at or before a job's watermark never
+// run again. While paused it does nothing until Resume.
+func (s *Scheduler) ClockChanged() { s.poke() }
 
 // Pause stops arming jobs before the machine sleeps; runs in flight go on.
 func (s *Scheduler) Pause(ctx context.Context) {
