@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -106,7 +107,7 @@ trackers:
     env: %s
     ready: {tcp: %q}
     ready_interval: 50ms
-`, f.srv.URL, harness.YAMLList(harness.HelperCommand(marker, harness.ModeListen, execAddr, "0s")), harness.ExecEnv(marker), execAddr)
+`, f.srv.URL, harness.YAMLList(harness.HelperCommand(marker, harness.ModeSpawnListen, execAddr)), harness.ExecEnv(marker), execAddr)
 }
 
 // TestSIGKILLDuringAWriteLoad kills the agent with SIGKILL while a tracker
@@ -115,9 +116,9 @@ trackers:
 // kill the supervised child must be gone (Pdeathsig) and the store must
 // pass integrity_check.
 //
-// The child here starts no grandchild: a grandchild in the child's
-// process group outlives a SIGKILLed agent today (Pdeathsig covers only
-// the direct child, and nothing sweeps the old group at the next start).
+// The child starts a grandchild in its process group, which Pdeathsig does
+// not reach: it outlives the kill, and the next start of the agent must
+// sweep it (the exec tracker's group record) before its own child is ready.
 func TestSIGKILLDuringAWriteLoad(t *testing.T) {
 	kills := 10
 	if long() {
@@ -128,6 +129,17 @@ func TestSIGKILLDuringAWriteLoad(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	execAddr := harness.FreeAddr(t)
 	rng := rand.New(rand.NewPCG(7, 7))
+	// prev is the marker of the agent killed last: what its child left
+	// must be gone once the next agent's child is ready.
+	var prev string
+	noneLeftOf := func(t *testing.T, prev string) {
+		if prev == "" {
+			return
+		}
+		if left := harness.Survivors(prev); len(left) > 0 {
+			t.Fatalf("processes of the killed agent's child group survived the next start: %v", left)
+		}
+	}
 
 	for i := range kills {
 		marker := harness.NewMarker()
@@ -140,6 +152,7 @@ func TestSIGKILLDuringAWriteLoad(t *testing.T) {
 			}
 		})
 		a.WaitStates(guard, map[string]string{"child": "ready"})
+		t.Run(fmt.Sprintf("Kill%02dTheRestartSweptTheOldGroup", i+1), func(t *testing.T) { noneLeftOf(t, prev) })
 		before := f.handedOut()
 		harness.Eventually(t, guard, "the tracker to fetch more items", func() bool { return f.handedOut() > before })
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
@@ -148,15 +161,26 @@ func TestSIGKILLDuringAWriteLoad(t *testing.T) {
 		}
 		harness.Eventually(t, guard, "the agent to die", a.Exited)
 
-		t.Run(fmt.Sprintf("Kill%02dLeavesNoSupervisedChild", i+1), func(t *testing.T) {
+		t.Run(fmt.Sprintf("Kill%02dLeavesNoDirectChild", i+1), func(t *testing.T) {
+			// The direct child carries the marker in its argv; the
+			// grandchild (sleep) only in its environment.
+			direct := func() (out []harness.Proc) {
+				for _, pr := range harness.Survivors(marker) {
+					if strings.Contains(pr.Cmdline, marker) {
+						out = append(out, pr)
+					}
+				}
+				return out
+			}
 			deadline := time.Now().Add(15 * time.Second)
-			for len(harness.Survivors(marker)) > 0 && time.Now().Before(deadline) {
+			for len(direct()) > 0 && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
 			}
-			if left := harness.Survivors(marker); len(left) > 0 {
-				t.Fatalf("supervised processes outlived the SIGKILLed agent: %v", left)
+			if left := direct(); len(left) > 0 {
+				t.Fatalf("the supervised child outlived the SIGKILLed agent: %v", left)
 			}
 		})
+		prev = marker
 		t.Run(fmt.Sprintf("Kill%02dLeavesAStoreThatPassesIntegrityCheck", i+1), func(t *testing.T) {
 			checkStore(t, data, -1)
 		})
@@ -170,6 +194,8 @@ func TestSIGKILLDuringAWriteLoad(t *testing.T) {
 	f.halt()
 	marker := harness.NewMarker()
 	a := harness.Start(t, bin, harness.Options{Config: f.config(marker, execAddr), BusAddr: p.Addr(), DataDir: data, Marker: marker})
+	a.WaitStates(guard, map[string]string{"child": "ready"})
+	t.Run("TheLastRestartSweptTheOldGroup", func(t *testing.T) { noneLeftOf(t, prev) })
 	var want int64
 	harness.Eventually(t, 2*guard, "the tracker to catch up with the feed", func() bool {
 		want = f.handedOut()
