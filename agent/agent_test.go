@@ -512,3 +512,33 @@ func TestBuiltInJobsCanBeTurnedOff(t *testing.T) {
 		t.Fatalf("jobs = %v, want only %s", names, jobMaintenance)
 	}
 }
+
+func TestANoteIsStreamedAndStored(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		p := &probe{latency: time.Millisecond}
+		a, stop := testAgent(t, dir, []spec{{name: "stream", p: p}})
+		defer stop()
+		restoreNow(t, a, "boot", false)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		events := a.Subscribe(ctx, 0)
+		p.mu.Lock()
+		h := p.host
+		p.mu.Unlock()
+		h.(trackers.Noter).Note("disconnect", "code 1006: abnormal closure")
+		ev := <-events
+		if ev.Type != "note" || ev.Note == nil || ev.Note.Name != "stream" || ev.Note.Detail != "code 1006: abnormal closure" {
+			t.Fatalf("event = %+v", ev)
+		}
+		time.Sleep(time.Second) // the state writer's batch window
+		synctest.Wait()
+		evs, err := a.store.StateEvents(context.Background(), "stream", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 || evs[0].Error != "disconnect: code 1006: abnormal closure" || evs[0].State != "ready" {
+			t.Fatalf("stored events = %+v", evs)
+		}
+	})
+}

@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rouse-dev/rouse/agent/store"
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // unit is the agent's record of one component: its config, its state and
@@ -54,6 +56,26 @@ type host struct {
 }
 
 func (h host) Logger() *slog.Logger { return h.u.log }
+
+// Note streams and stores something the component noted (trackers.Noter).
+// It is stored with the component's state history, in its current state.
+func (h host) Note(event, detail string) {
+	h.u.mu.Lock()
+	stale, st := h.u.run != h.r, h.u.state
+	h.u.mu.Unlock()
+	if stale {
+		return
+	}
+	at := time.Now().Round(0).UTC()
+	h.a.events.publish(wire.Event{Type: wire.EventNote, At: at, Note: &wire.NoteEvent{Name: h.u.name, Event: event, Detail: detail}})
+	select {
+	case h.a.stateQ <- store.StateEvent{Component: h.u.name, State: string(st), Previous: string(st), Error: event + ": " + detail, At: at}:
+	default:
+		h.a.metrics.droppedEvents.Inc()
+	}
+}
+
+var _ trackers.Noter = host{}
 
 func (h host) Report(s trackers.State, err error) {
 	h.u.mu.Lock()

@@ -53,6 +53,14 @@ type Host interface {
 	Logger() *slog.Logger
 }
 
+// Noter is implemented by hosts that record notable happenings that are
+// not state changes — a stream's disconnect with its close code, say: the
+// agent logs, stores and streams each as an event. Components check for it
+// with a type assertion (a Host need not implement it).
+type Noter interface {
+	Note(event, detail string)
+}
+
 // Component is anything the agent keeps alive. Run brings the component up,
 // reports readiness through h, and keeps it up until ctx is cancelled. It
 // returns nil after ctx is cancelled, or an error when the component gave

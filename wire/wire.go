@@ -179,6 +179,7 @@ type Event struct {
 	State  *StateEvent  `json:"state,omitempty"`
 	Wake   *WakeEvent   `json:"wake,omitempty"`
 	Config *ConfigState `json:"config,omitempty"`
+	Note   *NoteEvent   `json:"note,omitempty"`
 	At     time.Time    `json:"at"`
 }
 
@@ -187,6 +188,7 @@ const (
 	EventState  = "state"
 	EventWake   = "wake"
 	EventConfig = "config"
+	EventNote   = "note"
 )
 
 // StateEvent is a component's state change.
@@ -195,6 +197,14 @@ type StateEvent struct {
 	State    string `json:"state"`
 	Previous string `json:"previous"`
 	Error    string `json:"error,omitempty"`
+}
+
+// NoteEvent is something a component noted that is not a state change
+// (a stream's disconnect with its close code and reason).
+type NoteEvent struct {
+	Name   string `json:"name"`
+	Event  string `json:"event"` // e.g. "disconnect"
+	Detail string `json:"detail"`
 }
 
 // WakeEvent is wake progress.

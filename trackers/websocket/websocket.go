@@ -237,7 +237,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		t.connected(h, log, since)
 		started := time.Now()
 		code, reason, gotMsg := t.session(ctx, h, log, conn)
-		t.recordDisconnect(log, code, reason)
+		t.recordDisconnect(h, log, code, reason)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -360,13 +360,16 @@ func (t *Tracker) scheduleCleanup(h trackers.Host, log *slog.Logger, cause error
 	})
 }
 
-func (t *Tracker) recordDisconnect(log *slog.Logger, code, reason string) {
+func (t *Tracker) recordDisconnect(h trackers.Host, log *slog.Logger, code, reason string) {
 	t.disconnects.WithLabelValues(t.name, code).Inc()
 	t.mu.Lock()
 	t.stats.Disconnects++
 	t.stats.LastCode, t.stats.LastReason = code, reason
 	t.mu.Unlock()
 	log.Warn("disconnected", "code", code, "reason", reason)
+	if n, ok := h.(trackers.Noter); ok {
+		n.Note("disconnect", fmt.Sprintf("code %s: %s", code, reason))
+	}
 }
 
 // report tells the host about a state change (or any error).

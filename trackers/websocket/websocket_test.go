@@ -131,6 +131,9 @@ func TestResubscribeAndFreshSync(t *testing.T) {
 		if v := counterValue(t, r.tr.disconnects.WithLabelValues("s", "1006")); v != 1 {
 			t.Fatalf("metric = %v", v)
 		}
+		if notes := r.host.Notes(); len(notes) != 1 || !strings.HasPrefix(notes[0], "disconnect: code 1006") {
+			t.Fatalf("notes %q, want the disconnect noted as an event with its close code", notes)
+		}
 
 		t.Log("the server goes away for longer than the resume window: a fresh sync")
 		r.net.down()

@@ -21,12 +21,30 @@ type Report struct {
 type Host struct {
 	mu      sync.Mutex
 	reports []Report
+	notes   []string // "event: detail"
 	changed chan struct{}
 	logbuf  lockedBuffer
 	logger  *slog.Logger
 }
 
-var _ trackers.Host = (*Host)(nil)
+var (
+	_ trackers.Host  = (*Host)(nil)
+	_ trackers.Noter = (*Host)(nil)
+)
+
+// Note implements trackers.Noter.
+func (h *Host) Note(event, detail string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.notes = append(h.notes, event+": "+detail)
+}
+
+// Notes returns every note so far, as "event: detail".
+func (h *Host) Notes() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.notes...)
+}
 
 // New returns a Host logging at debug level into its own buffer.
 func New() *Host {
