@@ -13,6 +13,7 @@ import (
 	"github.com/rouse-dev/rouse/agent/api"
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/agent/store"
+	"github.com/rouse-dev/rouse/platform/clockwatch"
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/platform/notify"
 	"github.com/rouse-dev/rouse/platform/power"
@@ -200,6 +201,28 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.goRun(func() {
 			if err := m.Run(runCtx, a); err != nil && runCtx.Err() == nil {
 				a.log.Error("sleep and wake watch stopped", "err", err)
+			}
+		})
+		// Wall-clock sets re-arm the scheduler at once (a notification on
+		// Linux), so its loop need not poll the clock.
+		cw := clockwatch.New(a.log)
+		clockCh, unsubClock := cw.Subscribe()
+		a.goRun(func() {
+			if err := cw.Run(runCtx); err != nil && runCtx.Err() == nil {
+				a.log.Error("wall-clock watch stopped", "err", err)
+			}
+		})
+		a.goRun(func() {
+			defer unsubClock()
+			for {
+				select {
+				case <-runCtx.Done():
+					return
+				case <-clockCh:
+					if a.sched != nil {
+						a.sched.ClockChanged()
+					}
+				}
 			}
 		})
 	}
