@@ -108,24 +108,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		w := netwatch.New(netwatch.Options{Logger: a.log.With("component", "netwatch")})
 		a.net = w
 		network.SetDefaultSource(w)
-		a.goRun(func() {
-			if err := w.Run(runCtx); err != nil && runCtx.Err() == nil {
-				a.log.Error("network watch stopped", "err", err)
-			}
-		})
+		a.watch("network watch", w.Run)
 		ch, unsub := w.Subscribe()
-		a.goRun(func() {
-			defer unsub()
-			for {
-				select {
-				case <-runCtx.Done():
-					return
-				case s := <-ch:
-					a.log.Info("network changed", "online", s.Online, "reason", s.Reason)
-					if s.Online {
-						a.kickHeartbeat()
-					}
-				}
+		forward(a, ch, unsub, func(s netwatch.Status) {
+			a.log.Info("network changed", "online", s.Online, "reason", s.Reason)
+			if s.Online {
+				a.kickHeartbeat()
 			}
 		})
 	}
@@ -183,11 +171,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	if a.opts.ConfigPath != "" {
 		w := config.NewWatcher(a.opts.ConfigPath, a.log.With("component", "config"), a.onConfig)
-		a.goRun(func() {
-			if err := w.Run(runCtx); err != nil && runCtx.Err() == nil {
-				a.log.Error("config watch stopped", "err", err)
-			}
-		})
+		a.watch("config watch", w.Run)
 	}
 	if a.opts.Power {
 		po := a.opts.PowerOptions
@@ -198,31 +182,15 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			po.Budget = a.cfg.Sleep.Budget
 		}
 		m := power.New(po)
-		a.goRun(func() {
-			if err := m.Run(runCtx, a); err != nil && runCtx.Err() == nil {
-				a.log.Error("sleep and wake watch stopped", "err", err)
-			}
-		})
+		a.watch("sleep and wake watch", func(ctx context.Context) error { return m.Run(ctx, a) })
 		// Wall-clock sets re-arm the scheduler at once (a notification on
 		// Linux), so its loop need not poll the clock.
 		cw := clockwatch.New(a.log)
 		clockCh, unsubClock := cw.Subscribe()
-		a.goRun(func() {
-			if err := cw.Run(runCtx); err != nil && runCtx.Err() == nil {
-				a.log.Error("wall-clock watch stopped", "err", err)
-			}
-		})
-		a.goRun(func() {
-			defer unsubClock()
-			for {
-				select {
-				case <-runCtx.Done():
-					return
-				case <-clockCh:
-					if a.sched != nil {
-						a.sched.ClockChanged()
-					}
-				}
+		a.watch("wall-clock watch", cw.Run)
+		forward(a, clockCh, unsubClock, func(struct{}) {
+			if a.sched != nil {
+				a.sched.ClockChanged()
 			}
 		})
 	}
@@ -238,6 +206,37 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.wg.Wait()
 	_ = notify.Stopping()
 	return nil
+}
+
+// watch runs one of the agent's watchers (network, power, clock, config)
+// until the agent stops, logging if it gives up early.
+func (a *Agent) watch(what string, run func(context.Context) error) {
+	ctx := a.runCtx
+	a.goRun(func() {
+		if err := run(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error(what+" stopped", "err", err)
+		}
+	})
+}
+
+// forward calls f for each value a watcher's subscription delivers, until
+// the agent stops; then it unsubscribes.
+func forward[T any](a *Agent, ch <-chan T, unsub func(), f func(T)) {
+	ctx := a.runCtx
+	a.goRun(func() {
+		defer unsub()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case v, ok := <-ch:
+				if !ok {
+					return
+				}
+				f(v)
+			}
+		}
+	})
 }
 
 // goRun starts an agent-owned goroutine.
