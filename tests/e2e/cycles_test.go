@@ -113,7 +113,7 @@ func cycles() int {
 			return n
 		}
 	}
-	return 200
+	return 250 // issue 7: 250 in CI (issue 3 asks for at least 200); the long form is 2500
 }
 
 func TestFastCyclesUnderWriteLoad(t *testing.T) {

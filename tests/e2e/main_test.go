@@ -7,7 +7,7 @@
 // table.
 //
 // ROUSE_CYCLES sets the number of suspend/resume cycles of the cycling
-// scenario (default 200; the long form is 2500).
+// scenario (default 250; the long form is 2500).
 package e2e
 
 import (
