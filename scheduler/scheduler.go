@@ -631,6 +631,14 @@ func (s *Scheduler) Jobs(ctx context.Context) []wire.Job {
 	return out
 }
 
+// Detail is the scheduler's part of /api/v1/health: every job with its next
+// run and last result (the agent shows it as the component's detail).
+func (s *Scheduler) Detail() any {
+	return struct {
+		Jobs []wire.Job `json:"jobs"`
+	}{s.Jobs(context.Background())}
+}
+
 // Runs lists the job's last limit runs, newest first (ErrUnknownJob).
 func (s *Scheduler) Runs(ctx context.Context, name string, limit int) ([]wire.JobRun, error) {
 	s.mu.Lock()

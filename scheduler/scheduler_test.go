@@ -2,7 +2,9 @@ package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -388,6 +390,11 @@ func TestRunNow(t *testing.T) {
 		}
 		if jobs[0].NextRun == nil || !jobs[0].NextRun.Equal(utc(2026, 1, 11, 0, 0, 0)) {
 			t.Fatalf("next run %v, want tomorrow 00:00 UTC", jobs[0].NextRun)
+		}
+		// The same, as the scheduler's detail in /api/v1/health.
+		detail, err := json.Marshal(h.s.Detail())
+		if err != nil || !strings.Contains(string(detail), `"next_run":"2026-01-11T00:00:00Z"`) || !strings.Contains(string(detail), `"name":"j"`) {
+			t.Fatalf("detail = %s, %v", detail, err)
 		}
 	})
 }
