@@ -132,7 +132,7 @@ func TestTail(t *testing.T) {
 
 // waitRun polls the store until the run with id has ended (a failure guard
 // of 60 s, not a speed check).
-func waitRun(t *testing.T, st *memStore, job string, id int64) wire.JobRun {
+func waitRun(t *testing.T, st *testStore, job string, id int64) wire.JobRun {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -148,9 +148,9 @@ func waitRun(t *testing.T, st *memStore, job string, id int64) wire.JobRun {
 }
 
 // startReal runs a scheduler in real time and stops it at cleanup.
-func startReal(t *testing.T, jobs []Job) (*Scheduler, *memStore) {
+func startReal(t *testing.T, jobs []Job) (*Scheduler, *testStore) {
 	t.Helper()
-	st := newMemStore()
+	st := openStore(t)
 	s, err := New(jobs, Options{Store: st, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)

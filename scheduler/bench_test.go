@@ -27,7 +27,7 @@ func BenchmarkLatenessAcrossSuspend(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			clock := &wallClock{}
-			st := newMemStore()
+			st := openStore(b)
 			s, err := New([]Job{{Name: "j", Schedule: "@every 1s", Func: okFunc}},
 				Options{Store: st, Logger: quietLogger(), Now: clock.now})
 			if err != nil {

@@ -19,7 +19,7 @@ func TestNotificationsRearmJobsWithoutPolling(t *testing.T) {
 	t.Run("A job due in 1 h with 15 min of sleep in between runs at its wall-clock time after Resume", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := Job{Name: "j", Schedule: "0 1 * * *", Location: time.UTC, Func: okFunc}
-			h := newHarness(t, utc(2026, 1, 10, 0, 0, 0), newMemStore(), []Job{j}, longStep)
+			h := newHarness(t, utc(2026, 1, 10, 0, 0, 0), openStore(t), []Job{j}, longStep)
 			h.start()
 			h.advance(30 * time.Minute)
 			h.suspend(15 * time.Minute)             // the timer armed for 01:00 now fires at 01:15
@@ -37,7 +37,7 @@ func TestNotificationsRearmJobsWithoutPolling(t *testing.T) {
 	})
 	t.Run("A clock set forward runs what became due at once after ClockChanged", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{hourly("j", MisfireCoalesce)}, longStep)
+			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{hourly("j", MisfireCoalesce)}, longStep)
 			h.start()
 			h.clock.jump(3 * time.Hour) // 03:10: 01, 02, 03 became due
 			h.s.ClockChanged()
@@ -53,7 +53,7 @@ func TestNotificationsRearmJobsWithoutPolling(t *testing.T) {
 	})
 	t.Run("A clock set back re-arms for the later wall-clock time and runs nothing twice", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t, utc(2026, 1, 10, 0, 59, 0), newMemStore(), []Job{hourly("j", MisfireAll)}, longStep)
+			h := newHarness(t, utc(2026, 1, 10, 0, 59, 0), openStore(t), []Job{hourly("j", MisfireAll)}, longStep)
 			h.start()
 			h.advance(2 * time.Minute) // 01:01: ran 01:00
 			h.clock.jump(-2 * time.Hour)
@@ -67,7 +67,7 @@ func TestNotificationsRearmJobsWithoutPolling(t *testing.T) {
 	})
 	t.Run("ClockChanged while paused waits for Resume", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{hourly("j", MisfireCoalesce)}, longStep)
+			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{hourly("j", MisfireCoalesce)}, longStep)
 			h.start()
 			h.s.Pause(context.Background())
 			h.settle()

@@ -2,9 +2,10 @@ package scheduler
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
+	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/rouse-dev/rouse/agent/store"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/wire"
 )
@@ -22,94 +24,72 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// memStore is an in-memory Store.
-type memStore struct {
-	mu     sync.Mutex
-	states map[string][2]time.Time
-	runs   []wire.JobRun
-	fail   atomic.Bool // every call fails
+// closeTimeout bounds a test store's Close at cleanup.
+const closeTimeout = 10 * time.Second
+
+// testStore is the real store (agent/store, SQLite) in the test's temporary
+// directory, with read helpers for assertions. Our own parts are never
+// faked in tests; a store that is down is this one, closed.
+type testStore struct {
+	*store.Store
+	tb testing.TB
 }
 
-func newMemStore() *memStore { return &memStore{states: map[string][2]time.Time{}} }
+var _ Store = (*testStore)(nil)
 
-var errStoreDown = errors.New("store closed")
-
-func (m *memStore) JobState(ctx context.Context, job string) (time.Time, time.Time, error) {
-	if m.fail.Load() {
-		return time.Time{}, time.Time{}, errStoreDown
+// openStore opens a new store in tb.TempDir() and closes it at tb's
+// cleanup (closing it earlier is allowed). Inside a synctest bubble, call it
+// inside the bubble with the bubble's t: database/sql starts goroutines at
+// open, and they belong to the bubble and must end (at Close, run by the
+// bubble's cleanup) before it returns.
+func openStore(tb testing.TB) *testStore {
+	tb.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(tb.TempDir(), "rouse.db"),
+		store.Options{Logger: quietLogger()})
+	if err != nil {
+		tb.Fatalf("open the store: %v", err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	st := m.states[job]
-	return st[0], st[1], nil
-}
-
-func (m *memStore) SetJobState(ctx context.Context, job string, last, next time.Time) error {
-	if m.fail.Load() {
-		return errStoreDown
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.states[job] = [2]time.Time{last, next}
-	return nil
-}
-
-func (m *memStore) AddJobRun(ctx context.Context, r wire.JobRun) (int64, error) {
-	if m.fail.Load() {
-		return 0, errStoreDown
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r.ID = int64(len(m.runs) + 1)
-	m.runs = append(m.runs, r)
-	return r.ID, nil
-}
-
-func (m *memStore) UpdateJobRun(ctx context.Context, r wire.JobRun) error {
-	if m.fail.Load() {
-		return errStoreDown
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if r.ID < 1 || int(r.ID) > len(m.runs) {
-		return errors.New("no such run")
-	}
-	m.runs[r.ID-1] = r
-	return nil
-}
-
-func (m *memStore) JobRuns(ctx context.Context, job string, limit int) ([]wire.JobRun, error) {
-	if m.fail.Load() {
-		return nil, errStoreDown
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []wire.JobRun
-	for i := len(m.runs) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
-		if m.runs[i].Job == job {
-			out = append(out, m.runs[i])
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		if err := st.Close(ctx); err != nil {
+			tb.Errorf("close the store: %v", err)
 		}
+	})
+	return &testStore{Store: st, tb: tb}
+}
+
+// down closes the store, as the agent does around a suspend: every call
+// then fails with an error wrapping store.ErrClosed until up.
+func (s *testStore) down() {
+	s.tb.Helper()
+	if err := s.Close(context.Background()); err != nil {
+		s.tb.Fatalf("close the store: %v", err)
 	}
-	return out, nil
+}
+
+// up opens the closed store again.
+func (s *testStore) up() {
+	s.tb.Helper()
+	if err := s.Reopen(context.Background()); err != nil {
+		s.tb.Fatalf("reopen the store: %v", err)
+	}
 }
 
 // all returns every run of job, oldest first.
-func (m *memStore) all(job string) []wire.JobRun {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []wire.JobRun
-	for _, r := range m.runs {
-		if r.Job == job {
-			out = append(out, r)
-		}
+func (s *testStore) all(job string) []wire.JobRun {
+	runs, err := s.JobRuns(context.Background(), job, math.MaxInt32)
+	if err != nil {
+		s.tb.Errorf("runs of %s: %v", job, err)
 	}
-	return out
+	slices.Reverse(runs)
+	return runs
 }
 
 // made returns the runs of job that were actually made (not skipped).
-func (m *memStore) made(job string) []wire.JobRun {
+func (s *testStore) made(job string) []wire.JobRun {
 	var out []wire.JobRun
-	for _, r := range m.all(job) {
+	for _, r := range s.all(job) {
 		if r.Result != ResultSkipped {
 			out = append(out, r)
 		}
@@ -117,9 +97,9 @@ func (m *memStore) made(job string) []wire.JobRun {
 	return out
 }
 
-func (m *memStore) skipped(job, reason string) []wire.JobRun {
+func (s *testStore) skipped(job, reason string) []wire.JobRun {
 	var out []wire.JobRun
-	for _, r := range m.all(job) {
+	for _, r := range s.all(job) {
 		if r.Result == ResultSkipped && r.Reason == reason {
 			out = append(out, r)
 		}
@@ -173,20 +153,20 @@ func (c *wallClock) jump(d time.Duration) { c.off.Add(int64(d)) }
 type harness struct {
 	t      *testing.T
 	clock  *wallClock
-	store  *memStore
+	store  *testStore
 	host   *fakeHost
 	s      *Scheduler
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// newHarness builds a scheduler whose wall clock reads start. Call it
-// inside synctest.Test.
-func newHarness(t *testing.T, start time.Time, store *memStore, jobs []Job, tweak func(*Options)) *harness {
+// newHarness builds a scheduler on st whose wall clock reads start. Call it
+// (and openStore) inside synctest.Test.
+func newHarness(t *testing.T, start time.Time, st *testStore, jobs []Job, tweak func(*Options)) *harness {
 	t.Helper()
-	h := &harness{t: t, clock: &wallClock{}, store: store, host: &fakeHost{}}
+	h := &harness{t: t, clock: &wallClock{}, store: st, host: &fakeHost{}}
 	h.clock.at(start)
-	o := Options{Store: store, Logger: quietLogger(), Now: h.clock.now}
+	o := Options{Store: st, Logger: quietLogger(), Now: h.clock.now}
 	if tweak != nil {
 		tweak(&o)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/rouse-dev/rouse/agent/store"
 )
 
 func hourly(name, policy string) Job {
@@ -23,7 +25,7 @@ func TestSleepAcrossDueTimes(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := hourly("j", MisfireCoalesce)
 			j.Jitter = 30 * time.Second
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{j}, nil)
+			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{j}, nil)
 			h.start()
 			h.advance(10 * time.Minute)
 			h.suspend(2 * time.Hour) // 00:20 -> 02:20, 01:00 and 02:00 missed
@@ -44,7 +46,7 @@ func TestSleepAcrossDueTimes(t *testing.T) {
 	})
 	t.Run("SkipRunsNoneAndRecordsTheMisfire", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{hourly("j", MisfireSkip)}, nil)
+			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{hourly("j", MisfireSkip)}, nil)
 			h.start()
 			h.advance(10 * time.Minute)
 			h.suspend(2 * time.Hour)
@@ -62,7 +64,7 @@ func TestSleepAcrossDueTimes(t *testing.T) {
 	})
 	t.Run("AllRunsEveryMissedTime", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{hourly("j", MisfireAll)}, nil)
+			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{hourly("j", MisfireAll)}, nil)
 			h.start()
 			h.advance(10 * time.Minute)
 			h.suspend(2 * time.Hour)
@@ -81,7 +83,7 @@ func TestSleepAcrossDueTimes(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := hourly("j", MisfireAll)
 			j.MaxCatchup = 3
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{j}, nil)
+			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{j}, nil)
 			h.start()
 			h.advance(10 * time.Minute)
 			h.suspend(5 * time.Hour) // 01..05 missed
@@ -97,7 +99,7 @@ func TestSleepAcrossDueTimes(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := hourly("j", MisfireCoalesce)
 			j.Grace = 10 * time.Minute
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{j}, nil)
+			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{j}, nil)
 			h.start()
 			h.advance(10 * time.Minute)
 			h.suspend(2 * time.Hour) // last missed 02:00 is 20 min old
@@ -121,7 +123,7 @@ func TestDueAfterAShortSleepRunsAtItsWallClockTime(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				j := Job{Name: "j", Schedule: "0 1 * * *", Location: time.UTC, Func: okFunc}
-				h := newHarness(t, utc(2026, 1, 10, 0, 0, 0), newMemStore(), []Job{j}, nil)
+				h := newHarness(t, utc(2026, 1, 10, 0, 0, 0), openStore(t), []Job{j}, nil)
 				h.start()
 				h.advance(30 * time.Minute)
 				// 15 min of sleep: the wall clock moves, no timer does.
@@ -150,7 +152,7 @@ func TestDueAfterAShortSleepRunsAtItsWallClockTime(t *testing.T) {
 
 func TestClockSetBackDoesNotRunAJobTwice(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, utc(2026, 1, 10, 0, 50, 0), newMemStore(), []Job{hourly("j", MisfireAll)}, nil)
+		h := newHarness(t, utc(2026, 1, 10, 0, 50, 0), openStore(t), []Job{hourly("j", MisfireAll)}, nil)
 		h.start()
 		h.advance(10*time.Minute + 5*time.Second) // 01:00:05
 		wantTimes(t, "before", scheduledTimes(h.store.made("j")), utc(2026, 1, 10, 1, 0, 0))
@@ -164,7 +166,7 @@ func TestClockSetBackDoesNotRunAJobTwice(t *testing.T) {
 
 func TestClockSetForwardRunsWhatBecameDueOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{hourly("j", MisfireCoalesce)}, nil)
+		h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{hourly("j", MisfireCoalesce)}, nil)
 		h.start()
 		h.clock.jump(3 * time.Hour) // 03:10: 01, 02, 03 became due
 		h.advance(DefaultStep + time.Second)
@@ -199,7 +201,7 @@ func TestDaylightSavingTransitions(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				j := Job{Name: "j", Schedule: c.schedule, Location: ny, Func: okFunc}
-				h := newHarness(t, c.from, newMemStore(), []Job{j}, func(o *Options) { o.Step = 30 * time.Minute })
+				h := newHarness(t, c.from, openStore(t), []Job{j}, func(o *Options) { o.Step = 30 * time.Minute })
 				h.start()
 				h.advance(c.to.Sub(c.from))
 				got := scheduledTimes(h.store.made("j"))
@@ -235,7 +237,7 @@ func TestMaxInstances(t *testing.T) {
 	t.Run("OverlappingRunsAreRecordedAsSkipped", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := Job{Name: "j", Schedule: "* * * * *", Location: time.UTC, Func: slow}
-			h := newHarness(t, utc(2026, 1, 10, 0, 0, 30), newMemStore(), []Job{j}, nil)
+			h := newHarness(t, utc(2026, 1, 10, 0, 0, 30), openStore(t), []Job{j}, nil)
 			h.start()
 			h.advance(3*time.Minute + 40*time.Second) // 00:04:10
 			wantTimes(t, "made", scheduledTimes(h.store.made("j")), utc(2026, 1, 10, 0, 1, 0), utc(2026, 1, 10, 0, 4, 0))
@@ -252,7 +254,7 @@ func TestMaxInstances(t *testing.T) {
 	t.Run("TwoInstancesMayOverlap", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := Job{Name: "j", Schedule: "* * * * *", Location: time.UTC, Func: slow, MaxInstances: 2}
-			h := newHarness(t, utc(2026, 1, 10, 0, 0, 30), newMemStore(), []Job{j}, nil)
+			h := newHarness(t, utc(2026, 1, 10, 0, 0, 30), openStore(t), []Job{j}, nil)
 			h.start()
 			h.advance(3*time.Minute + 40*time.Second)
 			wantTimes(t, "made", scheduledTimes(h.store.made("j")),
@@ -263,7 +265,7 @@ func TestMaxInstances(t *testing.T) {
 	t.Run("StoppingCancelsRunsInFlight", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := Job{Name: "j", Schedule: "* * * * *", Location: time.UTC, Func: slow}
-			h := newHarness(t, utc(2026, 1, 10, 0, 0, 30), newMemStore(), []Job{j}, nil)
+			h := newHarness(t, utc(2026, 1, 10, 0, 0, 30), openStore(t), []Job{j}, nil)
 			h.start()
 			h.advance(time.Minute)
 			h.stop()
@@ -288,21 +290,21 @@ func TestRestartAppliesTheMisfirePolicy(t *testing.T) {
 	for _, c := range cases {
 		t.Run("Policy_"+c.policy, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				store := newMemStore()
-				h := newHarness(t, utc(2026, 1, 10, 0, 50, 0), store, []Job{hourly("j", c.policy)}, nil)
+				st := openStore(t)
+				h := newHarness(t, utc(2026, 1, 10, 0, 50, 0), st, []Job{hourly("j", c.policy)}, nil)
 				h.start()
 				h.advance(10*time.Minute + 5*time.Second) // 01:00 runs
 				h.stop()
-				if last, _, _ := store.JobState(context.Background(), "j"); !last.Equal(utc(2026, 1, 10, 1, 0, 0)) {
+				if last, _, _ := st.JobState(context.Background(), "j"); !last.Equal(utc(2026, 1, 10, 1, 0, 0)) {
 					t.Fatalf("persisted lastScheduled = %v, want 01:00", last)
 				}
 				// The agent is down until 04:30; a new scheduler on the same store.
-				h2 := newHarness(t, utc(2026, 1, 10, 4, 30, 0), store, []Job{hourly("j", c.policy)}, nil)
+				h2 := newHarness(t, utc(2026, 1, 10, 4, 30, 0), st, []Job{hourly("j", c.policy)}, nil)
 				h2.start()
 				h2.advance(time.Minute)
-				made := store.made("j")[1:]
+				made := st.made("j")[1:]
 				wantTimes(t, "after restart", scheduledTimes(made), c.made...)
-				if n := len(store.skipped("j", ReasonMisfire)); n != c.skips {
+				if n := len(st.skipped("j", ReasonMisfire)); n != c.skips {
 					t.Fatalf("%d misfire records, want %d", n, c.skips)
 				}
 				if jobs := h2.s.Jobs(context.Background()); jobs[0].NextRun == nil || !jobs[0].NextRun.Equal(utc(2026, 1, 10, 5, 0, 0)) {
@@ -318,7 +320,7 @@ func TestNeedsNetworkWaitsForTheNetworkAfterAWake(t *testing.T) {
 		online := make(chan struct{})
 		j := hourly("j", MisfireCoalesce)
 		j.NeedsNetwork = true
-		h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{j}, func(o *Options) {
+		h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{j}, func(o *Options) {
 			o.WaitOnline = func(ctx context.Context) error {
 				select {
 				case <-online:
@@ -345,7 +347,7 @@ func TestNeedsNetworkWaitsForTheNetworkAfterAWake(t *testing.T) {
 
 func TestPauseStopsArming(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, utc(2026, 1, 10, 0, 59, 0), newMemStore(), []Job{hourly("j", MisfireCoalesce)}, nil)
+		h := newHarness(t, utc(2026, 1, 10, 0, 59, 0), openStore(t), []Job{hourly("j", MisfireCoalesce)}, nil)
 		h.start()
 		h.s.Pause(context.Background())
 		h.advance(5 * time.Minute)
@@ -364,7 +366,7 @@ func TestRunNow(t *testing.T) {
 			time.Sleep(time.Second)
 			return "hello", nil
 		}}
-		h := newHarness(t, utc(2026, 1, 10, 5, 0, 0), newMemStore(), []Job{j}, nil)
+		h := newHarness(t, utc(2026, 1, 10, 5, 0, 0), openStore(t), []Job{j}, nil)
 		if _, err := h.s.RunNow(context.Background(), "j"); !errors.Is(err, ErrNotRunning) {
 			t.Fatalf("RunNow before Run: %v, want ErrNotRunning", err)
 		}
@@ -401,7 +403,7 @@ func TestRunNow(t *testing.T) {
 
 func TestSetJobs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, utc(2026, 1, 10, 0, 50, 0), newMemStore(), []Job{hourly("a", ""), hourly("b", "")}, nil)
+		h := newHarness(t, utc(2026, 1, 10, 0, 50, 0), openStore(t), []Job{hourly("a", ""), hourly("b", "")}, nil)
 		h.start()
 		h.advance(10*time.Minute + 5*time.Second) // 01:00 for both
 		b := hourly("b", "")
@@ -431,9 +433,9 @@ func TestStoreDownDoesNotStopRuns(t *testing.T) {
 			calls++
 			return "", nil
 		}}
-		h := newHarness(t, utc(2026, 1, 10, 0, 50, 0), newMemStore(), []Job{j}, nil)
+		h := newHarness(t, utc(2026, 1, 10, 0, 50, 0), openStore(t), []Job{j}, nil)
 		h.start()
-		h.store.fail.Store(true)
+		h.store.down()
 		h.advance(10*time.Minute + 5*time.Second)
 		if calls != 1 {
 			t.Fatalf("job ran %d times with the store down, want 1", calls)
@@ -447,7 +449,7 @@ func TestStoreDownDoesNotStopRuns(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		reg := prometheus.NewRegistry()
-		h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), newMemStore(), []Job{hourly("j", MisfireCoalesce)},
+		h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{hourly("j", MisfireCoalesce)},
 			func(o *Options) { o.Metrics = reg })
 		h.start()
 		h.suspend(3 * time.Hour)
@@ -474,7 +476,7 @@ func TestMetrics(t *testing.T) {
 			t.Fatalf("lateness observations = %d, want 1", lateness)
 		}
 		// A second scheduler on the same registry reuses the collectors.
-		if _, err := New(nil, Options{Store: newMemStore(), Metrics: reg}); err != nil {
+		if _, err := New(nil, Options{Store: openStore(t), Metrics: reg}); err != nil {
 			t.Fatalf("second New on one registry: %v", err)
 		}
 	})
@@ -491,21 +493,26 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 
 func TestRunFailsWhenTheStoreCannotBeRead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st := newMemStore()
-		st.fail.Store(true)
+		st := openStore(t)
+		st.down()
 		s, err := New([]Job{hourly("j", "")}, Options{Store: st, Logger: quietLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
 		host := &fakeHost{}
-		if err := s.Run(context.Background(), host); !errors.Is(err, errStoreDown) {
+		// A guard of a day of fake time: a Run that came up anyway returns
+		// when it ends instead of running forever.
+		guard, stop := context.WithTimeout(context.Background(), 24*time.Hour)
+		err = s.Run(guard, host)
+		stop()
+		if !errors.Is(err, store.ErrClosed) {
 			t.Fatalf("Run = %v, want the store's error", err)
 		}
 		if host.readyCount() != 0 {
 			t.Fatal("reported ready without its state")
 		}
 		// The agent retries; with the store back, Run comes up.
-		st.fail.Store(false)
+		st.up()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- s.Run(ctx, host) }()
