@@ -54,10 +54,17 @@ func newFaultProxy(t *testing.T, target string) *faultProxy {
 
 func (p *faultProxy) Addr() string { return p.l.Addr().String() }
 
+// set changes the fault and ends every open connection: a mode is taken
+// per connection, so a kept-alive connection from before would otherwise
+// go on under the old one (the blackhole test once got its answer through
+// the previous phase's connection).
 func (p *faultProxy) set(f func(p *faultProxy)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f(p)
+	for c := range p.conns {
+		c.Close()
+	}
 }
 
 func (p *faultProxy) acceptedSince(t0 time.Time) []time.Time {
