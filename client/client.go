@@ -112,8 +112,8 @@ func decodeError(resp *http.Response) error {
 	return &APIError{Status: resp.StatusCode, Message: msg}
 }
 
-// getJSON decodes the body of a request answered with one of ok into v and
-// returns the status.
+// call decodes the body of a request answered with one of ok (default 200)
+// into v and returns the status.
 func (c *Client) call(ctx context.Context, method, path string, v any, ok ...int) (int, error) {
 	if len(ok) == 0 {
 		ok = []int{http.StatusOK}
@@ -268,10 +268,7 @@ func (c *Client) Jobs(ctx context.Context) ([]wire.Job, error) {
 // RunJob is POST /api/v1/jobs/{name}/run: the run it started (Result
 // "running", or "skipped" when max_instances is reached).
 func (c *Client) RunJob(ctx context.Context, name string) (wire.JobRun, error) {
-	var r struct {
-		Status string      `json:"status"`
-		Run    wire.JobRun `json:"run"`
-	}
+	var r wire.RunResult
 	_, err := c.call(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/run", &r, http.StatusAccepted)
 	return r.Run, err
 }
