@@ -36,6 +36,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/rouse-dev/rouse/internal/fanout"
 )
 
 // FallbackInterval is how often the polling fallback compares the wall
@@ -61,17 +63,13 @@ type Watcher struct {
 	interval  time.Duration
 	wall      func() time.Time
 	forcePoll bool
-	armed     chan struct{} // closed once the OS timer is armed the first time
-	armedOnce sync.Once
+	armed     chan struct{} // closed by markArmed once the OS timer is armed
+	markArmed func()
+
+	subs fanout.Hub[struct{}]
 
 	mu      sync.Mutex
-	subs    map[*subscriber]struct{}
 	running bool
-}
-
-type subscriber struct {
-	ch   chan struct{}
-	once sync.Once
 }
 
 // New returns a Watcher; nothing runs until Run. A nil logger is
@@ -80,12 +78,13 @@ func New(logger *slog.Logger) *Watcher {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	armed := make(chan struct{})
 	return &Watcher{
-		log:      logger.With("component", "clockwatch"),
-		interval: FallbackInterval,
-		wall:     time.Now,
-		armed:    make(chan struct{}),
-		subs:     map[*subscriber]struct{}{},
+		log:       logger.With("component", "clockwatch"),
+		interval:  FallbackInterval,
+		wall:      time.Now,
+		armed:     armed,
+		markArmed: sync.OnceFunc(func() { close(armed) }),
 	}
 }
 
@@ -94,31 +93,13 @@ func New(logger *slog.Logger) *Watcher {
 // channel; calling it again does nothing). The channel holds one value:
 // changes that come while one is pending are merged into it.
 func (w *Watcher) Subscribe() (<-chan struct{}, func()) {
-	s := &subscriber{ch: make(chan struct{}, 1)}
-	w.mu.Lock()
-	w.subs[s] = struct{}{}
-	w.mu.Unlock()
-	return s.ch, func() {
-		s.once.Do(func() {
-			w.mu.Lock()
-			delete(w.subs, s)
-			close(s.ch)
-			w.mu.Unlock()
-		})
-	}
+	return w.subs.Subscribe()
 }
 
 // changed tells every subscriber.
 func (w *Watcher) changed(how string) {
 	w.log.Info("wall clock changed", "seen_by", how, "now", time.Now().Round(0))
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for s := range w.subs {
-		select {
-		case s.ch <- struct{}{}:
-		default: // one is pending: merged
-		}
-	}
+	w.subs.Publish(struct{}{})
 }
 
 // Run watches until ctx is done, then returns nil; every goroutine it

@@ -29,7 +29,7 @@ func (w *Watcher) runOS(ctx context.Context) error {
 	if err := arm(fd); err != nil {
 		return err
 	}
-	w.armedOnce.Do(func() { close(w.armed) })
+	w.markArmed()
 
 	done := make(chan error, 1)
 	go func() { done <- w.read(f, fd) }()

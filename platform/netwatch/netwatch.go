@@ -37,6 +37,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/rouse-dev/rouse/internal/fanout"
 )
 
 // Status is the network state at a transition.
@@ -106,14 +108,9 @@ type Watcher struct {
 
 	kick chan struct{} // 1 slot: Recheck requests merge
 
-	mu     sync.Mutex
+	mu     sync.Mutex // guards status; taken before subs' own lock
 	status Status
-	subs   map[*subscriber]struct{}
-}
-
-type subscriber struct {
-	ch   chan Status
-	once sync.Once
+	subs   fanout.Hub[Status]
 }
 
 // New returns a watcher; it does nothing until Run.
@@ -134,7 +131,6 @@ func New(o Options) *Watcher {
 		userProbe:    o.Probe,
 		newMon:       newOSMon,
 		kick:         make(chan struct{}, 1),
-		subs:         map[*subscriber]struct{}{},
 		status:       Status{Reason: "not evaluated yet"},
 	}
 }
@@ -152,21 +148,12 @@ func (w *Watcher) Status() Status {
 // status is already known the channel starts with it. The returned func
 // unsubscribes and closes the channel; it is safe to call more than once.
 func (w *Watcher) Subscribe() (<-chan Status, func()) {
-	s := &subscriber{ch: make(chan Status, 1)}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.status.Known() {
-		s.ch <- w.status
+		return w.subs.SubscribeWith(w.status)
 	}
-	w.subs[s] = struct{}{}
-	w.mu.Unlock()
-	return s.ch, func() {
-		s.once.Do(func() {
-			w.mu.Lock()
-			delete(w.subs, s)
-			close(s.ch)
-			w.mu.Unlock()
-		})
-	}
+	return w.subs.Subscribe()
 }
 
 // Recheck asks Run for a fresh evaluation soon (after the debounce with
@@ -214,13 +201,7 @@ func (w *Watcher) set(online bool, reason string, addrs []string) {
 	} else {
 		w.log.Info("network status changed", "online", online, "reason", reason)
 	}
-	for s := range w.subs {
-		select { // drop the unread older status: latest wins
-		case <-s.ch:
-		default:
-		}
-		s.ch <- w.status // cannot block: we hold mu and the slot is empty
-	}
+	w.subs.Publish(w.status)
 }
 
 // Run watches until ctx is done and returns nil then; every goroutine it
