@@ -104,7 +104,7 @@ func (v *fakeView) last() Model {
 	return v.shown[len(v.shown)-1]
 }
 
-// logBuf is a concurrency-safe log sink.
+// logBuf is a concurrency-safe log sink (and a child process's output).
 type logBuf struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -114,6 +114,12 @@ func (l *logBuf) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (l *logBuf) count(s string) int {

@@ -1,7 +1,6 @@
 package tray
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -59,28 +58,10 @@ func trayChild() int {
 	return 0
 }
 
-// syncBuf collects a child's output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // child is a running tray process.
 type child struct {
 	cmd    *exec.Cmd
-	out    *syncBuf
+	out    *logBuf
 	done   chan struct{}
 	err    error
 	opened string
@@ -89,7 +70,7 @@ type child struct {
 func startChild(t *testing.T, env []string) *child {
 	t.Helper()
 	dir := t.TempDir()
-	c := &child{out: &syncBuf{}, done: make(chan struct{}), opened: filepath.Join(dir, "opened")}
+	c := &child{out: &logBuf{}, done: make(chan struct{}), opened: filepath.Join(dir, "opened")}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	// Under the race detector, the child logs races to files instead of
 	// failing its exit code: checkRaces fails on races in our code and
@@ -721,7 +702,7 @@ func TestSystrayWithoutASessionBus(t *testing.T) {
 			env = append(env, kv)
 		}
 	}
-	c := &child{out: &syncBuf{}, done: make(chan struct{})}
+	c := &child{out: &logBuf{}, done: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	c.cmd.Env = append(env, childEnv+"=1", "PATH="+bin+":"+os.Getenv("PATH"), "XDG_RUNTIME_DIR="+t.TempDir(),
 		"ROUSE_TRAY_TEST_URL=http://127.0.0.1:9", "ROUSE_TRAY_TEST_TOKEN="+testToken)
