@@ -12,6 +12,7 @@ package trackers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -125,6 +126,16 @@ type FieldError struct {
 }
 
 func (e FieldError) Error() string { return e.Key + ": " + e.Msg }
+
+// JoinFieldErrors joins fe into one error (errors.Join); nil when fe is
+// empty. Constructors use it to refuse options that fail Validate.
+func JoinFieldErrors(fe []FieldError) error {
+	errs := make([]error, len(fe))
+	for i, e := range fe {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
 
 // Validator is implemented by option structs that check themselves; config
 // turns each FieldError into a file:line:key error.

@@ -95,12 +95,8 @@ type Tracker struct {
 
 // New builds an exec component from validated options.
 func New(o Options, deps trackers.Deps) (*Tracker, error) {
-	if fe := o.Validate(); len(fe) > 0 {
-		errs := make([]error, len(fe))
-		for i, e := range fe {
-			errs[i] = e
-		}
-		return nil, fmt.Errorf("exec %s: %w", deps.Name, errors.Join(errs...))
+	if err := trackers.JoinFieldErrors(o.Validate()); err != nil {
+		return nil, fmt.Errorf("exec %s: %w", deps.Name, err)
 	}
 	log := deps.Logger
 	if log == nil {

@@ -2,7 +2,6 @@ package http
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -108,8 +107,8 @@ func (o *LastfmOptions) Options(apiKey string) (Options, error) {
 
 // NewLastfm builds a lastfm tracker. The key file is read when it runs.
 func NewLastfm(o LastfmOptions, deps trackers.Deps) (*Tracker, error) {
-	if errs := o.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("lastfm tracker %q: %w", deps.Name, errors.Join(fieldErrs(errs)...))
+	if err := trackers.JoinFieldErrors(o.Validate()); err != nil {
+		return nil, fmt.Errorf("lastfm tracker %q: %w", deps.Name, err)
 	}
 	// Build with a placeholder key: the real one is read in Run.
 	opts, err := o.Options("placeholder")

@@ -118,8 +118,8 @@ var (
 
 // New builds an http tracker from validated options.
 func New(o Options, deps trackers.Deps) (*Tracker, error) {
-	if errs := o.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("http tracker %q: %w", deps.Name, errors.Join(fieldErrs(errs)...))
+	if err := trackers.JoinFieldErrors(o.Validate()); err != nil {
+		return nil, fmt.Errorf("http tracker %q: %w", deps.Name, err)
 	}
 	if deps.Store == nil {
 		return nil, fmt.Errorf("http tracker %q: no store", deps.Name)
@@ -150,14 +150,6 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 		now:     time.Now,
 		kick:    make(chan struct{}, 1),
 	}, nil
-}
-
-func fieldErrs(fe []trackers.FieldError) []error {
-	out := make([]error, len(fe))
-	for i, e := range fe {
-		out[i] = e
-	}
-	return out
 }
 
 // catchup is one poll's progress, kept across polls when max_pages cut it.

@@ -113,12 +113,8 @@ var (
 
 // New builds a websocket tracker from validated options.
 func New(o Options, deps trackers.Deps) (*Tracker, error) {
-	if errs := o.Validate(); len(errs) > 0 {
-		es := make([]error, len(errs))
-		for i, e := range errs {
-			es[i] = e
-		}
-		return nil, fmt.Errorf("websocket tracker %q: %w", deps.Name, errors.Join(es...))
+	if err := trackers.JoinFieldErrors(o.Validate()); err != nil {
+		return nil, fmt.Errorf("websocket tracker %q: %w", deps.Name, err)
 	}
 	if deps.Store == nil {
 		return nil, fmt.Errorf("websocket tracker %q: no store", deps.Name)
