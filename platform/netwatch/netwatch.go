@@ -215,7 +215,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.log.Warn("network change notification unavailable, polling", "interval", w.pollInterval, "err", err)
 	}
 
-	evaluate := func() {
+	// check evaluates the system now and publishes a transition.
+	check := func() {
 		if w.userProbe != nil {
 			online, reason := w.userProbe()
 			w.set(online, reason, nil)
@@ -246,9 +247,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.set(online, reason, addrs)
 	}
 
-	evaluate()
+	check()
 	if mon == nil {
-		return w.poll(ctx, evaluate)
+		return w.poll(ctx, check)
 	}
 
 	changed := make(chan struct{}, 1)
@@ -290,8 +291,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 			stop()
 			w.log.Warn("network monitor lost, polling", "interval", w.pollInterval)
 			mon = nil
-			evaluate()
-			return w.poll(ctx, evaluate)
+			check()
+			return w.poll(ctx, check)
 		case <-changed:
 			if !pending {
 				pending = true
@@ -304,13 +305,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		case <-debounce.C:
 			pending = false
-			evaluate()
+			check()
 		}
 	}
 }
 
 // poll re-evaluates every pollInterval until ctx is done.
-func (w *Watcher) poll(ctx context.Context, evaluate func()) error {
+func (w *Watcher) poll(ctx context.Context, check func()) error {
 	t := time.NewTicker(w.pollInterval)
 	defer t.Stop()
 	for {
@@ -318,9 +319,9 @@ func (w *Watcher) poll(ctx context.Context, evaluate func()) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			evaluate()
+			check()
 		case <-w.kick:
-			evaluate()
+			check()
 			t.Reset(w.pollInterval)
 		}
 	}
