@@ -135,6 +135,37 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// startAgent runs the test binary as an agent in miniature (helperMain's
+// supervise modes, with args) and returns it with the pid of the child it
+// supervises.
+func startAgent(t *testing.T, mode string, args ...string) (agent *osexec.Cmd, child int) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent = osexec.Command(exe, args...)
+	agent.Env = append(os.Environ(), helperEnv+"="+mode)
+	out, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		agent.Process.Kill()
+		agent.Wait()
+		t.Fatalf("reading the child pid: %v", err)
+	}
+	child, err = strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || child <= 0 {
+		t.Fatalf("child pid %q", line)
+	}
+	return agent, child
+}
+
 func TestReadyChecks(t *testing.T) {
 	t.Run("TCPReadyOnceTheChildListens", func(t *testing.T) {
 		addr := freeAddr(t)
@@ -496,29 +527,7 @@ func TestOutputLogging(t *testing.T) {
 
 func TestParentDeath(t *testing.T) {
 	t.Run("AChildDiesWithAnAgentKilledByKill9", func(t *testing.T) {
-		exe, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		agent := osexec.Command(exe)
-		agent.Env = append(os.Environ(), helperEnv+"=supervise")
-		out, err := agent.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := agent.Start(); err != nil {
-			t.Fatal(err)
-		}
-		line, err := bufio.NewReader(out).ReadString('\n')
-		if err != nil {
-			agent.Process.Kill()
-			agent.Wait()
-			t.Fatalf("reading the child pid: %v", err)
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(line))
-		if err != nil || pid <= 0 {
-			t.Fatalf("child pid %q", line)
-		}
+		agent, pid := startAgent(t, "supervise")
 		if len(groupMembers(t, pid)) != 1 {
 			t.Fatalf("the supervised child %d is not running", pid)
 		}

@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,8 +10,6 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -60,29 +57,7 @@ func recordExists(t *testing.T, dir string) bool {
 
 func TestStaleGroupAfterAgentSIGKILL(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run", "child")
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent := osexec.Command(exe, dir)
-	agent.Env = append(os.Environ(), helperEnv+"=supervise-group")
-	out, err := agent.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		agent.Process.Kill()
-		agent.Wait()
-		t.Fatalf("reading the child pid: %v", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || pid <= 0 {
-		t.Fatalf("child pid %q", line)
-	}
+	agent, pid := startAgent(t, "supervise-group", dir)
 	t.Cleanup(func() { syscall.Kill(-pid, syscall.SIGKILL) }) // whatever happens below
 	eventually(t, "the shell to start its background sleep", func() bool {
 		return slices.ContainsFunc(groupMembers(t, pid), func(p int) bool { return p != pid })
