@@ -21,14 +21,20 @@ func hourly(name, policy string) Job {
 }
 
 func TestSleepAcrossDueTimes(t *testing.T) {
+	// sleepFrom0020 starts j at 00:10 and sleeps through d from 00:20.
+	sleepFrom0020 := func(t *testing.T, j Job, d time.Duration) *harness {
+		t.Helper()
+		h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{j}, nil)
+		h.start()
+		h.advance(10 * time.Minute)
+		h.suspend(d)
+		return h
+	}
 	t.Run("CoalesceRunsOnceShortlyAfterTheWake", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := hourly("j", MisfireCoalesce)
 			j.Jitter = 30 * time.Second
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{j}, nil)
-			h.start()
-			h.advance(10 * time.Minute)
-			h.suspend(2 * time.Hour) // 00:20 -> 02:20, 01:00 and 02:00 missed
+			h := sleepFrom0020(t, j, 2*time.Hour) // 00:20 -> 02:20, 01:00 and 02:00 missed
 			wake := h.clock.now()
 			h.advance(31 * time.Second)
 			made := h.store.made("j")
@@ -46,10 +52,7 @@ func TestSleepAcrossDueTimes(t *testing.T) {
 	})
 	t.Run("SkipRunsNoneAndRecordsTheMisfire", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{hourly("j", MisfireSkip)}, nil)
-			h.start()
-			h.advance(10 * time.Minute)
-			h.suspend(2 * time.Hour)
+			h := sleepFrom0020(t, hourly("j", MisfireSkip), 2*time.Hour)
 			h.advance(time.Minute)
 			if made := h.store.made("j"); len(made) != 0 {
 				t.Fatalf("skip made %d runs after the wake, want 0: %+v", len(made), made)
@@ -64,10 +67,7 @@ func TestSleepAcrossDueTimes(t *testing.T) {
 	})
 	t.Run("AllRunsEveryMissedTime", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{hourly("j", MisfireAll)}, nil)
-			h.start()
-			h.advance(10 * time.Minute)
-			h.suspend(2 * time.Hour)
+			h := sleepFrom0020(t, hourly("j", MisfireAll), 2*time.Hour)
 			h.advance(time.Minute)
 			made := h.store.made("j")
 			wantTimes(t, "after wake", scheduledTimes(made), utc(2026, 1, 10, 1, 0, 0), utc(2026, 1, 10, 2, 0, 0))
@@ -83,10 +83,7 @@ func TestSleepAcrossDueTimes(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := hourly("j", MisfireAll)
 			j.MaxCatchup = 3
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{j}, nil)
-			h.start()
-			h.advance(10 * time.Minute)
-			h.suspend(5 * time.Hour) // 01..05 missed
+			h := sleepFrom0020(t, j, 5*time.Hour) // 01..05 missed
 			h.advance(time.Minute)
 			wantTimes(t, "after wake", scheduledTimes(h.store.made("j")),
 				utc(2026, 1, 10, 3, 0, 0), utc(2026, 1, 10, 4, 0, 0), utc(2026, 1, 10, 5, 0, 0))
@@ -99,10 +96,7 @@ func TestSleepAcrossDueTimes(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			j := hourly("j", MisfireCoalesce)
 			j.Grace = 10 * time.Minute
-			h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{j}, nil)
-			h.start()
-			h.advance(10 * time.Minute)
-			h.suspend(2 * time.Hour) // last missed 02:00 is 20 min old
+			h := sleepFrom0020(t, j, 2*time.Hour) // last missed 02:00 is 20 min old
 			h.advance(time.Minute)
 			if made := h.store.made("j"); len(made) != 0 {
 				t.Fatalf("made %d runs beyond grace, want 0", len(made))
