@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -76,6 +75,7 @@ type Agent struct {
 	wg        sync.WaitGroup // every goroutine the agent starts
 	kick      chan struct{}  // heartbeat: 1-slot
 	stateQ    chan store.StateEvent
+	flushQ    chan chan struct{} // asks the state writer to write now
 }
 
 // netSource is what the agent needs from the network watcher.
@@ -493,11 +493,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 		}
 		w.Components = append(w.Components, wire.WakeComponent{Name: u.name, State: string(r.state), DurationMS: r.dur.Milliseconds(), WaitedMS: r.waited.Milliseconds(), Error: r.err})
 	}
-	for _, u := range a.allUnits() {
-		if !slices.Contains(units, u) {
-			w.Restore.Skipped++
-		}
-	}
+	w.Restore.Skipped = len(a.allUnits()) - len(units) // the ones the user stopped
 	a.metrics.restoreDur.Observe(total.Seconds())
 	lvl := slog.LevelInfo
 	if w.Restore.TimedOut+w.Restore.Failed > 0 {

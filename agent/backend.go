@@ -167,7 +167,9 @@ func (a *Agent) Start(ctx context.Context, name string) (string, error) {
 	defer func() {
 		a.release(u)
 	}()
-	r := a.bringUp(a.boundCtx(ctx), u, false)
+	bctx, cancel := a.boundCtx()
+	defer cancel()
+	r := a.bringUp(bctx, u, false)
 	switch {
 	case r.state.IsReady():
 		return wire.ActionStarted, nil
@@ -180,13 +182,11 @@ func (a *Agent) Start(ctx context.Context, name string) (string, error) {
 
 // boundCtx detaches a request from its client (a start goes on when the
 // client hangs up) but keeps the agent's lifetime and the global bound.
-func (a *Agent) boundCtx(ctx context.Context) context.Context {
+func (a *Agent) boundCtx() (context.Context, context.CancelFunc) {
 	a.mu.Lock()
 	bound := a.cfg.Deadlines.Wake
 	a.mu.Unlock()
-	c, cancel := context.WithTimeout(a.runCtx, bound)
-	context.AfterFunc(c, cancel)
-	return c
+	return context.WithTimeout(a.runCtx, bound)
 }
 
 // Stop stops a component and keeps it stopped across wakes and restarts.

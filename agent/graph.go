@@ -14,6 +14,11 @@ type node struct {
 	optional []string // ordered before it when both start, never block it
 }
 
+// deps is every dependency of n, required first.
+func (n node) deps() []string {
+	return append(append([]string{}, n.required...), n.optional...)
+}
+
 // graph is the dependency graph of the components. It is immutable once
 // built; a config change builds a new one.
 type graph struct {
@@ -35,7 +40,7 @@ func newGraph(nodes []node) (*graph, error) {
 		g.nodes[n.name] = n
 	}
 	for _, n := range nodes {
-		for _, d := range append(append([]string{}, n.required...), n.optional...) {
+		for _, d := range n.deps() {
 			if _, ok := g.nodes[d]; !ok {
 				return nil, fmt.Errorf("component %q depends on unknown component %q", n.name, d)
 			}
@@ -49,7 +54,7 @@ func newGraph(nodes []node) (*graph, error) {
 	indeg := map[string]int{}
 	out := map[string][]string{}
 	for _, n := range nodes {
-		for _, d := range append(append([]string{}, n.required...), n.optional...) {
+		for _, d := range n.deps() {
 			indeg[n.name]++
 			out[d] = append(out[d], n.name)
 		}
@@ -92,8 +97,7 @@ func (g *graph) findCycle() string {
 	visit = func(n string) bool {
 		color[n] = grey
 		stack = append(stack, n)
-		nd := g.nodes[n]
-		for _, d := range append(append([]string{}, nd.required...), nd.optional...) {
+		for _, d := range g.nodes[n].deps() {
 			switch color[d] {
 			case grey:
 				for i, s := range stack {

@@ -68,6 +68,7 @@ func New(o Options) (*Agent, error) {
 		metrics: newMetrics(),
 		kick:    make(chan struct{}, 1),
 		stateQ:  make(chan store.StateEvent, 4096),
+		flushQ:  make(chan chan struct{}),
 	}, nil
 }
 
@@ -629,60 +630,85 @@ func (a *Agent) applyConfig(cfg *config.Config) error {
 const stateBatchWindow = 50 * time.Millisecond
 
 // stateWriter stores state events off the hot path, a burst in one
-// transaction. While the store is closed (asleep) events wait in memory,
-// bounded.
+// transaction: the first event of a burst opens a short window, and what
+// arrives meanwhile is written with it. While the store is closed (asleep)
+// events wait in memory, bounded. A flush request (before sleep) writes at
+// once and answers when done.
 func (a *Agent) stateWriter(ctx context.Context) {
 	const maxPending = 10000
 	var pending []store.StateEvent
+	var window *time.Timer
+	write := func() {
+		if window != nil {
+			window.Stop()
+			window = nil
+		}
+		if len(pending) > maxPending {
+			a.metrics.droppedEvents.Add(float64(len(pending) - maxPending))
+			pending = pending[len(pending)-maxPending:]
+		}
+		err := a.store.AddStateEvents(context.WithoutCancel(ctx), pending)
+		switch {
+		case err == nil:
+			pending = pending[:0]
+		case errors.Is(err, store.ErrClosed):
+			// Kept for after the wake.
+		default:
+			a.log.Warn("cannot store state events", "count", len(pending), "err", err)
+			pending = pending[:0]
+		}
+	}
 	for {
+		var windowEnd <-chan time.Time
+		if window != nil {
+			windowEnd = window.C
+		}
 		select {
 		case <-ctx.Done():
+			if window != nil {
+				window.Stop()
+			}
 			return
 		case ev := <-a.stateQ:
 			pending = append(pending, ev)
-			// Let a burst (a restore changes three states per component)
-			// gather for a moment: one commit instead of dozens.
-			gather := time.NewTimer(stateBatchWindow)
+			if len(pending) >= maxPending {
+				write()
+			} else if window == nil {
+				window = time.NewTimer(stateBatchWindow)
+			}
+		case <-windowEnd:
+			window = nil
+			write()
+		case done := <-a.flushQ:
 		drain:
-			for len(pending) < maxPending {
+			for {
 				select {
 				case ev := <-a.stateQ:
 					pending = append(pending, ev)
-				case <-gather.C:
-					break drain
-				case <-ctx.Done():
+				default:
 					break drain
 				}
 			}
-			gather.Stop()
-			if len(pending) > maxPending {
-				a.metrics.droppedEvents.Add(float64(len(pending) - maxPending))
-				pending = pending[len(pending)-maxPending:]
-			}
-			err := a.store.AddStateEvents(context.WithoutCancel(ctx), pending)
-			switch {
-			case err == nil:
-				pending = pending[:0]
-			case errors.Is(err, store.ErrClosed):
-				// Kept for after the wake.
-			default:
-				a.log.Warn("cannot store state events", "count", len(pending), "err", err)
-				pending = pending[:0]
-			}
+			write()
+			close(done)
 		}
 	}
 }
 
-// flushStateEvents waits (briefly) until queued state events are written.
+// flushStateEvents has the state writer store what it holds now, waiting
+// at most until ctx is done (the pre-sleep budget) and 200 ms.
 func (a *Agent) flushStateEvents(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	for len(a.stateQ) > 0 {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Millisecond):
-		}
+	done := make(chan struct{})
+	select {
+	case a.flushQ <- done:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
 	}
 }
 
