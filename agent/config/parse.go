@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -419,23 +420,43 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, key string) {
 		return
 	}
 	m := reflect.MakeMapWithSize(t, len(n.Content)/2)
-	seen := map[string]int{}
-	for _, p := range d.pairs(n) {
-		name := p.key.Value
-		full := join(key, name)
-		if !p.merged {
-			if first, dup := seen[name]; dup {
-				d.fail(p.key.Line, full, "", wrapf(ErrDuplicate, "duplicate key, first set at line %d", first))
-				continue
-			}
-			seen[name] = p.key.Line
-		}
-		d.lines[full] = p.key.Line
+	for e := range d.entries(n, key) {
 		ev := reflect.New(t.Elem()).Elem()
-		d.decodeValue(p.value, ev, full)
-		m.SetMapIndex(reflect.ValueOf(name).Convert(t.Key()), ev)
+		d.decodeValue(e.value, ev, e.full)
+		m.SetMapIndex(reflect.ValueOf(e.key.Value).Convert(t.Key()), ev)
 	}
 	v.Set(m)
+}
+
+// entry is a pair to decode, with its full key.
+type entry struct {
+	pair
+	full string
+}
+
+// entries yields the pairs of mapping n at key to decode, recording each
+// key's line. A key the mapping sets twice itself is reported and its
+// repeat skipped; a merged key may be overridden. Lazily, so errors keep
+// the order they are found in.
+func (d *decoder) entries(n *yaml.Node, key string) iter.Seq[entry] {
+	return func(yield func(entry) bool) {
+		seen := map[string]int{}
+		for _, p := range d.pairs(n) {
+			name := p.key.Value
+			full := join(key, name)
+			if !p.merged {
+				if first, dup := seen[name]; dup {
+					d.fail(p.key.Line, full, "", wrapf(ErrDuplicate, "duplicate key, first set at line %d", first))
+					continue
+				}
+				seen[name] = p.key.Line
+			}
+			d.lines[full] = p.key.Line
+			if !yield(entry{p, full}) {
+				return
+			}
+		}
+	}
 }
 
 // pair is one key/value of a mapping after merge keys are expanded.
@@ -537,23 +558,13 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, key string, rest f
 	for _, f := range fields {
 		byName[f.name] = f.index
 	}
-	seen := map[string]int{}
-	for _, p := range d.pairs(n) {
-		name := p.key.Value
-		full := join(key, name)
-		if !p.merged {
-			if first, dup := seen[name]; dup {
-				d.fail(p.key.Line, full, "", wrapf(ErrDuplicate, "duplicate key, first set at line %d", first))
-				continue
-			}
-			seen[name] = p.key.Line
-		}
-		d.lines[full] = p.key.Line
+	for e := range d.entries(n, key) {
+		name := e.key.Value
 		if idx, ok := byName[name]; ok {
-			d.decodeValue(p.value, v.FieldByIndex(idx), full)
+			d.decodeValue(e.value, v.FieldByIndex(idx), e.full)
 			continue
 		}
-		if rest != nil && rest(p.key, p.value) {
+		if rest != nil && rest(e.key, e.value) {
 			continue
 		}
 		known := make([]string, 0, len(fields))
@@ -567,7 +578,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, key string, rest f
 		} else if guess := closest(name, known); guess != "" {
 			hint = fmt.Sprintf("did you mean %q? %s", guess, hint)
 		}
-		d.failHint(p.key.Line, full, "", ErrUnknownKey, hint)
+		d.failHint(e.key.Line, e.full, "", ErrUnknownKey, hint)
 	}
 }
 
