@@ -451,8 +451,7 @@ func (s *Scheduler) launch(ctx context.Context, js *jobState, job Job, runs []pl
 	if js.running >= job.MaxInstances {
 		s.mu.Unlock()
 		for _, r := range runs {
-			s.recordSkip(ctx, js, job, skipRecord{At: r.At, Reason: ReasonOverlap,
-				Error: fmt.Sprintf("%d run(s) still going on (max_instances %d)", job.MaxInstances, job.MaxInstances)})
+			s.recordSkip(ctx, js, job, overlapSkip(r.At, job))
 		}
 		return
 	}
@@ -545,6 +544,13 @@ func (s *Scheduler) finish(ctx context.Context, js *jobState, job Job, rec wire.
 		"took", end.Sub(*rec.StartedAt).Round(time.Millisecond), "err", rec.Error)
 }
 
+// overlapSkip is the record of a run at at skipped because job's
+// max_instances runs were still going on.
+func overlapSkip(at time.Time, job Job) skipRecord {
+	return skipRecord{At: at, Reason: ReasonOverlap,
+		Error: fmt.Sprintf("%d run(s) still going on (max_instances %d)", job.MaxInstances, job.MaxInstances)}
+}
+
 // recordSkip stores a skipped run.
 func (s *Scheduler) recordSkip(ctx context.Context, js *jobState, job Job, sk skipRecord) wire.JobRun {
 	now := s.now()
@@ -587,8 +593,7 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (wire.JobRun, error
 	runCtx, job := s.runCtx, js.job
 	if js.running >= job.MaxInstances {
 		s.mu.Unlock()
-		return s.recordSkip(ctx, js, job, skipRecord{At: s.now(), Reason: ReasonOverlap,
-			Error: fmt.Sprintf("%d run(s) still going on (max_instances %d)", job.MaxInstances, job.MaxInstances)}), nil
+		return s.recordSkip(ctx, js, job, overlapSkip(s.now(), job)), nil
 	}
 	js.running++
 	s.wg.Add(1)
