@@ -177,28 +177,42 @@ func (c *child) next(t *testing.T) string {
 	return ""
 }
 
+// lockedStore opens a store with the given busy timeout on a database
+// whose write lock another process holds until its stdin closes.
+func lockedStore(ctx context.Context, t *testing.T, busy time.Duration) (*Store, *child) {
+	t.Helper()
+	s, err := Open(ctx, t.TempDir()+"/rouse.db", Options{Logger: quiet(), BusyTimeout: busy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	c := startChild(t, "lock", s.Path())
+	if l := c.next(t); l != "locked" {
+		t.Fatalf("helper said %q", l)
+	}
+	return s, c
+}
+
+// stillWaiting fails the test when the write reports within a moment:
+// while another process holds the lock it can finish neither with success
+// nor with an error.
+func stillWaiting(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		t.Fatalf("write finished while another process held the lock: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
 func TestBusyTimeout(t *testing.T) {
 	t.Run("AWriteWaitsForAnotherProcessLockThenSucceeds", func(t *testing.T) {
 		ctx := ctxT(t)
-		dir := t.TempDir()
-		s, err := Open(ctx, dir+"/rouse.db", Options{Logger: quiet(), BusyTimeout: guard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close(context.Background())
-		c := startChild(t, "lock", s.Path())
-		if l := c.next(t); l != "locked" {
-			t.Fatalf("helper said %q", l)
-		}
+		s, c := lockedStore(ctx, t, guard)
 		done := make(chan error, 1)
 		go func() { done <- s.SetDesired(ctx, "a", false) }()
-		// While the other process holds the lock the write cannot finish,
-		// neither with success nor with an error (the busy timeout is long).
-		select {
-		case err := <-done:
-			t.Fatalf("write finished while another process held the lock: %v", err)
-		case <-time.After(300 * time.Millisecond):
-		}
+		stillWaiting(t, done) // the busy timeout is long
+
 		if err := c.stdin.Close(); err != nil { // release
 			t.Fatal(err)
 		}
@@ -219,16 +233,8 @@ func TestBusyTimeout(t *testing.T) {
 	})
 	t.Run("ALockHeldPastTheTimeoutIsAClearError", func(t *testing.T) {
 		ctx := ctxT(t)
-		s, err := Open(ctx, t.TempDir()+"/rouse.db", Options{Logger: quiet(), BusyTimeout: 100 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close(context.Background())
-		c := startChild(t, "lock", s.Path())
-		if l := c.next(t); l != "locked" {
-			t.Fatalf("helper said %q", l)
-		}
-		err = s.SetDesired(ctx, "a", false)
+		s, c := lockedStore(ctx, t, 100*time.Millisecond)
+		err := s.SetDesired(ctx, "a", false)
 		if !errors.Is(err, ErrLocked) {
 			t.Fatalf("write under a held lock = %v, want ErrLocked", err)
 		}
@@ -251,22 +257,10 @@ func TestBusyTimeout(t *testing.T) {
 func TestCloseIsBoundedByItsContext(t *testing.T) {
 	t.Run("AWriteStuckOnAnotherProcessLockIsCancelled", func(t *testing.T) {
 		ctx := ctxT(t)
-		s, err := Open(ctx, t.TempDir()+"/rouse.db", Options{Logger: quiet(), BusyTimeout: 10 * guard})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close(context.Background())
-		c := startChild(t, "lock", s.Path())
-		if l := c.next(t); l != "locked" {
-			t.Fatalf("helper said %q", l)
-		}
+		s, c := lockedStore(ctx, t, 10*guard)
 		done := make(chan error, 1)
 		go func() { done <- s.SetDesired(ctx, "a", false) }()
-		select { // let the write reach the lock; it cannot finish before Close
-		case err := <-done:
-			t.Fatalf("write finished while another process held the lock: %v", err)
-		case <-time.After(300 * time.Millisecond):
-		}
+		stillWaiting(t, done) // let the write reach the lock; it cannot finish before Close
 		closeCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		defer cancel()
 		closed := make(chan error, 1)
