@@ -133,6 +133,25 @@ func TestListen(t *testing.T) {
 	})
 }
 
+// openEvents opens GET /api/v1/events on s with the header key set to
+// value, on a transport of its own; the stream is closed at cleanup.
+func openEvents(t *testing.T, s *api.Server, key, value string) *http.Response {
+	t.Helper()
+	r, err := http.NewRequest("GET", "http://"+s.Addr().String()+"/api/v1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set(key, value)
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	resp, err := (&http.Client{Transport: tr}).Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
+}
+
 func TestServeShutsDownWithAnOpenEventStream(t *testing.T) {
 	subscribed := make(chan struct{}, 1)
 	b := &apitest.Backend{SubscribeFunc: func(ctx context.Context, _ int64) <-chan wire.Event {
@@ -142,15 +161,7 @@ func TestServeShutsDownWithAnOpenEventStream(t *testing.T) {
 	}}
 	s := newListening(t, b, "127.0.0.1:0")
 	stop := serve(t, s)
-	r, _ := http.NewRequest("GET", "http://"+s.Addr().String()+"/api/v1/events", nil)
-	r.Header.Set("Authorization", "Bearer "+testToken)
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := openEvents(t, s, "Authorization", "Bearer "+testToken)
 	<-subscribed
 	if err := stop(); err != nil {
 		t.Fatalf("Serve: %v", err)
@@ -174,15 +185,7 @@ func TestEventStreamOutlivesTheReadTimeout(t *testing.T) {
 	b := &apitest.Backend{SubscribeFunc: func(ctx context.Context, _ int64) <-chan wire.Event { return events }}
 	s := newListening(t, b, "127.0.0.1:0")
 	stop := serve(t, s)
-	r, _ := http.NewRequest("GET", "http://"+s.Addr().String()+"/api/v1/events", nil)
-	r.Header.Set("X-API-Key", testToken)
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := openEvents(t, s, "X-API-Key", testToken)
 	time.Sleep(500 * time.Millisecond) // well past the read timeout
 	events <- wire.Event{ID: 1, Type: wire.EventConfig, Config: &wire.ConfigState{State: "ok"}}
 	rd := bufio.NewReader(resp.Body)
