@@ -84,14 +84,8 @@ func runHelper(mode string, args []string) error {
 		if len(args) != 2 {
 			return fmt.Errorf("listen ADDR DELAY, got %q", args)
 		}
-		d, err := time.ParseDuration(args[1])
-		if err != nil {
+		if up, err := waitFor(args[1], term); !up {
 			return err
-		}
-		select {
-		case <-time.After(d):
-		case <-term:
-			return nil
 		}
 		return serve(args[0], term)
 	case ModeSpawnListen:
@@ -132,14 +126,8 @@ func runHelper(mode string, args []string) error {
 		if len(args) != 3 {
 			return fmt.Errorf("proxy ADDR TARGET DELAY, got %q", args)
 		}
-		d, err := time.ParseDuration(args[2])
-		if err != nil {
+		if up, err := waitFor(args[2], term); !up {
 			return err
-		}
-		select {
-		case <-time.After(d):
-		case <-term:
-			return nil
 		}
 		return proxy(args[0], args[1], term)
 	case ModeHang:
@@ -147,6 +135,21 @@ func runHelper(mode string, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown helper mode %q", mode)
+}
+
+// waitFor waits out the delay given as a duration string, and reports
+// false (with nil for a signal) when the helper should end instead.
+func waitFor(delay string, term <-chan os.Signal) (bool, error) {
+	d, err := time.ParseDuration(delay)
+	if err != nil {
+		return false, err
+	}
+	select {
+	case <-time.After(d):
+		return true, nil
+	case <-term:
+		return false, nil
+	}
 }
 
 // serve accepts and closes connections on addr until a signal.
