@@ -94,11 +94,7 @@ func benchCold(t *tb, o options) *coldResult {
 	seed := filepath.Join(dir, "seed")
 	size := buildStore(t, seed, o.StoreMB)
 	g := makeDAG(o.ColdN, o.ProbeSeed)
-	lat := map[string]time.Duration{}
-	for i, n := range g.names {
-		lat[n] = g.latency[i]
-	}
-	srv := newLatencyServer(t, lat)
+	srv := newLatencyServer(t, g)
 	cfg := filepath.Join(dir, "rouse.yaml")
 	if err := os.WriteFile(cfg, []byte(httpTrackerConfig(g, srv.addr)), 0o600); err != nil {
 		t.Fatalf("config: %v", err)

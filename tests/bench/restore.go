@@ -371,8 +371,8 @@ func inProcessRestore(t *tb, g dag, runs int) []time.Duration {
 
 // --- real binary, http trackers ---
 
-// latencyServer answers GET /c/NAME after NAME's latency with an empty
-// item list, and counts requests.
+// latencyServer answers GET /c/NAME after the latency of NAME in a dag with
+// an empty item list, and counts requests.
 type latencyServer struct {
 	srv     *http.Server
 	addr    string
@@ -381,7 +381,11 @@ type latencyServer struct {
 	hits    int
 }
 
-func newLatencyServer(t *tb, lat map[string]time.Duration) *latencyServer {
+func newLatencyServer(t *tb, g dag) *latencyServer {
+	lat := make(map[string]time.Duration, len(g.names))
+	for i, n := range g.names {
+		lat[n] = g.latency[i]
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -421,16 +425,19 @@ func httpTrackerConfig(g dag, srv string) string {
 	return b.String()
 }
 
-func binaryRestore(t *tb, o options, g dag, runs int) []time.Duration {
-	lat := map[string]time.Duration{}
-	for i, n := range g.names {
-		lat[n] = g.latency[i]
-	}
-	srv := newLatencyServer(t, lat)
+// startOnDAG starts the real binary with g as http trackers against a
+// latency server, and returns it once its boot restore is done.
+func startOnDAG(t *tb, o options, g dag) *harness.Agent {
+	srv := newLatencyServer(t, g)
 	p := harness.NewPower(t, false)
 	a := harness.Start(t, o.RouseBin, harness.Options{Config: httpTrackerConfig(g, srv.addr), BusAddr: p.Addr()})
-	defer a.Stop()
 	waitLastWake(t, a.Client)
+	return a
+}
+
+func binaryRestore(t *tb, o options, g dag, runs int) []time.Duration {
+	a := startOnDAG(t, o, g)
+	defer a.Stop()
 	var out []time.Duration
 	for range runs {
 		_, d, ready := wakeAndWait(t, a.Client)

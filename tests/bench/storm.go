@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rouse-dev/rouse/client"
-	"github.com/rouse-dev/rouse/tests/internal/harness"
 )
 
 // Benchmark 2: GET /api/v1/health under a steady loopback load (4 clients,
@@ -39,15 +38,8 @@ type stormResult struct {
 
 func benchStorm(t *tb, o options) *stormResult {
 	g := makeDAG(o.StormN, o.ProbeSeed)
-	lat := map[string]time.Duration{}
-	for i, n := range g.names {
-		lat[n] = g.latency[i]
-	}
-	srv := newLatencyServer(t, lat)
-	p := harness.NewPower(t, false)
-	a := harness.Start(t, o.RouseBin, harness.Options{Config: httpTrackerConfig(g, srv.addr), BusAddr: p.Addr()})
+	a := startOnDAG(t, o, g)
 	defer a.Stop()
-	waitLastWake(t, a.Client)
 
 	r := &stormResult{N: o.StormN}
 	r.Idle = loadWhile(t, a.Listen, a.DataDir, func() { time.Sleep(2 * time.Second) })
