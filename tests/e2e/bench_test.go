@@ -22,19 +22,6 @@ import (
 	"github.com/rouse-dev/rouse/wire"
 )
 
-// benchSuspend plays one suspend and fails the benchmark if the lock was
-// not released within logind's delay.
-func benchSuspend(b *testing.B, p *harness.Power) {
-	b.Helper()
-	if err := p.Logind.WaitLockHeld(harness.Ctx(b, guard)); err != nil {
-		b.Fatalf("no lock: %v", err)
-	}
-	released, err := p.Logind.Suspend(harness.Ctx(b, time.Minute), logindDelay)
-	if err != nil || !released {
-		b.Fatalf("suspend: released %v, %v", released, err)
-	}
-}
-
 func waitAllReady(b *testing.B, a *harness.Agent, names []string) {
 	b.Helper()
 	want := map[string]string{}
@@ -93,7 +80,8 @@ func BenchmarkAPILatencyDuringWake(b *testing.B) {
 				}
 			})
 		}
-		benchSuspend(b, p)
+		waitLock(b, p)
+		suspend(b, p)
 		a.WaitNewWake(guard, last)
 		close(stop)
 		wg.Wait()

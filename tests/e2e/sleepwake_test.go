@@ -44,7 +44,7 @@ trackers:`
 
 // suspend plays one suspend through the fake logind and fails the test if
 // the agent did not release its lock within logind's delay.
-func suspend(t *testing.T, p *harness.Power) {
+func suspend(t testing.TB, p *harness.Power) {
 	t.Helper()
 	ctx := harness.Ctx(t, time.Minute)
 	released, err := p.Logind.Suspend(ctx, logindDelay)
@@ -56,7 +56,7 @@ func suspend(t *testing.T, p *harness.Power) {
 	}
 }
 
-func waitLock(t *testing.T, p *harness.Power) {
+func waitLock(t testing.TB, p *harness.Power) {
 	t.Helper()
 	if err := p.Logind.WaitLockHeld(harness.Ctx(t, guard)); err != nil {
 		t.Fatalf("the agent did not take a delay lock: %v (holders %v)", err, p.Logind.Holders())
@@ -278,7 +278,10 @@ func TestCrashDuringRestore(t *testing.T) {
 	})
 }
 
-func TestBusAndLogindRestart(t *testing.T) {
+// startOneListener starts an agent with one exec component, x, a helper
+// listening at once, and returns once x is ready and the lock is held.
+func startOneListener(t *testing.T) (*harness.Power, *harness.Agent) {
+	t.Helper()
 	p := harness.NewPower(t, true)
 	marker := harness.NewMarker()
 	x := harness.FreeAddr(t)
@@ -286,6 +289,11 @@ func TestBusAndLogindRestart(t *testing.T) {
 	a := harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr(), Marker: marker})
 	a.WaitStates(guard, map[string]string{"x": "ready"})
 	waitLock(t, p)
+	return p, a
+}
+
+func TestBusAndLogindRestart(t *testing.T) {
+	p, a := startOneListener(t)
 	last := a.WaitWakeDone(guard, a.LastWakeID()).ID
 
 	cycle := func(t *testing.T) {
@@ -322,13 +330,7 @@ func TestBusAndLogindRestart(t *testing.T) {
 }
 
 func TestDuplicateResume(t *testing.T) {
-	p := harness.NewPower(t, true)
-	marker := harness.NewMarker()
-	x := harness.FreeAddr(t)
-	cfg := baseConfig + execEntry(marker, "x", harness.HelperCommand(marker, harness.ModeListen, x, "0s"), x, "")
-	a := harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr(), Marker: marker})
-	a.WaitStates(guard, map[string]string{"x": "ready"})
-	waitLock(t, p)
+	p, a := startOneListener(t)
 	before := a.WaitWakeDone(guard, a.LastWakeID())
 
 	t.Run("TwoPrepareForSleepFalseInARowGiveOneWake", func(t *testing.T) {
