@@ -56,16 +56,19 @@ func (w *Watcher) read(f *os.File, fd int) error {
 	var buf [8]byte
 	for {
 		_, err := f.Read(buf[:])
-		switch {
-		case err == nil:
-			// A year went by without a set: re-arm.
-		case errors.Is(err, unix.ECANCELED):
-			w.changed("timerfd")
-		default:
+		set := errors.Is(err, unix.ECANCELED)
+		if err != nil && !set {
 			return fmt.Errorf("read timerfd: %w", err)
 		}
+		// Re-arm before telling anyone (err == nil: a year went by without
+		// a set): a set is only seen while the timer is armed, so a
+		// subscriber that reacts to this one must not be able to make, or
+		// race, the next set in a window where nothing watches.
 		if err := arm(fd); err != nil {
 			return err
+		}
+		if set {
+			w.changed("timerfd")
 		}
 	}
 }
