@@ -520,6 +520,9 @@ func TestANoteIsStreamedAndStored(t *testing.T) {
 		a, stop := testAgent(t, dir, []spec{{name: "stream", p: p}})
 		defer stop()
 		restoreNow(t, a, "boot", false)
+		// The restore's done event can overtake the component's own ready
+		// event on its way to the stream and the store: let it land first.
+		synctest.Wait()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		events := a.Subscribe(ctx, 0)
