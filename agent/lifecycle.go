@@ -40,6 +40,12 @@ type Options struct {
 	Dashboard http.Handler // served at GET /
 }
 
+// ExitBadConfig is the exit code of a bad config: 78, EX_CONFIG from
+// sysexits.h. Not 2, which the Go runtime uses for a panic, a fatal error
+// and SIGABRT (systemd's watchdog signal) — those must be restarted, a bad
+// config must not.
+const ExitBadConfig = 78
+
 // ExitError carries the exit code the CLI should use.
 type ExitError struct {
 	Code int
@@ -119,11 +125,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		})
 	}
 	if err := a.newScheduler(a.cfg); err != nil {
-		return &ExitError{Code: 2, Err: err}
+		return &ExitError{Code: ExitBadConfig, Err: err}
 	}
 	units, names, g, err := a.buildUnits(a.cfg, nil, desired)
 	if err != nil {
-		return &ExitError{Code: 2, Err: err}
+		return &ExitError{Code: ExitBadConfig, Err: err}
 	}
 	a.mu.Lock()
 	a.units, a.names, a.graph = units, names, g
@@ -143,7 +149,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		Gatherer: a.metrics.reg, Dashboard: a.opts.Dashboard, Logger: a.log, Version: a.opts.Version,
 	})
 	if err != nil {
-		return &ExitError{Code: 2, Err: err}
+		return &ExitError{Code: ExitBadConfig, Err: err}
 	}
 	if err := srv.Listen(); err != nil {
 		return &ExitError{Code: 1, Err: err}

@@ -22,8 +22,17 @@ const Description = "rouse: brings trackers, tunnels and jobs back after sleep"
 //   - WatchdogSec=30: the agent pings at half that; a wedged agent is
 //     killed and restarted.
 //   - Restart=always with RestartSec=2: back in two seconds, not the
-//     library's 120; RestartPreventExitStatus=2 stops the loop on a bad
-//     config (exit 2), which no restart can fix.
+//     library's 120. RestartPreventExitStatus=78 stops the loop on a bad
+//     config (rouse exits 78, EX_CONFIG), which no restart can fix. Not 2:
+//     the Go runtime exits 2 on a panic, a fatal error and on SIGABRT (the
+//     watchdog's signal), and those must be restarted.
+//   - KillMode=mixed: "systemctl stop" sends SIGTERM to rouse alone, which
+//     stops its components in reverse dependency order; systemd SIGKILLs
+//     only what is left once rouse has exited (the default control-group
+//     mode would SIGTERM every child at once, behind rouse's back).
+//   - Delegate=yes: rouse gets its cgroup subtree, so it can put each exec
+//     component in a cgroup of its own and kill all of it on stop (a child
+//     that daemonizes cannot escape).
 //   - ConditionFileIsExecutable: once the binary is gone (package removed)
 //     the unit is skipped instead of failing in a loop.
 const unitHead = `[Unit]
@@ -40,9 +49,11 @@ NotifyAccess=main
 ExecStart={{Path | cmdEscape}}{{range Arguments}} {{. | cmd}}{{end}}
 Restart=always
 RestartSec=2
-RestartPreventExitStatus=2
+RestartPreventExitStatus=78
 WatchdogSec=30
 TimeoutStopSec=30
+KillMode=mixed
+Delegate=yes
 `
 
 // UserUnit is the systemd user unit (~/.config/systemd/user/rouse.service,

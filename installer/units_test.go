@@ -21,19 +21,21 @@ func TestRender(t *testing.T) {
 			`ConditionFileIsExecutable=/opt/my\x20tools/rouse`,
 			`ExecStart=/opt/my\x20tools/rouse "run"`,
 			"Type=notify", "NotifyAccess=main", "WatchdogSec=30", "Restart=always", "RestartSec=2",
-			"RestartPreventExitStatus=2", "WantedBy=default.target",
+			"RestartPreventExitStatus=78", "KillMode=mixed", "Delegate=yes", "WantedBy=default.target",
 		)
-		noLines(t, u, "WantedBy=multi-user.target", "RestartSec=120", "ProtectSystem=strict", "User=")
+		noLines(t, u, "WantedBy=multi-user.target", "RestartSec=120", "ProtectSystem=strict", "User=",
+			"RestartPreventExitStatus=2")
 	})
 	t.Run("SystemUnitIsHardenedAndWritesOnlyItsDataDir", func(t *testing.T) {
 		u := mustRender(t, SystemUnit, Values{Path: "/usr/bin/rouse", Arguments: SystemArguments})
 		wantLines(t, u,
 			`ExecStart=/usr/bin/rouse "run" "--config" "/etc/rouse/rouse.yaml" "--data" "/var/lib/rouse"`,
 			"Type=notify", "WatchdogSec=30", "Restart=always", "RestartSec=2",
+			"RestartPreventExitStatus=78", "KillMode=mixed", "Delegate=yes",
 			"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=read-only", "PrivateTmp=yes",
 			"StateDirectory=rouse", "ReadWritePaths=/var/lib/rouse", "WantedBy=multi-user.target",
 		)
-		noLines(t, u, "WantedBy=default.target", "RestartSec=120")
+		noLines(t, u, "WantedBy=default.target", "RestartSec=120", "RestartPreventExitStatus=2")
 	})
 	t.Run("QuotesInArgumentsAreEscapedAsTheLibraryDoes", func(t *testing.T) {
 		u := mustRender(t, UserUnit, Values{Path: "/bin/rouse", Arguments: []string{"run", `--listen`, `a"b`}})

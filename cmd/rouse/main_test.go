@@ -67,19 +67,6 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	err := root.ExecuteContext(ctx)
-	code := 0
-	if err != nil {
-		var ce codeError
-		var ue usageError
-		switch {
-		case errors.As(err, &ce):
-			code = ce.code
-		case errors.As(err, &ue):
-			code = 2
-		default:
-			code = 1
-		}
-		out.WriteString("error: " + err.Error() + "\n")
-	}
+	code := exitCode(err, &out)
 	return out.String(), code
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // loadConfig reads the config the flags and environment point at, or the
-// embedded default. Errors are usage errors (exit 2).
+// embedded default. Errors are config errors (exit 78).
 func (g *globals) loadConfig() (*config.Config, string, error) {
 	path := g.configPath()
 	if path == "" {
@@ -29,7 +29,7 @@ func (g *globals) loadConfig() (*config.Config, string, error) {
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, path, usageError{err}
+		return nil, path, configError{err}
 	}
 	return cfg, path, nil
 }
@@ -116,9 +116,9 @@ func newConfigCmd(g *globals) *cobra.Command {
 						fmt.Fprintln(cmd.ErrOrStderr(), e)
 					}
 					fmt.Fprintf(cmd.ErrOrStderr(), "%d error(s)\n", len(errs))
-					return codeError{2}
+					return codeError{exitBadConfig}
 				}
-				return usageError{err}
+				return configError{err}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d trackers, %d jobs)\n", args[0], len(cfg.Trackers), len(cfg.Jobs))
 			return nil
