@@ -21,15 +21,31 @@
 // such directory) makes Run return the error, so the agent marks the
 // component failed and its heartbeat retries.
 //
-// Stopping (ctx cancelled, a restart on wake) sends SIGTERM to the whole
-// group, SIGKILL after stop_timeout, and sweeps the group with SIGKILL once
-// the leader is gone, so nothing the command started survives it. On Linux
-// the child also gets SIGKILL if the agent dies (Pdeathsig). On Windows only
-// the child itself is killed.
+// Nothing a run starts outlives it. On Linux each run's child starts in a
+// jail (see contain_linux.go): a cgroup v2 group of its own when the agent
+// has a delegated subtree (the installed units say Delegate=yes), otherwise
+// the agent is a child subreaper and tracks every descendant of the run,
+// daemonized or not (setsid, double fork), through ROUSE_EXEC_ID, a random
+// token of the run that its processes inherit (the one variable added to the
+// allowlisted environment). Stopping (ctx cancelled, a restart on wake, a
+// config change, agent shutdown) sends SIGTERM to the child's process group
+// and to every process of the jail, SIGKILL to all of them after
+// stop_timeout, and returns once none is left; a child that exits by itself
+// takes what it started along the same way. Orphans the agent adopts as a
+// subreaper are reaped, without taking an exit status that os/exec waits
+// for. On other Unix systems a run is its process group; on Windows only the
+// child itself is killed.
 //
-// Pdeathsig reaches only the child: what it started itself (a server behind
-// "sh -c", an ssh that forked) stays in its group and would outlive an agent
-// killed with SIGKILL. So on Linux, when Deps.StateDir is set, Run records
+// The working directory is dir (~ expanded) or, by default, the home
+// directory when it exists and / otherwise. An absolute dir that does not
+// exist fails Validate (so config check names it with file:line); at start,
+// any dir that does not exist is an error naming the directory, never the
+// program.
+//
+// On Linux the child also gets SIGKILL if the agent dies (Pdeathsig), but
+// that reaches only the child: what it started stays and would outlive an
+// agent killed with SIGKILL (with a cgroup, the service manager removes it
+// with the unit). So on Linux, when Deps.StateDir is set, Run records
 // the running child's group in a small file there (exec-group.json: the
 // leader's pid and pgid, its start time from /proc/<pid>/stat and the boot
 // id, written to a temporary file and renamed) and removes it once the group
@@ -39,10 +55,10 @@
 // number now belongs to a process with another start time, or when no live
 // process is left in the group, it only drops the record; with the leader
 // gone, a group holding a process older than the leader is not touched
-// either. PR_SET_CHILD_SUBREAPER was not chosen: it keeps orphans under the
-// agent only while the agent lives, and once the agent itself is killed
-// they go to init all the same, so it would not close this gap. On other
-// systems nothing is recorded and nothing is swept.
+// either. A record is trusted only when the agent's user owns it and its
+// directory and neither is writable by group or others: a record planted by
+// someone else is dropped, never acted on. On other systems nothing is
+// recorded and nothing is swept.
 //
 // Resume (after a wake) restarts the process when restart_on_wake is set;
 // otherwise it re-runs the readiness check, since the process usually
@@ -76,6 +92,7 @@ var (
 // Tracker supervises one command. Build it with New.
 type Tracker struct {
 	opts     Options
+	name     string
 	log      *slog.Logger
 	stateDir string // where the running group is recorded; "" for nowhere
 	out      *ring
@@ -85,6 +102,7 @@ type Tracker struct {
 
 	// Seams: the real process and checks, or fakes in tests.
 	start      func(log *slog.Logger) (process, error)
+	newJail    func(name string, log *slog.Logger) (*jail, error)
 	check      checker // nil: ready after ReadyAfter
 	closeCheck func()
 	randN      func(n int64) int64 // uniform in [0, n)
@@ -104,6 +122,7 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 	}
 	t := &Tracker{
 		opts:   o,
+		name:   deps.Name,
 		log:    log,
 		out:    newRing(o.OutputLines),
 		lim:    &limiter{rate: logRate},
@@ -115,6 +134,7 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 	}
 	t.check, t.closeCheck = newChecker(&t.opts)
 	t.start = t.startOS
+	t.newJail = newJail
 	return t, nil
 }
 
@@ -123,7 +143,11 @@ func (t *Tracker) startOS(log *slog.Logger) (process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProcess(sp, &sink{log: log, ring: t.out, lim: t.lim}, log)
+	j, err := t.newJail(t.name, log)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProcess(sp, &sink{log: log, ring: t.out, lim: t.lim}, log, j)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +214,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		}
 		p, err := t.start(log)
 		if err != nil {
-			return fmt.Errorf("cannot start %q: %w", t.opts.Command[0], err)
+			return startError(t.opts.Command[0], err)
 		}
 		pid := p.Pid()
 		started := time.Now()
@@ -236,6 +260,16 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// startError is why the command could not start; a working directory's
+// error names the directory alone.
+func startError(program string, err error) error {
+	var de *dirError
+	if errors.As(err, &de) {
+		return err
+	}
+	return fmt.Errorf("cannot start %q: %w", program, err)
 }
 
 // errExitedOK stands for an exit status 0 of a command that should have

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -634,6 +636,35 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("New error %v, want error: %v", err, len(c.keys) > 0)
 			}
 		})
+	}
+}
+
+func TestValidateDir(t *testing.T) {
+	tmp := t.TempDir()
+	file := filepath.Join(tmp, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dir    string
+		errMsg string
+	}{
+		{tmp, ""},
+		{filepath.Join(tmp, "gone"), "does not exist"},
+		{file, "not a directory"},
+		{"relative/gone", ""}, // checked at start
+		{"~/gone-" + filepath.Base(tmp), ""},
+	} {
+		o := DefaultOptions()
+		o.Command = []string{"true"}
+		o.Dir = c.dir
+		errs := o.Validate()
+		switch {
+		case c.errMsg == "" && len(errs) != 0:
+			t.Errorf("dir %q: %v", c.dir, errs)
+		case c.errMsg != "" && (len(errs) != 1 || errs[0].Key != "dir" || !strings.Contains(errs[0].Msg, c.errMsg) || !strings.Contains(errs[0].Msg, c.dir)):
+			t.Errorf("dir %q: %v, want one dir error with %q", c.dir, errs, c.errMsg)
+		}
 	}
 }
 

@@ -1,9 +1,12 @@
 package exec
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,8 +25,10 @@ type Options struct {
 	// only the allowlisted variables of the agent's own environment (see
 	// EnvAllowlist). Default: none.
 	Env map[string]string `yaml:"env"`
-	// Dir is the working directory; a leading ~ is expanded. Default: the
-	// user's home directory.
+	// Dir is the working directory; a leading ~ is expanded. An absolute
+	// dir that does not exist is a config error; at start, any dir that
+	// does not exist is an error naming it. Default: the user's home
+	// directory when it exists, otherwise /.
 	Dir string `yaml:"dir"`
 	// Ready is the readiness check; at most one of its fields is set.
 	// Default: none, the process is ready once it has run ReadyAfter.
@@ -122,6 +127,16 @@ func (o *Options) Validate() []trackers.FieldError {
 	for k := range o.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			add("env", "invalid variable name %q", k)
+		}
+	}
+	if o.Dir != "" && filepath.IsAbs(o.Dir) {
+		// Checkable here; a relative or ~ path is checked at start.
+		switch err := isDir(o.Dir); {
+		case err == nil, errors.Is(err, fs.ErrPermission):
+		case errors.Is(err, fs.ErrNotExist):
+			add("dir", "directory %q does not exist: create it or change dir", o.Dir)
+		default:
+			add("dir", "%q: %v", o.Dir, err)
 		}
 	}
 	set := 0

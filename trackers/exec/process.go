@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -79,9 +80,7 @@ func resolve(argv []string, extraEnv map[string]string, dir string) (spec, error
 	if err != nil {
 		return spec{}, err
 	}
-	if dir == "" {
-		dir, _ = os.UserHomeDir() // none: the agent's own working directory
-	} else if dir, err = expandHome(dir); err != nil {
+	if dir, err = workDir(dir); err != nil {
 		return spec{}, err
 	}
 	args := slices.Clone(argv)
@@ -107,6 +106,56 @@ func childEnv(extra map[string]string) []string {
 	}
 	slices.Sort(env)
 	return env
+}
+
+// dirError is a working directory that cannot be used; its message names
+// the directory, never the program.
+type dirError struct {
+	dir string
+	err error
+}
+
+func (e *dirError) Error() string {
+	if errors.Is(e.err, fs.ErrNotExist) {
+		return fmt.Sprintf("working directory %q does not exist: create it or change dir", e.dir)
+	}
+	return fmt.Sprintf("working directory %q: %v", e.dir, e.err)
+}
+
+func (e *dirError) Unwrap() error { return e.err }
+
+// workDir is the child's working directory: dir with ~ expanded, checked to
+// be a directory; for "" the home directory when it is one, otherwise /.
+func workDir(dir string) (string, error) {
+	if dir == "" {
+		if home, err := os.UserHomeDir(); err == nil && isDir(home) == nil {
+			return home, nil
+		}
+		return "/", nil
+	}
+	d, err := expandHome(dir)
+	if err != nil {
+		return "", &dirError{dir: dir, err: err}
+	}
+	if err := isDir(d); err != nil {
+		return "", &dirError{dir: d, err: err}
+	}
+	return d, nil
+}
+
+// isDir returns nil when p is a directory (following symlinks).
+func isDir(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		if pe, ok := err.(*fs.PathError); ok {
+			return pe.Err
+		}
+		return err
+	}
+	if !fi.IsDir() {
+		return errors.New("not a directory")
+	}
+	return nil
 }
 
 func expandHome(p string) (string, error) {
@@ -143,10 +192,11 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("not found in PATH %q: install it or give its full path in command", pathList)
 }
 
-// osProcess is a real child in its own process group.
+// osProcess is a real child in its own process group, and in its jail.
 type osProcess struct {
 	cmd     *osexec.Cmd
 	log     *slog.Logger
+	jail    *jail
 	done    chan struct{}
 	err     error
 	pipes   []*os.File
@@ -154,8 +204,24 @@ type osProcess struct {
 	sink    *sink
 }
 
-// startProcess starts sp with stdout and stderr fed line by line to s.
-func startProcess(sp spec, s *sink, log *slog.Logger) (*osProcess, error) {
+// startProcess starts sp in j with stdout and stderr fed line by line to s.
+// The process owns j from then on (Stop closes it), also when it cannot
+// start.
+func startProcess(sp spec, s *sink, log *slog.Logger, j *jail) (*osProcess, error) {
+	p, err := startInJail(sp, s, log, j)
+	if err != nil {
+		j.close()
+		var pe *fs.PathError
+		if sp.dir != "" && errors.As(err, &pe) && isDir(sp.dir) != nil {
+			// fork/exec names the program for a chdir that failed.
+			return nil, &dirError{dir: sp.dir, err: isDir(sp.dir)}
+		}
+		return nil, err
+	}
+	return p, nil
+}
+
+func startInJail(sp spec, s *sink, log *slog.Logger, j *jail) (*osProcess, error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -166,14 +232,15 @@ func startProcess(sp spec, s *sink, log *slog.Logger) (*osProcess, error) {
 		outW.Close()
 		return nil, err
 	}
+	attr := sysProcAttr()
 	cmd := &osexec.Cmd{
 		Path:        sp.path,
 		Args:        sp.argv,
-		Env:         sp.env,
+		Env:         j.prepare(attr, sp.env),
 		Dir:         sp.dir,
 		Stdout:      outW, // *os.File: the child writes to the pipe directly
 		Stderr:      errW,
-		SysProcAttr: sysProcAttr(),
+		SysProcAttr: attr,
 	}
 	err = cmd.Start()
 	outW.Close() // the child holds its own copies
@@ -183,7 +250,8 @@ func startProcess(sp spec, s *sink, log *slog.Logger) (*osProcess, error) {
 		errR.Close()
 		return nil, err
 	}
-	p := &osProcess{cmd: cmd, log: log, done: make(chan struct{}), pipes: []*os.File{outR, errR}, sink: s}
+	j.started(cmd.Process.Pid)
+	p := &osProcess{cmd: cmd, log: log, jail: j, done: make(chan struct{}), pipes: []*os.File{outR, errR}, sink: s}
 	p.readers.Add(2)
 	go func() { defer p.readers.Done(); readLines(outR, "stdout", s) }()
 	go func() { defer p.readers.Done(); readLines(errR, "stderr", s) }()
@@ -207,6 +275,7 @@ func (p *osProcess) Stop(timeout time.Duration) {
 		if err := terminateGroup(p.cmd.Process); err != nil {
 			p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGTERM", "error", err)
 		}
+		p.jail.terminate() // what left the group (setsid, double fork) too
 		t := time.NewTimer(timeout)
 		select {
 		case <-p.done:
@@ -219,6 +288,9 @@ func (p *osProcess) Stop(timeout time.Duration) {
 	if err := killGroup(p.cmd.Process); err != nil {
 		p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGKILL", "error", err)
 	}
+	if err := p.jail.kill(); err != nil {
+		p.log.Warn("cannot kill every process the child started", "pid", p.Pid(), "error", err)
+	}
 	<-p.done
 	// The kill is sent, not done: wait until no member of the group is left
 	// running, so a restart does not race its predecessor's descendants for
@@ -226,6 +298,7 @@ func (p *osProcess) Stop(timeout time.Duration) {
 	if !waitGroupGone(p.Pid(), groupGoneGrace) {
 		p.log.Warn("processes of the child's group still running after SIGKILL", "pid", p.Pid())
 	}
+	p.jail.close()
 	readersDone := make(chan struct{})
 	go func() { p.readers.Wait(); close(readersDone) }()
 	t := time.NewTimer(readerGrace)

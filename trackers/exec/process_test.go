@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -388,7 +389,8 @@ func TestEnvironment(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 		out := r.tr.Output()
-		allowed := append(slices.Clone(EnvAllowlist), "GREETING")
+		// ROUSE_EXEC_ID: the run's token when the agent is a subreaper.
+		allowed := append(slices.Clone(EnvAllowlist), "GREETING", idEnv)
 		for _, l := range out {
 			if strings.Contains(l, "s3cret") {
 				t.Fatalf("the token leaked: %q", l)
@@ -421,6 +423,55 @@ func TestEnvironment(t *testing.T) {
 		eventually(t, "the child's pwd line", func() bool { return slices.Contains(r.tr.Output(), want) })
 		if err := r.stop(); err != nil {
 			t.Fatalf("Run: %v", err)
+		}
+	})
+}
+
+func TestWorkingDirectory(t *testing.T) {
+	t.Run("NoHomeMeansSlash", func(t *testing.T) {
+		t.Setenv("HOME", filepath.Join(t.TempDir(), "nonexistent"))
+		r := startReal(t, opts("sh", "-c", `echo "pwd=$(pwd)"; exec sleep 300`))
+		eventually(t, "the child's pwd line", func() bool { return slices.Contains(r.tr.Output(), "pwd=/") })
+		if err := r.stop(); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	})
+	t.Run("AMissingDirIsAnErrorThatNamesTheDirectory", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "gone")
+		o := opts("sh", "-c", "exec sleep 300")
+		tr, err := New(*o, trackers.Deps{Name: "test", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.opts.Dir = missing // validated while it existed, removed since
+		err = tr.Run(context.Background(), newHost())
+		if err == nil || !strings.Contains(err.Error(), missing) || !strings.Contains(err.Error(), "does not exist") {
+			t.Fatalf("Run: %v, want an error naming %s", err, missing)
+		}
+		if strings.Contains(err.Error(), `"sh"`) || strings.Contains(err.Error(), "fork/exec") {
+			t.Fatalf("the error blames the program: %v", err)
+		}
+	})
+	t.Run("ADirRemovedBetweenTheCheckAndTheForkIsStillTheDirectorysError", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "gone")
+		sp, err := resolve([]string{"sh", "-c", "true"}, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp.dir = missing
+		_, err = startProcess(sp, &sink{log: slog.New(slog.DiscardHandler), ring: newRing(1), lim: &limiter{rate: 1}}, slog.New(slog.DiscardHandler), nil)
+		var de *dirError
+		if !errors.As(err, &de) || !strings.Contains(err.Error(), missing) || strings.Contains(err.Error(), "/sh") {
+			t.Fatalf("start: %v, want the directory's error", err)
+		}
+	})
+	t.Run("AFileIsNotADirectory", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "file")
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := workDir(f); err == nil || !strings.Contains(err.Error(), "not a directory") {
+			t.Fatalf("workDir: %v", err)
 		}
 	})
 }

@@ -1,0 +1,539 @@
+package exec
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Containment on Linux. A jail holds every process one run of a command
+// starts, however it daemonizes, so that stopping the run leaves none.
+//
+// With a delegated cgroup v2 subtree (the unit says Delegate=yes: systemd
+// marks the group with the trusted.delegate or user.delegate extended
+// attribute; or an unprivileged agent owns its group) the agent moves itself
+// into the leaf "agent" of its group (cgroup v2 keeps processes out of inner
+// groups) and starts each run's child directly inside a group of its own
+// beside it ("exec-<name>.<n>", CLONE_INTO_CGROUP, so not even the first
+// fork escapes). Stopping sends SIGTERM to every process of the group, then
+// writes cgroup.kill, waits until the group is empty and removes it. Groups
+// an earlier agent left are killed and removed when the first run starts.
+//
+// Elsewhere the agent makes itself a child subreaper (PR_SET_CHILD_SUBREAPER):
+// an orphan of any of its descendants (a double fork, setsid) is re-parented
+// to the agent rather than to init. Each run's child carries ROUSE_EXEC_ID, a
+// random token of the run that its descendants inherit; the run's processes
+// are the child's descendants plus every process re-parented to the agent
+// that carries the token, and their descendants. Stopping signals all of
+// them, and SIGKILLs until none is left.
+//
+// A subreaper must reap what it adopts, without stealing the exit status of
+// a child some goroutine of the agent waits for with os/exec. The reaper
+// (one goroutine, running while any subreaper jail is open) wakes on SIGCHLD
+// and reaps a zombie child only when no pidfd of the agent refers to it:
+// Go's os package holds a pidfd for every child it starts, from the fork
+// until its Wait reaps it (checked once at start: without pidfds the reaper
+// reaps nothing and says so). It reaps through a pidfd of its own, so a pid
+// reused meanwhile is never touched.
+
+// Containment modes.
+const (
+	modeCgroup    = "cgroup"
+	modeSubreaper = "subreaper"
+)
+
+// idEnv carries a run's token in subreaper mode.
+const idEnv = "ROUSE_EXEC_ID"
+
+// cgroupPrefix starts the name of every run's cgroup.
+const cgroupPrefix = "exec-"
+
+// containment is the agent-wide setup, made once (setupContainment).
+type containment struct {
+	mode string
+	base string // cgroup mode: the delegated group the runs' groups go in
+}
+
+var (
+	containOnce sync.Once
+	contained   containment
+)
+
+// agentContainment sets up containment on first use: cgroup when the agent
+// has a delegated cgroup v2 subtree, subreaper otherwise.
+func agentContainment(log *slog.Logger) containment {
+	containOnce.Do(func() { contained = setupContainment(log) })
+	return contained
+}
+
+func setupContainment(log *slog.Logger) containment {
+	own, err := ownCgroup()
+	if err == nil {
+		if why := delegation(own); why == "" {
+			if err = enterLeaf(own); err == nil {
+				sweepCgroups(own, log)
+				log.Info("exec components run in cgroups of their own", "cgroup", own)
+				return containment{mode: modeCgroup, base: own}
+			}
+			log.Warn("cannot move the agent into a leaf of its delegated cgroup; using a subreaper", "cgroup", own, "err", err)
+		} else {
+			log.Debug("no delegated cgroup; exec components are tracked as a subreaper", "cgroup", own, "reason", why)
+		}
+	} else {
+		log.Debug("no cgroup v2; exec components are tracked as a subreaper", "err", err)
+	}
+	if err := becomeSubreaper(); err != nil {
+		log.Warn("cannot become a child subreaper: what an exec component daemonizes may outlive it", "err", err)
+		return containment{}
+	}
+	return containment{mode: modeSubreaper}
+}
+
+// becomeSubreaper makes the agent the reaper of its descendants' orphans.
+func becomeSubreaper() error { return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }
+
+// ownCgroup is the directory of this process's cgroup v2 group.
+func ownCgroup() (string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	var rel string
+	found := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			rel, found = p, true
+		}
+	}
+	if !found {
+		return "", errors.New("no cgroup v2 membership in /proc/self/cgroup")
+	}
+	mnt, root, err := cgroup2Mount()
+	if err != nil {
+		return "", err
+	}
+	r, err := filepath.Rel(root, rel)
+	if err != nil || r == ".." || strings.HasPrefix(r, "../") {
+		return "", fmt.Errorf("cgroup %q is outside the mounted cgroup2 tree %q", rel, root)
+	}
+	return filepath.Join(mnt, r), nil
+}
+
+// cgroup2Mount finds a cgroup2 mount: its mount point and the root of the
+// tree it shows.
+func cgroup2Mount() (mountPoint, root string, err error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint opts [optional...] - fstype source superopts
+		fields := strings.Fields(sc.Text())
+		for i, fld := range fields {
+			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
+				return unescapeMount(fields[4]), unescapeMount(fields[3]), nil
+			}
+		}
+	}
+	return "", "", errors.New("no cgroup2 file system mounted")
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// delegation returns "" when dir is a cgroup delegated to this process
+// (systemd's marker, or for an unprivileged agent a group it owns), and
+// otherwise why not.
+func delegation(dir string) string {
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.kill")); err != nil {
+		return "no cgroup.kill (Linux 5.14 or later needed)"
+	}
+	buf := make([]byte, 8)
+	for _, name := range []string{"trusted.delegate", "user.delegate"} {
+		if n, err := unix.Getxattr(dir, name, buf); err == nil && string(buf[:n]) == "1" {
+			return ""
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return err.Error()
+	}
+	if uid := os.Geteuid(); uid != 0 && int(st.Uid) == uid && unix.Access(filepath.Join(dir, "cgroup.procs"), unix.W_OK) == nil {
+		return ""
+	}
+	return "the group is not delegated (Delegate=yes)"
+}
+
+// enterLeaf moves this process into base/agent.
+func enterLeaf(base string) error {
+	leaf := filepath.Join(base, "agent")
+	if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0)
+}
+
+// sweepCgroups kills and removes the groups of runs an earlier agent left in
+// base.
+func sweepCgroups(base string, log *slog.Logger) {
+	ents, err := os.ReadDir(base)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), cgroupPrefix) {
+			continue
+		}
+		dir := filepath.Join(base, e.Name())
+		if populated(dir) {
+			log.Warn("killing what an earlier agent left in a component's cgroup", "cgroup", dir)
+		}
+		if err := killCgroup(dir); err != nil {
+			log.Warn("cannot remove an earlier agent's cgroup", "cgroup", dir, "err", err)
+		}
+	}
+}
+
+// populated reports whether a live process is left in the group dir or
+// below it.
+func populated(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(b, []byte("populated 1"))
+}
+
+// killCgroup kills every process in dir (cgroup.kill), waits until the group
+// is empty and removes it with whatever groups its processes made below.
+func killCgroup(dir string) error {
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	deadline := time.Now().Add(groupGoneGrace)
+	for populated(dir) {
+		if time.Now().After(deadline) {
+			return errors.New("processes still running after cgroup.kill")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return removeCgroup(dir)
+}
+
+// removeCgroup removes dir and its sub-groups, deepest first. An empty group
+// can take a moment to become removable after its last process died.
+func removeCgroup(dir string) error {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() {
+			if err := removeCgroup(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	deadline := time.Now().Add(groupGoneGrace)
+	for {
+		err := unix.Rmdir(dir)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.EBUSY) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// jail holds the processes of one run. newJail returns a jail of the agent's
+// containment mode; every method is safe on a nil *jail (no containment).
+type jail struct {
+	mode string
+	log  *slog.Logger
+
+	// cgroup mode
+	dir string
+	fd  int
+
+	// subreaper mode
+	token  string
+	leader int
+}
+
+var cgroupSeq atomic.Uint64
+
+// newJail makes the jail of one run of component name.
+func newJail(name string, log *slog.Logger) (*jail, error) {
+	c := agentContainment(log)
+	switch c.mode {
+	case modeCgroup:
+		return newCgroupJail(c.base, name, log)
+	case modeSubreaper:
+		return newReaperJail(log)
+	}
+	return nil, nil
+}
+
+// newCgroupJail makes a fresh group for one run under base.
+func newCgroupJail(base, name string, log *slog.Logger) (*jail, error) {
+	dir := filepath.Join(base, fmt.Sprintf("%s%s.%d", cgroupPrefix, cgroupName(name), cgroupSeq.Add(1)))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create the component's cgroup: %w", err)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Rmdir(dir)
+		return nil, fmt.Errorf("open the component's cgroup: %w", err)
+	}
+	return &jail{mode: modeCgroup, log: log, dir: dir, fd: fd}, nil
+}
+
+// cgroupName escapes a component name for a cgroup directory: bytes other
+// than letters, digits, '-' and '_' become "%XX".
+func cgroupName(name string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+func newReaperJail(log *slog.Logger) (*jail, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	j := &jail{mode: modeSubreaper, log: log, token: hex.EncodeToString(b[:])}
+	theReaper.acquire(log)
+	return j, nil
+}
+
+// prepare sets up attr and env for the run's child: its cgroup, or its
+// token.
+func (j *jail) prepare(attr *syscall.SysProcAttr, env []string) []string {
+	if j == nil {
+		return env
+	}
+	switch j.mode {
+	case modeCgroup:
+		attr.UseCgroupFD = true
+		attr.CgroupFD = j.fd
+	case modeSubreaper:
+		env = append(env[:len(env):len(env)], idEnv+"="+j.token)
+	}
+	return env
+}
+
+// started records the run's child.
+func (j *jail) started(pid int) {
+	if j != nil {
+		j.leader = pid
+	}
+}
+
+// terminate sends SIGTERM to every process of the run.
+func (j *jail) terminate() {
+	if j == nil {
+		return
+	}
+	for _, pid := range j.members() {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+}
+
+// kill SIGKILLs every process of the run and returns once none is left (or
+// after groupGoneGrace, with an error).
+func (j *jail) kill() error {
+	if j == nil {
+		return nil
+	}
+	if j.mode == modeCgroup {
+		return killCgroup(j.dir)
+	}
+	deadline := time.Now().Add(groupGoneGrace)
+	for {
+		m := j.members()
+		if len(m) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d processes still running after SIGKILL", len(m))
+		}
+		for _, pid := range m {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		theReaper.kick()
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// close releases the jail; kill must have emptied it.
+func (j *jail) close() {
+	if j == nil {
+		return
+	}
+	switch j.mode {
+	case modeCgroup:
+		unix.Close(j.fd)
+		if err := removeCgroup(j.dir); err != nil {
+			j.log.Warn("cannot remove the component's cgroup", "cgroup", j.dir, "err", err)
+		}
+	case modeSubreaper:
+		theReaper.release()
+	}
+}
+
+// members lists the live processes of the run.
+func (j *jail) members() []int {
+	if j.mode == modeCgroup {
+		b, err := os.ReadFile(filepath.Join(j.dir, "cgroup.procs"))
+		if err != nil {
+			return nil
+		}
+		var pids []int
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	return treeMembers(scanProcs(), os.Getpid(), j.leader, j.token)
+}
+
+// proc is what the subreaper needs of one process.
+type proc struct {
+	pid, ppid, pgid int
+	zombie          bool
+}
+
+// scanProcs reads every process's stat.
+func scanProcs() []proc {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	out := make([]proc, 0, len(ents))
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if p, ok := readProc(pid); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func readProc(pid int) (proc, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return proc{}, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 > len(b) {
+		return proc{}, false
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 3 {
+		return proc{}, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	pgid, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return proc{}, false
+	}
+	return proc{pid: pid, ppid: ppid, pgid: pgid, zombie: f[0] == "Z" || f[0] == "X"}, true
+}
+
+// treeMembers lists the live processes of a run in procs: the leader, the
+// members of its process group, the children of self (the subreaper) that
+// carry token, and all their descendants.
+func treeMembers(procs []proc, self, leader int, token string) []int {
+	children := make(map[int][]int, len(procs))
+	for _, p := range procs {
+		children[p.ppid] = append(children[p.ppid], p.pid)
+	}
+	var roots []int
+	for _, p := range procs {
+		switch {
+		case leader > 0 && p.pgid == leader: // the leader too, while it lives
+			roots = append(roots, p.pid)
+		case p.ppid == self && token != "" && !p.zombie && hasToken(p.pid, token):
+			roots = append(roots, p.pid)
+		}
+	}
+	zombie := make(map[int]bool)
+	for _, p := range procs {
+		if p.zombie {
+			zombie[p.pid] = true
+		}
+	}
+	seen := make(map[int]bool)
+	var out []int
+	for len(roots) > 0 {
+		pid := roots[len(roots)-1]
+		roots = roots[:len(roots)-1]
+		if seen[pid] || pid == self {
+			continue
+		}
+		seen[pid] = true
+		if !zombie[pid] {
+			out = append(out, pid)
+		}
+		roots = append(roots, children[pid]...)
+	}
+	return out
+}
+
+// hasToken reports whether pid's environment holds the run's token.
+func hasToken(pid int, token string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return false
+	}
+	want := []byte(idEnv + "=" + token)
+	for kv := range bytes.SplitSeq(b, []byte{0}) {
+		if bytes.Equal(kv, want) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,273 @@
+package exec
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rouse-dev/rouse/trackers"
+)
+
+// daemonizing is a command whose leader stays in the foreground while it
+// starts a daemon the ssh -f way: a subshell that calls setsid (a session and
+// process group of its own) and forks again, the middle process exiting at
+// once. The daemon writes its pid into dir/daemon.
+func daemonizing(dir string) []string {
+	pidFile := filepath.Join(dir, "daemon")
+	return []string{"sh", "-c", `setsid sh -c 'sleep 300 & echo $! >` + pidFile + `.tmp; mv ` + pidFile + `.tmp ` + pidFile + `' </dev/null >/dev/null 2>&1 & exec sleep 300`}
+}
+
+// startJailed runs a Tracker on command with jails made by newJail.
+func startJailed(t *testing.T, command []string, newJail func(string, *slog.Logger) (*jail, error)) (tr *Tracker, stop func() error) {
+	t.Helper()
+	tr, err := New(*opts(command...), trackers.Deps{Name: "tunnel/a", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.newJail = newJail
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- tr.Run(ctx, newHost()) }()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after cancel")
+			return nil
+		}
+	}
+	t.Cleanup(func() { stop() })
+	return tr, stop
+}
+
+// readDaemon waits for the daemon's pid file.
+func readDaemon(t *testing.T, dir string) int {
+	t.Helper()
+	var pid int
+	eventually(t, "the daemon's pid", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "daemon"))
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 0
+	})
+	return pid
+}
+
+// procGone reports whether pid has no /proc entry at all: neither running
+// nor a zombie (so it was reaped).
+func procGone(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// checkEscaped fails unless pid has left the group and session of the
+// tracker's child (the setsid really happened).
+func checkEscaped(t *testing.T, tr *Tracker, pid int) {
+	t.Helper()
+	d, ok := readProc(pid)
+	if !ok {
+		t.Fatalf("the daemon %d is not running", pid)
+	}
+	if d.pgid == tr.Pid() {
+		t.Fatalf("the daemon %d is still in the child's process group", pid)
+	}
+}
+
+// zombieChildrenOfTest lists zombies whose parent is this test process.
+func zombieChildrenOfTest() []int {
+	var out []int
+	for _, p := range scanProcs() {
+		if p.ppid == os.Getpid() && p.zombie {
+			out = append(out, p.pid)
+		}
+	}
+	return out
+}
+
+func TestSubreaperContainment(t *testing.T) {
+	if err := becomeSubreaper(); err != nil {
+		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		end  func(t *testing.T, tr *Tracker, stop func() error)
+	}{
+		{"StopLeavesNoDaemonAndNoZombie", func(t *testing.T, _ *Tracker, stop func() error) {
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		}},
+		{"ALeaderThatExitsTakesItsDaemonAlong", func(t *testing.T, tr *Tracker, stop func() error) {
+			if err := syscall.Kill(tr.Pid(), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tr, stop := startJailed(t, daemonizing(dir), func(_ string, log *slog.Logger) (*jail, error) { return newReaperJail(log) })
+			daemon := readDaemon(t, dir)
+			checkEscaped(t, tr, daemon)
+			eventually(t, "the daemon to be adopted by the subreaper", func() bool {
+				d, ok := readProc(daemon)
+				return ok && d.ppid == os.Getpid()
+			})
+			c.end(t, tr, stop)
+			eventually(t, "the daemon to be killed and reaped", func() bool { return procGone(daemon) })
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if z := zombieChildrenOfTest(); len(z) != 0 {
+				t.Fatalf("zombies left: %v", z)
+			}
+		})
+	}
+}
+
+func TestReaperLeavesOSExecChildrenAlone(t *testing.T) {
+	if err := becomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	theReaper.acquire(slog.New(slog.DiscardHandler))
+	defer theReaper.release()
+	// A child os/exec waits for, already a zombie while the reaper runs:
+	// its exit status stays for Wait.
+	cmd := osexec.Command("sh", "-c", "exit 7")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the child to be a zombie", func() bool {
+		p, ok := readProc(cmd.Process.Pid)
+		return ok && p.zombie
+	})
+	for range 3 {
+		reapAdopted()
+	}
+	err := cmd.Wait()
+	var ee interface{ ExitCode() int }
+	if !errors.As(err, &ee) || ee.ExitCode() != 7 {
+		t.Fatalf("Wait: %v, want exit status 7", err)
+	}
+}
+
+func TestCgroupContainment(t *testing.T) {
+	own, err := ownCgroup()
+	if err != nil {
+		t.Skipf("no cgroup v2 here: %v", err)
+	}
+	// A private group under the test's own, removed at the end.
+	base, err := os.MkdirTemp(own, "rouse-exec-test-")
+	if err != nil {
+		t.Skipf("cannot create a cgroup under %s: %v", own, err)
+	}
+	t.Cleanup(func() {
+		if err := removeCgroup(base); err != nil {
+			t.Errorf("removing the test's cgroup %s: %v", base, err)
+		}
+	})
+	if _, err := os.Stat(filepath.Join(base, "cgroup.kill")); err != nil {
+		t.Skipf("no cgroup.kill (Linux 5.14+): %v", err)
+	}
+	// Orphans go to the nearest subreaper: be one (and reap), so that no
+	// zombie is left whatever init does.
+	if err := becomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	theReaper.acquire(slog.New(slog.DiscardHandler))
+	defer theReaper.release()
+
+	dir := t.TempDir()
+	var made []string
+	tr, stop := startJailed(t, daemonizing(dir), func(name string, log *slog.Logger) (*jail, error) {
+		j, err := newCgroupJail(base, name, log)
+		if err == nil {
+			made = append(made, j.dir)
+		}
+		return j, err
+	})
+	daemon := readDaemon(t, dir)
+	checkEscaped(t, tr, daemon)
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(daemon) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(made) != 1 || !strings.Contains(string(b), "/"+filepath.Base(made[0])+"\n") {
+		t.Fatalf("the daemon is in %q, want the run's group %v", b, made)
+	}
+	if !strings.HasPrefix(filepath.Base(made[0]), "exec-tunnel%2Fa.") {
+		t.Fatalf("group name %q", made[0])
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	eventually(t, "the daemon to be killed and reaped", func() bool { return procGone(daemon) })
+	if _, err := os.Stat(made[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the run's group %s is still there: %v", made[0], err)
+	}
+	if z := zombieChildrenOfTest(); len(z) != 0 {
+		t.Fatalf("zombies left: %v", z)
+	}
+}
+
+func TestTreeMembers(t *testing.T) {
+	const self = 100
+	procs := []proc{
+		{pid: self, ppid: 1, pgid: self},
+		{pid: 200, ppid: self, pgid: 200},               // the leader
+		{pid: 201, ppid: 200, pgid: 200},                // its child
+		{pid: 202, ppid: 201, pgid: 202},                // a grandchild in a group of its own
+		{pid: 203, ppid: 1, pgid: 200},                  // left in the group, parent gone elsewhere
+		{pid: 204, ppid: 201, pgid: 200, zombie: true},  // a zombie: not a member to kill
+		{pid: 300, ppid: self, pgid: 300},               // another child of the agent, untagged
+		{pid: 301, ppid: 300, pgid: 300},                // and its child
+		{pid: 400, ppid: 7, pgid: 400},                  // unrelated
+		{pid: 401, ppid: self, pgid: 401, zombie: true}, // a zombie child
+	}
+	got := treeMembers(procs, self, 200, "")
+	want := map[int]bool{200: true, 201: true, 202: true, 203: true}
+	if len(got) != len(want) {
+		t.Fatalf("members %v, want %v", got, want)
+	}
+	for _, pid := range got {
+		if !want[pid] {
+			t.Fatalf("members %v, want %v", got, want)
+		}
+	}
+}
+
+func TestCgroupName(t *testing.T) {
+	for in, want := range map[string]string{
+		"tunnel":      "tunnel",
+		"a/b":         "a%2Fb",
+		"..":          "%2E%2E",
+		"cgroup.kill": "cgroup%2Ekill",
+		"x y_z-1":     "x%20y_z-1",
+	} {
+		if got := cgroupName(in); got != want {
+			t.Errorf("cgroupName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	if got := unescapeMount(`/sys/fs/a\040b`); got != "/sys/fs/a b" {
+		t.Fatalf("unescapeMount: %q", got)
+	}
+}

@@ -1,0 +1,216 @@
+package exec
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// reaper reaps the zombies the agent adopts as a subreaper. One goroutine
+// runs while at least one subreaper jail is open (acquire/release); the last
+// release stops it and waits for it.
+type reaper struct {
+	mu   sync.Mutex
+	refs int
+	stop chan struct{}
+	done chan struct{}
+	kc   chan struct{} // kick: reap now
+}
+
+var theReaper reaper
+
+// pidfdsHeld reports, once, whether Go's os package holds a pidfd for the
+// processes it knows (os.FindProcess of the agent itself is checked): the
+// reaper's way of telling adopted orphans from children that os/exec waits
+// for. Without it the reaper reaps nothing.
+var pidfdsHeld = sync.OnceValue(func() bool {
+	p, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		return false
+	}
+	defer p.Release()
+	return heldPidfds(nil)[os.Getpid()]
+})
+
+func (r *reaper) acquire(log *slog.Logger) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refs++
+	if r.refs > 1 {
+		return
+	}
+	if !pidfdsHeld() {
+		log.Warn("cannot tell adopted orphans from the agent's own children (no pidfds): orphans of exec components stay zombies until the agent exits")
+	}
+	r.stop, r.done = make(chan struct{}), make(chan struct{})
+	if r.kc == nil {
+		r.kc = make(chan struct{}, 1)
+	}
+	go r.run(r.stop, r.done, r.kc)
+}
+
+func (r *reaper) release() {
+	r.mu.Lock()
+	r.refs--
+	if r.refs > 0 {
+		r.mu.Unlock()
+		return
+	}
+	stop, done := r.stop, r.done
+	r.mu.Unlock()
+	close(stop)
+	<-done
+}
+
+// kick asks the running reaper to look for zombies now.
+func (r *reaper) kick() {
+	r.mu.Lock()
+	kc := r.kc
+	r.mu.Unlock()
+	if kc == nil {
+		return
+	}
+	select {
+	case kc <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reaper) run(stop, done, kc chan struct{}) {
+	defer close(done)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGCHLD)
+	defer signal.Stop(sig)
+	for {
+		reapAdopted()
+		select {
+		case <-stop:
+			reapAdopted()
+			return
+		case <-sig:
+		case <-kc:
+		}
+	}
+}
+
+// reapAdopted reaps every zombie child of the agent that no pidfd of the
+// agent refers to (see the package's containment notes), and returns how
+// many it reaped.
+func reapAdopted() int {
+	if !pidfdsHeld() {
+		return 0
+	}
+	zombies := zombieChildren()
+	if len(zombies) == 0 {
+		return 0
+	}
+	// Pin each zombie with a pidfd of our own first, then look at who else
+	// holds one: a child of os/exec is held from its fork until its Wait.
+	own := make(map[int]int, len(zombies)) // fd → pid
+	for _, pid := range zombies {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err == nil {
+			own[fd] = pid
+		}
+	}
+	held := heldPidfds(own)
+	n := 0
+	for fd, pid := range own {
+		if !held[pid] {
+			var info unix.Siginfo
+			if unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil) == nil && info.Signo != 0 {
+				n++
+			}
+		}
+		unix.Close(fd)
+	}
+	return n
+}
+
+// zombieChildren lists the agent's children that are zombies.
+func zombieChildren() []int {
+	self := os.Getpid()
+	var out []int
+	kids, ok := childrenOfSelf()
+	if !ok {
+		for _, p := range scanProcs() {
+			if p.ppid == self && p.zombie {
+				out = append(out, p.pid)
+			}
+		}
+		return out
+	}
+	for _, pid := range kids {
+		if p, ok := readProc(pid); ok && p.zombie && p.ppid == self {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// childrenOfSelf lists the agent's children from each thread's children
+// file; ok is false when the kernel has none (CONFIG_PROC_CHILDREN).
+func childrenOfSelf() (kids []int, ok bool) {
+	self := strconv.Itoa(os.Getpid())
+	if _, err := os.Stat("/proc/self/task/" + self + "/children"); err != nil {
+		return nil, false
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join("/proc/self/task", t.Name(), "children"))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				kids = append(kids, pid)
+			}
+		}
+	}
+	return kids, true
+}
+
+// heldPidfds maps the pid of every pidfd open in the agent, except the fds
+// in skip, to true.
+func heldPidfds(skip map[int]int) map[int]bool {
+	held := map[int]bool{}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return held
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if _, mine := skip[fd]; mine {
+			continue
+		}
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || l != "anon_inode:[pidfd]" {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for line := range bytes.SplitSeq(b, []byte{'\n'}) {
+			if v, ok := bytes.CutPrefix(line, []byte("Pid:")); ok {
+				if pid, err := strconv.Atoi(string(bytes.TrimSpace(v))); err == nil {
+					held[pid] = true
+				}
+			}
+		}
+	}
+	return held
+}
