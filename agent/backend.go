@@ -128,12 +128,17 @@ func overall(h wire.Health) string {
 }
 
 // Ready is /readyz: the store open and every required component ready.
-func (a *Agent) Ready(ctx context.Context) wire.Ready {
+// Without detail a reason is "NAME is STATE" only.
+func (a *Agent) Ready(ctx context.Context, detail bool) wire.Ready {
 	var reasons []string
 	if st := a.store.State(); st != "open" {
 		reasons = append(reasons, "store is "+st)
 	} else if err := a.store.Verify(); err != nil {
-		reasons = append(reasons, "store: "+err.Error())
+		r := "store is error"
+		if detail {
+			r += ": " + err.Error()
+		}
+		reasons = append(reasons, r)
 	}
 	for _, u := range a.allUnits() {
 		s := u.snapshot()
@@ -141,7 +146,7 @@ func (a *Agent) Ready(ctx context.Context) wire.Ready {
 			continue
 		}
 		r := u.name + " is " + string(s.state)
-		if s.lastErr != "" {
+		if detail && s.lastErr != "" {
 			r += ": " + s.lastErr
 		}
 		reasons = append(reasons, r)

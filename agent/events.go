@@ -13,7 +13,9 @@ const backlogSize = 4096
 
 // subscriberBuffer is how far a subscriber may fall behind before it is
 // dropped (it reconnects with Last-Event-ID and resumes from the backlog).
-const subscriberBuffer = 4096
+// Small: each open stream holds this much (plus, once, the backlog it asked
+// to resume from), so a slow reader is dropped instead of growing memory.
+const subscriberBuffer = 64
 
 // bus fans events out to subscribers and keeps a bounded backlog.
 type bus struct {

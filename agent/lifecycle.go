@@ -147,6 +147,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	srv, err := api.New(a, api.Options{
 		Listen: listen, AllowNonLoopback: a.cfg.AllowNonLoopback, Token: token,
 		Gatherer: a.metrics.reg, Dashboard: a.opts.Dashboard, Logger: a.log, Version: a.opts.Version,
+		MaxEventStreams: a.cfg.MaxEventStreams,
 	})
 	if err != nil {
 		return &ExitError{Code: ExitBadConfig, Err: err}

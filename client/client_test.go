@@ -79,7 +79,7 @@ func richBackend() *apitest.Backend {
 	}
 	return &apitest.Backend{
 		HealthFunc: func(context.Context) wire.Health { return wire.Health{Status: wire.StatusOK} },
-		ReadyFunc:  func(context.Context) wire.Ready { return wire.Ready{Reasons: []string{"store: closed"}} },
+		ReadyFunc:  func(context.Context, bool) wire.Ready { return wire.Ready{Reasons: []string{"store: closed"}} },
 		ServicesFunc: func(context.Context) []wire.Service {
 			s, _ := svc("tunnel")
 			return []wire.Service{s}

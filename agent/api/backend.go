@@ -15,8 +15,10 @@ type Backend interface {
 	// Health is GET /api/v1/health.
 	Health(ctx context.Context) wire.Health
 	// Ready is GET /readyz: ready when the store is open and every required
-	// component is ready.
-	Ready(ctx context.Context) wire.Ready
+	// component is ready. Each reason names a component and its state;
+	// only with detail (the caller showed the token) does it add the error,
+	// which can hold user names, hosts, paths and upstream answers.
+	Ready(ctx context.Context, detail bool) wire.Ready
 	// Services lists every component, in config order.
 	Services(ctx context.Context) []wire.Service
 	// Service returns one component, or ErrNotFound.

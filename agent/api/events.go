@@ -40,6 +40,14 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 
+	select {
+	case s.streams <- struct{}{}:
+		defer func() { <-s.streams }()
+	default:
+		return errf(http.StatusServiceUnavailable, wire.CodeUnavailable,
+			"too many event streams open (at most %d): close another dashboard or client, or raise max_event_streams in the config", cap(s.streams))
+	}
+
 	rc := http.NewResponseController(w)
 	// The server's read timeout is for requests, not for a stream that
 	// stays open for hours.

@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"context"
+	"net"
+	"time"
+)
 
 // Hooks for the external tests.
 
@@ -23,6 +27,14 @@ func SetReadTimeout(d time.Duration) (restore func()) {
 
 // SetNow injects the clock used for login codes and sessions.
 func (s *Server) SetNow(now func() time.Time) { s.now = now }
+
+// SetLookupHost replaces the resolver used for listen: localhost:P; see
+// SetKeepAliveInterval.
+func SetLookupHost(f func(ctx context.Context, host string) ([]net.IPAddr, error)) (restore func()) {
+	old := lookupHost
+	lookupHost = f
+	return func() { lookupHost = old }
+}
 
 // SetShutdownGrace changes how long Serve waits for in-flight requests.
 func SetShutdownGrace(d time.Duration) (restore func()) {

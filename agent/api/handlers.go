@@ -43,7 +43,16 @@ func (s *Server) getHealthz(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getReadyz(w http.ResponseWriter, r *http.Request) error {
-	rd := s.b.Ready(r.Context())
+	// No token needed: names and states only. A token (or session) shown
+	// must be right, and then the reasons carry their errors.
+	detail := false
+	if hasCredentials(r) {
+		if _, err := s.authenticate(r); err != nil {
+			return err
+		}
+		detail = true
+	}
+	rd := s.b.Ready(r.Context(), detail)
 	status := http.StatusOK
 	if !rd.Ready {
 		status = http.StatusServiceUnavailable

@@ -143,6 +143,16 @@ func (s *Server) authenticate(r *http.Request) (authVia, error) {
 	return authNone, errf(http.StatusUnauthorized, wire.CodeUnauthorized, "missing API token: send Authorization: Bearer <token> or X-API-Key (the token is in the data directory's api-token file), or log in with `rouse open`")
 }
 
+// hasCredentials reports whether a request shows any credential (token,
+// API key or session): then it must be a valid one.
+func hasCredentials(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" || len(r.Header.Values("X-API-Key")) > 0 {
+		return true
+	}
+	c, err := r.Cookie(sessionCookie)
+	return err == nil && c.Value != ""
+}
+
 // constantTimeEqual compares two secrets without leaking where they differ
 // or, by hashing first, their lengths.
 func constantTimeEqual(a, b string) bool {

@@ -58,6 +58,9 @@ type Options struct {
 	Dashboard http.Handler
 	// Logger receives request errors (default slog.Default()).
 	Logger *slog.Logger
+	// MaxEventStreams caps concurrent GET /api/v1/events streams; more
+	// are refused with 503 (default 32, the config key max_event_streams).
+	MaxEventStreams int
 	// Version is reported by /healthz and fills Health.Version when the
 	// backend leaves it empty.
 	Version string
@@ -97,7 +100,12 @@ type Server struct {
 	closeOnce sync.Once
 
 	inflight inflight // handlers running under Serve
+
+	streams chan struct{} // one token per open event stream, cap MaxEventStreams
 }
+
+// DefaultMaxEventStreams is used when Options.MaxEventStreams is 0.
+const DefaultMaxEventStreams = 32
 
 // inflight counts running handlers so Serve can wait for the last one,
 // even after http.Server.Close (which does not wait for handlers).
@@ -159,6 +167,9 @@ func New(b Backend, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxEventStreams <= 0 {
+		o.MaxEventStreams = DefaultMaxEventStreams
+	}
 	s := &Server{
 		b:       b,
 		o:       o,
@@ -166,6 +177,7 @@ func New(b Backend, o Options) (*Server, error) {
 		now:     time.Now,
 		port:    port,
 		closing: make(chan struct{}),
+		streams: make(chan struct{}, o.MaxEventStreams),
 	}
 	s.hosts = newHostPolicy(host, o.AllowNonLoopback)
 	s.auth = newAuthState(o.Token, func() time.Time { return s.now() })
@@ -182,11 +194,14 @@ func (s *Server) Listen() error {
 	if s.ln != nil {
 		return errors.New("api: already listening")
 	}
-	host, _, _ := net.SplitHostPort(s.o.Listen)
-	if !s.o.AllowNonLoopback && !isLoopbackHost(host) {
-		return fmt.Errorf("api: refusing to listen on %q: not a loopback address; set allow_non_loopback: true in the config to expose the API beyond this machine", s.o.Listen)
+	addr := s.o.Listen
+	if !s.o.AllowNonLoopback {
+		var err error
+		if addr, err = loopbackAddr(s.o.Listen); err != nil {
+			return err
+		}
 	}
-	ln, err := net.Listen("tcp", s.o.Listen)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("api: listen on %s: the port is already in use (is another rouse running? change listen in the config or pass --listen): %w", s.o.Listen, err)
@@ -285,11 +300,48 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// isLoopbackHost reports whether a listen host binds loopback only.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
+// lookupHost resolves a listen host name (a var for tests).
+var lookupHost = func(ctx context.Context, host string) ([]net.IPAddr, error) {
+	return net.DefaultResolver.LookupIPAddr(ctx, host)
+}
+
+// loopbackAddr checks that listen binds loopback only and returns the
+// address to bind. A loopback IP is bound as is. "localhost" is resolved
+// once, here: it counts as loopback only when every address it resolves
+// to is loopback (/etc/hosts may say "0.0.0.0 localhost"), and the
+// resolved address is bound, so a later change of /etc/hosts cannot widen
+// what was checked. Any other name is refused.
+func loopbackAddr(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("api: listen address %q: %w", listen, err)
 	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
+	refuse := func(why string) error {
+		return fmt.Errorf("api: refusing to listen on %q: %s; use 127.0.0.1:%s or [::1]:%s, or set allow_non_loopback: true in the config to expose the API beyond this machine", listen, why, port, port)
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		if !ip.IsLoopback() {
+			return "", refuse("not a loopback address")
+		}
+		return listen, nil
+	}
+	if !strings.EqualFold(host, "localhost") {
+		return "", refuse("not a loopback address")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	addrs, err := lookupHost(ctx, host)
+	if err != nil || len(addrs) == 0 {
+		return "", refuse(fmt.Sprintf("localhost does not resolve (%v)", err))
+	}
+	var bind net.IP
+	for _, a := range addrs {
+		if !a.IP.IsLoopback() {
+			return "", refuse(fmt.Sprintf("localhost resolves to %s, which is not a loopback address (check /etc/hosts)", a.IP))
+		}
+		if bind == nil || (bind.To4() == nil && a.IP.To4() != nil) {
+			bind = a.IP
+		}
+	}
+	return net.JoinHostPort(bind.String(), port), nil
 }

@@ -38,6 +38,9 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// AllowNonLoopback lets Listen name a non-loopback host. Default false.
 	AllowNonLoopback bool `yaml:"allow_non_loopback"`
+	// MaxEventStreams caps the REST API's concurrent event streams
+	// (GET /api/v1/events); more are refused with 503. Default 32, 1..4096.
+	MaxEventStreams int `yaml:"max_event_streams"`
 	// Data is the data directory. Default "" (the CLI picks the XDG data
 	// directory); a leading "~/" is expanded by Parse.
 	Data string `yaml:"data"`
@@ -233,8 +236,9 @@ const (
 func Default() *Config {
 	enabled := true
 	return &Config{
-		Source: "default",
-		Listen: "127.0.0.1:8000",
+		Source:          "default",
+		Listen:          "127.0.0.1:8000",
+		MaxEventStreams: 32,
 		Deadlines: Deadlines{
 			Tracker:   10 * time.Second,
 			Scheduler: 15 * time.Second,

@@ -215,7 +215,7 @@ func TestParseErrors(t *testing.T) {
 		is   error
 	}{
 		{"UnknownTopLevelKey", "listen: 127.0.0.1:1\nlisten_addr: x\n",
-			`rouse.yaml:2: listen_addr: unknown key; expected one of: allow_non_loopback, data, deadlines, heartbeat, jobs, listen, log, maintenance, scheduler, shutdown_timeout, sleep, trackers`, ErrUnknownKey},
+			`rouse.yaml:2: listen_addr: unknown key; expected one of: allow_non_loopback, data, deadlines, heartbeat, jobs, listen, log, maintenance, max_event_streams, scheduler, shutdown_timeout, sleep, trackers`, ErrUnknownKey},
 		{"UnknownNestedKey", "deadlines:\n  tracker: 1s\n  trackr: 2s\n",
 			`rouse.yaml:3: deadlines.trackr: unknown key; did you mean "tracker"? expected one of: scheduler, tracker, wake`, ErrUnknownKey},
 		{"UnknownKindOption", "trackers:\n  - name: a\n    kind: probe\n    url: http://x/\n    intreval: 5s\n",
@@ -353,7 +353,7 @@ jobs:
 	}
 	want := []string{
 		`rouse.yaml:1: listen: must be a loopback address (127.0.0.1, [::1] or localhost), got "0.0.0.0:80"; set allow_non_loopback: true to listen on 0.0.0.0`,
-		`rouse.yaml:2: bogus: unknown key; expected one of: allow_non_loopback, data, deadlines, heartbeat, jobs, listen, log, maintenance, scheduler, shutdown_timeout, sleep, trackers`,
+		`rouse.yaml:2: bogus: unknown key; expected one of: allow_non_loopback, data, deadlines, heartbeat, jobs, listen, log, maintenance, max_event_streams, scheduler, shutdown_timeout, sleep, trackers`,
 		`rouse.yaml:3: deadlines.tracker: must be at least 100ms, got "0s"`,
 		`rouse.yaml:3: deadlines.wake: must be a duration like "10s" or "1m30s", got "soon"`,
 		`rouse.yaml:6: trackers[0].kind: unknown kind, got "nope"; known kinds: network, plain, probe, rich`,

@@ -103,6 +103,9 @@ func (v *validator) oneOf(key, s string, allowed ...string) {
 func (c *Config) Validate() error {
 	v := &validator{c: c}
 	v.listen()
+	if c.MaxEventStreams < 1 || c.MaxEventStreams > 4096 {
+		v.fail("max_event_streams", v.value("max_event_streams", strconv.Itoa(c.MaxEventStreams)), wrapf(ErrInvalidValue, "must be from 1 to 4096"))
+	}
 	if c.Data != "" && !filepath.IsAbs(c.Data) {
 		msg := "must be an absolute path or start with ~/"
 		if strings.HasPrefix(c.Data, "~") {

@@ -17,7 +17,7 @@ import (
 // Backend is a fake api.Backend with function fields.
 type Backend struct {
 	HealthFunc    func(ctx context.Context) wire.Health
-	ReadyFunc     func(ctx context.Context) wire.Ready
+	ReadyFunc     func(ctx context.Context, detail bool) wire.Ready
 	ServicesFunc  func(ctx context.Context) []wire.Service
 	ServiceFunc   func(ctx context.Context, name string) (wire.Service, error)
 	StartFunc     func(ctx context.Context, name string) (string, error)
@@ -52,12 +52,12 @@ func (b *Backend) Health(ctx context.Context) wire.Health {
 }
 
 // Ready implements api.Backend.
-func (b *Backend) Ready(ctx context.Context) wire.Ready {
+func (b *Backend) Ready(ctx context.Context, detail bool) wire.Ready {
 	b.calls.Add(1)
 	if b.ReadyFunc == nil {
 		return wire.Ready{Ready: true}
 	}
-	return b.ReadyFunc(ctx)
+	return b.ReadyFunc(ctx, detail)
 }
 
 // Services implements api.Backend.
