@@ -31,7 +31,9 @@ func richBackend(got map[string]string) *apitest.Backend {
 		HealthFunc: func(context.Context) wire.Health {
 			return wire.Health{Status: wire.StatusDegraded, Store: wire.StoreHealth{State: "open", Path: "/x.db"}}
 		},
-		ReadyFunc: func(context.Context, bool) wire.Ready { return wire.Ready{Ready: false, Reasons: []string{"slow: starting"}} },
+		ReadyFunc: func(context.Context, bool) wire.Ready {
+			return wire.Ready{Ready: false, Reasons: []string{"slow: starting"}}
+		},
 		ServicesFunc: func(context.Context) []wire.Service {
 			a, _ := svc("tunnel")
 			return []wire.Service{a}
