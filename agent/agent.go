@@ -76,6 +76,7 @@ type Agent struct {
 	kick      chan struct{}  // heartbeat: 1-slot
 	stateQ    chan store.StateEvent
 	flushQ    chan chan struct{} // asks the state writer to write now
+	views     viewCache          // the API's rendered read views (views.go)
 }
 
 // netSource is what the agent needs from the network watcher.

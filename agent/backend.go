@@ -86,8 +86,7 @@ func (a *Agent) Health(ctx context.Context) wire.Health {
 	a.mu.Lock()
 	h.Asleep, h.Waking = a.asleep, a.waking
 	if a.lastWake != nil {
-		w := *a.lastWake
-		h.LastWake = &w
+		h.LastWake = a.lastWake.Summary()
 	}
 	h.Config = wire.ConfigState{State: "ok", Path: a.opts.ConfigPath}
 	if a.opts.ConfigPath == "" {
@@ -171,6 +170,7 @@ func (a *Agent) Start(ctx context.Context, name string) (string, error) {
 	u.mu.Unlock()
 	defer func() {
 		a.release(u)
+		a.refreshViews() // the client that asked reads its own change
 	}()
 	bctx, cancel := a.boundCtx()
 	defer cancel()
@@ -214,6 +214,7 @@ func (a *Agent) Stop(ctx context.Context, name string) (string, error) {
 	defer cancel()
 	err := a.stopRun(sctx, u)
 	a.setState(u, trackers.StateStopped, nil)
+	a.refreshViews()
 	if err != nil {
 		return "", err
 	}
@@ -256,7 +257,9 @@ func (a *Agent) Wake(ctx context.Context) (wire.Wake, error) {
 	if asleep {
 		return wire.Wake{}, fmt.Errorf("the machine is going to sleep: %w", api.ErrConflict)
 	}
-	return a.startWake("manual", time.Now().Round(0).UTC(), 0, true)
+	w, err := a.startWake("manual", time.Now().Round(0).UTC(), 0, true)
+	a.refreshViews()
+	return w, err
 }
 
 // defaultEstimate is the dry run's guess for a component with no history.

@@ -23,6 +23,7 @@ type bus struct {
 	nextID  int64
 	backlog []wire.Event // ring, oldest first
 	subs    map[*subscriber]struct{}
+	changed chan struct{} // 1-slot: something was published (the API views are stale)
 }
 
 type subscriber struct {
@@ -31,7 +32,7 @@ type subscriber struct {
 }
 
 func newBus() *bus {
-	return &bus{nextID: 1, subs: map[*subscriber]struct{}{}}
+	return &bus{nextID: 1, subs: map[*subscriber]struct{}{}, changed: make(chan struct{}, 1)}
 }
 
 // publish stamps ev with an id and time and sends it to every subscriber
@@ -55,6 +56,10 @@ func (b *bus) publish(ev wire.Event) {
 		default:
 			b.dropLocked(s)
 		}
+	}
+	select {
+	case b.changed <- struct{}{}:
+	default:
 	}
 }
 

@@ -173,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.goRun(func() { notify.Watchdog(runCtx) })
 
 	a.goRun(func() { a.stateWriter(runCtx) })
+	a.goRun(func() { a.renderViews(runCtx) })
 	a.goRun(func() { a.heartbeat(runCtx) })
 	if unclean {
 		a.goRun(func() { a.checkAfterUncleanShutdown(runCtx) })

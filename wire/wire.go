@@ -66,16 +66,16 @@ const (
 
 // Health is GET /api/v1/health.
 type Health struct {
-	Status     string      `json:"status"`
-	Store      StoreHealth `json:"store"`
-	Config     ConfigState `json:"config"`
-	Network    *Network    `json:"network,omitempty"`
-	Components []Service   `json:"components"`
-	LastWake   *Wake       `json:"last_wake"`
-	Version    string      `json:"version"`
-	StartedAt  time.Time   `json:"started_at"`
-	Asleep     bool        `json:"asleep"`
-	Waking     bool        `json:"waking"` // a restore is under way
+	Status     string       `json:"status"`
+	Store      StoreHealth  `json:"store"`
+	Config     ConfigState  `json:"config"`
+	Network    *Network     `json:"network,omitempty"`
+	Components []Service    `json:"components"`
+	LastWake   *WakeSummary `json:"last_wake"` // its components: GET /api/v1/wakes/{id}
+	Version    string       `json:"version"`
+	StartedAt  time.Time    `json:"started_at"`
+	Asleep     bool         `json:"asleep"`
+	Waking     bool         `json:"waking"` // a restore is under way
 }
 
 // StoreHealth is the store part of Health.
@@ -128,6 +128,25 @@ type Wake struct {
 	Restore      RestoreSummary  `json:"restore"`
 	Components   []WakeComponent `json:"components"`
 	Done         bool            `json:"done"`
+}
+
+// WakeSummary is a Wake without its per-component entries: what
+// GET /api/v1/health says about the last wake, so its size does not grow
+// with the number of components.
+type WakeSummary struct {
+	ID           int64          `json:"id"`
+	DetectedBy   string         `json:"detected_by"`
+	SleptAt      *time.Time     `json:"slept_at,omitempty"`
+	WokeAt       time.Time      `json:"woke_at"`
+	SleptSeconds float64        `json:"slept_seconds"`
+	Restore      RestoreSummary `json:"restore"`
+	Done         bool           `json:"done"`
+}
+
+// Summary is w without its components.
+func (w Wake) Summary() *WakeSummary {
+	return &WakeSummary{ID: w.ID, DetectedBy: w.DetectedBy, SleptAt: w.SleptAt, WokeAt: w.WokeAt,
+		SleptSeconds: w.SleptSeconds, Restore: w.Restore, Done: w.Done}
 }
 
 // RestoreSummary counts how a restore went.

@@ -58,6 +58,14 @@ type Backend interface {
 	JobRuns(ctx context.Context, name string, limit int) ([]wire.JobRun, error)
 }
 
+// Snapshotter is implemented by a Backend that keeps its read views
+// rendered: the server writes those bytes (JSON, newline-terminated) as
+// they are instead of calling Health or Services and encoding the answer.
+type Snapshotter interface {
+	HealthJSON(ctx context.Context) []byte
+	ServicesJSON(ctx context.Context) []byte
+}
+
 // ItemQuery selects a page of tracker items.
 type ItemQuery struct {
 	Since  string // RFC 3339 time or Unix seconds: only items at or after it ("" = all)

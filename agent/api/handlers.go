@@ -62,6 +62,10 @@ func (s *Server) getReadyz(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
+	if sn, ok := s.b.(Snapshotter); ok {
+		writeRawJSON(w, sn.HealthJSON(r.Context()))
+		return nil
+	}
 	h := s.b.Health(r.Context())
 	if h.Version == "" {
 		h.Version = s.o.Version
@@ -74,6 +78,10 @@ func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getServices(w http.ResponseWriter, r *http.Request) error {
+	if sn, ok := s.b.(Snapshotter); ok {
+		writeRawJSON(w, sn.ServicesJSON(r.Context()))
+		return nil
+	}
 	list := s.b.Services(r.Context())
 	if list == nil {
 		list = []wire.Service{}

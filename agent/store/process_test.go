@@ -359,3 +359,41 @@ func TestSIGKILLLosesNoCommittedRow(t *testing.T) {
 		}
 	})
 }
+
+// TestStateAndVerifyNeverWait: health and readiness read State and Verify
+// while a write is stuck on another process's lock and Close waits for it
+// (what a wake does when another program holds the database). They must
+// answer while the lock is still held, not after.
+func TestStateAndVerifyNeverWait(t *testing.T) {
+	ctx := ctxT(t)
+	s, c := lockedStore(ctx, t, 10*guard)
+	done := make(chan error, 1)
+	go func() { done <- s.SetDesired(ctx, "a", false) }()
+	stillWaiting(t, done) // the write holds the store's read side
+	closeCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close(closeCtx) }()
+	stillWaiting(t, closed) // Close waits for the write: the store's write side is wanted
+
+	answered := make(chan string, 1)
+	go func() {
+		st := s.State()
+		err := s.Verify()
+		answered <- fmt.Sprintf("%s %v", st, err)
+	}()
+	select {
+	case got := <-answered:
+		if got != "open <nil>" {
+			t.Errorf("State and Verify during a stuck close = %q, want the last verdict \"open <nil>\"", got)
+		}
+	case <-time.After(guard):
+		t.Fatal("State/Verify waited for the lock another process holds")
+	}
+	cancel() // end the close, which cancels the write
+	<-done
+	<-closed
+	if err := c.wait(t); err != nil {
+		t.Fatalf("helper: %v", err)
+	}
+}

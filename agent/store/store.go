@@ -46,6 +46,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -101,6 +102,7 @@ type Store struct {
 	log  *slog.Logger
 
 	mu      sync.RWMutex
+	open    atomic.Bool // w != nil, readable without mu (State never waits)
 	w       *sql.DB     // the one writer connection; nil while closed
 	r       *sql.DB     // read-only pool; nil while closed
 	fi      os.FileInfo // identity of the file opened
@@ -149,14 +151,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 func (s *Store) Path() string { return s.path }
 
 // State is "open", "closed" or "error" (the last open failed, or Verify
-// found the file deleted or replaced).
+// found the file deleted or replaced). It never waits for a call in flight
+// or for Close (health and readiness read it).
 func (s *Store) State() string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	s.stMu.Lock()
 	defer s.stMu.Unlock()
 	switch {
-	case s.w != nil && s.verified:
+	case s.open.Load() && s.verified:
 		return StateOpen
 	case s.lastErr != nil:
 		return StateError
@@ -240,6 +241,7 @@ func (s *Store) openLocked(ctx context.Context) (err error) {
 	r.SetMaxIdleConns(readPoolSize)
 	life, endLife := context.WithCancel(context.Background())
 	s.w, s.r, s.fi, s.unclean, s.life = w, r, fi, unclean, life
+	s.open.Store(true)
 	s.stMu.Lock()
 	s.endLife = endLife
 	s.stMu.Unlock()
@@ -318,6 +320,7 @@ func (s *Store) closeLocked(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("store: close: %w", err))
 	}
 	s.w, s.r = nil, nil
+	s.open.Store(false)
 	s.stMu.Lock()
 	s.endLife()
 	s.endLife, s.verified, s.lastErr = nil, false, nil
@@ -343,9 +346,20 @@ func (s *Store) Reopen(ctx context.Context) error {
 // the one that was opened (same device and inode). It returns an error
 // wrapping ErrClosed when closed, and one wrapping ErrReplaced when the file
 // or its directory was deleted or replaced; State then reports "error" until
-// Reopen succeeds.
+// Reopen succeeds. It never waits: while Close or Reopen holds (or waits
+// for) the store, it returns the last verdict instead of looking again.
 func (s *Store) Verify() error {
-	s.mu.RLock()
+	if !s.mu.TryRLock() {
+		s.stMu.Lock()
+		defer s.stMu.Unlock()
+		if s.lastErr != nil {
+			return s.lastErr
+		}
+		if !s.open.Load() {
+			return fmt.Errorf("verify: %w", ErrClosed)
+		}
+		return nil
+	}
 	defer s.mu.RUnlock()
 	if s.w == nil {
 		return fmt.Errorf("verify: %w", ErrClosed)

@@ -188,7 +188,7 @@ func settle() {
 func readyHealth() wire.Health {
 	return wire.Health{Status: wire.StatusOK, Store: wire.StoreHealth{State: "open"},
 		Components: []wire.Service{svc("a", "ready"), svc("b", "ready")},
-		LastWake:   &wire.Wake{ID: 1, DetectedBy: "logind", WokeAt: time.Now().Add(-2 * time.Minute), Done: true, Restore: wire.RestoreSummary{DurationMS: 1300, Ready: 2}}}
+		LastWake:   &wire.WakeSummary{ID: 1, DetectedBy: "logind", WokeAt: time.Now().Add(-2 * time.Minute), Done: true, Restore: wire.RestoreSummary{DurationMS: 1300, Ready: 2}}}
 }
 
 func TestController(t *testing.T) {

@@ -24,7 +24,7 @@ func health(cs ...wire.Service) *wire.Health {
 }
 
 func withWake(h *wire.Health, w wire.Wake) *wire.Health {
-	h.LastWake = &w
+	h.LastWake = w.Summary()
 	return h
 }
 

@@ -524,7 +524,7 @@ func (it item) click(label string) {
 func twoReady() wire.Health {
 	return wire.Health{Status: wire.StatusOK, Store: wire.StoreHealth{State: "open"},
 		Components: []wire.Service{svc("store", "ready"), svc("tunnel", "ready")},
-		LastWake: &wire.Wake{ID: 3, DetectedBy: "logind", WokeAt: time.Now().Add(-2 * time.Minute), Done: true,
+		LastWake: &wire.WakeSummary{ID: 3, DetectedBy: "logind", WokeAt: time.Now().Add(-2 * time.Minute), Done: true,
 			Restore: wire.RestoreSummary{DurationMS: 1300, Ready: 2}}}
 }
 

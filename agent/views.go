@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The API's read views — GET /api/v1/health and /api/v1/services — are
+// rendered to JSON by one goroutine, once per change and at most every
+// viewInterval, and served as those bytes. A client polling as hard as it
+// can costs the agent a write of bytes already made, never a render, and
+// no request waits on a lock a restore or the store holds for long.
+//
+// What changes announces itself on the event bus (state changes, wakes,
+// notes, config edits): the renderer wakes on it. A few parts announce
+// nothing (an exec component's last output lines, the scheduler's next
+// runs, the network, the store file's identity): a request finding a
+// rendering older than viewMaxAge renders once more, so those are at most
+// that old. Idle with no client, nothing renders and nothing ticks.
+
+// viewInterval is the shortest time between two renderings: changes that
+// arrive faster are merged into the next one.
+const viewInterval = 50 * time.Millisecond
+
+// viewMaxAge is how old a rendering may be before a request renders anew.
+const viewMaxAge = time.Second
+
+// rendered is one rendering of the views.
+type rendered struct {
+	at       time.Time
+	health   []byte // wire.Health
+	services []byte // wire.Services
+}
+
+// viewCache holds the latest rendering.
+type viewCache struct {
+	cur     atomic.Pointer[rendered]
+	mu      sync.Mutex   // one rendering at a time
+	renders atomic.Int64 // how many so far
+}
+
+// renderViews renders after every burst of published events, at most
+// every viewInterval, until ctx is done.
+func (a *Agent) renderViews(ctx context.Context) {
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.events.changed:
+		}
+		if d := viewInterval - time.Since(last); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		last = time.Now()
+		a.refreshViews()
+	}
+}
+
+// refreshViews renders the views now and returns them.
+func (a *Agent) refreshViews() *rendered {
+	a.views.mu.Lock()
+	defer a.views.mu.Unlock()
+	r := a.render()
+	a.views.cur.Store(r)
+	a.views.renders.Add(1)
+	return r
+}
+
+// currentViews is the latest rendering, rendered now if there is none or
+// it is older than viewMaxAge. When another rendering is under way it
+// returns the previous one rather than wait.
+func (a *Agent) currentViews() *rendered {
+	r := a.views.cur.Load()
+	if r != nil && time.Since(r.at) < viewMaxAge {
+		return r
+	}
+	if r != nil && !a.views.mu.TryLock() {
+		return r
+	}
+	if r != nil {
+		a.views.mu.Unlock()
+	}
+	return a.refreshViews()
+}
+
+// render marshals the services list once and splices it into the health
+// document.
+func (a *Agent) render() *rendered {
+	at := time.Now()
+	h := a.Health(context.Background())
+	list, err := json.Marshal(h.Components)
+	if err != nil { // wire types only: cannot happen
+		panic(err)
+	}
+	h.Components = nil
+	hb, err := json.Marshal(h)
+	if err != nil {
+		panic(err)
+	}
+	// "components" is a top-level key of wire.Health only (inside JSON
+	// strings quotes are escaped), so the first match is the field.
+	hb = bytes.Replace(hb, []byte(`"components":null`), append([]byte(`"components":`), list...), 1)
+	sb := make([]byte, 0, len(list)+len(`{"services":}`)+1)
+	sb = append(append(append(sb, `{"services":`...), list...), '}')
+	return &rendered{at: at, health: append(hb, '\n'), services: append(sb, '\n')}
+}
+
+// HealthJSON is GET /api/v1/health as rendered JSON (api.Snapshotter).
+func (a *Agent) HealthJSON(ctx context.Context) []byte { return a.currentViews().health }
+
+// ServicesJSON is GET /api/v1/services as rendered JSON (api.Snapshotter).
+func (a *Agent) ServicesJSON(ctx context.Context) []byte { return a.currentViews().services }
+
+var _ interface {
+	HealthJSON(context.Context) []byte
+	ServicesJSON(context.Context) []byte
+} = (*Agent)(nil)

@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/wire"
+)
+
+func TestViews(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		a, stop := testAgent(t, dir, []spec{
+			{name: "db", p: &probe{latency: 10 * time.Millisecond}},
+			{name: "app", p: &probe{latency: 20 * time.Millisecond}, requires: []string{"db"}},
+		})
+		defer stop()
+		a.goRun(func() { a.renderViews(a.runCtx) })
+		restoreNow(t, a, "boot", false)
+		time.Sleep(2 * viewInterval)
+		synctest.Wait()
+
+		ctx := context.Background()
+		body := a.HealthJSON(ctx)
+		var h wire.Health
+		if err := json.Unmarshal(body, &h); err != nil {
+			t.Fatalf("health view: %v: %s", err, body)
+		}
+		if len(h.Components) != 2 || h.Components[1].Name != "app" || h.Components[1].State != "ready" {
+			t.Fatalf("health view components = %+v", h.Components)
+		}
+		if h.LastWake == nil || h.LastWake.DetectedBy != "boot" || !h.LastWake.Done || h.LastWake.Restore.Ready != 2 {
+			t.Fatalf("health view last wake = %+v", h.LastWake)
+		}
+		var raw struct {
+			LastWake map[string]json.RawMessage `json:"last_wake"`
+		}
+		if err := json.Unmarshal(body, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := raw.LastWake["components"]; ok {
+			t.Errorf("the health view carries the last wake's component entries: %s", raw.LastWake["components"])
+		}
+		var sv wire.Services
+		if err := json.Unmarshal(a.ServicesJSON(ctx), &sv); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(a.Services(ctx))
+		got, _ := json.Marshal(sv.Services)
+		if !bytes.Equal(got, want) {
+			t.Errorf("services view\n%s\nwant\n%s", got, want)
+		}
+
+		{ // served as rendered until something changes
+			b1 := a.HealthJSON(ctx)
+			time.Sleep(viewMaxAge / 2)
+			if b2 := a.HealthJSON(ctx); &b1[0] != &b2[0] {
+				t.Error("the health view was rendered again with nothing changed")
+			}
+			a.setState(a.unit("app"), trackers.StateDegraded, nil)
+			time.Sleep(viewInterval)
+			synctest.Wait()
+			if err := json.Unmarshal(a.HealthJSON(ctx), &h); err != nil {
+				t.Fatal(err)
+			}
+			if h.Components[1].State != "degraded" || h.Status != wire.StatusDegraded {
+				t.Errorf("a state change is not in the view one interval later: %s %+v", h.Status, h.Components[1])
+			}
+		}
+		{ // 100 changes over 500 ms are at most one rendering per interval
+			time.Sleep(2 * viewInterval)
+			before := a.views.renders.Load()
+			for i := range 100 {
+				s := trackers.StateDegraded
+				if i%2 == 1 {
+					s = trackers.StateReady
+				}
+				a.setState(a.unit("db"), s, nil)
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(2 * viewInterval)
+			synctest.Wait()
+			// 600 ms: one at the first change, then at most one per interval.
+			if n := a.views.renders.Load() - before; n < 1 || n > 1+600/50 {
+				t.Errorf("100 changes over 500 ms rendered %d times, want 1 to %d", n, 1+600/50)
+			}
+			if err := json.Unmarshal(a.HealthJSON(ctx), &h); err != nil {
+				t.Fatal(err)
+			}
+			if h.Components[0].State != "ready" {
+				t.Errorf("the view does not show the last change: %+v", h.Components[0])
+			}
+		}
+	})
+}
