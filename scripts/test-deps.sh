@@ -3,7 +3,9 @@
 # fake logind and tray tests run on private buses), iproute2 (network
 # namespaces for the network-watch tests), Chromium (the dashboard test),
 # systemd's analyzer (unit checks), dpkg-deb (the package test), supervisor
-# (the side-by-side benchmark). Debian packages only; needs root or sudo.
+# (the side-by-side benchmark), docker.io and busybox-static (a private
+# dockerd and a locally built image for the container kind). Debian packages
+# only; needs root or sudo.
 set -euo pipefail
 
 need=()
@@ -13,6 +15,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+[ -x /bin/busybox ] || need+=(busybox-static)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

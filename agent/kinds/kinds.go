@@ -4,6 +4,7 @@
 package kinds
 
 import (
+	_ "github.com/rouse-dev/rouse/trackers/container" // container: Docker/Podman containers
 	_ "github.com/rouse-dev/rouse/trackers/exec"      // exec: supervised commands
 	_ "github.com/rouse-dev/rouse/trackers/http"      // http and the lastfm preset
 	_ "github.com/rouse-dev/rouse/trackers/network"   // network: online/offline

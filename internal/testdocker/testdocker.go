@@ -1,0 +1,350 @@
+//go:build linux
+
+// Package testdocker runs a private Docker Engine for tests: dockerd on its
+// own unix socket, data root, exec root, pid file and cgroup parent, with
+// iptables, IP forwarding, masquerading and the default bridge all off, so
+// it changes nothing in the machine's network. Containers use the host's
+// network namespace (NetworkMode "host").
+//
+// Nothing is pulled: Image builds a small image from Debian's busybox-static
+// with the Engine API's import (a tar of a directory holding /bin/busybox and
+// its applet links), the way `docker import` does.
+//
+// The engine and everything it made are removed when the test ends: the
+// containers (forced), then dockerd by its PID (SIGTERM, SIGKILL after a
+// guard), its managed containerd with it, the mounts left under its
+// directory, the directory, and the cgroup parent.
+package testdocker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// Guards against a hung engine; never speed expectations.
+const (
+	startGuard = 90 * time.Second
+	stopGuard  = 30 * time.Second
+)
+
+// Engine is a private dockerd owned by one test.
+type Engine struct {
+	t      testing.TB
+	dir    string
+	sock   string
+	cgroup string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	done   chan struct{}
+	client *client.Client
+}
+
+// Start runs a private dockerd for t and waits until it answers. It fails
+// the test when dockerd is missing (scripts/test-deps.sh installs Debian's
+// docker.io) or when the test does not run as root.
+func Start(t testing.TB) *Engine {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("testdocker: a private dockerd needs root")
+	}
+	if _, err := exec.LookPath("dockerd"); err != nil {
+		t.Fatalf("testdocker: dockerd not found (install Debian's docker.io; scripts/test-deps.sh does): %v", err)
+	}
+	// A short directory: unix socket paths are limited to ~100 bytes.
+	dir, err := os.MkdirTemp("", "tdock")
+	if err != nil {
+		t.Fatalf("testdocker: %v", err)
+	}
+	e := &Engine{t: t, dir: dir, sock: filepath.Join(dir, "d.sock"),
+		cgroup: fmt.Sprintf("rouse-testdocker-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)}
+	t.Cleanup(e.cleanup)
+	e.launch()
+	cli, err := client.New(client.WithHost(e.Host()))
+	if err != nil {
+		t.Fatalf("testdocker: client: %v", err)
+	}
+	e.client = cli
+	e.waitUp()
+	return e
+}
+
+// Host is the engine's address (unix://…), for DOCKER_HOST or engine:.
+func (e *Engine) Host() string { return "unix://" + e.sock }
+
+// Client is an Engine API client of this engine.
+func (e *Engine) Client() *client.Client { return e.client }
+
+func (e *Engine) launch() {
+	e.t.Helper()
+	args := []string{
+		"--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--bridge=none",
+		"--data-root", filepath.Join(e.dir, "data"),
+		"--exec-root", filepath.Join(e.dir, "exec"),
+		"--pidfile", filepath.Join(e.dir, "d.pid"),
+		"-H", e.Host(),
+		"--cgroup-parent", e.cgroup,
+		"--containerd-namespace", "rouse-test", "--containerd-plugins-namespace", "rouse-test-plugins",
+	}
+	cmd := exec.Command("dockerd", args...)
+	log, err := os.OpenFile(filepath.Join(e.dir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		e.t.Fatalf("testdocker: %v", err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		e.t.Fatalf("testdocker: start dockerd: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		close(done)
+	}()
+	e.mu.Lock()
+	e.cmd, e.done = cmd, done
+	e.mu.Unlock()
+}
+
+func (e *Engine) waitUp() {
+	e.t.Helper()
+	deadline := time.Now().Add(startGuard)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := e.client.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+		cancel()
+		if err == nil {
+			return
+		}
+		e.mu.Lock()
+		done := e.done
+		e.mu.Unlock()
+		select {
+		case <-done:
+			e.t.Fatalf("testdocker: dockerd exited:\n%s", e.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("testdocker: dockerd did not answer within %v: %v\n%s", startGuard, err, e.Log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Log is the end of dockerd's log.
+func (e *Engine) Log() string {
+	b, _ := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// Stop stops dockerd (SIGTERM, by PID) and waits for it; containers stop
+// with it. Start brings it back on the same socket and data.
+func (e *Engine) Stop() {
+	e.mu.Lock()
+	cmd, done := e.cmd, e.done
+	e.cmd = nil
+	e.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(stopGuard):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// Restart starts a stopped engine again and waits until it answers.
+func (e *Engine) Restart() {
+	e.t.Helper()
+	e.launch()
+	e.waitUp()
+}
+
+// Image builds (once per engine) a busybox image from the machine's
+// busybox-static and returns its reference.
+func (e *Engine) Image() string {
+	e.t.Helper()
+	const ref = "rouse-test/bb:1"
+	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
+	defer cancel()
+	if _, err := e.client.ImageInspect(ctx, ref); err == nil {
+		return ref
+	}
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		e.t.Fatalf("testdocker: /bin/busybox (install Debian's busybox-static): %v", err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	add := func(h *tar.Header, body []byte) {
+		if err := tw.WriteHeader(h); err != nil {
+			e.t.Fatal(err)
+		}
+		if body != nil {
+			if _, err := tw.Write(body); err != nil {
+				e.t.Fatal(err)
+			}
+		}
+	}
+	for _, d := range []string{"bin/", "tmp/", "etc/", "proc/", "sys/", "dev/"} {
+		add(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o1777}, nil)
+	}
+	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))}, bb)
+	for _, applet := range []string{"sh", "sleep", "httpd", "wget", "nc", "true", "false", "touch", "test", "cat", "echo", "rm", "kill"} {
+		add(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
+	}
+	if err := tw.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	r, err := e.client.ImageImport(ctx, client.ImageImportSource{Source: &buf, SourceName: "-"}, ref, client.ImageImportOptions{})
+	if err != nil {
+		e.t.Fatalf("testdocker: import: %v", err)
+	}
+	r.Close()
+	return ref
+}
+
+// Spec describes a test container.
+type Spec struct {
+	Name   string
+	Cmd    []string          // default: sleep forever
+	Health []string          // a CMD-SHELL health command; nil: no HEALTHCHECK
+	Labels map[string]string // e.g. compose's
+	// HealthInterval is the HEALTHCHECK's interval. Default 200ms.
+	HealthInterval time.Duration
+	StopTimeout    int // seconds; 0: the engine's default
+}
+
+// Create creates (does not start) a container on the host's network.
+func (e *Engine) Create(s Spec) string {
+	e.t.Helper()
+	cfg := &container.Config{Image: e.Image(), Cmd: s.Cmd, Labels: s.Labels}
+	if len(cfg.Cmd) == 0 {
+		cfg.Cmd = []string{"sleep", "100000"}
+	}
+	if s.Health != nil {
+		iv := s.HealthInterval
+		if iv == 0 {
+			iv = 200 * time.Millisecond
+		}
+		cfg.Healthcheck = &container.HealthConfig{
+			Test: append([]string{"CMD-SHELL"}, strings.Join(s.Health, " ")), Interval: iv, Timeout: 5 * time.Second, Retries: 1,
+		}
+	}
+	if s.StopTimeout > 0 {
+		st := s.StopTimeout
+		cfg.StopTimeout = &st
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
+	defer cancel()
+	r, err := e.client.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config: cfg, HostConfig: &container.HostConfig{NetworkMode: "host"}, Name: s.Name,
+	})
+	if err != nil {
+		e.t.Fatalf("testdocker: create %s: %v", s.Name, err)
+	}
+	return r.ID
+}
+
+// Inspect returns the container's state.
+func (e *Engine) Inspect(id string) container.InspectResponse {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
+	defer cancel()
+	r, err := e.client.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		e.t.Fatalf("testdocker: inspect %s: %v", id, err)
+	}
+	return r.Container
+}
+
+// Running reports whether the container runs.
+func (e *Engine) Running(id string) bool { return e.Inspect(id).State.Running }
+
+// Kill sends SIGKILL to the container, as `docker kill` does.
+func (e *Engine) Kill(id string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
+	defer cancel()
+	if _, err := e.client.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		e.t.Fatalf("testdocker: kill %s: %v", id, err)
+	}
+}
+
+// Exec runs argv in the container and waits for it.
+func (e *Engine) Exec(id string, argv ...string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
+	defer cancel()
+	cr, err := e.client.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: argv})
+	if err == nil {
+		_, err = e.client.ExecStart(ctx, cr.ID, client.ExecStartOptions{Detach: true})
+	}
+	for err == nil {
+		var ir client.ExecInspectResult
+		ir, err = e.client.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
+		if err == nil && !ir.Running {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("testdocker: exec %v in %s: %v", argv, id, err)
+}
+
+func (e *Engine) cleanup() {
+	if e.client != nil {
+		e.mu.Lock()
+		up := e.cmd != nil
+		e.mu.Unlock()
+		if up {
+			ctx, cancel := context.WithTimeout(context.Background(), stopGuard)
+			if r, err := e.client.ContainerList(ctx, client.ContainerListOptions{All: true}); err == nil {
+				for _, c := range r.Items {
+					_, _ = e.client.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+				}
+			}
+			cancel()
+		}
+		_ = e.client.Close()
+	}
+	e.Stop()
+	// Whatever dockerd left mounted under its directory, deepest first.
+	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		var mounts []string
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && strings.HasPrefix(f[4], e.dir+"/") {
+				mounts = append(mounts, f[4])
+			}
+		}
+		for i := len(mounts) - 1; i >= 0; i-- {
+			_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+		}
+	}
+	if err := os.RemoveAll(e.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		e.t.Logf("testdocker: remove %s: %v", e.dir, err)
+	}
+	_ = os.Remove(filepath.Join("/sys/fs/cgroup", e.cgroup))
+}

@@ -1,0 +1,630 @@
+// Package container owns the container tracker kind: a component that is an
+// existing Docker (or Podman) container, started, watched and stopped
+// through the Engine API, so containers sit in the same dependency graph as
+// exec tunnels and trackers and get the same wake machinery.
+//
+// Run finds the container (by name or id, or by docker compose's project
+// and service labels), subscribes to the engine's event stream for it, and
+// only then starts it when it is not running, so no event is missed. It is
+// ready when Docker's own HEALTHCHECK says healthy (the default when the
+// container has one), when a tcp, http or in-container exec check passes,
+// or, with no check, once it runs. After that the event stream alone moves
+// the component: a container that dies, is killed or turns unhealthy is
+// reported not ready at once (no polling), and one that died is started
+// again after a capped exponential backoff with full jitter — unless the
+// engine's own restart policy brought it back first.
+//
+// rouse never creates, pulls or removes anything: a container that does not
+// exist is an error naming it, and Run returns it so the component is
+// failed and the heartbeat retries. An engine that does not answer (Docker
+// Desktop not started yet after a wake, dockerd restarting) is a wait, not a
+// failure: Run reports the component starting with the reason and tries the
+// engine again every second, so the component starts the moment the engine
+// answers.
+//
+// The component is a Resumer: a container survives a sleep in place, so a
+// wake only checks it again (or restarts it with restart_on_wake). When the
+// component stops (rouse stop, a config change, agent shutdown) the
+// container is stopped with its own stop timeout, unless stop_on_stop is
+// false.
+//
+// The Engine API client is the official one (github.com/moby/moby/client):
+// it negotiates the API version with old engines (Debian's docker.io 20.10,
+// Podman's compat socket) and new ones, and decodes the event stream in all
+// its media types. It adds about 2 MB to the binary; a hand-written client
+// of the same calls would save that but carry its own bugs against every
+// engine version, which would be worse for users.
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+
+	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/trackers/internal/retry"
+)
+
+// Kind is the container tracker kind.
+var Kind = trackers.KindOf("container", false, DefaultOptions, New)
+
+func init() { trackers.Register(Kind) }
+
+var (
+	_ trackers.Component = (*Tracker)(nil)
+	_ trackers.Resumer   = (*Tracker)(nil)
+)
+
+// Timing of the parts that are not options.
+const (
+	// engineRetry is how often an engine that does not answer is tried.
+	engineRetry = time.Second
+	// callTimeout bounds one Engine API call (start, inspect, exec).
+	callTimeout = 30 * time.Second
+	// stopSlack is added to the container's own stop timeout while
+	// waiting for the engine to stop it.
+	stopSlack = 5 * time.Second
+	// defaultStopTimeout is the engine's default stop timeout (seconds).
+	defaultStopTimeout = 10
+	// execPoll is how often an in-container check's exit is looked at.
+	execPoll = 50 * time.Millisecond
+)
+
+// Tracker is one container component. Build it with New.
+type Tracker struct {
+	opts   Options
+	name   string
+	log    *slog.Logger
+	engine string // the address, for messages
+	cli    *client.Client
+	resume chan struct{} // 1-slot: wakes merge
+	rand   func(n int64) int64
+	http   *http.Client // the ready.http check's client
+
+	mu sync.Mutex
+	id string // the container's id once found
+}
+
+// New builds a container component from validated options. It does not
+// talk to the engine: that is Run's job, which waits for it.
+func New(o Options, deps trackers.Deps) (*Tracker, error) {
+	if err := trackers.JoinFieldErrors(o.Validate()); err != nil {
+		return nil, fmt.Errorf("container %s: %w", deps.Name, err)
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.Default().With("component", deps.Name)
+	}
+	opts := []client.Opt{client.FromEnv}
+	if o.Engine != "" {
+		opts = append(opts, client.WithHost(o.Engine))
+	}
+	cli, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: engine: %w", deps.Name, err)
+	}
+	return &Tracker{
+		opts:   o,
+		name:   deps.Name,
+		log:    log,
+		engine: cli.DaemonHost(),
+		cli:    cli,
+		resume: make(chan struct{}, 1),
+		rand:   rand.Int64N,
+		http:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+	}, nil
+}
+
+// ID is the container's id once Run found it, "" before.
+func (t *Tracker) ID() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.id
+}
+
+// Resume asks Run to check the container again after a wake (and restart
+// it with restart_on_wake).
+func (t *Tracker) Resume(context.Context) {
+	select {
+	case t.resume <- struct{}{}:
+	default:
+	}
+}
+
+// notFoundError is a container that does not exist: Run gives up on it.
+type notFoundError struct{ msg string }
+
+func (e *notFoundError) Error() string { return e.msg }
+
+// engineDownError is an engine that does not answer: a wait.
+type engineDownError struct{ err error }
+
+func (e *engineDownError) Error() string {
+	return "waiting for the container engine: " + e.err.Error()
+}
+func (e *engineDownError) Unwrap() error { return e.err }
+
+// Run starts and watches the container until ctx ends, then stops it
+// (stop_on_stop). It returns an error only when the container does not
+// exist.
+func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
+	defer t.cli.Close()
+	defer t.http.CloseIdleConnections()
+	b := retry.Backoff{Initial: t.opts.RestartBackoff.Initial, Max: t.opts.RestartBackoff.Max, Rand: t.rand}
+	attempt := 0
+	for {
+		started := time.Now()
+		err := t.session(ctx, h)
+		if ctx.Err() != nil {
+			t.stop()
+			return nil
+		}
+		var nf *notFoundError
+		if errors.As(err, &nf) {
+			return err
+		}
+		h.Report(trackers.StateStarting, err)
+		var wait time.Duration
+		var down *engineDownError
+		if errors.As(err, &down) {
+			wait = engineRetry
+		} else {
+			if time.Since(started) > time.Minute {
+				attempt = 0 // it ran a good while: start the backoff again
+			}
+			wait = b.Full(attempt)
+			attempt++
+		}
+		select {
+		case <-ctx.Done():
+			t.stop()
+			return nil
+		case <-t.resume:
+			attempt = 0 // a wake: try at once
+		case <-time.After(wait):
+		}
+	}
+}
+
+// session is one stretch of watching: it returns when the container died,
+// the engine went away, or ctx ended.
+func (t *Tracker) session(ctx context.Context, h trackers.Host) error {
+	if err := t.ping(ctx); err != nil {
+		return &engineDownError{err: err}
+	}
+	id, err := t.find(ctx)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.id = id
+	t.mu.Unlock()
+
+	// Subscribe before starting: the start, the health changes and a quick
+	// death all arrive on this stream.
+	ectx, cancel := context.WithCancel(ctx)
+	ev := t.cli.Events(ectx, client.EventsListOptions{
+		Filters: make(client.Filters).Add("type", "container").Add("container", id),
+	})
+	defer func() {
+		cancel()
+		for range ev.Err { // the stream's goroutine has ended once Err is closed
+		}
+	}()
+
+	info, err := t.inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	health, err := t.healthMode(info)
+	if err != nil {
+		return &notFoundError{msg: err.Error()}
+	}
+	if !info.State.Running || info.State.Paused {
+		if err := t.start(ctx, id, info); err != nil {
+			return err
+		}
+		if info, err = t.inspect(ctx, id); err != nil {
+			return err
+		}
+	}
+	w := &watch{t: t, h: h, id: id, health: health, running: info.State.Running}
+	if health && info.State.Health != nil {
+		w.healthy = info.State.Health.Status == container.Healthy
+	}
+	return w.loop(ctx, ev)
+}
+
+// watch is the state of one session's event loop.
+type watch struct {
+	t       *Tracker
+	h       trackers.Host
+	id      string
+	health  bool // Docker's HEALTHCHECK decides readiness
+	running bool
+	healthy bool
+	ready   bool // last reported
+}
+
+func (w *watch) loop(ctx context.Context, ev client.EventsResult) error {
+	t := w.t
+	var tick <-chan time.Time // the tcp/http/exec check while not ready
+	var ticker *time.Ticker
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	evaluate := func() {
+		switch {
+		case !w.running:
+			w.report(false, errors.New("the container is not running"))
+		case w.health:
+			if w.healthy {
+				w.report(true, nil)
+			} else {
+				w.report(false, nil)
+			}
+		case t.checkless():
+			w.report(true, nil)
+		default:
+			if w.ready {
+				return
+			}
+			if err := t.check(ctx, w.id); err == nil {
+				w.report(true, nil)
+				return
+			}
+			if ticker == nil {
+				ticker = time.NewTicker(t.opts.ReadyInterval)
+				tick = ticker.C
+			}
+		}
+	}
+	evaluate()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.resume:
+			w.ready = false
+			if t.opts.RestartOnWake {
+				w.h.Report(trackers.StateStarting, nil)
+				if err := t.restart(ctx, w.id); err != nil {
+					return err
+				}
+			}
+			info, err := t.inspect(ctx, w.id)
+			if err != nil {
+				return err
+			}
+			w.running = info.State.Running && !info.State.Paused
+			if !w.running {
+				return errors.New("the container was not running after the wake")
+			}
+			if w.health && info.State.Health != nil {
+				w.healthy = info.State.Health.Status == container.Healthy
+			}
+			w.h.Report(trackers.StateStarting, nil)
+			evaluate()
+		case <-tick:
+			if w.ready || !w.running {
+				continue
+			}
+			if err := t.check(ctx, w.id); err == nil {
+				ticker.Stop()
+				ticker, tick = nil, nil
+				w.report(true, nil)
+			} else {
+				w.h.Report(trackers.StateStarting, err)
+			}
+		case err := <-ev.Err:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &engineDownError{err: fmt.Errorf("the event stream of %s ended: %v", t.engine, err)}
+		case m := <-ev.Messages:
+			if err := w.event(ctx, m); err != nil {
+				return err
+			}
+			if !w.ready {
+				evaluate()
+			}
+		}
+	}
+}
+
+// event applies one engine event; an error ends the session.
+func (w *watch) event(ctx context.Context, m events.Message) error {
+	t := w.t
+	a := string(m.Action)
+	switch {
+	case a == string(events.ActionStart), a == string(events.ActionUnPause):
+		w.running = true
+		w.healthy = false
+		t.log.Debug("container started", "id", short(w.id))
+	case a == string(events.ActionPause):
+		w.running = false
+		w.report(false, errors.New("the container was paused"))
+	case a == string(events.ActionDie):
+		w.running = false
+		code := m.Actor.Attributes["exitCode"]
+		err := fmt.Errorf("the container exited with code %s", code)
+		w.note("container_died", "exit code "+code)
+		t.log.Info("container exited", "id", short(w.id), "exit_code", code)
+		w.report(false, err)
+		return err
+	case a == string(events.ActionDestroy):
+		return &notFoundError{msg: fmt.Sprintf("%s was removed from %s", t.opts.target(), t.engine)}
+	case strings.HasPrefix(a, "health_status"):
+		status := strings.TrimSpace(strings.TrimPrefix(a, "health_status"))
+		status = strings.TrimSpace(strings.TrimPrefix(status, ":"))
+		if status == "" {
+			status = m.Actor.Attributes["health_status"]
+		}
+		if !w.health {
+			return nil
+		}
+		switch container.HealthStatus(status) {
+		case container.Healthy:
+			w.healthy = true
+			w.report(true, nil)
+		case container.Unhealthy:
+			w.healthy = false
+			reason := "its HEALTHCHECK failed"
+			if info, err := t.inspect(ctx, w.id); err == nil && info.State.Health != nil {
+				if n := len(info.State.Health.Log); n > 0 {
+					if out := strings.TrimSpace(info.State.Health.Log[n-1].Output); out != "" {
+						reason += ": " + lastLine(out)
+					}
+				}
+			}
+			w.note("container_unhealthy", reason)
+			w.report(false, errors.New("the container is unhealthy: "+reason))
+		}
+	}
+	return nil
+}
+
+// report tells the host, once per change of readiness.
+func (w *watch) report(ready bool, err error) {
+	if ready == w.ready && err == nil {
+		return
+	}
+	w.ready = ready
+	if ready {
+		w.h.Report(trackers.StateReady, nil)
+		return
+	}
+	w.h.Report(trackers.StateStarting, err)
+}
+
+// note records a happening that is not a state change, when the host
+// takes notes.
+func (w *watch) note(event, detail string) {
+	if n, ok := w.h.(trackers.Noter); ok {
+		n.Note(event, detail)
+	}
+}
+
+func (t *Tracker) checkless() bool {
+	r := t.opts.Ready
+	return r.TCP == "" && r.HTTP == "" && len(r.Exec) == 0
+}
+
+// healthMode says whether Docker's HEALTHCHECK decides readiness.
+func (t *Tracker) healthMode(info container.InspectResponse) (bool, error) {
+	has := info.Config != nil && info.Config.Healthcheck != nil &&
+		len(info.Config.Healthcheck.Test) > 0 && info.Config.Healthcheck.Test[0] != "NONE"
+	want := t.opts.Ready.Health
+	switch {
+	case want == nil:
+		return has && t.checkless(), nil
+	case *want && !has:
+		return false, fmt.Errorf("%s has no HEALTHCHECK, but ready.health is true: add one (docker run --health-cmd …) or use ready.tcp, ready.http or ready.exec", t.opts.target())
+	default:
+		return *want, nil
+	}
+}
+
+func (t *Tracker) ping(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err := t.cli.Ping(cctx, client.PingOptions{NegotiateAPIVersion: true})
+	if err != nil {
+		return fmt.Errorf("%s does not answer: %w", t.engine, err)
+	}
+	return nil
+}
+
+// find returns the container's id.
+func (t *Tracker) find(ctx context.Context) (string, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if t.opts.Container != "" {
+		r, err := t.cli.ContainerInspect(cctx, t.opts.Container, client.ContainerInspectOptions{})
+		if err != nil {
+			if isNotFound(err) {
+				return "", &notFoundError{msg: fmt.Sprintf("%s does not exist on %s: rouse starts existing containers, create it first (docker create --name %s …)", t.opts.target(), t.engine, t.opts.Container)}
+			}
+			return "", fmt.Errorf("inspect %s: %w", t.opts.target(), err)
+		}
+		return r.Container.ID, nil
+	}
+	f := make(client.Filters).
+		Add("label", "com.docker.compose.project="+t.opts.Compose.Project).
+		Add("label", "com.docker.compose.service="+t.opts.Compose.Service)
+	r, err := t.cli.ContainerList(cctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return "", fmt.Errorf("list containers of %s: %w", t.opts.target(), err)
+	}
+	switch len(r.Items) {
+	case 0:
+		return "", &notFoundError{msg: fmt.Sprintf("%s has no container on %s: create it first (docker compose -p %s create %s)", t.opts.target(), t.engine, t.opts.Compose.Project, t.opts.Compose.Service)}
+	case 1:
+		return r.Items[0].ID, nil
+	default:
+		return "", &notFoundError{msg: fmt.Sprintf("%s has %d containers on %s (scaled?): name one with container:", t.opts.target(), len(r.Items), t.engine)}
+	}
+}
+
+func (t *Tracker) inspect(ctx context.Context, id string) (container.InspectResponse, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	r, err := t.cli.ContainerInspect(cctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		if isNotFound(err) {
+			return container.InspectResponse{}, &notFoundError{msg: fmt.Sprintf("%s was removed from %s", t.opts.target(), t.engine)}
+		}
+		return container.InspectResponse{}, fmt.Errorf("inspect %s: %w", t.opts.target(), err)
+	}
+	if r.Container.State == nil {
+		return container.InspectResponse{}, fmt.Errorf("inspect %s: the engine gave no state", t.opts.target())
+	}
+	return r.Container, nil
+}
+
+func (t *Tracker) start(ctx context.Context, id string, info container.InspectResponse) error {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if info.State.Paused {
+		if _, err := t.cli.ContainerUnpause(cctx, id, client.ContainerUnpauseOptions{}); err != nil {
+			return fmt.Errorf("unpause %s: %w", t.opts.target(), err)
+		}
+		return nil
+	}
+	t.log.Info("starting container", "id", short(id))
+	if _, err := t.cli.ContainerStart(cctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start %s: %w", t.opts.target(), err)
+	}
+	return nil
+}
+
+func (t *Tracker) restart(ctx context.Context, id string) error {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout+time.Duration(defaultStopTimeout)*time.Second)
+	defer cancel()
+	t.log.Info("restarting container on wake", "id", short(id))
+	if _, err := t.cli.ContainerRestart(cctx, id, client.ContainerRestartOptions{}); err != nil {
+		return fmt.Errorf("restart %s: %w", t.opts.target(), err)
+	}
+	return nil
+}
+
+// stop stops the container with its own stop timeout (stop_on_stop).
+func (t *Tracker) stop() {
+	id := t.ID()
+	if id == "" || !t.opts.stopOnStop() {
+		return
+	}
+	secs := defaultStopTimeout
+	ictx, icancel := context.WithTimeout(context.Background(), 5*time.Second)
+	r, err := t.cli.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
+	icancel()
+	if err != nil || r.Container.State == nil || !r.Container.State.Running {
+		return
+	}
+	if r.Container.Config != nil && r.Container.Config.StopTimeout != nil {
+		secs = *r.Container.Config.StopTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+stopSlack)
+	defer cancel()
+	t.log.Info("stopping container", "id", short(id))
+	if _, err := t.cli.ContainerStop(ctx, id, client.ContainerStopOptions{}); err != nil {
+		t.log.Warn("cannot stop the container", "id", short(id), "err", err)
+	}
+}
+
+// check runs the tcp, http or exec readiness check once.
+func (t *Tracker) check(ctx context.Context, id string) error {
+	cctx, cancel := context.WithTimeout(ctx, t.opts.ReadyTimeout)
+	defer cancel()
+	r := t.opts.Ready
+	switch {
+	case r.TCP != "":
+		var d net.Dialer
+		c, err := d.DialContext(cctx, "tcp", r.TCP)
+		if err != nil {
+			return fmt.Errorf("ready.tcp: %w", err)
+		}
+		return c.Close()
+	case r.HTTP != "":
+		req, err := http.NewRequestWithContext(cctx, http.MethodGet, r.HTTP, nil)
+		if err != nil {
+			return fmt.Errorf("ready.http: %w", err)
+		}
+		resp, err := t.http.Do(req)
+		if err != nil {
+			return fmt.Errorf("ready.http: %w", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return fmt.Errorf("ready.http: GET %s: %s", r.HTTP, resp.Status)
+		}
+		return nil
+	case len(r.Exec) > 0:
+		return t.execCheck(cctx, id)
+	}
+	return nil
+}
+
+// execCheck runs ready.exec inside the container and waits for its exit.
+func (t *Tracker) execCheck(ctx context.Context, id string) error {
+	cr, err := t.cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: t.opts.Ready.Exec})
+	if err != nil {
+		return fmt.Errorf("ready.exec: %w", err)
+	}
+	if _, err := t.cli.ExecStart(ctx, cr.ID, client.ExecStartOptions{Detach: true}); err != nil {
+		return fmt.Errorf("ready.exec: %w", err)
+	}
+	tk := time.NewTicker(execPoll)
+	defer tk.Stop()
+	for {
+		ir, err := t.cli.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
+		if err != nil {
+			return fmt.Errorf("ready.exec: %w", err)
+		}
+		if !ir.Running {
+			if ir.ExitCode != 0 {
+				return fmt.Errorf("ready.exec: %s exited with code %d", t.opts.Ready.Exec[0], ir.ExitCode)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ready.exec: %w", ctx.Err())
+		case <-tk.C:
+		}
+	}
+}
+
+func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
