@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -26,25 +28,68 @@ type Client struct {
 	base  string
 	token string
 	// HTTP does the requests (default: a client of its own with no overall
-	// timeout, so long Start/Restart calls and event streams work; bound a
-	// call with its context).
+	// timeout, so long Start/Restart calls and event streams work, but a
+	// connect bounded by ConnectTimeout; bound a call with its context).
 	HTTP *http.Client
-	// OnReconnect, when set, is called by Events before each wait to
-	// reconnect, with the error that ended the stream and the wait.
-	OnReconnect func(err error, wait time.Duration)
-	// OnConnect, when set, is called by Events each time the agent has
-	// accepted the stream (so a caller can act knowing it misses nothing
-	// from then on, e.g. `rouse wake --follow` wakes only then).
-	OnConnect func()
+}
+
+// ConnectTimeout bounds opening a connection to the agent: it listens on
+// loopback, so a connection not made by then will not be made, and a
+// command must say so rather than hang.
+const ConnectTimeout = 2 * time.Second
+
+// NoAgentError is a request that could not reach the agent at all: nothing
+// listens at its address, or the connection could not be made in time.
+type NoAgentError struct {
+	URL string // the agent's base URL
+	Err error  // the dial error
+}
+
+func (e *NoAgentError) Error() string {
+	return fmt.Sprintf("no agent answers at %s: %v", e.URL, rootCause(e.Err))
+}
+
+func (e *NoAgentError) Unwrap() error { return e.Err }
+
+// IsNoAgent reports whether err is a request that could not reach the agent.
+func IsNoAgent(err error) bool {
+	var ne *NoAgentError
+	return errors.As(err, &ne)
+}
+
+// rootCause is the innermost error of a dial failure ("connection
+// refused", "i/o timeout"), which is what a user can act on.
+func rootCause(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// noAgent wraps a transport error that happened before a connection was
+// made; other errors are returned as they are.
+func (c *Client) noAgent(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return &NoAgentError{URL: c.base, Err: err}
+	}
+	return err
 }
 
 // New returns a client of the agent at baseURL (e.g. "http://127.0.0.1:8000")
 // authenticating with token.
 func New(baseURL, token string) *Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
 	return &Client{
 		base:  strings.TrimRight(baseURL, "/"),
 		token: token,
-		HTTP:  &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+		HTTP:  &http.Client{Transport: tr},
 	}
 }
 
@@ -87,6 +132,9 @@ func (c *Client) do(ctx context.Context, method, path string, ok ...int) (*http.
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
+		if err := c.noAgent(err); IsNoAgent(err) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	for _, s := range ok {

@@ -262,13 +262,17 @@ func TestClientMethods(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-	t.Run("ADeadAgentIsAPlainError", func(t *testing.T) {
-		dead := New("http://127.0.0.1:1", testToken)
+	t.Run("ADeadAgentIsANoAgentErrorNamingTheAddress", func(t *testing.T) {
+		addr := deadAddr(t)
+		dead := New("http://"+addr, testToken)
 		defer dead.Close()
 		err := dead.Alive(ctx)
 		var ae *APIError
-		if err == nil || errors.As(err, &ae) {
+		if !IsNoAgent(err) || errors.As(err, &ae) {
 			t.Fatalf("err = %v", err)
+		}
+		if want := "no agent answers at http://" + addr + ": connection refused"; err.Error() != want {
+			t.Fatalf("err = %q, want %q", err, want)
 		}
 	})
 }
@@ -343,7 +347,7 @@ func TestFromEnv(t *testing.T) {
 	})
 	t.Run("AMissingTokenSaysWhatToDo", func(t *testing.T) {
 		_, err := FromEnv("127.0.0.1:8000", t.TempDir())
-		if err == nil || !strings.Contains(err.Error(), "is the agent running") {
+		if err == nil || !strings.Contains(err.Error(), `start it with "rouse run"`) {
 			t.Fatalf("err = %v", err)
 		}
 	})

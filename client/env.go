@@ -79,7 +79,7 @@ func readToken(path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if os.IsNotExist(err) {
-			return "", fmt.Errorf("no API token at %s: is the agent running with this data directory? It creates the token at first start (or pass --data)", path)
+			return "", fmt.Errorf("no API token at %s: the agent creates it at first start; start it with \"rouse run\", or pass the --data directory it runs with", path)
 		}
 		if os.IsPermission(err) {
 			return "", fmt.Errorf("cannot read the API token %s: %w (run as the agent's user, or with sudo for the system service)", path, err)

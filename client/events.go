@@ -38,19 +38,45 @@ type handlerError struct{ err error }
 
 func (e handlerError) Error() string { return e.err.Error() }
 
+// StreamOptions tune one Events call. Each call carries its own hooks, so
+// two followers of one Client (the tray and a command, say) never see each
+// other's callbacks.
+type StreamOptions struct {
+	// LastID resumes after this event (0: only new events).
+	LastID int64
+	// OnConnect, when set, is called each time the agent has accepted the
+	// stream (so a caller can act knowing it misses nothing from then on,
+	// e.g. `rouse wake --follow` wakes only then).
+	OnConnect func()
+	// OnReconnect, when set, is called before each wait to reconnect, with
+	// the error that ended the stream (or the attempt) and the wait.
+	OnReconnect func(err error, wait time.Duration)
+	// FailFast returns the first attempt's error at once when that attempt
+	// could not open the stream: a command says "no agent" instead of
+	// waiting for one to appear.
+	FailFast bool
+	// GiveUpAfter, when > 0, ends the reconnects once the agent has been
+	// out of reach that long since the stream last broke; Events then
+	// returns the last error. Zero keeps trying until ctx is done.
+	GiveUpAfter time.Duration
+}
+
 // Events follows GET /api/v1/events, calling fn for each event in order.
-// It resumes after lastID (0: only new events) and, whenever the stream
-// breaks, reconnects with exponential backoff and Last-Event-ID, so no
-// event still in the agent's backlog is missed. It returns ctx.Err() when
-// ctx is done, fn's error as is when fn fails, and an *APIError at once for
-// answers that retrying cannot fix (400, 401, 403, 404).
-func (c *Client) Events(ctx context.Context, lastID int64, fn func(wire.Event) error) error {
+// It resumes after o.LastID and, whenever the stream breaks, reconnects
+// with exponential backoff and Last-Event-ID, so no event still in the
+// agent's backlog is missed. It returns ctx.Err() when ctx is done, fn's
+// error as is when fn fails, an *APIError at once for answers that
+// retrying cannot fix (400, 401, 403, 404), and the last connection error
+// when o.FailFast or o.GiveUpAfter says to stop trying.
+func (c *Client) Events(ctx context.Context, o StreamOptions, fn func(wire.Event) error) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = reconnectInitial
 	bo.MaxInterval = reconnectMax
 	bo.RandomizationFactor = 0.5
-	for {
-		connected, err := c.stream(ctx, &lastID, fn)
+	lastID := o.LastID
+	var down time.Time // when the agent was last lost; zero while connected
+	for first := true; ; first = false {
+		connected, err := c.stream(ctx, &lastID, o.OnConnect, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -65,12 +91,21 @@ func (c *Client) Events(ctx context.Context, lastID int64, fn func(wire.Event) e
 				return err
 			}
 		}
+		if first && !connected && o.FailFast {
+			return err
+		}
+		if connected || down.IsZero() {
+			down = time.Now()
+		}
 		if connected {
 			bo.Reset()
 		}
+		if o.GiveUpAfter > 0 && time.Since(down) >= o.GiveUpAfter {
+			return fmt.Errorf("gave up after %s without the event stream: %w", o.GiveUpAfter, err)
+		}
 		wait := bo.NextBackOff()
-		if c.OnReconnect != nil {
-			c.OnReconnect(err, wait)
+		if o.OnReconnect != nil {
+			o.OnReconnect(err, wait)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -84,7 +119,7 @@ func (c *Client) Events(ctx context.Context, lastID int64, fn func(wire.Event) e
 
 // stream reads one connection's events. connected reports whether the
 // server accepted the stream.
-func (c *Client) stream(ctx context.Context, lastID *int64, fn func(wire.Event) error) (connected bool, err error) {
+func (c *Client) stream(ctx context.Context, lastID *int64, onConnect func(), fn func(wire.Event) error) (connected bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var idle atomic.Bool
@@ -104,14 +139,17 @@ func (c *Client) stream(ctx context.Context, lastID *int64, fn func(wire.Event) 
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
+		if err := c.noAgent(err); IsNoAgent(err) {
+			return false, err
+		}
 		return false, fmt.Errorf("event stream: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return false, decodeError(resp)
 	}
-	if c.OnConnect != nil {
-		c.OnConnect()
+	if onConnect != nil {
+		onConnect()
 	}
 
 	sc := bufio.NewScanner(resp.Body)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -62,9 +63,9 @@ func TestEvents(t *testing.T) {
 		a := startAgent(t, &apitest.Backend{SubscribeFunc: bl.subscribe}, "127.0.0.1:0")
 		c := newClient(t, a)
 		connects := 0
-		c.OnConnect = func() { connects++ }
+		o := StreamOptions{OnConnect: func() { connects++ }}
 		var got []wire.Event
-		err := c.Events(context.Background(), 0, func(e wire.Event) error {
+		err := c.Events(context.Background(), o, func(e wire.Event) error {
 			got = append(got, e)
 			if len(got) == 2 {
 				return errEnough
@@ -88,11 +89,11 @@ func TestEvents(t *testing.T) {
 		a := startAgent(t, &apitest.Backend{SubscribeFunc: bl.subscribe}, "127.0.0.1:0")
 		c := newClient(t, a)
 		var reconnects syncList[error]
-		c.OnReconnect = func(err error, _ time.Duration) { reconnects.add(err) }
+		o := StreamOptions{LastID: 1, OnReconnect: func(err error, _ time.Duration) { reconnects.add(err) }}
 		var ids []int64
 		ctx, cancel := context.WithTimeout(context.Background(), guard)
 		defer cancel()
-		err := c.Events(ctx, 1, func(e wire.Event) error {
+		err := c.Events(ctx, o, func(e wire.Event) error {
 			ids = append(ids, e.ID)
 			if e.ID == 4 {
 				return errEnough
@@ -122,7 +123,7 @@ func TestEvents(t *testing.T) {
 		got := make(chan int64, 8)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- c.Events(ctx, 0, func(e wire.Event) error { got <- e.ID; return nil }) }()
+		go func() { done <- c.Events(ctx, StreamOptions{}, func(e wire.Event) error { got <- e.ID; return nil }) }()
 		waitID(t, got, 1)
 
 		a.stop() // the agent goes away (a restart, a suspend)
@@ -146,10 +147,10 @@ func TestEvents(t *testing.T) {
 		a := startAgent(t, &apitest.Backend{SubscribeFunc: bl.subscribe}, "127.0.0.1:0")
 		c := newClient(t, a)
 		idle := make(chan error, 8)
-		c.OnReconnect = func(err error, _ time.Duration) { idle <- err }
+		o := StreamOptions{OnReconnect: func(err error, _ time.Duration) { idle <- err }}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- c.Events(ctx, 0, func(wire.Event) error { return nil }) }()
+		go func() { done <- c.Events(ctx, o, func(wire.Event) error { return nil }) }()
 		select {
 		case err := <-idle:
 			if !errors.Is(err, errStreamIdle) {
@@ -165,7 +166,7 @@ func TestEvents(t *testing.T) {
 		a := startAgent(t, &apitest.Backend{}, "127.0.0.1:0")
 		c := New(a.url, strings.Repeat("e", 64))
 		defer c.Close()
-		err := c.Events(context.Background(), 0, func(wire.Event) error { return nil })
+		err := c.Events(context.Background(), StreamOptions{}, func(wire.Event) error { return nil })
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
 			t.Fatalf("err = %v", err)
@@ -176,15 +177,15 @@ func TestEvents(t *testing.T) {
 		c := New("http://127.0.0.1:1", testToken)
 		defer c.Close()
 		tries := make(chan struct{}, 16)
-		c.OnReconnect = func(error, time.Duration) {
+		o := StreamOptions{OnReconnect: func(error, time.Duration) {
 			select {
 			case tries <- struct{}{}:
 			default:
 			}
-		}
+		}}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- c.Events(ctx, 0, func(wire.Event) error { return nil }) }()
+		go func() { done <- c.Events(ctx, o, func(wire.Event) error { return nil }) }()
 		for range 3 {
 			select {
 			case <-tries:
@@ -197,6 +198,47 @@ func TestEvents(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("FailFastReturnsAtOnceWhenNoAgentListens", func(t *testing.T) {
+		c := New("http://"+deadAddr(t), testToken)
+		defer c.Close()
+		tried := false
+		o := StreamOptions{FailFast: true, OnReconnect: func(error, time.Duration) { tried = true }}
+		err := c.Events(context.Background(), o, func(wire.Event) error { return nil })
+		if !IsNoAgent(err) {
+			t.Fatalf("err = %v, want a NoAgentError", err)
+		}
+		if tried {
+			t.Fatal("FailFast retried")
+		}
+	})
+	t.Run("GiveUpAfterEndsTheReconnectsOnceTheAgentIsGone", func(t *testing.T) {
+		shortReconnects(t)
+		bl := &backlog{events: []wire.Event{stateEvent(1, "a")}}
+		a := startAgent(t, &apitest.Backend{SubscribeFunc: bl.subscribe}, "127.0.0.1:0")
+		c := newClient(t, a)
+		o := StreamOptions{FailFast: true, GiveUpAfter: 300 * time.Millisecond}
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		err := c.Events(ctx, o, func(e wire.Event) error {
+			a.stop() // the agent goes away mid-follow and does not come back
+			return nil
+		})
+		if !IsNoAgent(err) || ctx.Err() != nil {
+			t.Fatalf("err = %v (ctx %v), want the agent given up on", err, ctx.Err())
+		}
+	})
+}
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
 
 func waitID(t *testing.T, got <-chan int64, want int64) {

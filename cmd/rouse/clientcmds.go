@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rouse-dev/rouse/client"
+	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -26,11 +27,7 @@ func (g *globals) newClient() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.FromEnv(g.listenAddr(cfg.Listen), g.dataDir(cfg.Data))
-	if err != nil {
-		return nil, fmt.Errorf("%w (is the agent running? start it with: rouse run)", err)
-	}
-	return c, nil
+	return client.FromEnv(g.listenAddr(cfg.Listen), g.dataDir(cfg.Data))
 }
 
 // colour paints s on a terminal only.
@@ -237,63 +234,102 @@ func printPlan(out io.Writer, p wire.Plan) {
 
 var errWakeDone = errors.New("done")
 
+// followReconnect is how long `rouse wake --follow` keeps trying to get
+// its event stream back once it broke mid-wake, before it gives up and
+// says where to look instead.
+var followReconnect = 30 * time.Second
+
 // followWake subscribes first (so no event is missed), wakes once the
 // stream is accepted, then prints state changes until this wake's restore
-// is done.
+// is done. With no agent it fails at once; a stream that breaks while the
+// wake is followed is reopened for at most followReconnect.
 func followWake(ctx context.Context, c *client.Client, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p := newPainter(out)
 	t0 := time.Now()
-	wakeID := make(chan int64, 1)
-	var id int64 = -1
-	errc := make(chan error, 2)
-	c.OnConnect = func() {
+	var id int64 = -1 // -1: not asked yet; 0: asked, no answer yet
+	var wakeErr error
+	onConnect := func() {
 		if id >= 0 {
 			return // a reconnect: the wake was already asked for
 		}
 		id = 0
 		w, err := c.Wake(ctx)
 		if err != nil {
-			errc <- err
+			wakeErr = err
 			cancel()
 			return
 		}
+		id = w.ID
 		fmt.Fprintf(out, "wake %d: restoring\n", w.ID)
-		wakeID <- w.ID
 	}
-	err := c.Events(ctx, 0, func(ev wire.Event) error {
-		if id <= 0 {
-			select {
-			case id = <-wakeID:
-			default:
-			}
-		}
+	err := c.Events(ctx, client.StreamOptions{OnConnect: onConnect, FailFast: true, GiveUpAfter: followReconnect}, func(ev wire.Event) error {
 		switch {
 		case ev.State != nil:
-			line := fmt.Sprintf("%7s  %-24s %s", time.Since(t0).Round(time.Millisecond), ev.State.Name, p.state(ev.State.State))
+			line := fmt.Sprintf("%7s  %-24s %s", humanDuration(time.Since(t0)), ev.State.Name, p.state(ev.State.State))
 			if ev.State.Error != "" {
 				line += "  " + ev.State.Error
 			}
 			fmt.Fprintln(out, line)
 		case ev.Wake != nil && ev.Wake.Phase == "done" && ev.Wake.Wake != nil && ev.Wake.Wake.ID == id:
-			r := ev.Wake.Wake.Restore
-			fmt.Fprintf(out, "restore done in %s: %d ready, %d timed out, %d failed\n",
-				time.Duration(r.DurationMS)*time.Millisecond, r.Ready, r.TimedOut, r.Failed)
-			if r.TimedOut+r.Failed > 0 {
+			printRestore(out, *ev.Wake.Wake)
+			if r := ev.Wake.Wake.Restore; r.TimedOut+r.Failed > 0 {
 				return codeError{1}
 			}
 			return errWakeDone
 		}
 		return nil
 	})
-	select {
-	case werr := <-errc:
-		return werr
-	default:
-	}
-	if errors.Is(err, errWakeDone) {
+	switch {
+	case wakeErr != nil:
+		return wakeErr
+	case errors.Is(err, errWakeDone):
 		return nil
+	case id > 0 && err != nil && ctx.Err() == nil && !errors.As(err, new(codeError)):
+		return fmt.Errorf("lost the agent while following wake %d: %w; see how it ended with: rouse status", id, err)
 	}
 	return err
+}
+
+// printRestore is the closing line of a followed wake: the counts, then
+// which components did not make it and why.
+func printRestore(out io.Writer, w wire.Wake) {
+	r := w.Restore
+	fmt.Fprintf(out, "restore done in %s: %d ready, %d timed out, %d failed", humanDuration(time.Duration(r.DurationMS)*time.Millisecond), r.Ready, r.TimedOut, r.Failed)
+	if r.Skipped > 0 {
+		fmt.Fprintf(out, ", %d stopped", r.Skipped)
+	}
+	fmt.Fprintln(out)
+	for _, c := range w.Components {
+		var what string
+		switch trackers.State(c.State) {
+		case trackers.StateReady, trackers.StateCatchingUp:
+			continue
+		case trackers.StateFailed:
+			what = "failed"
+		default:
+			what = "timed out (" + c.State + ")"
+		}
+		line := fmt.Sprintf("  %s %s after %s", c.Name, what, humanDuration(time.Duration(c.DurationMS)*time.Millisecond))
+		if c.Error != "" {
+			line += ": " + c.Error
+		}
+		fmt.Fprintln(out, line)
+	}
+}
+
+// humanDuration is a duration as a person reads it: never "0s" for a
+// restore that took 2 ms — "2ms", "1.3s", "2m5s", and "<1ms" below a millisecond
+// (the wire counts whole milliseconds).
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return "<1ms"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }

@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { extraCommandFuncs = append(extraCommandFuncs, newCompletionCmd) }
-
 // newCompletionCmd replaces cobra's default completion command (cobra adds
 // its own only when none exists) with one whose help says how to install
 // the script for each shell.

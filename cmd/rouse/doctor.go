@@ -24,8 +24,6 @@ import (
 	"github.com/rouse-dev/rouse/platform/netwatch"
 )
 
-func init() { extraCommandFuncs = append(extraCommandFuncs, newDoctorCmd) }
-
 // level is a check's verdict. Only fail makes `rouse doctor` exit 1: a
 // warning is something that works, but not as well as it could.
 type level int
@@ -209,7 +207,7 @@ func (d *doctor) checkConfig() finding {
 		return fail(name, "rouse config check "+d.configPath, "%v", err)
 	}
 	d.cfg = cfg
-	return ok(name, "%s: valid (%d trackers, %d jobs)", d.configPath, len(cfg.Trackers), len(cfg.Jobs))
+	return ok(name, "%s: valid (%s, %s)", d.configPath, plural(len(cfg.Trackers), "tracker", "trackers"), plural(len(cfg.Jobs), "job", "jobs"))
 }
 
 // checkDataDir: the directory is ours, private and writable.

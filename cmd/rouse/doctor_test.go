@@ -161,7 +161,7 @@ func TestDoctorFiles(t *testing.T) {
 		d := newTestDoctor(t)
 		d.configPath = filepath.Join(t.TempDir(), "rouse.yaml")
 		os.WriteFile(d.configPath, []byte("trackers:\n  - name: t\n    kind: exec\n    command: [sleep, '1000']\n"), 0o600)
-		wantLevel(t, d.checkConfig(), levelOK, "valid (1 trackers, 0 jobs)")
+		wantLevel(t, d.checkConfig(), levelOK, "valid (1 tracker, 0 jobs)")
 	})
 	t.Run("A missing config file fails", func(t *testing.T) {
 		d := newTestDoctor(t)

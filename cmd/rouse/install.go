@@ -8,10 +8,6 @@ import (
 	"github.com/rouse-dev/rouse/installer"
 )
 
-func init() {
-	extraCommandFuncs = append(extraCommandFuncs, newInstallCmd, newUninstallCmd, newServiceCmd)
-}
-
 // serviceFlags are the flags every service command shares.
 type serviceFlags struct {
 	user   bool
@@ -24,13 +20,23 @@ func (f *serviceFlags) add(cmd *cobra.Command) {
 	_ = cmd.Flags().MarkHidden("service-manager")
 }
 
+// refuseGlobals says that the service commands do not take --config,
+// --data or --listen, rather than ignore them: the service runs "rouse
+// run" with the standard paths.
+func refuseGlobals(g *globals, cmd *cobra.Command) error {
+	if g.config == "" && g.data == "" && g.listen == "" {
+		return nil
+	}
+	return usagef("%s does not take --config, --data or --listen: the service runs with the standard paths (~/.config/rouse/rouse.yaml and ~/.local/share/rouse for --user, /etc/rouse/rouse.yaml and /var/lib/rouse for the system); set listen and data in that config file", cmd.CommandPath())
+}
+
 func (f *serviceFlags) installer(cmd *cobra.Command, noStart bool) (*installer.Installer, error) {
 	return installer.New(installer.Options{
 		User: f.user, NoStart: noStart, System: f.system, Out: cmd.OutOrStdout(),
 	})
 }
 
-func newInstallCmd(*globals) *cobra.Command {
+func newInstallCmd(g *globals) *cobra.Command {
 	var f serviceFlags
 	var noStart bool
 	cmd := &cobra.Command{
@@ -47,6 +53,9 @@ func newInstallCmd(*globals) *cobra.Command {
 Running it again rewrites the service file and restarts the service.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := refuseGlobals(g, cmd); err != nil {
+				return err
+			}
 			in, err := f.installer(cmd, noStart)
 			if err != nil {
 				return err
@@ -59,13 +68,16 @@ Running it again rewrites the service file and restarts the service.`,
 	return cmd
 }
 
-func newUninstallCmd(*globals) *cobra.Command {
+func newUninstallCmd(g *globals) *cobra.Command {
 	var f serviceFlags
 	cmd := &cobra.Command{
 		Use:   "uninstall",
 		Short: "Stop and remove the rouse service (data and config stay)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := refuseGlobals(g, cmd); err != nil {
+				return err
+			}
 			in, err := f.installer(cmd, false)
 			if err != nil {
 				return err
@@ -77,7 +89,7 @@ func newUninstallCmd(*globals) *cobra.Command {
 	return cmd
 }
 
-func newServiceCmd(*globals) *cobra.Command {
+func newServiceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "service",
 		Short: "Start, stop or query the installed rouse service",
@@ -89,6 +101,9 @@ func newServiceCmd(*globals) *cobra.Command {
 			Short: short,
 			Args:  cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
+				if err := refuseGlobals(g, cmd); err != nil {
+					return err
+				}
 				in, err := f.installer(cmd, false)
 				if err != nil {
 					return err

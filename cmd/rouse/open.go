@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-)
 
-func init() { extraCommandFuncs = append(extraCommandFuncs, newOpenCmd) }
+	"github.com/rouse-dev/rouse/client"
+)
 
 // browserExitWait is how long `rouse open` waits for the opener (xdg-open,
 // open, rundll32) to report a failure. Openers that launch a browser and
@@ -41,7 +41,10 @@ With --print it only prints the link, e.g. to open it on this machine by hand.`,
 			defer cancel()
 			lc, err := c.LoginCode(ctx)
 			if err != nil {
-				return fmt.Errorf("cannot get a login link from the agent at %s: %w (is it running? start it with: rouse run)", c.BaseURL(), err)
+				if client.IsNoAgent(err) {
+					return err // agentHint says what to do
+				}
+				return fmt.Errorf("cannot get a login link from the agent at %s: %w", c.BaseURL(), err)
 			}
 			if printOnly {
 				fmt.Fprintln(cmd.OutOrStdout(), lc.URL)

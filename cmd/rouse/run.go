@@ -101,41 +101,6 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format: want text or json, got %q", format)
 }
 
-func newConfigCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Work with config files"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "check FILE",
-		Short: "Check a config file and print every error (file:line: key: problem)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(args[0])
-			if err != nil {
-				var errs config.Errors
-				if errors.As(err, &errs) {
-					for _, e := range errs {
-						fmt.Fprintln(cmd.ErrOrStderr(), e)
-					}
-					fmt.Fprintf(cmd.ErrOrStderr(), "%d error(s)\n", len(errs))
-					return codeError{exitBadConfig}
-				}
-				return configError{err}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d trackers, %d jobs)\n", args[0], len(cfg.Trackers), len(cfg.Jobs))
-			return nil
-		},
-	})
-	cmd.AddCommand(&cobra.Command{
-		Use:   "default",
-		Short: "Print the embedded default config (a commented starting point)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := cmd.OutOrStdout().Write(config.DefaultYAML)
-			return err
-		},
-	})
-	return cmd
-}
-
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

@@ -6,8 +6,6 @@ import (
 	"github.com/rouse-dev/rouse/platform/tray"
 )
 
-func init() { extraCommandFuncs = append(extraCommandFuncs, newTrayCmd) }
-
 func newTrayCmd(g *globals) *cobra.Command {
 	var logLevel string
 	cmd := &cobra.Command{

@@ -29,10 +29,13 @@ func ClientAgent(c *client.Client) Agent { return clientAgent{c} }
 
 type clientAgent struct{ *client.Client }
 
+// Follow passes its hooks with this one stream, so a client shared with
+// other code keeps its own.
 func (a clientAgent) Follow(ctx context.Context, fn func(wire.Event) error, connected func(), lost func(error)) error {
-	a.OnConnect = connected
-	a.OnReconnect = func(err error, _ time.Duration) { lost(err) }
-	return a.Events(ctx, 0, fn)
+	return a.Events(ctx, client.StreamOptions{
+		OnConnect:   connected,
+		OnReconnect: func(err error, _ time.Duration) { lost(err) },
+	}, fn)
 }
 
 // View shows a Model. The controller calls Show from one goroutine only.
