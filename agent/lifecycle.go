@@ -13,6 +13,7 @@ import (
 	"github.com/rouse-dev/rouse/agent/api"
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/agent/store"
+	"github.com/rouse-dev/rouse/internal/perm"
 	"github.com/rouse-dev/rouse/platform/clockwatch"
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/platform/notify"
@@ -86,7 +87,11 @@ func StorePath(dataDir string) string { return filepath.Join(dataDir, "rouse.db"
 // the API, the store. An *ExitError says which exit code fits.
 func (a *Agent) Run(ctx context.Context) (err error) {
 	a.startedAt = time.Now().Round(0).UTC()
-	// 1. The store. Failing here is fatal.
+	// 1. The data directory (0700, ours: internal/perm), then the store.
+	// Failing here is fatal.
+	if err := perm.Dir(a.opts.DataDir); err != nil {
+		return &ExitError{Code: 1, Err: fmt.Errorf("data directory: %w", err)}
+	}
 	a.store, err = store.Open(ctx, StorePath(a.opts.DataDir), store.Options{Logger: a.log})
 	if err != nil {
 		return &ExitError{Code: 1, Err: fmt.Errorf("cannot open the store: %w", err)}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/rouse-dev/rouse/internal/perm"
 )
 
 // DefaultListen is the agent's default address.
@@ -76,7 +78,7 @@ func defaultDataDir() (string, error) {
 // readToken reads the agent's token file. It refuses one that group or
 // others can access, as the agent does.
 func readToken(path string) (string, error) {
-	fi, err := os.Stat(path)
+	_, err := os.Stat(path)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return "", fmt.Errorf("no API token at %s: the agent creates it at first start; start it with \"rouse run\", or pass the --data directory it runs with", path)
@@ -86,8 +88,8 @@ func readToken(path string) (string, error) {
 		}
 		return "", fmt.Errorf("API token: %w", err)
 	}
-	if err := checkPrivate(path, fi); err != nil {
-		return "", err
+	if err := perm.Secret(path); err != nil {
+		return "", fmt.Errorf("API token: %w", err)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/rouse-dev/rouse/internal/perm"
 )
 
 // TokenFile is the name of the API token file in the data directory.
@@ -74,8 +76,8 @@ func ReadToken(path string) (string, error) {
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("api token: %s is not a regular file", path)
 	}
-	if err := checkPrivate(path, fi); err != nil {
-		return "", err
+	if err := perm.Secret(path); err != nil {
+		return "", fmt.Errorf("api token: %w", err)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

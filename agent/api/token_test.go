@@ -81,7 +81,7 @@ func TestLoadOrCreateToken(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := api.LoadOrCreateToken(dir)
-			if err == nil || !strings.Contains(err.Error(), "chmod 600 "+path) || !strings.Contains(err.Error(), "group or others") {
+			if err == nil || !strings.Contains(err.Error(), "chmod 600 "+path) || !strings.Contains(err.Error(), "is accessible by") {
 				t.Fatalf("mode %#o: err = %v", mode, err)
 			}
 		}

@@ -503,7 +503,7 @@ func TestPermissions(t *testing.T) {
 	t.Run("GroupWritableIsRefused", func(t *testing.T) {
 		p := write("g.yaml", 0o664)
 		err := CheckPermissions(p)
-		want := p + ": mode 0664 is writable by group; run chmod go-w " + p
+		want := p + ": " + p + " is writable by group (mode 0664); run: chmod go-w " + p
 		if err == nil || err.Error() != want || !errors.Is(err, ErrPermissions) {
 			t.Fatalf("err = %v, want %s", err, want)
 		}
@@ -514,11 +514,11 @@ func TestPermissions(t *testing.T) {
 	t.Run("WorldWritableIsRefused", func(t *testing.T) {
 		p := write("o.yaml", 0o606)
 		err := CheckPermissions(p)
-		if err == nil || !strings.Contains(err.Error(), "mode 0606 is writable by others;") {
+		if err == nil || !strings.Contains(err.Error(), "is writable by others (mode 0606);") {
 			t.Fatalf("err = %v", err)
 		}
 		p = write("go.yaml", 0o666)
-		if err := CheckPermissions(p); err == nil || !strings.Contains(err.Error(), "writable by group and others;") {
+		if err := CheckPermissions(p); err == nil || !strings.Contains(err.Error(), "writable by group and others (mode 0666);") {
 			t.Fatalf("err = %v", err)
 		}
 	})

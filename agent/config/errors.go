@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/rouse-dev/rouse/internal/perm"
 )
 
 // Sentinel causes a FieldError may wrap; test with errors.Is.
@@ -17,7 +19,7 @@ var (
 	ErrUnknownKind  = errors.New("unknown kind")
 	ErrRequired     = errors.New("required")
 	ErrSyntax       = errors.New("invalid YAML")
-	ErrPermissions  = errors.New("insecure permissions")
+	ErrPermissions  = perm.ErrInsecure
 	ErrNotLoopback  = errors.New("not a loopback address")
 	ErrWrongType    = errors.New("wrong type")
 	ErrInvalidValue = errors.New("invalid value")

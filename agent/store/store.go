@@ -51,6 +51,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/rouse-dev/rouse/internal/perm"
 )
 
 // Errors callers test with errors.Is.
@@ -207,8 +209,14 @@ func (s *Store) openLocked(ctx context.Context) (err error) {
 		s.setStatus(err == nil, err)
 	}()
 	start := time.Now()
+	// The database is created 0600 before SQLite opens it (SQLite gives
+	// its -wal and -shm files the same mode); the agent checks the data
+	// directory itself with perm.Dir before it opens the store.
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("store: create directory for %s: %w", s.path, err)
+	}
+	if err := perm.CreateFile(s.path); err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
 	w, err := sql.Open("sqlite", dsn(s.path, s.opts.BusyTimeout, false))
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/client"
 	"github.com/rouse-dev/rouse/installer"
+	"github.com/rouse-dev/rouse/internal/perm"
 	"github.com/rouse-dev/rouse/platform/netwatch"
 )
 
@@ -191,8 +192,8 @@ func (d *doctor) checkConfig() finding {
 	if _, err := os.Stat(d.configPath); err != nil {
 		return fail(name, "create it (rouse config default > "+d.configPath+"), or point --config / ROUSE_CONFIG elsewhere", "%s: %v", d.configPath, errors.Unwrap(err))
 	}
-	if err := config.CheckPermissions(d.configPath); err != nil {
-		return fail(name, "chmod go-w "+d.configPath, "%s is writable by others, who could make rouse run their commands", d.configPath)
+	if err := perm.File(d.configPath); err != nil {
+		return fail(name, fixOf(err, "rouse config check "+d.configPath), "%s: someone else could make rouse run their commands: %v", d.configPath, err)
 	}
 	cfg, err := config.Load(d.configPath)
 	if err != nil {
@@ -229,8 +230,8 @@ func (d *doctor) checkDataDir() finding {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 && permsMatter {
-		return warn(name, "chmod 700 "+d.dataDir, "%s has mode %04o: others can look into the store", d.dataDir, uint32(perm))
+	if err := perm.CheckDir(d.dataDir); err != nil {
+		return fail(name, fixOf(err, "chmod 700 "+d.dataDir), "the agent refuses it: %v", err)
 	}
 	return ok(name, "%s: private and writable", d.dataDir)
 }
@@ -240,15 +241,15 @@ func (d *doctor) checkDataDir() finding {
 func (d *doctor) checkToken() finding {
 	const name = "token"
 	path := filepath.Join(d.dataDir, "api-token")
-	fi, err := os.Stat(path)
+	_, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return warn(name, "start the agent once: it creates the token", "no API token at %s yet", path)
 	}
 	if err != nil {
 		return fail(name, "run as the agent's user (or with sudo for the system service)", "%s: %v", path, err)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 && permsMatter {
-		return fail(name, "chmod 600 "+path, "%s has mode %04o: others can read it and drive the agent", path, uint32(perm))
+	if err := perm.Secret(path); err != nil {
+		return fail(name, fixOf(err, "chmod 600 "+path), "others could read it and drive the agent: %v", err)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -524,4 +525,13 @@ func (d *doctor) checkService() finding {
 		return warn(name, "run rouse run yourself, or rouse install --user", "cannot ask the service manager: %v", firstErr)
 	}
 	return warn(name, "rouse install --user (starts at login), or keep running rouse run yourself", "not installed as a service")
+}
+
+// fixOf is the command a refusal of internal/perm names, else def.
+func fixOf(err error, def string) string {
+	var pe *perm.Error
+	if errors.As(err, &pe) && pe.Fix != "" {
+		return pe.Fix
+	}
+	return def
 }

@@ -122,10 +122,10 @@ func TestDoctorFiles(t *testing.T) {
 		writeToken(t, d.dataDir, 0o644)
 		wantLevel(t, d.checkToken(), levelFail, "0644", "chmod 600")
 	})
-	t.Run("A data dir others can read is a warning", func(t *testing.T) {
+	t.Run("A data dir others can read fails as the agent refuses it", func(t *testing.T) {
 		d := newTestDoctor(t)
 		os.Chmod(d.dataDir, 0o755)
-		wantLevel(t, d.checkDataDir(), levelWarn, "0755", "chmod 700")
+		wantLevel(t, d.checkDataDir(), levelFail, "0755", "chmod 700")
 	})
 	t.Run("A missing data dir and token are warnings", func(t *testing.T) {
 		d := newTestDoctor(t)
@@ -145,7 +145,7 @@ func TestDoctorFiles(t *testing.T) {
 		d.configPath = filepath.Join(t.TempDir(), "rouse.yaml")
 		os.WriteFile(d.configPath, []byte("trackers: []\n"), 0o600)
 		os.Chmod(d.configPath, 0o666)
-		wantLevel(t, d.checkConfig(), levelFail, "writable by others", "chmod go-w")
+		wantLevel(t, d.checkConfig(), levelFail, "writable by group and others", "chmod go-w")
 	})
 	t.Run("An invalid config fails naming its line", func(t *testing.T) {
 		d := newTestDoctor(t)

@@ -28,6 +28,9 @@ const testToken = "00112233445566778899aabbccddeeff00112233445566778899aabbccdde
 func startAPI(t *testing.T, b api.Backend) (addr, dataDir string, srv *api.Server) {
 	t.Helper()
 	dataDir = t.TempDir()
+	if err := os.Chmod(dataDir, 0o700); err != nil { // private, as the agent wants it
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dataDir, "api-token"), []byte(testToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
