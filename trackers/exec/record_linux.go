@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -101,6 +103,9 @@ func recordGroup(dir string, pid int) (*groupRecord, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := os.Chmod(dir, 0o700); err != nil { // made looser by hand: readRecord would not trust it
+		return nil, err
+	}
 	tmp, err := os.CreateTemp(dir, recordFile+".*")
 	if err != nil {
 		return nil, err
@@ -132,9 +137,39 @@ func dropRecord(dir string, rec *groupRecord) {
 	}
 }
 
+// errUntrusted marks a record someone other than the agent's user could
+// have written.
+var errUntrusted = errors.New("not trusted")
+
+// readRecord reads the record in dir. A record is trusted only when the
+// agent's user owns both it and dir, and neither is writable by group or
+// others (otherwise errUntrusted): a record planted by another user must
+// never make the agent kill a group of their choosing.
 func readRecord(dir string) (groupRecord, error) {
 	var rec groupRecord
-	b, err := os.ReadFile(filepath.Join(dir, recordFile))
+	f, err := os.OpenFile(filepath.Join(dir, recordFile), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return rec, fmt.Errorf("%w: %s is a symbolic link", errUntrusted, recordFile)
+		}
+		return rec, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return rec, err
+	}
+	if err := ownedBySelf(fi, true); err != nil {
+		return rec, err
+	}
+	di, err := os.Stat(dir)
+	if err != nil {
+		return rec, err
+	}
+	if err := ownedBySelf(di, false); err != nil {
+		return rec, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
 		return rec, err
 	}
@@ -142,6 +177,25 @@ func readRecord(dir string) (groupRecord, error) {
 		return rec, err
 	}
 	return rec, nil
+}
+
+// ownedBySelf returns an errUntrusted error unless fi is owned by the
+// agent's effective user and not writable by group or others (and, for a
+// file, is a regular file).
+func ownedBySelf(fi os.FileInfo, file bool) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("%w: cannot tell the owner of %s", errUntrusted, fi.Name())
+	}
+	switch uid := os.Geteuid(); {
+	case file && !fi.Mode().IsRegular():
+		return fmt.Errorf("%w: %s is not a regular file", errUntrusted, fi.Name())
+	case int(st.Uid) != uid:
+		return fmt.Errorf("%w: %s is owned by uid %d, not the agent's user (uid %d)", errUntrusted, fi.Name(), st.Uid, uid)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%w: %s is writable by group or others (mode %04o)", errUntrusted, fi.Name(), fi.Mode().Perm())
+	}
+	return nil
 }
 
 // sweepStale kills what is left of the process group recorded in dir by an
@@ -162,6 +216,11 @@ func sweepStale(dir string, log *slog.Logger) {
 		return
 	}
 	path := filepath.Join(dir, recordFile)
+	if errors.Is(err, errUntrusted) {
+		log.Warn("dropping a process group record the agent's user did not write alone", "path", path, "error", err)
+		os.Remove(path)
+		return
+	}
 	if err != nil {
 		log.Warn("dropping an unreadable process group record", "path", path, "error", err)
 		os.Remove(path)

@@ -223,6 +223,76 @@ func TestSweepStale(t *testing.T) {
 		}
 	})
 
+	t.Run("APlantedRecordIsDroppedNotActedOn", func(t *testing.T) {
+		for _, c := range []struct {
+			name  string
+			plant func(t *testing.T, dir string)
+		}{
+			{"OwnedByAnotherUser", func(t *testing.T, dir string) {
+				if os.Geteuid() != 0 {
+					t.Skip("making a file of another user needs root")
+				}
+				if err := os.Chown(filepath.Join(dir, recordFile), 65534, 65534); err != nil {
+					t.Fatal(err)
+				}
+			}},
+			{"WritableByOthers", func(t *testing.T, dir string) {
+				if err := os.Chmod(filepath.Join(dir, recordFile), 0o666); err != nil {
+					t.Fatal(err)
+				}
+			}},
+			{"InADirectoryWritableByOthers", func(t *testing.T, dir string) {
+				if err := os.Chmod(dir, 0o777); err != nil {
+					t.Fatal(err)
+				}
+			}},
+			{"ASymlink", func(t *testing.T, dir string) {
+				real := filepath.Join(t.TempDir(), "real.json")
+				if err := os.Rename(filepath.Join(dir, recordFile), real); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(real, filepath.Join(dir, recordFile)); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				dir := t.TempDir()
+				pid, exited := spawn(t, "sleep", "300")
+				// A record that would be acted on, had the agent's user
+				// written it alone.
+				forge(t, dir, groupRecord{Pid: pid, Pgid: pid, Start: startOf(t, pid), BootID: bootID(), Agent: otherAgent})
+				c.plant(t, dir)
+				sweepStale(dir, discard)
+				if !alive(exited) {
+					t.Fatal("a planted record made the agent kill a process group")
+				}
+				if _, err := os.Lstat(filepath.Join(dir, recordFile)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("the planted record was not dropped: %v", err)
+				}
+			})
+		}
+	})
+
+	t.Run("RecordsAreCreated0600In0700", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "run", "x")
+		pid, _ := spawn(t, "sleep", "300")
+		rec, err := recordGroup(dir, pid)
+		if err != nil || rec == nil {
+			t.Fatalf("recordGroup: %v, %v", rec, err)
+		}
+		defer dropRecord(dir, rec)
+		for p, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, recordFile): 0o600} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != want {
+				t.Errorf("%s: mode %04o, want %04o", p, fi.Mode().Perm(), want)
+			}
+		}
+	})
+
 	t.Run("ARecordOfARunInThisProcessIsLeftAlone", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "not-yet")
 		pid, exited := spawn(t, "sleep", "300")
