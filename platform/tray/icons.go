@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"sync"
 )
 
 // iconSize is the icons' edge in pixels; tray hosts scale them.
@@ -23,18 +24,20 @@ var lookColours = [numLooks]color.NRGBA{
 // Colour is the colour of a look's icon.
 func Colour(l Look) color.NRGBA { return lookColours[l] }
 
-// icons are the PNG icons, drawn once at start: a filled disc per look,
-// a ring for "offline" (so it is told apart from "asleep" without colour).
-var icons = func() [numLooks][]byte {
+// icons are the PNG icons, drawn the first time the tray asks for them
+// (never at package init: every rouse process links this package, and
+// only `rouse tray` shows an icon): a filled disc per look, a ring for
+// "offline" (so it is told apart from "asleep" without colour).
+var icons = sync.OnceValue(func() [numLooks][]byte {
 	var out [numLooks][]byte
 	for l := range numLooks {
 		out[l] = drawIcon(lookColours[l], l == LookOffline)
 	}
 	return out
-}()
+})
 
 // Icon is the PNG of a look.
-func Icon(l Look) []byte { return icons[l] }
+func Icon(l Look) []byte { return icons()[l] }
 
 // drawIcon draws an anti-aliased disc (or ring) by 4×4 supersampling.
 func drawIcon(c color.NRGBA, ring bool) []byte {
