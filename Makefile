@@ -31,7 +31,7 @@ bench:
 # Each fuzz target for FUZZTIME (30s in CI; e.g. FUZZTIME=10m for the long
 # form), on top of the corpus committed under each package's testdata/fuzz.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzParse:./agent/config FuzzSecurityHeaders:./agent/api FuzzRequestBody:./agent/api FuzzSchedule:./scheduler
+FUZZ_TARGETS := FuzzParse:./agent/config FuzzSecurityHeaders:./agent/api FuzzRequestBody:./agent/api FuzzSchedule:./scheduler FuzzParseMOO:./trackers/roon FuzzParseSOOD:./trackers/roon
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

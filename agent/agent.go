@@ -114,6 +114,7 @@ func (a *Agent) setStateLocked(u *unit, s trackers.State, err error) *change {
 		}
 	}
 	u.state, u.since = s, now
+	u.userWait = false
 	close(u.changed)
 	u.changed = make(chan struct{})
 	return c
@@ -354,6 +355,9 @@ func (a *Agent) bringUp(ctx context.Context, u *unit, resume bool) result {
 	if err := u.waitReady(dctx); err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			return a.giveUp(ctx, u, depsAt, waited, errDeadline.Error())
+		}
+		if errors.Is(err, errUserWait) {
+			return result{state: trackers.StateWaiting, dur: time.Since(depsAt), waited: waited, err: u.snapshot().lastErr}
 		}
 		return result{state: u.snapshot().state, dur: time.Since(depsAt), waited: waited, err: err.Error()}
 	}

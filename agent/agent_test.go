@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -542,6 +543,43 @@ func TestANoteIsStreamedAndStored(t *testing.T) {
 		}
 		if len(evs) == 0 || evs[0].Error != "disconnect: code 1006: abnormal closure" || evs[0].State != "ready" {
 			t.Fatalf("stored events = %+v", evs)
+		}
+	})
+}
+
+func TestAComponentWaitingForTheUserIsNotDegraded(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		p := &probe{never: true, ready: make(chan struct{})}
+		dep := &probe{latency: 10 * time.Millisecond}
+		a, stop := testAgent(t, dir, []spec{{name: "roon", p: p, deadline: time.Second}, {name: "after", p: dep, requires: []string{"roon"}}})
+		defer stop()
+		go func() {
+			for p.runs.Load() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			p.mu.Lock()
+			h := p.host
+			p.mu.Unlock()
+			h.Report(trackers.StateWaiting, errors.New("waiting for you to enable 'rouse' in Roon → Settings → Extensions"))
+		}()
+		restoreNow(t, a, "boot", false)
+		time.Sleep(time.Minute) // far past the deadline
+		if st := a.stateOf("roon"); st != trackers.StateWaiting {
+			t.Fatalf("state = %s, want waiting (no deadline while the user is asked)", st)
+		}
+		if e := a.unit("roon").snapshot().lastErr; !strings.Contains(e, "enable 'rouse'") {
+			t.Errorf("last error = %q", e)
+		}
+		if r := p.runs.Load(); r != 1 {
+			t.Errorf("runs = %d: the wait burned retries", r)
+		}
+		close(p.ready)
+		for a.stateOf("after") != trackers.StateReady {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if st := a.stateOf("roon"); st != trackers.StateReady {
+			t.Errorf("state after enable = %s", st)
 		}
 	})
 }

@@ -38,6 +38,9 @@ type unit struct {
 	run       *run          // the Run going, nil when none
 	op        int           // bring-ups in progress (restore, start or heartbeat)
 	stopped   bool          // stopped by the user
+	// userWait: the component itself reported StateWaiting (for the
+	// user, e.g. to enable an extension); cleared by any state change.
+	userWait bool
 }
 
 // run is one call of the component's Run.
@@ -87,7 +90,7 @@ func (h host) Report(s trackers.State, err error) {
 		h.u.lastErr = err.Error()
 	}
 	switch s {
-	case trackers.StateReady, trackers.StateCatchingUp, trackers.StateStarting:
+	case trackers.StateReady, trackers.StateCatchingUp, trackers.StateStarting, trackers.StateWaiting:
 	default:
 		h.u.mu.Unlock()
 		h.u.log.Warn("component reported a state it may not set", "state", s)
@@ -103,6 +106,7 @@ func (h host) Report(s trackers.State, err error) {
 		return
 	}
 	ch := h.a.setStateLocked(h.u, s, err)
+	h.u.userWait = s == trackers.StateWaiting
 	h.u.mu.Unlock()
 	h.a.afterChange(ch)
 }
@@ -137,8 +141,12 @@ func (u *unit) wait() (<-chan struct{}, trackers.State) {
 // down, so callers must not take it for cancellation.
 var errDeadline = errors.New("deadline passed before the component was ready")
 
-// waitReady waits until u is ready (nil), its Run ended with an error, or
-// ctx is done.
+// errUserWait: the component waits for the user (it reported
+// StateWaiting); its deadline does not apply.
+var errUserWait = errors.New("waiting for the user")
+
+// waitReady waits until u is ready (nil), its Run ended with an error, the
+// component waits for the user, or ctx is done.
 func (u *unit) waitReady(ctx context.Context) error {
 	for {
 		ch, st := u.wait()
@@ -153,6 +161,13 @@ func (u *unit) waitReady(ctx context.Context) error {
 		}
 		if st == trackers.StateStopped {
 			return errors.New("stopped")
+		}
+		u.mu.Lock()
+		userWait, msg := u.userWait && u.run != nil, u.lastErr
+		u.mu.Unlock()
+		if userWait {
+			// Waiting for the user is not slowness: no deadline applies.
+			return fmt.Errorf("%w: %s", errUserWait, msg)
 		}
 		select {
 		case <-ch:

@@ -26,7 +26,8 @@ import (
 type State string
 
 // The component states. Components themselves report only StateStarting,
-// StateReady and StateCatchingUp through Host.Report; the agent sets the rest.
+// StateReady, StateCatchingUp and StateWaiting (for the user, with an error
+// saying what to do) through Host.Report; the agent sets the rest.
 const (
 	StateStopped    State = "stopped"     // stopped by the user; stays stopped across wakes and restarts
 	StateWaiting    State = "waiting"     // waiting for a required dependency (or the network)
@@ -47,8 +48,10 @@ func (s State) IsReady() bool { return s == StateReady || s == StateCatchingUp }
 type Host interface {
 	// Report tells the agent the component's state: StateReady or
 	// StateCatchingUp once it serves, StateStarting when it lost readiness
-	// (for example a stream reconnecting). err, when not nil, is recorded as
-	// the component's last error whatever the state.
+	// (for example a stream reconnecting), StateWaiting when it waits for
+	// the user (err says what to do; no deadline applies and it is not a
+	// failure). err, when not nil, is recorded as the component's last
+	// error whatever the state.
 	Report(s State, err error)
 	// Logger is the component's logger (component=name already attached).
 	Logger() *slog.Logger

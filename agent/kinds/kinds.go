@@ -8,5 +8,6 @@ import (
 	_ "github.com/rouse-dev/rouse/trackers/exec"      // exec: supervised commands
 	_ "github.com/rouse-dev/rouse/trackers/http"      // http and the lastfm preset
 	_ "github.com/rouse-dev/rouse/trackers/network"   // network: online/offline
+	_ "github.com/rouse-dev/rouse/trackers/roon"      // roon: a Roon extension
 	_ "github.com/rouse-dev/rouse/trackers/websocket" // websocket streams
 )

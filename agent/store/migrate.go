@@ -98,6 +98,18 @@ CREATE TABLE job_runs (
 CREATE INDEX job_runs_job ON job_runs(job, id);
 CREATE INDEX job_runs_scheduled_at ON job_runs(scheduled_at);
 `,
+	// 2: secrets a tracker was handed by its counterpart (a Roon Core's
+	// token for the extension), one per (tracker, key). Never exported by
+	// the API.
+	`
+CREATE TABLE tracker_secrets (
+	tracker    TEXT NOT NULL,
+	key        TEXT NOT NULL,
+	secret     TEXT NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (tracker, key)
+);
+`,
 }
 
 // schemaVersion is the schema version this binary writes.

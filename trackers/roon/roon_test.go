@@ -1,0 +1,272 @@
+package roon
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/trackers/roon/fakecore"
+)
+
+func TestPairing(t *testing.T) {
+	t.Run("FirstPairingWaitsForEnableThenRecordsWhatPlays", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.start()
+			r.waitState(trackers.StateWaiting, 5*time.Second)
+			want := "waiting for you to enable 'rouse' in Roon → Settings → Extensions"
+			if got := r.host.Last().Err; got == nil || got.Error() != want {
+				t.Fatalf("waiting says %v, want %q", got, want)
+			}
+			// The wait is not a failure: no redial, however long it lasts.
+			time.Sleep(5 * time.Minute)
+			if d := r.ln.dialCount(); d != 1 {
+				t.Errorf("dials while waiting for enable = %d, want 1", d)
+			}
+			if st := r.state(); st != trackers.StateWaiting {
+				t.Errorf("state after 5 min of waiting = %s", st)
+			}
+			r.core.Enable()
+			r.waitState(trackers.StateReady, 5*time.Second)
+			tok, err := r.st.Secret(context.Background(), "roon", "core-1")
+			if err != nil || tok == "" || tok != r.core.Tokens()[0] {
+				t.Errorf("saved token = %q, %v; core issued %v", tok, err, r.core.Tokens())
+			}
+			r.until("one item stored", time.Second, func() bool { return r.items() == 1 })
+			var d itemData
+			if err := json.Unmarshal(r.st.All("roon")[0].Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Zone != "Kitchen" || d.Title != "So What" || d.Artist != "Miles Davis" || d.Album != "Kind of Blue" || d.Length != 562 {
+				t.Errorf("item = %+v", d)
+			}
+			started, _ := time.Parse(time.RFC3339Nano, d.StartedAt)
+			if ago := time.Since(started); ago < 30*time.Second || ago > 31*time.Second {
+				t.Errorf("started_at %v ago, want the seek position (30s)", ago)
+			}
+			if strings.Contains(r.host.Logs(), tok) {
+				t.Error("the token is in the logs")
+			}
+			r.noCoreErrors()
+		})
+	})
+	t.Run("RestartWithTheSavedTokenNeedsNoEnable", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			r.until("one item", time.Second, func() bool { return r.items() == 1 })
+			r.stop()
+			r.tr = r.newTracker(nil) // a new agent process: only the store remains
+			r.start()
+			r.waitState(trackers.StateReady, 5*time.Second)
+			for _, s := range r.host.States() {
+				if s == trackers.StateWaiting {
+					t.Errorf("waited for enable with a saved token: %v", r.host.States())
+				}
+			}
+			if _, _, held := r.core.Counts(); held != 0 {
+				t.Errorf("%d registrations held", held)
+			}
+			time.Sleep(time.Second)
+			if n := r.items(); n != 1 {
+				t.Errorf("items after restart = %d, want 1 (the same play)", n)
+			}
+			r.noCoreErrors()
+		})
+	})
+}
+
+func TestTracks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		r.pair()
+		r.until("one item", time.Second, func() bool { return r.items() == 1 })
+		r.core.Play(kitchen, fakecore.Track{Title: "Freddie Freeloader", Artist: "Miles Davis", Album: "Kind of Blue", Length: 589})
+		r.until("two items", time.Second, func() bool { return r.items() == 2 })
+		r.core.Seek(kitchen, 100)
+		r.core.Seek(kitchen, 5)
+		r.core.Pause(kitchen)
+		r.core.Play(kitchen, fakecore.Track{Title: "Freddie Freeloader", Artist: "Miles Davis", Album: "Kind of Blue", Length: 589})
+		time.Sleep(time.Second)
+		if n := r.items(); n != 2 {
+			t.Errorf("items after seeks and a pause = %d, want 2", n)
+		}
+		r.core.Play(kitchen, fakecore.Track{Title: "Blue in Green", Artist: "Miles Davis", Album: "Kind of Blue", Length: 337})
+		r.until("three items", time.Second, func() bool { return r.items() == 3 })
+		r.core.AddZone(&fakecore.Zone{ID: "zone-study", Name: "Study", State: "stopped"})
+		r.core.RemoveZone("zone-study")
+		r.until("two notes", time.Second, func() bool { return len(r.host.Notes()) == 2 })
+		if n := r.host.Notes(); n[0] != "zone_added: Study" || n[1] != "zone_removed: Study" {
+			t.Errorf("notes = %q", n)
+		}
+		r.noCoreErrors()
+	})
+}
+
+func TestZoneFilter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, func(o *Options) { o.Zone = "Study" })
+		r.pair()
+		r.core.AddZone(&fakecore.Zone{ID: "zone-study", Name: "Study", State: "stopped"})
+		r.core.Play("zone-study", fakecore.Track{Title: "Naima", Artist: "John Coltrane", Album: "Giant Steps", Length: 261})
+		r.until("one item", time.Second, func() bool { return r.items() == 1 })
+		var d itemData
+		_ = json.Unmarshal(r.st.All("roon")[0].Data, &d)
+		if d.Zone != "Study" {
+			t.Errorf("stored a play of zone %q", d.Zone)
+		}
+	})
+}
+
+func TestRecovery(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault func(r *rig)
+	}{
+		{"AnAbruptDrop", func(r *rig) { r.core.Drop() }},
+		{"ACloseGoingAway", func(r *rig) { r.core.Close(1001, "core restarting") }},
+		{"AMalformedMessage", func(r *rig) { r.core.SendRaw([]byte("MOO/1 CONTINUE Changed\nContent-Length: 2\n\n{}")) }},
+		{"AnAnswerToAnUnknownRequestId", func(r *rig) { r.core.SendRaw([]byte("MOO/1 COMPLETE Success\nRequest-Id: 999\n\n")) }},
+	}
+	for _, c := range cases {
+		t.Run("RedialsAfter"+c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, nil)
+				r.pair()
+				r.until("one item", time.Second, func() bool { return r.items() == 1 })
+				c.fault(r)
+				r.until("disconnected", 5*time.Second, func() bool { return r.tr.Stats().Dropped == 1 })
+				r.waitState(trackers.StateReady, 5*time.Second)
+				if s := r.tr.Stats(); s.Dials != 2 || s.Subscribed != 2 {
+					t.Errorf("stats = %+v, want a second dial and subscription", s)
+				}
+				time.Sleep(time.Second)
+				if n := r.items(); n != 1 {
+					t.Errorf("items = %d after the reconnect, want 1 (same play)", n)
+				}
+				r.noCoreErrors()
+			})
+		})
+	}
+	t.Run("MalformedAndUnknownIdsCountAsMalformed", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			r.core.SendRaw([]byte("MOO/1 COMPLETE Success\nRequest-Id: 999\n\n"))
+			r.until("one malformed", 5*time.Second, func() bool { return r.tr.Stats().Malformed == 1 })
+		})
+	})
+	t.Run("AnswersTheCoresPings", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			r.core.Ping()
+			r.core.Ping()
+			r.until("pings answered", time.Second, func() bool { return r.tr.Stats().PingsAnswered == 2 && r.core.PendingPings() == 0 })
+			r.noCoreErrors()
+		})
+	})
+	t.Run("AFrozenCoreIsFoundWithinTwoPingIntervals", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			r.core.Freeze()
+			t0 := time.Now()
+			r.until("dropped", time.Minute, func() bool { return r.tr.Stats().Dropped == 1 })
+			if d := time.Since(t0); d > 2*r.tr.opts.PingInterval {
+				t.Errorf("frozen core found after %v, want within 2 ping intervals (%v)", d, 2*r.tr.opts.PingInterval)
+			}
+			r.core.Thaw()
+			r.waitState(trackers.StateReady, time.Minute)
+		})
+	})
+	t.Run("AFrozenCoreAfterAWakeIsFoundWithinTheWakePingTimeout", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			time.Sleep(r.tr.opts.PingInterval / 2)
+			r.core.Freeze()
+			t0 := time.Now()
+			r.tr.Resume(context.Background())
+			r.until("dropped", time.Minute, func() bool { return r.tr.Stats().Dropped == 1 })
+			if d := time.Since(t0); d > r.tr.opts.WakePingTimeout+10*time.Millisecond {
+				t.Errorf("frozen core found %v after the wake, want within %v\n%s", d, r.tr.opts.WakePingTimeout, r.host.Logs())
+			}
+			r.core.Thaw()
+			r.waitState(trackers.StateReady, time.Minute)
+		})
+	})
+	t.Run("AWakeResubscribesAtOnce", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			r.tr.Resume(context.Background())
+			t0 := time.Now()
+			r.until("resubscribed", time.Second, func() bool { return r.tr.Stats().Subscribed == 2 })
+			if d := time.Since(t0); d > 50*time.Millisecond {
+				t.Errorf("resubscribed %v after the wake", d)
+			}
+			synctest.Wait()
+			if n := r.core.Subscriptions(); n != 1 {
+				t.Errorf("core holds %d subscriptions, want the old one ended", n)
+			}
+			if s := r.tr.Stats(); s.Dials != 1 {
+				t.Errorf("a wake with a live core redialled: %+v", s)
+			}
+			r.noCoreErrors()
+		})
+	})
+	t.Run("ARefusedDialIsRetriedWithBackoff", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			r.ln.setDown(true)
+			r.core.Drop()
+			time.Sleep(10 * time.Second)
+			d := r.ln.dialCount()
+			if d < 3 || d > 6 {
+				t.Errorf("dials in 10 s with backoff 1s..30s = %d", d)
+			}
+			r.ln.setDown(false)
+			r.tr.Resume(context.Background()) // a wake redials at once
+			r.waitState(trackers.StateReady, time.Second)
+		})
+	})
+	t.Run("TheInfoAnswerDelayedAfterAWake", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			r.core.SetInfoDelay(12 * time.Second)
+			r.core.Drop() // the connection died during the sleep
+			r.tr.Resume(context.Background())
+			t0 := time.Now()
+			r.until("dropped", time.Second, func() bool { return r.tr.Stats().Dropped == 1 })
+			r.waitState(trackers.StateReady, time.Minute)
+			if d := time.Since(t0); d < 12*time.Second || d > 13*time.Second {
+				t.Errorf("ready %v after the wake, want just after the 12 s delay", d)
+			}
+		})
+	})
+}
+
+func TestRevokedToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		r.pair()
+		r.core.Revoke()
+		r.waitState(trackers.StateWaiting, registerGrace+5*time.Second)
+		if err := r.host.Last().Err; err == nil || !strings.Contains(err.Error(), "enable 'rouse'") {
+			t.Errorf("waiting says %v", err)
+		}
+		r.core.Enable()
+		r.waitState(trackers.StateReady, time.Second)
+		tok, _ := r.st.Secret(context.Background(), "roon", "core-1")
+		if toks := r.core.Tokens(); len(toks) != 1 || tok != toks[0] {
+			t.Errorf("saved token %q, core's %v", tok, toks)
+		}
+	})
+}
