@@ -1,8 +1,12 @@
 # rouse — common tasks. `make test` is what CI runs.
 GO ?= go
 PKGS := ./...
+# The main module (the product) and the modules of its own that keep the
+# browser driver and the Debian packager out of the product's go.mod. Every
+# target that checks code runs in each of them.
+MODULES := . tests/browser packaging
 
-.PHONY: run test test-deps vet staticcheck build bench cross deb fuzz
+.PHONY: run test test-deps vet staticcheck build bench cross deb fuzz tidy
 
 run:
 	$(GO) run ./cmd/rouse run
@@ -15,21 +19,31 @@ test-deps:
 
 # Every test, with the race detector, after installing what the tests need.
 test: test-deps
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@set -e; for m in $(MODULES); do echo "== go test ($$m)"; \
+		(cd $$m && $(GO) test -race -count=1 -timeout 20m $(PKGS)); done
 
 vet:
-	$(GO) vet $(PKGS)
-	GOOS=windows $(GO) vet $(PKGS)
-	GOOS=darwin $(GO) vet $(PKGS)
+	@set -e; for m in $(MODULES); do echo "== go vet ($$m)"; (cd $$m && \
+		$(GO) vet $(PKGS) && GOOS=windows $(GO) vet $(PKGS) && GOOS=darwin $(GO) vet $(PKGS)); done
 
 staticcheck:
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+	@set -e; for m in $(MODULES); do echo "== staticcheck ($$m)"; \
+		(cd $$m && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)); done
+
+# Tidy every module after a dependency change (the other modules list the
+# main module's dependencies too). nfpm's own tests import modules the
+# proxy does not serve, so the packaging module is tidied with -e.
+tidy:
+	$(GO) mod tidy
+	cd tests/browser && $(GO) mod tidy
+	cd packaging && $(GO) mod tidy -e
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x $(PKGS)
 
 # Each fuzz target for FUZZTIME (30s in CI; e.g. FUZZTIME=10m for the long
 # form), on top of the corpus committed under each package's testdata/fuzz.
+# Each runs from its package's directory, so a target may sit in any module.
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzParse:./agent/config FuzzSecurityHeaders:./agent/api FuzzRequestBody:./agent/api FuzzSchedule:./scheduler FuzzParseMOO:./trackers/roon FuzzParseSOOD:./trackers/roon
 
@@ -37,11 +51,11 @@ fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		name=$${t%%:*}; pkg=$${t#*:}; \
 		echo "== fuzz $$name ($$pkg, $(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		(cd $$pkg && $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) .); \
 	done
 
 # The Debian package in dist/ (VERSION=1.2.3 ARCH=arm64 to choose).
 VERSION ?= 0.0.0~dev
 ARCH ?= $(shell $(GO) env GOARCH)
 deb:
-	$(GO) run ./packaging -version $(VERSION) -arch $(ARCH) -out dist/
+	cd packaging && $(GO) run . -version $(VERSION) -arch $(ARCH) -out $(CURDIR)/dist/

@@ -1,6 +1,10 @@
 // Command packaging builds rouse's Debian package:
 //
-//	go run ./packaging -version 1.2.3 -arch amd64 -out dist/
+//	cd packaging && go run . -version 1.2.3 -arch amd64 -out ../dist/
+//
+// It is a module of its own (a replace directive points it at the main
+// module in this repository) so that nfpm and what it pulls in stay out of
+// the product's go.mod.
 //
 // It compiles cmd/rouse for linux/<arch> (CGO off, -X main.version) and
 // packs it with nfpm's deb packager together with the default config
@@ -171,7 +175,7 @@ func Units() (system, user string, err error) {
 	return system, user, err
 }
 
-// compile builds cmd/rouse from the module this program belongs to.
+// compile builds cmd/rouse from the main module (the replace target).
 func compile(o Options, out string) error {
 	root, err := moduleRoot()
 	if err != nil {
@@ -186,14 +190,16 @@ func compile(o Options, out string) error {
 	return nil
 }
 
+// moduleRoot is the directory of the main module as this module's
+// go.mod resolves it.
 func moduleRoot() (string, error) {
-	b, err := exec.Command("go", "env", "GOMOD").Output()
+	b, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/rouse-dev/rouse").Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("go list -m github.com/rouse-dev/rouse (run this from inside the packaging module): %w", err)
 	}
-	mod := strings.TrimSpace(string(b))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("run this from inside the rouse module")
+	dir := strings.TrimSpace(string(b))
+	if dir == "" {
+		return "", errors.New("the main module has no directory: run this from inside the packaging module")
 	}
-	return filepath.Dir(mod), nil
+	return dir, nil
 }

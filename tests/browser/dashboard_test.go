@@ -1,4 +1,4 @@
-package dashboard_test
+package browser_test
 
 import (
 	"context"
