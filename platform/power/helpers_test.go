@@ -21,11 +21,13 @@ type fakeMachine struct {
 	mono time.Duration
 	boot time.Duration
 	err  error
+	n    int // SleptTotal calls
 }
 
 func (f *fakeMachine) SleptTotal() (time.Duration, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.n++
 	return f.boot - f.mono, f.err
 }
 
@@ -110,4 +112,11 @@ func start(t *testing.T, m *Monitor, h Handler) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+}
+
+// reads is how many times the clock source was read.
+func (f *fakeMachine) reads() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
 }

@@ -278,6 +278,21 @@ func TestLogind(t *testing.T) {
 		})
 	})
 
+	t.Run("NoClockCheckWhileLogindHoldsTheLock", func(t *testing.T) {
+		r := newLogindRig(t, Options{ClockInterval: 20 * time.Millisecond}, newRecorder())
+		waitUntil(t, "Status reports logind and the lock", func() bool {
+			s := r.mon.Status()
+			return s.Logind && s.LockHeld
+		})
+		n := r.mach.reads()
+		time.Sleep(300 * time.Millisecond) // 15 intervals
+		if got := r.mach.reads() - n; got > 1 {
+			t.Errorf("the clock source was read %d times in 15 intervals while logind held the lock", got)
+		}
+		r.fake.Close() // logind goes away: the fallback check comes back
+		waitUntil(t, "the clock checked again", func() bool { return r.mach.reads() >= n+3 })
+	})
+
 	t.Run("WakeMissedWhileTheBusWasDownIsCaughtByTheClock", func(t *testing.T) {
 		rec := newRecorder()
 		r := newLogindRig(t, Options{ClockInterval: 50 * time.Millisecond}, rec)

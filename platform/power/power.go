@@ -9,7 +9,9 @@
 //   - windows: PowerRegisterSuspendResumeNotification, and HandlePowerEvent for
 //     a Windows service handler.
 //   - clock (always, when the OS has one): a counter of time slept
-//     (ClockSource) read every ClockInterval. It is the fallback when no
+//     (ClockSource) read every ClockInterval while logind is not connected
+//     with its delay lock held (then every suspend is announced and an
+//     idle agent must not wake for nothing). It is the fallback when no
 //     announcing source exists or one missed a resume, and it supplies Slept.
 //     Wall-clock steps do not move it, so they are never taken for a sleep.
 //
@@ -141,6 +143,8 @@ type Monitor struct {
 
 	smu    sync.Mutex
 	status Status
+
+	sourcesChanged chan struct{} // 1-slot: Logind or LockHeld changed (Run re-decides the clock check)
 }
 
 // New returns a Monitor; nothing runs until Run.
@@ -163,6 +167,8 @@ func New(o Options) *Monitor {
 		log:   o.Logger.With("component", "power"),
 		clock: clock,
 		merge: merger{window: o.ClockInterval},
+
+		sourcesChanged: make(chan struct{}, 1),
 	}
 }
 
@@ -208,16 +214,33 @@ func (m *Monitor) Run(ctx context.Context, h Handler) error {
 	m.smu.Unlock()
 	m.log.Info("watching sleep and wake", "sources", sources, "budget", m.o.Budget, "clock_interval", m.o.ClockInterval)
 
-	ticker := time.NewTicker(m.o.ClockInterval)
+	// The clock check runs only while no announcing source covers sleeps:
+	// with logind connected and the delay lock held every suspend is
+	// announced (the lock is released when one begins, which re-arms the
+	// check), and an idle agent must not wake every ClockInterval.
+	timer := time.NewTimer(m.o.ClockInterval)
+	ticking := true
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
-		case <-ticker.C:
+		case <-timer.C:
 			m.clockTick()
+			timer.Reset(m.o.ClockInterval)
+		case <-m.sourcesChanged:
+		}
+		st := m.Status()
+		switch covered := st.Logind && st.LockHeld; {
+		case covered && ticking:
+			timer.Stop()
+			ticking = false
+		case !covered && !ticking:
+			m.readBaseline() // sleeps meanwhile were announced
+			timer.Reset(m.o.ClockInterval)
+			ticking = true
 		}
 	}
-	ticker.Stop()
+	timer.Stop()
 
 	if stopOS != nil {
 		stopOS()
@@ -256,14 +279,24 @@ func (m *Monitor) setError(err error) {
 
 func (m *Monitor) setLogind(connected bool) {
 	m.smu.Lock()
-	defer m.smu.Unlock()
 	m.status.Logind = connected
+	m.smu.Unlock()
+	m.pokeSources()
 }
 
 func (m *Monitor) setLock(held bool) {
 	m.smu.Lock()
-	defer m.smu.Unlock()
 	m.status.LockHeld = held
+	m.smu.Unlock()
+	m.pokeSources()
+}
+
+// pokeSources tells Run's loop that logind or the lock changed.
+func (m *Monitor) pokeSources() {
+	select {
+	case m.sourcesChanged <- struct{}{}:
+	default:
+	}
 }
 
 // readBaseline takes the first clock reading and reports whether the clock
