@@ -60,6 +60,16 @@
 // someone else is dropped, never acted on. On other systems nothing is
 // recorded and nothing is swept.
 //
+// With oneshot: true the command is a step (a migration, a mount,
+// ssh-add): the component reports StateStarting while it runs, StateReady
+// once it exited 0 — and stays ready, so dependents start then, as with
+// compose's service_completed_successfully — and Run returns the exit error
+// (status and last output line) when it exits otherwise, so the agent marks
+// it failed and retries it. What the step left running is stopped when it
+// exits. On a wake it runs again when restart_on_wake is set (after the run
+// in progress, if any: a wake never kills a step half-way), and otherwise
+// is reported ready again at once.
+//
 // Resume (after a wake) restarts the process when restart_on_wake is set;
 // otherwise it re-runs the readiness check, since the process usually
 // survives a sleep, and reports StateReady again once it passes (with no
@@ -207,6 +217,9 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 	}
 	// What an earlier agent process left running goes first.
 	sweepStale(t.stateDir, log)
+	if t.opts.Oneshot {
+		return t.runOneshot(ctx, h, log)
+	}
 	bo := backoff{initial: t.opts.RestartBackoff.Initial, max: t.opts.RestartBackoff.Max, randN: t.randN}
 	for {
 		if ctx.Err() != nil {
@@ -260,6 +273,89 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// runOneshot runs a oneshot command: ready once it exited 0, then idle until
+// ctx ends, running it again on a wake when restart_on_wake is set. A wake
+// while it runs, with restart_on_wake, runs it once more after it completes
+// (a step is never killed half-way by a wake). It returns the exit error of
+// a run that failed.
+func (t *Tracker) runOneshot(ctx context.Context, h trackers.Host, log *slog.Logger) error {
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		p, err := t.start(log)
+		if err != nil {
+			return startError(t.opts.Command[0], err)
+		}
+		pid := p.Pid()
+		rec, err := recordGroup(t.stateDir, pid)
+		if err != nil {
+			log.Warn("cannot record the child's process group", "pid", pid, "dir", t.stateDir, "error", err)
+		}
+		t.setPid(pid)
+		log.Info("oneshot started", "pid", pid, "command", t.opts.Command)
+		h.Report(trackers.StateStarting, nil)
+		again, cancelled := false, false
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				cancelled = true
+				break wait
+			case <-p.Done():
+				break wait
+			case <-t.resume:
+				again = again || t.opts.RestartOnWake
+			}
+		}
+		p.Stop(t.opts.StopTimeout) // what the step left running goes with it
+		dropRecord(t.stateDir, rec)
+		t.setPid(0)
+		if cancelled {
+			log.Info("oneshot stopped", "pid", pid)
+			return nil
+		}
+		if err := p.Err(); err != nil {
+			failed := oneshotError(err, p.LastLine())
+			log.Warn("oneshot failed", "pid", pid, "error", failed)
+			return failed
+		}
+		log.Info("oneshot completed", "pid", pid)
+		if again {
+			continue
+		}
+		h.Report(trackers.StateReady, nil)
+		if !t.idleUntilRerun(ctx, h, log) {
+			return nil
+		}
+	}
+}
+
+// idleUntilRerun keeps a completed oneshot ready: a wake without
+// restart_on_wake reports it ready again. It returns true when a wake asks
+// for another run, false when ctx ends.
+func (t *Tracker) idleUntilRerun(ctx context.Context, h trackers.Host, log *slog.Logger) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.resume:
+			if t.opts.RestartOnWake {
+				log.Info("wake: running the oneshot again")
+				return true
+			}
+			h.Report(trackers.StateReady, nil)
+		}
+	}
+}
+
+func oneshotError(err error, last string) error {
+	if last != "" {
+		return fmt.Errorf("oneshot failed: %w (last output: %q)", err, lastLine(last))
+	}
+	return fmt.Errorf("oneshot failed: %w", err)
 }
 
 // startError is why the command could not start; a working directory's

@@ -166,7 +166,9 @@ type fakeStarter struct {
 	procs  []*fakeProc
 	starts []time.Time
 	life   func(n int) time.Duration // how long the n-th process lives (<0: forever)
-	wg     sync.WaitGroup
+	// exitErr is the n-th process's exit error; nil: "exit status 1".
+	exitErr func(n int) error
+	wg      sync.WaitGroup
 }
 
 func (s *fakeStarter) start(*slog.Logger) (process, error) {
@@ -183,7 +185,11 @@ func (s *fakeStarter) start(*slog.Logger) (process, error) {
 				defer s.wg.Done()
 				select {
 				case <-time.After(d):
-					p.exit(errors.New("exit status 1"))
+					err := errors.New("exit status 1")
+					if s.exitErr != nil {
+						err = s.exitErr(n)
+					}
+					p.exit(err)
 				case <-p.done:
 				}
 			}()
@@ -772,6 +778,147 @@ func TestReadLines(t *testing.T) {
 		got := s.ring.snapshot()
 		if len(got) != 4 || got[0] != "a" || len(got[1]) != maxLineBytes || got[2] != "b" || got[3] != "no newline" {
 			t.Fatalf("lines %q", got)
+		}
+	})
+}
+
+func TestOneshot(t *testing.T) {
+	// oneshotFake is a Tracker whose n-th run lives life(n) and exits with
+	// exit(n).
+	oneshotFake := func(t *testing.T, restartOnWake bool, life func(int) time.Duration, exit func(int) error) (*Tracker, *fakeStarter) {
+		tr, fs := newFake(t, func(o *Options) { o.Oneshot = true; o.RestartOnWake = restartOnWake }, nil)
+		fs.life, fs.exitErr = life, exit
+		return tr, fs
+	}
+	ok := func(int) error { return nil }
+	t.Run("ReadyWhenItExits0AndStaysReady", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tr, fs := oneshotFake(t, false, func(int) time.Duration { return 3 * time.Second }, ok)
+			h := newHost()
+			stop := runInBubble(tr, h)
+			time.Sleep(3*time.Second - time.Millisecond)
+			synctest.Wait()
+			if n := h.count(isState(trackers.StateReady)); n != 0 {
+				t.Fatalf("ready while running: %v", h.all())
+			}
+			time.Sleep(time.Hour)
+			synctest.Wait()
+			rs := h.all()
+			if len(rs) != 2 || rs[0].state != trackers.StateStarting || rs[1].state != trackers.StateReady || rs[1].err != nil {
+				t.Fatalf("want starting then ready, got %v", rs)
+			}
+			if procs, _ := fs.get(); len(procs) != 1 || tr.Pid() != 0 {
+				t.Fatalf("ran %d times (pid %d now), want once and none running", len(procs), tr.Pid())
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		})
+	})
+	t.Run("ANonZeroExitFailsRunWithTheExitInTheError", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tr, _ := oneshotFake(t, false, func(int) time.Duration { return time.Second }, func(int) error { return errors.New("exit status 3") })
+			h := newHost()
+			err := tr.Run(context.Background(), h)
+			if err == nil || !strings.Contains(err.Error(), "oneshot failed: exit status 3") {
+				t.Fatalf("Run: %v, want the exit status", err)
+			}
+			if n := h.count(isState(trackers.StateReady)); n != 0 {
+				t.Fatalf("a failed oneshot was reported ready: %v", h.all())
+			}
+		})
+	})
+	t.Run("AWakeWithoutRestartOnWakeReportsReadyAgainWithoutRunning", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tr, fs := oneshotFake(t, false, func(int) time.Duration { return time.Second }, ok)
+			h := newHost()
+			stop := runInBubble(tr, h)
+			time.Sleep(2 * time.Second)
+			tr.Resume(context.Background())
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if n := h.count(isState(trackers.StateReady)); n != 2 {
+				t.Fatalf("want ready twice, got %v", h.all())
+			}
+			if procs, _ := fs.get(); len(procs) != 1 {
+				t.Fatalf("ran %d times, want once", len(procs))
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		})
+	})
+	t.Run("RestartOnWakeRunsItAgain", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tr, fs := oneshotFake(t, true, func(int) time.Duration { return time.Second }, ok)
+			h := newHost()
+			stop := runInBubble(tr, h)
+			time.Sleep(2 * time.Second)
+			tr.Resume(context.Background())
+			time.Sleep(500 * time.Millisecond)
+			synctest.Wait()
+			if procs, _ := fs.get(); len(procs) != 2 || tr.Pid() == 0 {
+				t.Fatalf("ran %d times, want a second run going", len(procs))
+			}
+			time.Sleep(time.Second)
+			synctest.Wait()
+			if n := h.count(isState(trackers.StateReady)); n != 2 {
+				t.Fatalf("want ready after each run, got %v", h.all())
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		})
+	})
+	t.Run("AWakeWhileItRunsRunsItOnceMoreAfterItCompletes", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tr, fs := oneshotFake(t, true, func(int) time.Duration { return 10 * time.Second }, ok)
+			h := newHost()
+			stop := runInBubble(tr, h)
+			time.Sleep(time.Second)
+			tr.Resume(context.Background())
+			time.Sleep(8 * time.Second)
+			synctest.Wait()
+			procs, _ := fs.get()
+			if len(procs) != 1 || procs[0].wasStopped() {
+				t.Fatal("a wake stopped the step half-way")
+			}
+			time.Sleep(2 * time.Second) // the first run completes; the second starts
+			synctest.Wait()
+			if n := h.count(isState(trackers.StateReady)); n != 0 {
+				t.Fatalf("ready before the run the wake asked for: %v", h.all())
+			}
+			time.Sleep(10 * time.Second)
+			synctest.Wait()
+			if procs, _ := fs.get(); len(procs) != 2 || h.count(isState(trackers.StateReady)) != 1 {
+				t.Fatalf("want two runs and one ready, got %d runs, %v", len(procs), h.all())
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		})
+	})
+	t.Run("StoppingARunningStepStopsItAndReturnsNil", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tr, fs := oneshotFake(t, false, func(int) time.Duration { return -1 }, ok)
+			h := newHost()
+			stop := runInBubble(tr, h)
+			time.Sleep(time.Second)
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if procs, _ := fs.get(); len(procs) != 1 || !procs[0].wasStopped() {
+				t.Fatal("the running step was not stopped")
+			}
+		})
+	})
+	t.Run("ReadyChecksDoNotApply", func(t *testing.T) {
+		o := DefaultOptions()
+		o.Command = []string{"true"}
+		o.Oneshot = true
+		o.Ready.TCP = "127.0.0.1:1"
+		if errs := o.Validate(); len(errs) != 1 || errs[0].Key != "ready" {
+			t.Fatalf("Validate: %v", errs)
 		}
 	})
 }

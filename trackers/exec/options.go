@@ -42,8 +42,15 @@ type Options struct {
 	// ReadyTimeout bounds one run of the readiness check. Default 5s.
 	ReadyTimeout time.Duration `yaml:"ready_timeout"`
 	// RestartOnWake restarts the process on every wake instead of only
-	// re-checking its readiness. Default false.
+	// re-checking its readiness (a oneshot: runs it again). Default false.
 	RestartOnWake bool `yaml:"restart_on_wake"`
+	// Oneshot makes the command a step rather than a long-running process:
+	// the component is ready once it exits 0 and stays ready (dependents
+	// start then, as compose's service_completed_successfully), and failed
+	// when it exits otherwise, with the exit status in its error (the
+	// heartbeat runs it again with backoff). Ready checks do not apply.
+	// Default false.
+	Oneshot bool `yaml:"oneshot"`
 	// RestartBackoff is the delay before restarting a process that exited:
 	// capped exponential with full jitter. Default {initial: 1s, max: 30s}.
 	RestartBackoff Backoff `yaml:"restart_backoff"`
@@ -161,6 +168,9 @@ func (o *Options) Validate() []trackers.FieldError {
 	}
 	if set > 1 {
 		add("ready", "set at most one of tcp, http, command (got %d)", set)
+	}
+	if o.Oneshot && set > 0 {
+		add("ready", "a oneshot is ready when it exits 0: remove ready, or oneshot")
 	}
 	if o.ReadyAfter < 0 {
 		add("ready_after", "must not be negative, got %q", o.ReadyAfter)

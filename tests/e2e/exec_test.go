@@ -1,0 +1,143 @@
+//go:build linux
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rouse-dev/rouse/tests/internal/harness"
+)
+
+// A long-running component that depends on a oneshot starts only once the
+// oneshot exited 0; a oneshot that fails is failed with its exit status, and
+// its dependent waits.
+func TestOneshotDependency(t *testing.T) {
+	p := harness.NewPower(t, true)
+	marker := harness.NewMarker()
+	dir := t.TempDir()
+	done, saw := filepath.Join(dir, "setup-done"), filepath.Join(dir, "app-saw")
+	cfg := fmt.Sprintf(`
+heartbeat: {initial: 200ms, max: 2s}
+scheduler: {enabled: false}
+trackers:
+  - name: setup
+    kind: exec
+    oneshot: true
+    command: [sh, -c, "sleep 1; touch %[1]s"]
+    env: %[3]s
+  - name: app
+    kind: exec
+    depends_on: [setup]
+    command: [sh, -c, "if [ -f %[1]s ]; then echo setup-done > %[2]s; else echo too-early > %[2]s; fi; exec sleep 300"]
+    env: %[3]s
+    ready_after: 100ms
+  - name: broken
+    kind: exec
+    oneshot: true
+    command: [sh, -c, "echo 'no schema' >&2; exit 3"]
+    env: %[3]s
+  - name: after-broken
+    kind: exec
+    depends_on: [broken]
+    command: [sleep, "300"]
+    env: %[3]s
+`, done, saw, harness.ExecEnv(marker))
+	a := harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr(), Marker: marker})
+
+	a.WaitStates(guard, map[string]string{"setup": "ready", "app": "ready", "broken": "failed"})
+	b, err := os.ReadFile(saw)
+	if err != nil {
+		t.Fatalf("the app never started: %v", err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "setup-done" {
+		t.Fatalf("the app started before its oneshot dependency completed: %q", got)
+	}
+	ss := a.Services()
+	if e := ss["broken"].LastError; !strings.Contains(e, "exit status 3") || !strings.Contains(e, "no schema") {
+		t.Errorf("broken's error %q, want the exit status and its last line", e)
+	}
+	if st := ss["after-broken"].State; st == "ready" || st == "starting" {
+		t.Errorf("after-broken is %s while its oneshot dependency failed", st)
+	}
+	// The completed oneshot holds no process; only the app's runs.
+	if left := componentProcs(a); len(left) != 1 || !strings.Contains(left[0].Cmdline, "sleep 300") {
+		t.Errorf("processes of the config: %v, want only the app's", left)
+	}
+	a.Stop()
+	a.CheckNoSurvivors()
+}
+
+// A child that daemonizes (setsid and a double fork, the ssh -f pattern)
+// is gone after `rouse stop NAME`, a restart, and the agent's shutdown.
+func TestDaemonizingChildIsContained(t *testing.T) {
+	p := harness.NewPower(t, true)
+	marker := harness.NewMarker()
+	daemon := `setsid sh -c 'sleep 300 &' </dev/null >/dev/null 2>&1; exec sleep 301`
+	cfg := fmt.Sprintf(`
+heartbeat: {initial: 200ms, max: 2s}
+scheduler: {enabled: false}
+trackers:
+  - name: tunnel
+    kind: exec
+    command: [sh, -c, %q]
+    env: %s
+    ready_after: 100ms
+`, daemon, harness.ExecEnv(marker))
+	a := harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr(), Marker: marker})
+	ctx := harness.Ctx(t, 2*time.Minute)
+
+	// daemonized waits for the daemon and the child to run: two processes.
+	daemonized := func() {
+		t.Helper()
+		harness.Eventually(t, guard, "the child and its daemon", func() bool { return len(componentProcs(a)) == 2 })
+	}
+	gone := func(what string) {
+		t.Helper()
+		harness.Eventually(t, guard, "no process left after "+what, func() bool { return len(componentProcs(a)) == 0 })
+	}
+
+	a.WaitStates(guard, map[string]string{"tunnel": "ready"})
+	daemonized()
+	if _, _, err := a.Client.Stop(ctx, "tunnel"); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	gone("rouse stop tunnel")
+
+	if _, _, err := a.Client.Start(ctx, "tunnel"); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	daemonized()
+	before := componentProcs(a)
+	if _, _, err := a.Client.Restart(ctx, "tunnel"); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	a.WaitStates(guard, map[string]string{"tunnel": "ready"})
+	daemonized()
+	for _, old := range before {
+		for _, now := range componentProcs(a) {
+			if old.Pid == now.Pid {
+				t.Fatalf("process %v survived the restart", old)
+			}
+		}
+	}
+
+	a.Stop()
+	gone("the agent's shutdown")
+}
+
+// componentProcs lists the live processes carrying a's marker, the agent
+// itself left out.
+func componentProcs(a *harness.Agent) []harness.Proc {
+	var out []harness.Proc
+	for _, p := range harness.Survivors(a.Marker) {
+		if p.Pid != a.Pid() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
