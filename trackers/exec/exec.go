@@ -55,9 +55,9 @@
 // number now belongs to a process with another start time, or when no live
 // process is left in the group, it only drops the record; with the leader
 // gone, a group holding a process older than the leader is not touched
-// either. A record is trusted only when the agent's user owns it and its
-// directory and neither is writable by group or others: a record planted by
-// someone else is dropped, never acted on. On other systems nothing is
+// either. A record is trusted only when the agent's user (or root) owns it
+// and its directory (internal/perm.Owned) and neither is writable by group
+// or others: a record planted by someone else is dropped, never acted on. On other systems nothing is
 // recorded and nothing is swept.
 //
 // With oneshot: true the command is a step (a migration, a mount,

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/rouse-dev/rouse/internal/perm"
 )
 
 // recordFile is the name of the group record in a component's state
@@ -159,14 +161,14 @@ func readRecord(dir string) (groupRecord, error) {
 	if err != nil {
 		return rec, err
 	}
-	if err := ownedBySelf(fi, true); err != nil {
+	if err := ownedBySelf(f.Name(), fi, true); err != nil {
 		return rec, err
 	}
 	di, err := os.Stat(dir)
 	if err != nil {
 		return rec, err
 	}
-	if err := ownedBySelf(di, false); err != nil {
+	if err := ownedBySelf(dir, di, false); err != nil {
 		return rec, err
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 4096))
@@ -179,21 +181,18 @@ func readRecord(dir string) (groupRecord, error) {
 	return rec, nil
 }
 
-// ownedBySelf returns an errUntrusted error unless fi is owned by the
-// agent's effective user and not writable by group or others (and, for a
-// file, is a regular file).
-func ownedBySelf(fi os.FileInfo, file bool) error {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("%w: cannot tell the owner of %s", errUntrusted, fi.Name())
+// ownedBySelf returns an errUntrusted error unless fi (read from path) is
+// owned by the agent's user or root (internal/perm's rule) and not writable
+// by group or others, and, for a file, is a regular file.
+func ownedBySelf(path string, fi os.FileInfo, file bool) error {
+	if file && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%w: %s is not a regular file", errUntrusted, path)
 	}
-	switch uid := os.Geteuid(); {
-	case file && !fi.Mode().IsRegular():
-		return fmt.Errorf("%w: %s is not a regular file", errUntrusted, fi.Name())
-	case int(st.Uid) != uid:
-		return fmt.Errorf("%w: %s is owned by uid %d, not the agent's user (uid %d)", errUntrusted, fi.Name(), st.Uid, uid)
-	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("%w: %s is writable by group or others (mode %04o)", errUntrusted, fi.Name(), fi.Mode().Perm())
+	if err := perm.Owned(path, fi); err != nil {
+		return fmt.Errorf("%w: %w", errUntrusted, err)
+	}
+	if m := fi.Mode().Perm(); m&0o022 != 0 {
+		return fmt.Errorf("%w: %s is writable by group or others (mode %04o)", errUntrusted, path, m)
 	}
 	return nil
 }
