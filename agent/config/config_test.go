@@ -471,7 +471,7 @@ func TestAliasBombIsRefused(t *testing.T) {
 	}
 	src += "trackers:\n  - name: t\n    kind: probe\n    url: http://x/\n    tags: *h\n"
 	_, err := Parse("f", []byte(src))
-	if err == nil || !strings.Contains(err.Error(), "too many nodes") {
+	if err == nil || err.Error() != "f:6: aliases expand to more than 131072 values" || !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("err = %v", err)
 	}
 }

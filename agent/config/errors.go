@@ -23,6 +23,7 @@ var (
 	ErrNotLoopback  = errors.New("not a loopback address")
 	ErrWrongType    = errors.New("wrong type")
 	ErrInvalidValue = errors.New("invalid value")
+	ErrTooLarge     = errors.New("config too large")
 )
 
 // FieldError is one problem in a config file.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	_ "embed"
@@ -51,17 +52,35 @@ func load(path string) (*Config, string, error) {
 	if err := CheckPermissions(path); err != nil {
 		return nil, fingerprintOf(path, nil), err
 	}
-	data, err := os.ReadFile(path)
+	data, size, err := readLimited(path)
 	if err != nil {
 		return nil, fingerprintOf(path, nil), fmt.Errorf("read config: %w", err)
+	}
+	if size > MaxFileBytes {
+		return nil, fingerprintOf(path, nil), Errors{tooLarge(path, data, size)}
 	}
 	c, err := Parse(path, data)
 	return c, fingerprintOf(path, data), err
 }
 
-// maxNodes bounds the YAML nodes visited (after alias expansion) while
-// decoding and hashing one file, against alias bombs.
-const maxNodes = 1 << 17
+// readLimited reads path, but never more than one byte past MaxFileBytes,
+// and says how large the file is.
+func readLimited(path string) ([]byte, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, 0, err
+	}
+	size := int64(len(data))
+	if fi, err := f.Stat(); err == nil && fi.Size() > size {
+		size = fi.Size()
+	}
+	return data, size, nil
+}
 
 // Parse parses data as a config file named file (used only in messages)
 // over Default(), then validates it. On failure it returns a nil config and
@@ -74,12 +93,18 @@ func Parse(file string, data []byte) (c *Config, err error) {
 			c, err = nil, Errors{{File: file, Err: wrapf(ErrSyntax, "invalid YAML: %v", r)}}
 		}
 	}()
+	if e := checkSize(file, data); e != nil {
+		return nil, Errors{e}
+	}
 	c = Default()
 	c.Source = file
-	d := &decoder{file: file, lines: map[string]int{}, values: map[string]string{}, budget: maxNodes}
+	d := &decoder{file: file, lines: map[string]int{}, values: map[string]string{}}
 	root, errs := d.document(data)
 	if errs != nil {
 		return nil, errs
+	}
+	if e := checkExpansion(file, root); e != nil {
+		return nil, Errors{e}
 	}
 	if root != nil {
 		d.decodeValue(root, reflect.ValueOf(c).Elem(), "")
@@ -144,8 +169,6 @@ type decoder struct {
 	errs   Errors
 	lines  map[string]int
 	values map[string]string
-	budget int
-	bombed bool
 }
 
 var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
@@ -197,19 +220,6 @@ func (d *decoder) failHint(line int, key, value string, err error, hint string) 
 	d.errs = append(d.errs, &FieldError{File: d.file, Line: line, Key: key, Value: value, Err: err, Hint: hint})
 }
 
-// spend takes one node from the budget; false once it is exhausted.
-func (d *decoder) spend(n *yaml.Node) bool {
-	d.budget--
-	if d.budget >= 0 {
-		return true
-	}
-	if !d.bombed {
-		d.bombed = true
-		d.fail(n.Line, "", "", wrapf(ErrSyntax, "the document expands to too many nodes (aliases nested too deep)"))
-	}
-	return false
-}
-
 func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
 	for i := 0; n != nil && n.Kind == yaml.AliasNode; i++ {
 		if i > 100 {
@@ -259,7 +269,7 @@ var (
 // decodeValue decodes n into v (settable). A null node leaves v as it is.
 func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string) {
 	n = d.resolve(n)
-	if n == nil || !d.spend(n) {
+	if n == nil {
 		return
 	}
 	if n.Kind == yaml.ScalarNode {
@@ -489,7 +499,7 @@ func (d *decoder) pairs(n *yaml.Node) []pair {
 	var add func(m *yaml.Node, depth int)
 	add = func(m *yaml.Node, depth int) {
 		m = d.resolve(m)
-		if m == nil || depth > 10 || !d.spend(m) {
+		if m == nil || depth > 10 {
 			return
 		}
 		switch m.Kind {
@@ -583,23 +593,29 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, key string, rest f
 }
 
 // hash is a stable digest of a node's content: aliases and merge keys
-// resolved, mapping keys sorted, comments and layout ignored.
+// resolved, mapping keys sorted, comments and layout ignored. It streams
+// into the digest; checkExpansion has bounded what it can visit.
 func (d *decoder) hash(n *yaml.Node) string {
-	var b bytes.Buffer
-	d.canon(&b, n, 0)
-	sum := sha256.Sum256(b.Bytes())
-	return hex.EncodeToString(sum[:16])
+	h := sha256.New()
+	w := bufio.NewWriterSize(h, 512)
+	d.canon(w, n, 0)
+	_ = w.Flush()
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
-func (d *decoder) canon(b *bytes.Buffer, n *yaml.Node, depth int) {
+func (d *decoder) canon(b *bufio.Writer, n *yaml.Node, depth int) {
 	n = d.resolve(n)
-	if n == nil || depth > 200 || !d.spend(n) {
+	if n == nil || depth > 200 {
 		b.WriteString("?")
 		return
 	}
 	switch n.Kind {
 	case yaml.ScalarNode:
-		fmt.Fprintf(b, "s%s:%d:%s;", n.ShortTag(), len(n.Value), n.Value)
+		b.WriteString("s")
+		b.WriteString(n.ShortTag())
+		writeLen(b, n.Value)
+		b.WriteString(";")
 	case yaml.SequenceNode:
 		b.WriteString("[")
 		for _, c := range n.Content {
@@ -611,13 +627,24 @@ func (d *decoder) canon(b *bytes.Buffer, n *yaml.Node, depth int) {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].key.Value < ps[j].key.Value })
 		b.WriteString("{")
 		for _, p := range ps {
-			fmt.Fprintf(b, "k%d:%s=", len(p.key.Value), p.key.Value)
+			b.WriteString("k")
+			writeLen(b, p.key.Value)
+			b.WriteString("=")
 			d.canon(b, p.value, depth+1)
 		}
 		b.WriteString("}")
 	default:
 		b.WriteString("?")
 	}
+}
+
+// writeLen writes s prefixed by its length, so that no two sequences of
+// strings write the same bytes.
+func writeLen(b *bufio.Writer, s string) {
+	var n [20]byte
+	b.Write(strconv.AppendInt(n[:0], int64(len(s)), 10))
+	b.WriteByte(':')
+	b.WriteString(s)
 }
 
 // expandHome replaces a leading "~" or "~/" in *p with the home directory.

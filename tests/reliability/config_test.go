@@ -1,0 +1,155 @@
+//go:build linux
+
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rouse-dev/rouse/tests/internal/harness"
+)
+
+// hostileConfig is a config written to take a parser down, and the error
+// the agent documents for it.
+type hostileConfig struct {
+	name, src, want string
+}
+
+func hostileConfigs() []hostileConfig {
+	half := strings.Repeat("x", 1<<19)
+	var refs strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&refs, "      K%d: *big\n", i)
+	}
+	laughs := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	prev := "a"
+	for i := 1; i < 9; i++ {
+		n := fmt.Sprintf("l%d", i)
+		laughs += n + ": &" + n + " [" + strings.TrimSuffix(strings.Repeat("*"+prev+", ", 10), ", ") + "]\n"
+		prev = n
+	}
+	merges := "m0: &m0 {a: " + strings.Repeat("y", 1000) + "}\n"
+	for i := 1; i < 40; i++ {
+		merges += fmt.Sprintf("m%d: &m%d {<<: [*m%d, *m%d], k%d: v}\n", i, i, i-1, i-1, i)
+	}
+	return []hostileConfig{
+		{"AHalfMBScalarReferencedAThousandTimes",
+			"trackers:\n  - name: a\n    kind: exec\n    command: [sh, -c, &big " + half + "]\n    env:\n" + refs.String(),
+			"rouse.yaml:36: aliases expand to more than 16 MiB"},
+		{"ABillionLaughs", laughs, "rouse.yaml:6: aliases expand to more than 131072 values"},
+		{"MergeKeysThatDoubleAtEachLevel", merges, "rouse.yaml:15: aliases expand to more than 16 MiB"},
+		{"AFileOverTheSizeLimit", "a: " + half + half + half + half + "\n", fmt.Sprintf("rouse.yaml:1: the file is larger than 1 MiB (%d bytes); nothing was read", 4*len(half)+4)},
+		{"AFileOfDenseFlowValues", "[" + strings.Repeat("a,", 1<<18) + "a]\n", "rouse.yaml:1: the file holds more than 65536 YAML values and lines; nothing was read"},
+	}
+}
+
+// TestHostileConfigCheck runs `rouse config check` on each hostile config:
+// one documented error, exit 78, peak RSS bounded.
+func TestHostileConfigCheck(t *testing.T) {
+	for _, c := range hostileConfigs() {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "rouse.yaml")
+			if err := os.WriteFile(p, []byte(c.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "config", "check", p)
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			took := time.Since(start)
+			if code := exitCode(err); code == 0 {
+				t.Fatalf("config check accepted it: %s", out)
+			}
+			if !strings.Contains(string(out), strings.Replace(c.want, "rouse.yaml", p, 1)) {
+				t.Errorf("output %q does not hold %q", out, c.want)
+			}
+			if n := strings.Count(strings.TrimSpace(string(out)), "\n"); n > 1 {
+				t.Errorf("want one error, got %d lines:\n%s", n+1, out)
+			}
+			peak := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+			t.Logf("%d bytes: %v, peak RSS %d MB", len(c.src), took, peak>>20)
+			if peak > 100<<20 {
+				t.Errorf("config check peaked at %d MB", peak>>20)
+			}
+		})
+	}
+}
+
+// TestHostileConfigLiveEdit writes each hostile config over a running
+// agent's config: the agent stays up, keeps its running config, shows the
+// documented error in /api/v1/health, and its memory stays bounded.
+func TestHostileConfigLiveEdit(t *testing.T) {
+	p := harness.NewPower(t, false)
+	good := "scheduler: {enabled: true}\njobs:\n  - name: keep\n    schedule: \"@daily\"\n    command: [\"true\"]\n"
+	a := harness.Start(t, bin, harness.Options{Config: good, BusAddr: p.Addr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*guard)
+	defer cancel()
+	base := procStatus(t, a.Pid(), "VmHWM")
+	for _, c := range hostileConfigs() {
+		t.Run(c.name, func(t *testing.T) {
+			if err := os.WriteFile(a.Config, []byte(c.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(guard)
+			for {
+				h, err := a.Client.Health(ctx)
+				if err != nil {
+					t.Fatalf("health: %v (agent exited: %v)\n%s", err, a.Exited(), a.Log())
+				}
+				if h.Config.State == "rejected" && strings.Contains(h.Config.Error, strings.TrimPrefix(c.want, "rouse.yaml")) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("config state %q error %q; want rejected with %q", h.Config.State, h.Config.Error, c.want)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if a.Exited() {
+				t.Fatalf("the agent died:\n%s", a.Log())
+			}
+			jobs, err := a.Client.Jobs(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := false
+			for _, j := range jobs {
+				kept = kept || j.Name == "keep"
+			}
+			if !kept {
+				t.Errorf("the running config was not kept: jobs %+v", jobs)
+			}
+			hwm := procStatus(t, a.Pid(), "VmHWM")
+			t.Logf("agent peak RSS %d MB (baseline %d MB)", hwm>>20, base>>20)
+			if hwm-base > 100<<20 {
+				t.Errorf("the agent's peak RSS grew by %d MB", (hwm-base)>>20)
+			}
+		})
+	}
+}
+
+// procStatus reads a kB field of /proc/PID/status, in bytes.
+func procStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
