@@ -156,6 +156,7 @@ type loopState struct {
 	agent   Agent
 	health  *wire.Health
 	phase   string
+	wakeBy  string // how the wake under way was detected
 	pending int
 	total   int
 	contact bool
@@ -274,6 +275,9 @@ func (c *controller) onEvent(s *loopState, ev wire.Event) {
 		return
 	}
 	s.phase = ev.Wake.Phase
+	if ev.Wake.Phase == "waking" && ev.Wake.Wake != nil {
+		s.wakeBy = ev.Wake.Wake.DetectedBy
+	}
 	if ev.Wake.Phase == "restoring" || ev.Wake.Phase == "done" {
 		s.pending, s.total = ev.Wake.Pending, ev.Wake.Total
 	}
@@ -320,7 +324,7 @@ func (c *controller) act(ctx context.Context, s *loopState, a action) {
 }
 
 func (c *controller) render(s *loopState) {
-	in := Input{Health: s.health, Phase: s.phase, Pending: s.pending, Total: s.total, Now: time.Now()}
+	in := Input{Health: s.health, Phase: s.phase, Pending: s.pending, Total: s.total, Now: time.Now(), WakeBy: s.wakeBy}
 	switch {
 	case s.contact:
 		in.Reach = ReachOK

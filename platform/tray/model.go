@@ -57,6 +57,10 @@ type Input struct {
 	Now            time.Time
 	// Agent is the agent's URL, named when it cannot be reached.
 	Agent string
+	// WakeBy is how the restore under way was detected ("logind",
+	// "manual", "boot", ...), "" when unknown: after a real wake the
+	// components still starting are "Reconnecting NAME…".
+	WakeBy string
 }
 
 // Model is what the tray shows: a function of Input only.
@@ -85,7 +89,11 @@ func Build(in Input) Model {
 	var m Model
 	if in.Health != nil {
 		for _, s := range in.Health.Components {
-			m.Components = append(m.Components, Entry{Name: s.Name, State: s.State, Label: s.Name + ": " + stateLabel(s.State)})
+			label := s.Name + ": " + stateLabel(s.State)
+			if s.State == "waiting" && strings.HasPrefix(s.LastError, "waiting for ") {
+				label = s.Name + ": " + s.LastError // what it waits for, e.g. the user
+			}
+			m.Components = append(m.Components, Entry{Name: s.Name, State: s.State, Label: label})
 		}
 	}
 	switch {
@@ -137,6 +145,15 @@ func Build(in Input) Model {
 		m.Look = LookRecovering
 		m.Header = "rouse: recovering"
 		parts := []string{"recovering"}
+		if rc := reconnecting(h, in.WakeBy); len(rc) > 0 {
+			// Quietly: the tooltip and the menu say it, no notification.
+			parts[0] = "Reconnecting " + strings.Join(rc, ", ") + "…"
+			for i := range m.Components {
+				if m.Components[i].State == "starting" {
+					m.Components[i].Label = m.Components[i].Name + ": reconnecting…"
+				}
+			}
+		}
 		if in.Total > 0 && in.Phase == "restoring" {
 			parts = append(parts, fmt.Sprintf("%d/%d restored", in.Total-in.Pending, in.Total))
 		} else {
@@ -187,6 +204,24 @@ func Build(in Input) Model {
 	}
 	m.Tooltip = strings.Join(parts, " · ")
 	return m
+}
+
+// reconnecting names the active components still starting during the
+// restore after a real wake (not the boot restore).
+func reconnecting(h *wire.Health, wakeBy string) []string {
+	if wakeBy == "" || wakeBy == "boot" {
+		return nil
+	}
+	var out []string
+	for _, s := range h.Components {
+		if s.State == "starting" && s.Desired != "stopped" {
+			out = append(out, s.Name)
+		}
+	}
+	if len(out) > 3 {
+		out = append(out[:3:3], fmt.Sprintf("and %d more", len(out)-3))
+	}
+	return out
 }
 
 func stateLabel(s string) string {

@@ -223,6 +223,13 @@
       if (state === 'restoring') text += ' · recovering now';
       else if (lw.done) text += ' · recovered in ' + fmtDur(lw.restore.duration_ms);
     }
+    // After a real wake (not the boot restore), the components still
+    // starting are reconnecting: said quietly, here and in the tray.
+    const cw = st.wake.current;
+    if (state === 'restoring' && cw && cw.detected_by && cw.detected_by !== 'boot') {
+      const rc = comps.filter((c) => c.desired !== 'stopped' && c.state === 'starting').map((c) => c.name);
+      if (rc.length) text = 'Reconnecting ' + rc.join(', ') + '… · ' + text;
+    }
     $('#summary').textContent = text;
     const foot = ['rouse ' + (h.version || ''), 'agent up since ' + clock(h.started_at)];
     if (h.store) foot.push('store ' + h.store.state + (h.store.error ? ' (' + h.store.error + ')' : ''));
