@@ -313,8 +313,8 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // Wakes lists past wakes, newest first.
-func (a *Agent) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {
-	ws, err := a.store.Wakes(ctx, limit)
+func (a *Agent) Wakes(ctx context.Context, limit int, before int64) ([]wire.Wake, error) {
+	ws, err := a.store.WakesBefore(ctx, limit, before)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -335,26 +335,23 @@ func (a *Agent) Subscribe(ctx context.Context, lastID int64) <-chan wire.Event {
 	return a.events.subscribe(ctx, lastID)
 }
 
-// Items pages through a tracker's items.
-func (a *Agent) Items(ctx context.Context, tracker string, q api.ItemQuery) (wire.Items, error) {
+// Items reads one batch of a tracker's items.
+func (a *Agent) Items(ctx context.Context, tracker string, q api.ItemQuery) ([]api.Item, error) {
 	if a.unit(tracker) == nil || tracker == "scheduler" {
-		return wire.Items{}, fmt.Errorf("no tracker named %q: %w", tracker, api.ErrNotFound)
+		return nil, fmt.Errorf("no tracker named %q: %w", tracker, api.ErrNotFound)
 	}
-	sq := store.ItemQuery{Limit: q.Limit, Oldest: q.Oldest}
-	if sq.Limit <= 0 {
-		sq.Limit = 100
-	}
+	sq := store.ItemQuery{Limit: q.Limit, Oldest: q.Oldest, MaxBytes: q.MaxBytes, OmitAbove: q.OmitAbove}
 	if q.Since != "" {
 		t, err := parseSince(q.Since)
 		if err != nil {
-			return wire.Items{}, fmt.Errorf("since: %v: %w", err, api.ErrBadRequest)
+			return nil, fmt.Errorf("since: %v: %w", err, api.ErrBadRequest)
 		}
 		sq.Since = t
 	}
 	if q.Cursor != "" {
 		seq, err := strconv.ParseInt(q.Cursor, 10, 64)
 		if err != nil || seq < 0 {
-			return wire.Items{}, fmt.Errorf("cursor: not a cursor from a previous page: %w", api.ErrBadRequest)
+			return nil, fmt.Errorf("cursor: not a cursor from a previous page: %w", api.ErrBadRequest)
 		}
 		if q.Oldest {
 			sq.AfterSeq = seq
@@ -364,14 +361,11 @@ func (a *Agent) Items(ctx context.Context, tracker string, q api.ItemQuery) (wir
 	}
 	items, err := a.store.Items(ctx, tracker, sq)
 	if err != nil {
-		return wire.Items{}, unavailable(err)
+		return nil, unavailable(err)
 	}
-	out := wire.Items{Items: items}
-	if out.Items == nil {
-		out.Items = []wire.Item{}
-	}
-	if len(items) == sq.Limit {
-		out.NextCursor = strconv.FormatInt(items[len(items)-1].Seq, 10)
+	out := make([]api.Item, len(items))
+	for i, it := range items {
+		out[i] = api.Item{Seq: it.Seq, ID: it.ID, Time: it.Time, Data: it.Data, Size: it.Size}
 	}
 	return out, nil
 }
@@ -417,12 +411,12 @@ func (a *Agent) RunJob(ctx context.Context, name string) (wire.JobRun, error) {
 }
 
 // JobRuns lists a job's runs.
-func (a *Agent) JobRuns(ctx context.Context, name string, limit int) ([]wire.JobRun, error) {
+func (a *Agent) JobRuns(ctx context.Context, name string, limit int, before int64) ([]wire.JobRun, error) {
 	s, err := a.scheduler()
 	if err != nil {
 		return nil, err
 	}
-	rs, err := s.Runs(ctx, name, limit)
+	rs, err := s.RunsBefore(ctx, name, limit, before)
 	if errors.Is(err, scheduler.ErrUnknownJob) {
 		return nil, fmt.Errorf("no job named %q: %w", name, api.ErrNotFound)
 	}

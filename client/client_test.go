@@ -101,7 +101,10 @@ func richBackend() *apitest.Backend {
 		WakePlanFunc: func(context.Context) (wire.Plan, error) {
 			return wire.Plan{EstimatedTotalMS: 900, CriticalPath: []string{"tunnel"}}, nil
 		},
-		WakesFunc: func(_ context.Context, limit int) ([]wire.Wake, error) {
+		WakesFunc: func(_ context.Context, limit int, before int64) ([]wire.Wake, error) {
+			if before != 0 {
+				return nil, nil
+			}
 			out := make([]wire.Wake, limit)
 			for i := range out {
 				out[i].ID = int64(limit - i)
@@ -109,14 +112,20 @@ func richBackend() *apitest.Backend {
 			return out, nil
 		},
 		WakeByIDFunc: func(_ context.Context, id int64) (wire.Wake, error) { return wire.Wake{ID: id}, nil },
-		ItemsFunc: func(_ context.Context, tr string, q api.ItemQuery) (wire.Items, error) {
-			return wire.Items{Items: []wire.Item{{ID: fmt.Sprintf("%s|%s|%s|%d|%v", tr, q.Since, q.Cursor, q.Limit, q.Oldest)}}, NextCursor: "next"}, nil
+		ItemsFunc: func(_ context.Context, tr string, q api.ItemQuery) ([]api.Item, error) {
+			if q.Cursor == "5" {
+				return nil, nil
+			}
+			return []api.Item{{Seq: 5, ID: fmt.Sprintf("%s|%s|%s|%d|%v", tr, q.Since, q.Cursor, q.Limit, q.Oldest), Data: []byte("1")}}, nil
 		},
 		JobsFunc: func(context.Context) ([]wire.Job, error) { return []wire.Job{{Name: "nightly"}}, nil },
 		RunJobFunc: func(_ context.Context, n string) (wire.JobRun, error) {
 			return wire.JobRun{ID: 11, Job: n, Result: "running"}, nil
 		},
-		JobRunsFunc: func(_ context.Context, n string, limit int) ([]wire.JobRun, error) {
+		JobRunsFunc: func(_ context.Context, n string, limit int, before int64) ([]wire.JobRun, error) {
+			if before != 0 {
+				return nil, nil
+			}
 			return []wire.JobRun{{ID: int64(limit), Job: n}}, nil
 		},
 	}
@@ -216,7 +225,7 @@ func TestClientMethods(t *testing.T) {
 	})
 	t.Run("ItemsPassesTheQuery", func(t *testing.T) {
 		items, err := c.Items(ctx, "scrobbles", ItemQuery{Since: "2026-11-01T00:00:00Z", Cursor: "a b", Limit: 7, Oldest: true})
-		if err != nil || len(items.Items) != 1 || items.NextCursor != "next" {
+		if err != nil || len(items.Items) != 1 || items.NextCursor != "" {
 			t.Fatalf("%+v, %v", items, err)
 		}
 		if got := items.Items[0].ID; got != "scrobbles|2026-11-01T00:00:00Z|a b|7|true" {

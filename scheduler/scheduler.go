@@ -49,6 +49,8 @@ type Store interface {
 	UpdateJobRun(ctx context.Context, r wire.JobRun) error
 	// JobRuns returns the job's last limit runs, newest first.
 	JobRuns(ctx context.Context, job string, limit int) ([]wire.JobRun, error)
+	// JobRunsBefore is JobRuns below run id before (0: from the newest).
+	JobRunsBefore(ctx context.Context, job string, limit int, before int64) ([]wire.JobRun, error)
 }
 
 // Options configure a Scheduler.
@@ -646,11 +648,16 @@ func (s *Scheduler) Detail() any {
 
 // Runs lists the job's last limit runs, newest first (ErrUnknownJob).
 func (s *Scheduler) Runs(ctx context.Context, name string, limit int) ([]wire.JobRun, error) {
+	return s.RunsBefore(ctx, name, limit, 0)
+}
+
+// RunsBefore is Runs below run id before (0: from the newest), for paging.
+func (s *Scheduler) RunsBefore(ctx context.Context, name string, limit int, before int64) ([]wire.JobRun, error) {
 	s.mu.Lock()
 	_, ok := s.jobs[name]
 	s.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownJob, name)
 	}
-	return s.store.JobRuns(ctx, name, limit)
+	return s.store.JobRunsBefore(ctx, name, limit, before)
 }

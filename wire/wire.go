@@ -169,7 +169,8 @@ type WakeComponent struct {
 
 // Wakes is GET /api/v1/wakes.
 type Wakes struct {
-	Wakes []Wake `json:"wakes"`
+	Wakes      []Wake `json:"wakes"`
+	NextCursor string `json:"next_cursor,omitempty"` // pass as ?cursor= for the next page
 }
 
 // Plan is POST /api/v1/wake?dry_run=true.
@@ -241,6 +242,9 @@ type Item struct {
 	Time time.Time `json:"time"`
 	Data any       `json:"data"`
 	Seq  int64     `json:"seq"` // store order, used for cursor paging
+	// OmittedBytes, when set, is the size of data that was left out (data
+	// null): larger than one page carries (stored before max_item_bytes).
+	OmittedBytes int64 `json:"omitted_bytes,omitempty"`
 }
 
 // Items is GET /api/v1/trackers/{name}/items.
@@ -282,7 +286,8 @@ type JobRun struct {
 
 // JobRuns is GET /api/v1/jobs/{name}/runs.
 type JobRuns struct {
-	Runs []JobRun `json:"runs"`
+	Runs       []JobRun `json:"runs"`
+	NextCursor string   `json:"next_cursor,omitempty"` // pass as ?cursor= for the next page
 }
 
 // RunResult is the body of POST /api/v1/jobs/{name}/run: the run's result

@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/rouse-dev/rouse/wire"
 )
@@ -37,8 +39,9 @@ type Backend interface {
 	Wake(ctx context.Context) (wire.Wake, error)
 	// WakePlan is the dry run: what a wake now would do.
 	WakePlan(ctx context.Context) (wire.Plan, error)
-	// Wakes lists the last limit wakes, newest first.
-	Wakes(ctx context.Context, limit int) ([]wire.Wake, error)
+	// Wakes lists up to limit wakes, newest first, with ids below before
+	// (0: from the newest). The server pages with it.
+	Wakes(ctx context.Context, limit int, before int64) ([]wire.Wake, error)
 	// WakeByID returns one wake, or ErrNotFound.
 	WakeByID(ctx context.Context, id int64) (wire.Wake, error)
 	// Subscribe streams events. Events after lastID still in the backlog
@@ -46,16 +49,18 @@ type Backend interface {
 	// or the subscriber is too slow to keep up (it then reconnects with
 	// Last-Event-ID).
 	Subscribe(ctx context.Context, lastID int64) <-chan wire.Event
-	// Items pages through a tracker's items; ErrNotFound for an unknown
-	// tracker.
-	Items(ctx context.Context, tracker string, q ItemQuery) (wire.Items, error)
+	// Items returns one batch of a tracker's items as stored, honouring
+	// every field of q; ErrNotFound for an unknown tracker. The server
+	// streams a page from several batches.
+	Items(ctx context.Context, tracker string, q ItemQuery) ([]Item, error)
 	// Jobs lists the scheduler's jobs.
 	Jobs(ctx context.Context) ([]wire.Job, error)
 	// RunJob starts a run of the job now and returns it (result "running",
 	// or "skipped" when max_instances is reached). ErrNotFound.
 	RunJob(ctx context.Context, name string) (wire.JobRun, error)
-	// JobRuns lists a job's last runs, newest first. ErrNotFound.
-	JobRuns(ctx context.Context, name string, limit int) ([]wire.JobRun, error)
+	// JobRuns lists up to limit runs of a job, newest first, with ids
+	// below before (0: from the newest). ErrNotFound.
+	JobRuns(ctx context.Context, name string, limit int, before int64) ([]wire.JobRun, error)
 }
 
 // Snapshotter is implemented by a Backend that keeps its read views
@@ -66,12 +71,26 @@ type Snapshotter interface {
 	ServicesJSON(ctx context.Context) []byte
 }
 
-// ItemQuery selects a page of tracker items.
+// ItemQuery selects a batch of tracker items.
 type ItemQuery struct {
 	Since  string // RFC 3339 time or Unix seconds: only items at or after it ("" = all)
-	Cursor string // from a previous page's next_cursor ("" = first page)
-	Limit  int    // 1..1000, default 100
+	Cursor string // the Seq of the last item already seen, in decimal ("" = from the start)
+	Limit  int    // at most this many items
 	Oldest bool   // oldest first (default newest first)
+	// MaxBytes ends the batch before the item whose data would take the
+	// batch's data past it; the first item always comes.
+	MaxBytes int64
+	// OmitAbove leaves out the data of items larger than it (Item.Data nil).
+	OmitAbove int64
+}
+
+// Item is one stored item as the server streams it.
+type Item struct {
+	Seq  int64
+	ID   string
+	Time time.Time
+	Data json.RawMessage // as stored (valid JSON); nil when left out
+	Size int64           // the data's size in bytes
 }
 
 // Errors a Backend returns so the server can pick the status code.

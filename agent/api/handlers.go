@@ -161,22 +161,6 @@ func (s *Server) postWake(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) getWakes(w http.ResponseWriter, r *http.Request) error {
-	limit, err := intParam(r, "limit", 20, 1, 1000)
-	if err != nil {
-		return err
-	}
-	list, err := s.b.Wakes(r.Context(), limit)
-	if err != nil {
-		return err
-	}
-	if list == nil {
-		list = []wire.Wake{}
-	}
-	s.writeJSON(w, http.StatusOK, wire.Wakes{Wakes: list})
-	return nil
-}
-
 func (s *Server) getWake(w http.ResponseWriter, r *http.Request) error {
 	v := r.PathValue("id")
 	id, err := strconv.ParseInt(v, 10, 64)
@@ -200,37 +184,6 @@ func validSince(v string) bool {
 	return err == nil
 }
 
-func (s *Server) getItems(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	var iq ItemQuery
-	iq.Since = q.Get("since")
-	if iq.Since != "" && !validSince(iq.Since) {
-		return badParam("since", "an RFC 3339 time or Unix seconds", iq.Since)
-	}
-	iq.Cursor = q.Get("cursor")
-	limit, err := intParam(r, "limit", 100, 1, 1000)
-	if err != nil {
-		return err
-	}
-	iq.Limit = limit
-	switch o := q.Get("order"); o {
-	case "", "newest":
-	case "oldest":
-		iq.Oldest = true
-	default:
-		return badParam("order", "newest or oldest", o)
-	}
-	items, err := s.b.Items(r.Context(), r.PathValue("name"), iq)
-	if err != nil {
-		return err
-	}
-	if items.Items == nil {
-		items.Items = []wire.Item{}
-	}
-	s.writeJSON(w, http.StatusOK, items)
-	return nil
-}
-
 func (s *Server) getJobs(w http.ResponseWriter, r *http.Request) error {
 	list, err := s.b.Jobs(r.Context())
 	if err != nil {
@@ -252,21 +205,5 @@ func (s *Server) postRunJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.writeJSON(w, http.StatusAccepted, RunResult{Status: run.Result, Run: run})
-	return nil
-}
-
-func (s *Server) getJobRuns(w http.ResponseWriter, r *http.Request) error {
-	limit, err := intParam(r, "limit", 20, 1, 1000)
-	if err != nil {
-		return err
-	}
-	runs, err := s.b.JobRuns(r.Context(), r.PathValue("name"), limit)
-	if err != nil {
-		return err
-	}
-	if runs == nil {
-		runs = []wire.JobRun{}
-	}
-	s.writeJSON(w, http.StatusOK, wire.JobRuns{Runs: runs})
 	return nil
 }

@@ -66,9 +66,17 @@ func richBackend(got map[string]string) *apitest.Backend {
 		WakePlanFunc: func(context.Context) (wire.Plan, error) {
 			return wire.Plan{Components: []wire.PlanStep{{Name: "tunnel"}}, EstimatedTotalMS: 1200, CriticalPath: []string{"tunnel"}}, nil
 		},
-		WakesFunc: func(_ context.Context, limit int) ([]wire.Wake, error) {
-			got["wakes.limit"] = fmt.Sprint(limit)
-			return []wire.Wake{{ID: 2}, {ID: 1}}, nil
+		WakesFunc: func(_ context.Context, limit int, before int64) ([]wire.Wake, error) {
+			if before == 0 {
+				got["wakes.limit"] = fmt.Sprint(limit)
+			}
+			var out []wire.Wake
+			for id := int64(2); id >= 1 && len(out) < limit; id-- {
+				if before == 0 || id < before {
+					out = append(out, wire.Wake{ID: id})
+				}
+			}
+			return out, nil
 		},
 		WakeByIDFunc: func(_ context.Context, id int64) (wire.Wake, error) {
 			if id != 2 {
@@ -76,12 +84,15 @@ func richBackend(got map[string]string) *apitest.Backend {
 			}
 			return wire.Wake{ID: 2}, nil
 		},
-		ItemsFunc: func(_ context.Context, tracker string, q api.ItemQuery) (wire.Items, error) {
+		ItemsFunc: func(_ context.Context, tracker string, q api.ItemQuery) ([]api.Item, error) {
 			if tracker != "scrobbles" {
-				return wire.Items{}, fmt.Errorf("tracker %q: %w", tracker, api.ErrNotFound)
+				return nil, fmt.Errorf("tracker %q: %w", tracker, api.ErrNotFound)
+			}
+			if q.Cursor == "1" {
+				return nil, nil // the second batch: no more
 			}
 			got["items"] = fmt.Sprintf("%s|%s|%d|%v", q.Since, q.Cursor, q.Limit, q.Oldest)
-			return wire.Items{Items: []wire.Item{{ID: "a", Seq: 1}}, NextCursor: "c2"}, nil
+			return []api.Item{{ID: "a", Seq: 1, Data: []byte(`{"x":1}`), Size: 7}}, nil
 		},
 		JobsFunc: func(context.Context) ([]wire.Job, error) {
 			return []wire.Job{{Name: "nightly", Schedule: "0 3 * * *", Misfire: "coalesce"}}, nil
@@ -92,9 +103,12 @@ func richBackend(got map[string]string) *apitest.Backend {
 			}
 			return wire.JobRun{ID: 9, Job: name, Result: "running", Reason: "manual"}, nil
 		},
-		JobRunsFunc: func(_ context.Context, name string, limit int) ([]wire.JobRun, error) {
+		JobRunsFunc: func(_ context.Context, name string, limit int, before int64) ([]wire.JobRun, error) {
 			if name != "nightly" {
 				return nil, fmt.Errorf("job %q: %w", name, api.ErrNotFound)
+			}
+			if before != 0 {
+				return nil, nil
 			}
 			got["runs.limit"] = fmt.Sprint(limit)
 			return []wire.JobRun{{ID: 9, Job: name, Result: "ok"}}, nil
@@ -147,14 +161,14 @@ func TestEveryRoute(t *testing.T) {
 				t.Errorf("limit = %s", got["wakes.limit"])
 			}
 		}},
-		{"WakesTakesLimit", req{path: "/api/v1/wakes?limit=1000"}, 200, `"wakes"`, func(t *testing.T) {
-			if got["wakes.limit"] != "1000" {
+		{"WakesTakesLimitReadInBatches", req{path: "/api/v1/wakes?limit=1000"}, 200, `"wakes"`, func(t *testing.T) {
+			if got["wakes.limit"] != "100" {
 				t.Errorf("limit = %s", got["wakes.limit"])
 			}
 		}},
 		{"WakeByID", req{path: "/api/v1/wakes/2"}, 200, `"id":2`, nil},
 		{"WakeByUnknownIDIs404", req{path: "/api/v1/wakes/3"}, 404, `wake 3: not found`, nil},
-		{"ItemsDefaults", req{path: "/api/v1/trackers/scrobbles/items"}, 200, `"next_cursor":"c2"`, func(t *testing.T) {
+		{"ItemsDefaults", req{path: "/api/v1/trackers/scrobbles/items"}, 200, `{"items":[{"id":"a","time":"0001-01-01T00:00:00Z","data":{"x":1},"seq":1}]}`, func(t *testing.T) {
 			if got["items"] != "||100|false" {
 				t.Errorf("query = %s", got["items"])
 			}
@@ -164,6 +178,7 @@ func TestEveryRoute(t *testing.T) {
 				t.Errorf("query = %s", got["items"])
 			}
 		}},
+		{"ItemsAFullPageHasANextCursor", req{path: "/api/v1/trackers/scrobbles/items?limit=1"}, 200, `"next_cursor":"1"`, nil},
 		{"ItemsSinceUnixSeconds", req{path: "/api/v1/trackers/scrobbles/items?since=1700000000"}, 200, `"items"`, nil},
 		{"ItemsUnknownTrackerIs404", req{path: "/api/v1/trackers/nope/items"}, 404, `"not_found"`, nil},
 		{"JobsLists", req{path: "/api/v1/jobs"}, 200, `{"jobs":[{"name":"nightly"`, nil},

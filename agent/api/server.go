@@ -20,6 +20,22 @@
 //     the parameter, never silently clamped.
 //   - When allow_non_loopback is set and listen names an IP address, that IP
 //     is also accepted as Host (an IP literal cannot be DNS-rebound).
+//   - Lists that grow with stored data (items, wakes, job runs) are
+//     streamed from small store batches, and a page ends at 4 MiB of
+//     elements (or at ?limit=) with next_cursor; at most 4 such answers are
+//     produced at once, each within 60 s of writing. An item whose data
+//     alone is over 4 MiB (stored before max_item_bytes existed) is listed
+//     with data null and omitted_bytes. A store failure after the first
+//     batch cuts the connection rather than end a short but valid answer.
+//   - /readyz without credentials names each component that is not ready
+//     and its state; the errors need the token (a wrong one is 403).
+//   - Event streams are capped (max_event_streams, default 32; 503 beyond)
+//     and each holds a 64-event buffer: a reader that falls further behind
+//     is dropped and resumes from the backlog with Last-Event-ID. The cap
+//     is read at start, like listen.
+//   - listen: localhost:P is resolved once at start and bound by address;
+//     any non-loopback answer (/etc/hosts saying 0.0.0.0 localhost) is
+//     refused like a non-loopback address.
 //   - The CSP allows same-origin scripts, styles, images (and data: images)
 //     and connections only: the dashboard must not use inline scripts or
 //     style attributes.
@@ -102,6 +118,7 @@ type Server struct {
 	inflight inflight // handlers running under Serve
 
 	streams chan struct{} // one token per open event stream, cap MaxEventStreams
+	lists   chan struct{} // one token per list answer being produced, cap maxLists
 }
 
 // DefaultMaxEventStreams is used when Options.MaxEventStreams is 0.
@@ -178,6 +195,7 @@ func New(b Backend, o Options) (*Server, error) {
 		port:    port,
 		closing: make(chan struct{}),
 		streams: make(chan struct{}, o.MaxEventStreams),
+		lists:   make(chan struct{}, maxLists),
 	}
 	s.hosts = newHostPolicy(host, o.AllowNonLoopback)
 	s.auth = newAuthState(o.Token, func() time.Time { return s.now() })

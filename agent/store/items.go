@@ -1,15 +1,16 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/rouse-dev/rouse/trackers"
-	"github.com/rouse-dev/rouse/wire"
 )
 
 var _ trackers.Store = (*Store)(nil)
@@ -84,27 +85,49 @@ func (s *Store) Cursor(ctx context.Context, tracker string) (string, error) {
 	return c, nil
 }
 
-// ItemQuery selects a page of a tracker's items.
+// ItemQuery selects a batch of a tracker's items.
 //
 // Newest first (the default) pages backwards: pass the smallest Seq of the
-// previous page as BeforeSeq. Oldest first pages forwards: pass the largest
-// Seq of the previous page as AfterSeq. Since keeps items whose Time is at or
+// previous batch as BeforeSeq. Oldest first pages forwards: pass the largest
+// Seq of the previous batch as AfterSeq. Since keeps items whose Time is at or
 // after it. Limit <= 0 means DefaultLimit.
+//
+// MaxBytes, when positive, ends the batch before the item whose data would
+// take the batch's data past it (the first item always comes). OmitAbove,
+// when positive, leaves out the data of any item larger than it (Data nil,
+// Size says how large): reading an item loads it whole, so this is what
+// bounds the memory of a read whatever was stored.
 type ItemQuery struct {
 	Since     time.Time
 	AfterSeq  int64
 	BeforeSeq int64
 	Limit     int
 	Oldest    bool
+	MaxBytes  int64
+	OmitAbove int64
 }
 
-// Items returns a page of tracker's items in store order (Seq), with Data
-// decoded from JSON.
-func (s *Store) Items(ctx context.Context, tracker string, q ItemQuery) ([]wire.Item, error) {
-	out := []wire.Item{}
+// Item is a stored item with its data as stored (valid JSON).
+type Item struct {
+	Seq  int64
+	ID   string
+	Time time.Time       // UTC
+	Data json.RawMessage // nil when left out (see ItemQuery.OmitAbove)
+	Size int64           // the data's length in bytes
+}
+
+// Items returns a batch of tracker's items in store order (Seq). Rows are
+// read one at a time, so a read holds at most one item's data beyond the
+// batch.
+func (s *Store) Items(ctx context.Context, tracker string, q ItemQuery) ([]Item, error) {
+	out := []Item{}
 	err := s.withDB(ctx, "items "+tracker, func(ctx context.Context, _, r *sql.DB) error {
-		query := `SELECT seq, id, at, data FROM items WHERE tracker = ?`
-		args := []any{tracker}
+		omit := q.OmitAbove
+		if omit <= 0 {
+			omit = math.MaxInt64
+		}
+		query := `SELECT seq, id, at, length(data), CASE WHEN length(data) <= ? THEN data END FROM items WHERE tracker = ?`
+		args := []any{omit, tracker}
 		if !q.Since.IsZero() {
 			query += ` AND at >= ?`
 			args = append(args, q.Since.UnixNano())
@@ -128,16 +151,21 @@ func (s *Store) Items(ctx context.Context, tracker string, q ItemQuery) ([]wire.
 			return err
 		}
 		defer rows.Close()
+		var total int64
 		for rows.Next() {
-			var it wire.Item
+			var it Item
 			var at int64
-			var data []byte
-			if err := rows.Scan(&it.Seq, &it.ID, &at, &data); err != nil {
+			var data sql.RawBytes
+			if err := rows.Scan(&it.Seq, &it.ID, &at, &it.Size, &data); err != nil {
 				return err
 			}
+			if q.MaxBytes > 0 && len(out) > 0 && total+int64(len(data)) > q.MaxBytes {
+				break
+			}
+			total += int64(len(data))
 			it.Time = time.Unix(0, at).UTC()
-			if err := json.Unmarshal(data, &it.Data); err != nil {
-				return fmt.Errorf("item %q: decode data: %w", it.ID, err)
+			if data != nil {
+				it.Data = bytes.Clone(data)
 			}
 			out = append(out, it)
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/rouse-dev/rouse/wire"
@@ -196,9 +197,18 @@ func scanWake(sc interface{ Scan(...any) error }) (wire.Wake, error) {
 // Wakes returns up to limit wakes, newest first, with their components in
 // the order they were stored.
 func (s *Store) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {
+	return s.WakesBefore(ctx, limit, 0)
+}
+
+// WakesBefore is Wakes starting below wake id before (0: from the newest),
+// for paging.
+func (s *Store) WakesBefore(ctx context.Context, limit int, before int64) ([]wire.Wake, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
 	out := []wire.Wake{}
 	err := s.readTx(ctx, "wakes", func(ctx context.Context, tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+wakeCols+` FROM wakes ORDER BY id DESC LIMIT ?`, limitOr(limit))
+		rows, err := tx.QueryContext(ctx, `SELECT `+wakeCols+` FROM wakes WHERE id < ? ORDER BY id DESC LIMIT ?`, before, limitOr(limit))
 		if err != nil {
 			return err
 		}
@@ -218,7 +228,7 @@ func (s *Store) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {
 		}
 		oldest := out[len(out)-1].ID
 		crows, err := tx.QueryContext(ctx, `SELECT wake_id, name, state, duration_ms, waited_ms, error
-			FROM wake_components WHERE wake_id >= ? ORDER BY rowid`, oldest)
+			FROM wake_components WHERE wake_id >= ? AND wake_id <= ? ORDER BY rowid`, oldest, out[0].ID)
 		if err != nil {
 			return err
 		}
@@ -373,12 +383,21 @@ func (s *Store) UpdateJobRun(ctx context.Context, r wire.JobRun) error {
 
 // JobRuns returns up to limit runs of job ("" for all jobs), newest first.
 func (s *Store) JobRuns(ctx context.Context, job string, limit int) ([]wire.JobRun, error) {
+	return s.JobRunsBefore(ctx, job, limit, 0)
+}
+
+// JobRunsBefore is JobRuns starting below run id before (0: from the
+// newest), for paging.
+func (s *Store) JobRunsBefore(ctx context.Context, job string, limit int, before int64) ([]wire.JobRun, error) {
+	if before <= 0 {
+		before = math.MaxInt64
+	}
 	out := []wire.JobRun{}
 	err := s.withDB(ctx, "job runs "+job, func(ctx context.Context, _, r *sql.DB) error {
 		const cols = `SELECT id, job, scheduled_at, started_at, ended_at, result, reason, exit_code, output, error FROM job_runs`
-		q, args := cols+` ORDER BY id DESC LIMIT ?`, []any{limitOr(limit)}
+		q, args := cols+` WHERE id < ? ORDER BY id DESC LIMIT ?`, []any{before, limitOr(limit)}
 		if job != "" {
-			q, args = cols+` WHERE job = ? ORDER BY id DESC LIMIT ?`, []any{job, limitOr(limit)}
+			q, args = cols+` WHERE job = ? AND id < ? ORDER BY id DESC LIMIT ?`, []any{job, before, limitOr(limit)}
 		}
 		rows, err := r.QueryContext(ctx, q, args...)
 		if err != nil {

@@ -162,7 +162,7 @@ func BenchmarkParsePage(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		items, _, err := tr.parse(log, body)
+		items, _, _, err := tr.parse(nil, log, body)
 		if err != nil || len(items) != 200 {
 			b.Fatal(err, len(items))
 		}

@@ -37,11 +37,14 @@ type LastfmOptions struct {
 	Interval time.Duration `yaml:"interval"`
 	// Limit is the page size, 1..200. Default 200.
 	Limit int `yaml:"limit"`
+	// MaxItemBytes bounds one scrobble's JSON, as the http kind's
+	// max_item_bytes. Default 1 MiB, at most 4 MiB.
+	MaxItemBytes int64 `yaml:"max_item_bytes"`
 }
 
 // DefaultLastfmOptions returns LastfmOptions with the defaults filled in.
 func DefaultLastfmOptions() *LastfmOptions {
-	return &LastfmOptions{APIURL: LastfmAPIURL, Interval: 60 * time.Second, Limit: 200}
+	return &LastfmOptions{APIURL: LastfmAPIURL, Interval: 60 * time.Second, Limit: 200, MaxItemBytes: trackers.DefaultMaxItemBytes}
 }
 
 var _ trackers.Validator = (*LastfmOptions)(nil)
@@ -66,6 +69,9 @@ func (o *LastfmOptions) Validate() []trackers.FieldError {
 	}
 	if o.Limit < 1 || o.Limit > 200 {
 		add("limit", "must be between 1 and 200, got %d", o.Limit)
+	}
+	if fe := trackers.CheckMaxItemBytes(o.MaxItemBytes); fe != nil {
+		errs = append(errs, *fe)
 	}
 	return errs
 }
@@ -102,6 +108,7 @@ func (o *LastfmOptions) Options(apiKey string) (Options, error) {
 	}
 	opts.Paging = PagingOptions{TotalPages: "recenttracks.@attr.totalPages", Order: OrderNewestFirst}
 	opts.Cursor = CursorOptions{From: CursorMaxTime, Offset: 1}
+	opts.MaxItemBytes = o.MaxItemBytes
 	return opts, nil
 }
 

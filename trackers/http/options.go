@@ -50,6 +50,11 @@ type Options struct {
 	Retry RetryOptions `yaml:"retry"`
 	// InitialSince is .Since before the first cursor exists. Default 0.
 	InitialSince int64 `yaml:"initial_since"`
+	// MaxItemBytes bounds one item's JSON: a larger item is not stored
+	// (a note event, the metric rouse_items_refused_total and the
+	// tracker's last error say so) and the poll goes on. Default 1 MiB,
+	// at most 4 MiB.
+	MaxItemBytes int64 `yaml:"max_item_bytes"`
 }
 
 // ItemsOptions locates the items in a response and their id and time.
@@ -115,14 +120,15 @@ type RetryOptions struct {
 // DefaultOptions returns Options with every default filled in.
 func DefaultOptions() *Options {
 	return &Options{
-		Method:   "GET",
-		Interval: 60 * time.Second,
-		Timeout:  10 * time.Second,
-		Items:    ItemsOptions{ID: "id", TimeFormat: jpath.FormatAuto},
-		Paging:   PagingOptions{Order: OrderNewestFirst},
-		Cursor:   CursorOptions{From: CursorMaxTime, Offset: 1},
-		MaxPages: 1000,
-		Retry:    RetryOptions{Initial: time.Second, Max: 60 * time.Second, Budget: 10},
+		Method:       "GET",
+		Interval:     60 * time.Second,
+		Timeout:      10 * time.Second,
+		Items:        ItemsOptions{ID: "id", TimeFormat: jpath.FormatAuto},
+		Paging:       PagingOptions{Order: OrderNewestFirst},
+		Cursor:       CursorOptions{From: CursorMaxTime, Offset: 1},
+		MaxPages:     1000,
+		Retry:        RetryOptions{Initial: time.Second, Max: 60 * time.Second, Budget: 10},
+		MaxItemBytes: trackers.DefaultMaxItemBytes,
 	}
 }
 
@@ -181,6 +187,9 @@ func (o *Options) Validate() []trackers.FieldError {
 	}
 	if o.Retry.Budget < 0 {
 		add("retry.budget", "must not be negative, got %d", o.Retry.Budget)
+	}
+	if fe := trackers.CheckMaxItemBytes(o.MaxItemBytes); fe != nil {
+		errs = append(errs, *fe)
 	}
 	return errs
 }

@@ -83,6 +83,7 @@ type Tracker struct {
 	log   *slog.Logger
 	opts  Options
 	tmpl  *template.Template
+	limit *trackers.ItemLimit
 
 	// prepare, when set, is called at the start of each Run and may
 	// replace the URL template and add secrets (the lastfm preset reads its
@@ -147,6 +148,7 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 		log:     log,
 		opts:    o,
 		tmpl:    tmpl,
+		limit:   trackers.NewItemLimit(deps.Metrics, deps.Name, o.MaxItemBytes),
 		now:     time.Now,
 		kick:    make(chan struct{}, 1),
 	}, nil
@@ -400,7 +402,7 @@ func (t *Tracker) poll(ctx context.Context, h trackers.Host, log *slog.Logger, c
 			t.keep(cu, n)
 			return wait, err
 		}
-		items, total, err := t.parse(log, body)
+		items, total, refused, err := t.parse(h, log, body)
 		if err != nil {
 			t.keep(cu, n)
 			return 0, err
@@ -441,10 +443,10 @@ func (t *Tracker) poll(ctx context.Context, h trackers.Host, log *slog.Logger, c
 			if n > 1 || totalAdded > 0 {
 				log.Info("caught up", "pages", n, "added", totalAdded)
 			}
-			t.report(h, trackers.StateReady, nil)
+			t.report(h, trackers.StateReady, refused)
 			return 0, nil
 		}
-		t.report(h, trackers.StateCatchingUp, nil)
+		t.report(h, trackers.StateCatchingUp, refused)
 		if paged {
 			cu.page++
 		} else {
@@ -620,40 +622,45 @@ func retryAfter(h nethttp.Header, now time.Time) (time.Duration, bool) {
 	return 0, false
 }
 
-// parse reads the items and the page count out of a body.
-func (t *Tracker) parse(log *slog.Logger, body []byte) ([]trackers.Item, int, error) {
+// parse reads the items and the page count out of a body. Items over
+// max_item_bytes are left out; refused reports the last one.
+func (t *Tracker) parse(h trackers.Host, log *slog.Logger, body []byte) (items []trackers.Item, total int, refused error, err error) {
 	o := t.opts.Items
 	raw, found, err := jpath.Raw(body, o.Path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("response is not JSON: %w", err)
+		return nil, 0, nil, fmt.Errorf("response is not JSON: %w", err)
 	}
 	if !found {
-		return nil, 0, fmt.Errorf("items.path %q not found in the response: %s", o.Path, snippet(body))
+		return nil, 0, nil, fmt.Errorf("items.path %q not found in the response: %s", o.Path, snippet(body))
 	}
 	list, err := jpath.List(raw)
 	if err != nil {
-		return nil, 0, fmt.Errorf("items.path %q: %w", o.Path, err)
+		return nil, 0, nil, fmt.Errorf("items.path %q: %w", o.Path, err)
 	}
-	total := 1
+	total = 1
 	if tp := t.opts.Paging.TotalPages; tp != "" {
 		rv, found, err := jpath.Raw(body, tp)
 		if err != nil || !found {
-			return nil, 0, fmt.Errorf("paging.total_pages %q not found in the response", tp)
+			return nil, 0, nil, fmt.Errorf("paging.total_pages %q not found in the response", tp)
 		}
 		v, err := jpath.Decode(rv)
 		n, ok := jpath.Int(v)
 		if err != nil || !ok {
-			return nil, 0, fmt.Errorf("paging.total_pages %q is not a number: %s", tp, snippet(rv))
+			return nil, 0, nil, fmt.Errorf("paging.total_pages %q is not a number: %s", tp, snippet(rv))
 		}
 		total = int(n)
 	}
 	now := t.now()
-	items := make([]trackers.Item, 0, len(list))
+	items = make([]trackers.Item, 0, len(list))
 	skipped := 0
-	for _, r := range list {
+	for i, r := range list {
+		if err := t.limit.Allow(h, log, fmt.Sprintf("#%d of the page", i+1), len(r)); err != nil {
+			refused = err
+			continue // not decoded: it may be huge
+		}
 		v, err := jpath.Decode(r)
 		if err != nil {
-			return nil, 0, fmt.Errorf("item: %w", err)
+			return nil, 0, nil, fmt.Errorf("item: %w", err)
 		}
 		if t.skip != nil && t.skip(v) {
 			skipped++
@@ -680,7 +687,7 @@ func (t *Tracker) parse(log *slog.Logger, body []byte) ([]trackers.Item, int, er
 	if skipped > 0 {
 		log.Debug("items skipped", "count", skipped)
 	}
-	return items, total, nil
+	return items, total, refused, nil
 }
 
 func itemID(v any, raw []byte, o ItemsOptions) string {

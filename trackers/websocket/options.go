@@ -55,6 +55,12 @@ type Options struct {
 	CursorFrom string `yaml:"cursor_from"`
 	// Backoff bounds reconnects (equal jitter).
 	Backoff BackoffOptions `yaml:"backoff"`
+	// MaxItemBytes bounds one item's JSON: a larger message is not stored
+	// (a note event, the metric rouse_items_refused_total and the
+	// tracker's last error say so) and the stream goes on. Default 1 MiB,
+	// at most 4 MiB. (A message over 4 MiB is refused by the WebSocket
+	// read limit itself: the connection is closed with 1009.)
+	MaxItemBytes int64 `yaml:"max_item_bytes"`
 }
 
 // ItemsOptions reads an item's id and time out of a JSON message.
@@ -87,6 +93,7 @@ func DefaultOptions() *Options {
 		Items:           ItemsOptions{TimeFormat: jpath.FormatAuto},
 		CursorFrom:      CursorTime,
 		Backoff:         BackoffOptions{Initial: time.Second, Max: 60 * time.Second},
+		MaxItemBytes:    trackers.DefaultMaxItemBytes,
 	}
 }
 
@@ -135,6 +142,9 @@ func (o *Options) Validate() []trackers.FieldError {
 	case "", CursorTime, CursorTimeS, CursorID:
 	default:
 		add("cursor_from", "want time, time_s or id, got %q", o.CursorFrom)
+	}
+	if fe := trackers.CheckMaxItemBytes(o.MaxItemBytes); fe != nil {
+		errs = append(errs, *fe)
 	}
 	return errs
 }

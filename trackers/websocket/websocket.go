@@ -78,6 +78,7 @@ type Tracker struct {
 	log         *slog.Logger
 	opts        Options
 	disconnects *prometheus.CounterVec
+	limit       *trackers.ItemLimit
 	secrets     redact.Secrets // from the URL and headers: never shown
 
 	// httpClient, when set, is used for the handshake (tests dial pipes).
@@ -132,6 +133,7 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 		log:         log,
 		opts:        o,
 		disconnects: disconnectsCounter(deps.Metrics),
+		limit:       trackers.NewItemLimit(deps.Metrics, deps.Name, o.MaxItemBytes),
 		secrets:     redact.Secrets(nil).FromURL(o.URL).FromHeaders(o.Headers),
 		wake:        make(chan struct{}, 1),
 		pauseKick:   make(chan struct{}, 1),
@@ -486,7 +488,11 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 		case m := <-in:
 			gotMsg = true
 			if it, ok := t.item(log, m); ok {
-				batch = append(batch, it)
+				if err := t.limit.Allow(h, log, it.ID, len(it.Data)); err != nil {
+					t.report(h, t.currentState(), err)
+				} else {
+					batch = append(batch, it)
+				}
 			}
 			if len(batch) >= maxBatch {
 				flush(ctx)

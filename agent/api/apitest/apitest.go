@@ -25,13 +25,13 @@ type Backend struct {
 	RestartFunc   func(ctx context.Context, name string) (string, error)
 	WakeFunc      func(ctx context.Context) (wire.Wake, error)
 	WakePlanFunc  func(ctx context.Context) (wire.Plan, error)
-	WakesFunc     func(ctx context.Context, limit int) ([]wire.Wake, error)
+	WakesFunc     func(ctx context.Context, limit int, before int64) ([]wire.Wake, error)
 	WakeByIDFunc  func(ctx context.Context, id int64) (wire.Wake, error)
 	SubscribeFunc func(ctx context.Context, lastID int64) <-chan wire.Event
-	ItemsFunc     func(ctx context.Context, tracker string, q api.ItemQuery) (wire.Items, error)
+	ItemsFunc     func(ctx context.Context, tracker string, q api.ItemQuery) ([]api.Item, error)
 	JobsFunc      func(ctx context.Context) ([]wire.Job, error)
 	RunJobFunc    func(ctx context.Context, name string) (wire.JobRun, error)
-	JobRunsFunc   func(ctx context.Context, name string, limit int) ([]wire.JobRun, error)
+	JobRunsFunc   func(ctx context.Context, name string, limit int, before int64) ([]wire.JobRun, error)
 
 	calls atomic.Int64
 }
@@ -124,12 +124,12 @@ func (b *Backend) WakePlan(ctx context.Context) (wire.Plan, error) {
 }
 
 // Wakes implements api.Backend.
-func (b *Backend) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {
+func (b *Backend) Wakes(ctx context.Context, limit int, before int64) ([]wire.Wake, error) {
 	b.calls.Add(1)
 	if b.WakesFunc == nil {
 		return nil, nil
 	}
-	return b.WakesFunc(ctx, limit)
+	return b.WakesFunc(ctx, limit, before)
 }
 
 // WakeByID implements api.Backend.
@@ -157,10 +157,10 @@ func (b *Backend) Subscribe(ctx context.Context, lastID int64) <-chan wire.Event
 }
 
 // Items implements api.Backend.
-func (b *Backend) Items(ctx context.Context, tracker string, q api.ItemQuery) (wire.Items, error) {
+func (b *Backend) Items(ctx context.Context, tracker string, q api.ItemQuery) ([]api.Item, error) {
 	b.calls.Add(1)
 	if b.ItemsFunc == nil {
-		return wire.Items{}, api.ErrNotFound
+		return nil, api.ErrNotFound
 	}
 	return b.ItemsFunc(ctx, tracker, q)
 }
@@ -184,10 +184,10 @@ func (b *Backend) RunJob(ctx context.Context, name string) (wire.JobRun, error) 
 }
 
 // JobRuns implements api.Backend.
-func (b *Backend) JobRuns(ctx context.Context, name string, limit int) ([]wire.JobRun, error) {
+func (b *Backend) JobRuns(ctx context.Context, name string, limit int, before int64) ([]wire.JobRun, error) {
 	b.calls.Add(1)
 	if b.JobRunsFunc == nil {
 		return nil, api.ErrNotFound
 	}
-	return b.JobRunsFunc(ctx, name, limit)
+	return b.JobRunsFunc(ctx, name, limit, before)
 }

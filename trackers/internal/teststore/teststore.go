@@ -84,7 +84,11 @@ func (s *Store) All(tracker string) []trackers.Item {
 			return out
 		}
 		for _, it := range items {
-			data, err := json.Marshal(it.Data)
+			var v any
+			if err := json.Unmarshal(it.Data, &v); err != nil {
+				s.tb.Errorf("item %s of %s: decode data: %v", it.ID, tracker, err)
+			}
+			data, err := json.Marshal(v)
 			if err != nil {
 				s.tb.Errorf("item %s of %s: encode data: %v", it.ID, tracker, err)
 			}
