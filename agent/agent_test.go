@@ -15,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rouse-dev/rouse/agent/config"
-	"github.com/rouse-dev/rouse/agent/store"
 	"github.com/rouse-dev/rouse/platform/power"
 	"github.com/rouse-dev/rouse/trackers"
 )
@@ -133,9 +132,11 @@ type spec struct {
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// testAgent builds an agent over a real store with the given probes, the
-// scheduler off, and its loops (heartbeat, state writer) running — all of
-// Run except the API and the OS watchers, so it fits in a synctest bubble.
+// testAgent builds an agent the way Run does (boot: lock, config, real
+// store, units) with the given probes, the scheduler off, and its loops
+// (heartbeat, state writer) running — all of Run but the REST API, the OS
+// watchers and the boot restore (tests run restores themselves), so it fits
+// in a synctest bubble.
 func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 	t.Helper()
 	cfg := config.Default()
@@ -155,36 +156,15 @@ func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 		cfg.Trackers = append(cfg.Trackers, tr)
 	}
 	probesMu.Unlock()
-	a, err := New(Options{Config: cfg, DataDir: dir, Logger: discard})
+	a, err := New(Options{Config: cfg, DataDir: dir, Logger: discard, noAPI: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	a.store, err = store.Open(ctx, StorePath(dir), store.Options{Logger: discard})
-	if err != nil {
+	if err := a.boot(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	desired, err := a.store.Desired(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	a.runCtx = runCtx
-	units, names, g, err := a.buildUnits(cfg, nil, desired)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.units, a.names, a.graph = units, names, g
-	a.goRun(func() { a.stateWriter(runCtx) })
-	a.goRun(func() { a.heartbeat(runCtx) })
-	return a, func() {
-		a.shutdown()
-		cancel()
-		a.wg.Wait()
-		if err := a.store.Close(context.Background()); err != nil && !errors.Is(err, store.ErrClosed) {
-			t.Error(err)
-		}
-	}
+	a.startLoops()
+	return a, a.stop
 }
 
 func (a *Agent) stateOf(name string) trackers.State { return a.unit(name).snapshot().state }

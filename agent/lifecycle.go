@@ -13,6 +13,7 @@ import (
 	"github.com/rouse-dev/rouse/agent/api"
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/agent/store"
+	"github.com/rouse-dev/rouse/internal/dirlock"
 	"github.com/rouse-dev/rouse/internal/perm"
 	"github.com/rouse-dev/rouse/platform/clockwatch"
 	"github.com/rouse-dev/rouse/platform/netwatch"
@@ -25,12 +26,22 @@ import (
 
 // Options configure an Agent.
 type Options struct {
-	Config     *config.Config // the config to run (required)
-	ConfigPath string         // watched for live edits; "" runs the embedded default unwatched
-	DataDir    string         // the store, the API token (required)
-	Listen     string         // overrides Config.Listen when set
-	Logger     *slog.Logger   // nil: slog.Default()
-	Version    string
+	// Config is the config to run. Nil: LoadConfig reads it at boot step 1,
+	// after the data directory is locked and /healthz answers.
+	Config *config.Config
+	// LoadConfig reads and validates the config when Config is nil; its
+	// error makes Run fail with ExitBadConfig.
+	LoadConfig func() (*config.Config, error)
+	ConfigPath string // watched for live edits; "" runs the embedded default unwatched
+	DataDir    string // the lock, the store, the API token (required)
+	// Listen is the REST API's address. Boot step 0 binds it before the
+	// config is read, so it is taken from here, else from Config, else
+	// api.DefaultListen; AllowNonLoopback and MaxEventStreams likewise.
+	Listen           string
+	AllowNonLoopback bool
+	MaxEventStreams  int
+	Logger           *slog.Logger // nil: slog.Default()
+	Version          string
 	// Power watches sleep and wake (logind on Linux, the clock fallback,
 	// Windows power events) with PowerOptions (start from
 	// power.DefaultOptions()). Off only in tests that drive wakes by hand.
@@ -39,6 +50,10 @@ type Options struct {
 	// Network watches the network (netlink on Linux); off: always online.
 	Network   bool
 	Dashboard http.Handler // served at GET /
+
+	// noAPI leaves the REST API out: tests in a synctest bubble, where a
+	// listening socket would stop the fake clock.
+	noAPI bool
 }
 
 // ExitBadConfig is the exit code of a bad config: 78, EX_CONFIG from
@@ -58,7 +73,7 @@ func (e *ExitError) Unwrap() error { return e.Err }
 
 // New prepares an agent; Run starts it.
 func New(o Options) (*Agent, error) {
-	if o.Config == nil {
+	if o.Config == nil && o.LoadConfig == nil {
 		return nil, errors.New("agent: no config")
 	}
 	if o.DataDir == "" {
@@ -67,7 +82,7 @@ func New(o Options) (*Agent, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Agent{
+	a := &Agent{
 		opts:    o,
 		log:     o.Logger,
 		cfg:     o.Config,
@@ -76,50 +91,196 @@ func New(o Options) (*Agent, error) {
 		kick:    make(chan struct{}, 1),
 		stateQ:  make(chan store.StateEvent, 4096),
 		flushQ:  make(chan chan struct{}),
-	}, nil
+	}
+	a.gate = newGate(a)
+	return a, nil
 }
 
 // StorePath is where the agent keeps its SQLite store.
 func StorePath(dataDir string) string { return filepath.Join(dataDir, "rouse.db") }
 
-// Run boots the agent — store, REST API, then components — and runs until
-// ctx is done, then shuts down: components in reverse dependency order,
-// the API, the store. An *ExitError says which exit code fits.
-func (a *Agent) Run(ctx context.Context) (err error) {
-	a.startedAt = time.Now().Round(0).UTC()
-	// 1. The data directory (0700, ours: internal/perm), then the store.
-	// Failing here is fatal.
-	if err := perm.Dir(a.opts.DataDir); err != nil {
-		return &ExitError{Code: 1, Err: fmt.Errorf("data directory: %w", err)}
+// Run boots the agent (boot), starts its loops and the boot restore, and
+// runs until ctx is done; then it shuts down: components in reverse
+// dependency order, the API, the store, the lock. An *ExitError says which
+// exit code fits.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.boot(ctx); err != nil {
+		return err
 	}
-	a.store, err = store.Open(ctx, StorePath(a.opts.DataDir), store.Options{Logger: a.log})
-	if err != nil {
-		return &ExitError{Code: 1, Err: fmt.Errorf("cannot open the store: %w", err)}
+	a.startLoops()
+	// 4. Restore what the user had active, concurrently.
+	if _, err := a.startWake("boot", time.Now().Round(0).UTC(), 0, false); err != nil {
+		a.log.Error("cannot record the boot restore", "err", err)
 	}
-	unclean := a.store.UncleanShutdown()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if cerr := a.store.Close(cctx); cerr != nil {
-			a.log.Error("cannot close the store", "err", cerr)
-		}
-	}()
-	desired, err := a.store.Desired(ctx)
-	if err != nil {
-		return &ExitError{Code: 1, Err: fmt.Errorf("cannot read the components' desired state: %w", err)}
-	}
+	<-ctx.Done()
+	a.stop()
+	return nil
+}
 
+// boot runs boot steps 0 to 3, everything that can fail, before any
+// component or loop runs:
+//
+//  0. lock the data directory (one agent per directory: exit 1), then
+//     answer /healthz at once (/readyz and the rest say "starting");
+//  1. the config (exit 78);
+//  2. the store (exit 1);
+//  3. the units and the scheduler (exit 78), then the whole REST API.
+//
+// When a step fails it undoes what the earlier ones did, in reverse (the
+// API stops, the store closes, the lock is released: start with rollback)
+// and returns an *ExitError. On success stop undoes them at the end. Tests
+// build their agents through boot too.
+func (a *Agent) boot(ctx context.Context) (err error) {
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+			return
+		}
+		a.undo = undo
+	}()
+	fail := func(code int, err error) error { return &ExitError{Code: code, Err: err} }
+	a.startedAt = time.Now().Round(0).UTC()
+
+	// 0. The data directory (0700, ours: internal/perm) and its lock,
+	// before anything is opened, swept or killed.
+	if err := perm.Dir(a.opts.DataDir); err != nil {
+		return fail(1, fmt.Errorf("data directory: %w", err))
+	}
+	lock, err := dirlock.Acquire(a.opts.DataDir)
+	if err != nil {
+		return fail(1, err)
+	}
+	undo = append(undo, func() {
+		if err := lock.Release(); err != nil {
+			a.log.Warn("cannot release the data directory's lock", "err", err)
+		}
+	})
 	// Long-lived goroutines run under runCtx, which outlives ctx until the
 	// components have stopped in order.
 	runCtx, runCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer runCancel()
-	a.runCtx = runCtx
+	a.runCtx, a.cancelRun = runCtx, runCancel
+	undo = append(undo, runCancel)
+	if !a.opts.noAPI {
+		stopAPI, err := a.serveAPI(ctx)
+		if err != nil {
+			return err
+		}
+		a.stopAPI = stopAPI
+		undo = append(undo, stopAPI, a.gate.shut) // (undone in reverse: calls waiting for the boot end first)
+	}
 
-	// 2. The parts components need, then the components themselves.
+	// 1. The config.
+	if a.cfg == nil {
+		a.gate.setPhase("reading the config")
+		cfg, err := a.opts.LoadConfig()
+		if err != nil {
+			return fail(ExitBadConfig, err)
+		}
+		a.mu.Lock()
+		a.cfg = cfg
+		a.mu.Unlock()
+	}
+
+	// 2. The store. Failing here is fatal.
+	a.gate.setPhase("opening the store")
+	a.store, err = store.Open(ctx, StorePath(a.opts.DataDir), store.Options{Logger: a.log})
+	if err != nil {
+		return fail(1, fmt.Errorf("cannot open the store: %w", err))
+	}
+	undo = append(undo, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.store.Close(cctx); err != nil && !errors.Is(err, store.ErrClosed) {
+			a.log.Error("cannot close the store", "err", err)
+		}
+	})
+	a.unclean = a.store.UncleanShutdown()
+	desired, err := a.store.Desired(ctx)
+	if err != nil {
+		return fail(1, fmt.Errorf("cannot read the components' desired state: %w", err))
+	}
+
+	// 3. The parts components need, the components, then the whole API.
+	a.gate.setPhase("building the components")
 	if a.opts.Network {
 		w := netwatch.New(netwatch.Options{Logger: a.log.With("component", "netwatch")})
-		a.net = w
+		a.net, a.netw = w, w
 		network.SetDefaultSource(w)
+	}
+	if err := a.newScheduler(a.cfg); err != nil {
+		return fail(ExitBadConfig, err)
+	}
+	units, names, g, err := a.buildUnits(a.cfg, nil, desired)
+	if err != nil {
+		return fail(ExitBadConfig, err)
+	}
+	a.mu.Lock()
+	a.units, a.names, a.graph = units, names, g
+	a.mu.Unlock()
+	a.gate.openUp()
+	return nil
+}
+
+// serveAPI is boot step 0's API: it binds the address and serves through
+// the gate, which answers "starting" until boot step 3. It returns the
+// function that stops it and waits.
+func (a *Agent) serveAPI(ctx context.Context) (stop func(), err error) {
+	token, err := api.LoadOrCreateToken(a.opts.DataDir)
+	if err != nil {
+		return nil, &ExitError{Code: 1, Err: err}
+	}
+	listen, allow, streams := a.opts.Listen, a.opts.AllowNonLoopback, a.opts.MaxEventStreams
+	if a.cfg != nil {
+		if listen == "" {
+			listen, allow = a.cfg.Listen, a.cfg.AllowNonLoopback
+		}
+		if streams == 0 {
+			streams = a.cfg.MaxEventStreams
+		}
+	}
+	srv, err := api.New(a.gate, api.Options{
+		Listen: listen, AllowNonLoopback: allow, Token: token,
+		Gatherer: a.metrics.reg, Dashboard: a.opts.Dashboard, Logger: a.log, Version: a.opts.Version,
+		MaxEventStreams: streams,
+	})
+	if err != nil {
+		return nil, &ExitError{Code: ExitBadConfig, Err: err}
+	}
+	if err := srv.Listen(); err != nil {
+		return nil, &ExitError{Code: 1, Err: err}
+	}
+	a.apiAddr = srv.Addr().String()
+	apiCtx, apiCancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Serve(apiCtx); err != nil && apiCtx.Err() == nil {
+			a.log.Error("REST API stopped", "err", err)
+		}
+	})
+	return sync.OnceFunc(func() { apiCancel(); wg.Wait() }), nil
+}
+
+// startLoops starts what runs for the agent's whole life: the service
+// manager's watchdog, the state writer, the heartbeat, and the watchers
+// (network, config, sleep and wake, wall clock). Nothing here can fail.
+func (a *Agent) startLoops() {
+	runCtx := a.runCtx
+	a.log.Info("rouse is up", "version", a.opts.Version, "listen", a.apiAddr, "data", a.opts.DataDir,
+		"config", a.cfg.Source, "components", len(a.allUnits()), "unclean_shutdown", a.unclean)
+	if err := notify.Ready(); err != nil {
+		a.log.Warn("cannot notify the service manager", "err", err)
+	}
+	a.goRun(func() { notify.Watchdog(runCtx) })
+	a.goRun(func() { a.stateWriter(runCtx) })
+	a.goRun(func() { a.renderViews(runCtx) })
+	a.goRun(func() { a.heartbeat(runCtx) })
+	if a.unclean {
+		a.goRun(func() { a.checkAfterUncleanShutdown(runCtx) })
+	}
+	if w := a.netw; w != nil {
 		a.watch("network watch", w.Run)
 		ch, unsub := w.Subscribe()
 		forward(a, ch, unsub, func(s netwatch.Status) {
@@ -128,60 +289,6 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 				a.kickHeartbeat()
 			}
 		})
-	}
-	if err := a.newScheduler(a.cfg); err != nil {
-		return &ExitError{Code: ExitBadConfig, Err: err}
-	}
-	units, names, g, err := a.buildUnits(a.cfg, nil, desired)
-	if err != nil {
-		return &ExitError{Code: ExitBadConfig, Err: err}
-	}
-	a.mu.Lock()
-	a.units, a.names, a.graph = units, names, g
-	a.mu.Unlock()
-
-	// 3. The REST API listens before any component starts.
-	token, err := api.LoadOrCreateToken(a.opts.DataDir)
-	if err != nil {
-		return &ExitError{Code: 1, Err: err}
-	}
-	listen := a.cfg.Listen
-	if a.opts.Listen != "" {
-		listen = a.opts.Listen
-	}
-	srv, err := api.New(a, api.Options{
-		Listen: listen, AllowNonLoopback: a.cfg.AllowNonLoopback, Token: token,
-		Gatherer: a.metrics.reg, Dashboard: a.opts.Dashboard, Logger: a.log, Version: a.opts.Version,
-		MaxEventStreams: a.cfg.MaxEventStreams,
-	})
-	if err != nil {
-		return &ExitError{Code: ExitBadConfig, Err: err}
-	}
-	if err := srv.Listen(); err != nil {
-		return &ExitError{Code: 1, Err: err}
-	}
-	apiCtx, apiCancel := context.WithCancel(context.WithoutCancel(ctx))
-	var apiWG sync.WaitGroup
-	apiWG.Add(1)
-	go func() {
-		defer apiWG.Done()
-		if err := srv.Serve(apiCtx); err != nil && apiCtx.Err() == nil {
-			a.log.Error("REST API stopped", "err", err)
-		}
-	}()
-	defer func() { apiCancel(); apiWG.Wait() }()
-	a.log.Info("rouse is up", "version", a.opts.Version, "listen", srv.Addr().String(), "data", a.opts.DataDir,
-		"config", a.cfg.Source, "components", len(names), "unclean_shutdown", unclean)
-	if err := notify.Ready(); err != nil {
-		a.log.Warn("cannot notify the service manager", "err", err)
-	}
-	a.goRun(func() { notify.Watchdog(runCtx) })
-
-	a.goRun(func() { a.stateWriter(runCtx) })
-	a.goRun(func() { a.renderViews(runCtx) })
-	a.goRun(func() { a.heartbeat(runCtx) })
-	if unclean {
-		a.goRun(func() { a.checkAfterUncleanShutdown(runCtx) })
 	}
 	if a.opts.ConfigPath != "" {
 		w := config.NewWatcher(a.opts.ConfigPath, a.log.With("component", "config"), a.onConfig)
@@ -196,6 +303,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			po.Budget = a.cfg.Sleep.Budget
 		}
 		m := power.New(po)
+		a.mu.Lock()
+		a.power = m
+		a.mu.Unlock()
 		a.watch("sleep and wake watch", func(ctx context.Context) error { return m.Run(ctx, a) })
 		// Wall-clock sets re-arm the scheduler at once (a notification on
 		// Linux), so its loop need not poll the clock.
@@ -208,18 +318,23 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			}
 		})
 	}
+}
 
-	// 4. Restore what the user had active, concurrently.
-	if _, err := a.startWake("boot", time.Now().Round(0).UTC(), 0, false); err != nil {
-		a.log.Error("cannot record the boot restore", "err", err)
-	}
-
-	<-ctx.Done()
+// stop ends what Run started: components in reverse dependency order,
+// every loop, then what boot set up (the API, the store, the lock), in
+// reverse.
+func (a *Agent) stop() {
 	a.shutdown()
-	runCancel()
+	a.cancelRun()
 	a.wg.Wait()
 	_ = notify.Stopping()
-	return nil
+	if a.stopAPI != nil {
+		a.stopAPI() // before the store closes under its handlers
+	}
+	for i := len(a.undo) - 1; i >= 0; i-- {
+		a.undo[i]()
+	}
+	a.undo = nil
 }
 
 // watch runs one of the agent's watchers (network, power, clock, config)

@@ -12,6 +12,7 @@ import (
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/agent/store"
 	"github.com/rouse-dev/rouse/platform/netwatch"
+	"github.com/rouse-dev/rouse/platform/power"
 	"github.com/rouse-dev/rouse/scheduler"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/wire"
@@ -25,7 +26,17 @@ type Agent struct {
 	events  *bus
 	metrics *metrics
 	sched   *scheduler.Scheduler
-	net     netSource // nil: always online
+	net     netSource         // nil: always online
+	netw    *netwatch.Watcher // the watcher behind net, run by startLoops
+	gate    *gate             // the API's view of the agent during boot
+	unclean bool              // the store says the last agent did not shut down cleanly
+	apiAddr string            // the API's bound address
+	power   *power.Monitor    // nil without Options.Power; set under mu
+
+	// Set by boot; stop undoes them.
+	cancelRun context.CancelFunc
+	stopAPI   func()
+	undo      []func()
 
 	mu         sync.Mutex
 	cfg        *config.Config

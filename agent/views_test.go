@@ -20,7 +20,6 @@ func TestViews(t *testing.T) {
 			{name: "app", p: &probe{latency: 20 * time.Millisecond}, requires: []string{"db"}},
 		})
 		defer stop()
-		a.goRun(func() { a.renderViews(a.runCtx) })
 		restoreNow(t, a, "boot", false)
 		time.Sleep(2 * viewInterval)
 		synctest.Wait()

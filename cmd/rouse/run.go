@@ -1,13 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/rouse-dev/rouse/agent"
 	"github.com/rouse-dev/rouse/agent/config"
@@ -42,31 +46,50 @@ func newRunCmd(g *globals) *cobra.Command {
 		Long: `Run the agent in the foreground until SIGINT or SIGTERM.
 
 With no config file it runs on an embedded default: the store, the scheduler with
-its built-in maintenance jobs, and a network tracker that records link changes.`,
+its built-in maintenance jobs, and a network tracker that records link changes.
+
+Boot order: lock the data directory (a second agent on it exits 1) and answer
+/healthz; read the config (a bad one exits 78); open the store (exit 1 if it
+cannot); serve the whole REST API; restore the components.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, path, err := g.loadConfig()
-			if err != nil {
-				return err
-			}
-			level, format := cfg.Log.Level, cfg.Log.Format
-			if logLevel != "" {
-				level = logLevel
-			}
-			if logFormat != "" {
-				format = logFormat
-			}
-			logger, err := newLogger(cmd.ErrOrStderr(), level, format)
+			// Until the config is read, log at the flags' level and format
+			// (default info, text); then at the config's unless a flag says.
+			level, format := cmp.Or(logLevel, "info"), cmp.Or(logFormat, "text")
+			h, err := newHandler(cmd.ErrOrStderr(), level, format)
 			if err != nil {
 				return usageError{err}
 			}
+			sw := newSwitchHandler(h)
+			logger := slog.New(sw)
 			slog.SetDefault(logger)
 			po, err := testPowerOptions(power.DefaultOptions(), logger)
 			if err != nil {
 				return usageError{err}
 			}
+			path := g.configPath()
+			early := peekBootKeys(path)
+			dataDir, listen := g.dataDir(early.Data), g.listenAddr(early.Listen)
+			load := func() (*config.Config, error) {
+				cfg, _, err := g.loadConfig()
+				if err != nil {
+					return nil, err
+				}
+				if err := early.agrees(cfg, path, g.listen == "" && os.Getenv("ROUSE_LISTEN") == "",
+					g.data == "" && os.Getenv("ROUSE_DATA") == ""); err != nil {
+					return nil, err
+				}
+				if logLevel == "" || logFormat == "" {
+					h, err := newHandler(cmd.ErrOrStderr(), cmp.Or(logLevel, cfg.Log.Level), cmp.Or(logFormat, cfg.Log.Format))
+					if err != nil {
+						return nil, err
+					}
+					sw.Switch(h)
+				}
+				return cfg, nil
+			}
 			a, err := agent.New(agent.Options{
-				Config: cfg, ConfigPath: path, DataDir: g.dataDir(cfg.Data), Listen: g.listenAddr(""),
+				LoadConfig: load, ConfigPath: path, DataDir: dataDir, Listen: listen, AllowNonLoopback: early.AllowNonLoopback,
 				Logger: logger, Version: version, Power: true, PowerOptions: po, Network: true, Dashboard: dashboardHandler(),
 			})
 			if err != nil {
@@ -86,19 +109,77 @@ its built-in maintenance jobs, and a network tracker that records link changes.`
 	return cmd
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level: want debug, info, warn or error, got %q", level)
+// bootKeys are the config values boot step 0 needs — where to lock and
+// where to listen — before the config is parsed. They are read from the
+// file's top-level lines (block style, as "rouse config default" writes
+// them), which costs microseconds where the whole parse costs
+// milliseconds; the full parse must then agree.
+type bootKeys struct {
+	Listen           string `yaml:"listen"`
+	Data             string `yaml:"data"`
+	AllowNonLoopback bool   `yaml:"allow_non_loopback"`
+}
+
+var bootKeyNames = []string{"listen", "data", "allow_non_loopback"}
+
+// peekBootKeys reads the boot keys from path's top-level lines; what it
+// cannot read stays at its zero value (the full parse then reports the
+// file's errors).
+func peekBootKeys(path string) bootKeys {
+	var k bootKeys
+	if path == "" {
+		return k
 	}
-	o := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "", "text":
-		return slog.New(slog.NewTextHandler(w, o)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, o)), nil
+	f, err := os.Open(path)
+	if err != nil {
+		return k
 	}
-	return nil, fmt.Errorf("log format: want text or json, got %q", format)
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 16<<20))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, name := range bootKeyNames {
+			rest, ok := strings.CutPrefix(line, name)
+			if !ok || !strings.HasPrefix(strings.TrimLeft(rest, " \t"), ":") {
+				continue
+			}
+			var one bootKeys
+			if yaml.Unmarshal([]byte(line), &one) != nil {
+				continue
+			}
+			switch name {
+			case "listen":
+				k.Listen = one.Listen
+			case "data":
+				k.Data = one.Data
+			case "allow_non_loopback":
+				k.AllowNonLoopback = one.AllowNonLoopback
+			}
+		}
+	}
+	return k
+}
+
+// agrees checks the full parse found the boot keys the peek did: a key
+// written in a way the peek cannot see (flow style, say) would otherwise
+// have the agent locked and listening somewhere else than the config says.
+// Only the keys the config decides (no flag or environment variable
+// overrides them) are checked.
+func (k bootKeys) agrees(cfg *config.Config, path string, listenFromConfig, dataFromConfig bool) error {
+	early := cmp.Or(k.Listen, config.Default().Listen)
+	bad := func(key string, v any) error {
+		return configError{fmt.Errorf("%s: %s: rouse reads it before the rest of the config (to lock the data directory and answer /healthz at once) and could not find it; write it on a top-level line of its own: %s: %v", path, key, key, v)}
+	}
+	switch {
+	case listenFromConfig && cfg.Listen != early:
+		return bad("listen", cfg.Listen)
+	case dataFromConfig && cfg.Data != k.Data:
+		return bad("data", cfg.Data)
+	case cfg.AllowNonLoopback != k.AllowNonLoopback:
+		return bad("allow_non_loopback", cfg.AllowNonLoopback)
+	}
+	return nil
 }
 
 func newVersionCmd() *cobra.Command {

@@ -157,8 +157,8 @@ func TestSecurityTable(t *testing.T) {
 			t.Fatal(err)
 		}
 		out, err := execOutput(bin, "config", "check", cfg)
-		if code := exitCode(err); code != 2 {
-			t.Errorf("config check of a 0666 config: exit %d, want 2: %s", code, out)
+		if code := exitCode(err); code != 78 {
+			t.Errorf("config check of a 0666 config: exit %d, want 78 (a bad config): %s", code, out)
 		}
 	})
 }

@@ -236,6 +236,13 @@ func (a *Agent) waitUp() {
 	}
 	a.Client = c
 	a.t.Cleanup(c.Close)
+	// /healthz answers from boot step 0; the rest of the API waits for the
+	// boot (config, store, units), which this call does too.
+	ctx, cancel := context.WithTimeout(context.Background(), StartGuard)
+	defer cancel()
+	if _, err := c.Services(ctx); err != nil {
+		a.t.Fatalf("rouse answered /healthz but not the API within %v: %v; log:\n%s", StartGuard, err, a.Log())
+	}
 }
 
 // Pid is the agent's process id.
