@@ -41,7 +41,7 @@ func TestExitCode(t *testing.T) {
 		if err := os.WriteFile(bad, []byte("trackers:\n  - name: x\n    kind: nope\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		data := t.TempDir()
+		data := filepath.Join(t.TempDir(), "data") // created 0700 by the agent
 		for _, args := range [][]string{
 			{"config", "check", bad},
 			{"run", "--config", bad, "--data", data, "--listen", "127.0.0.1:0"},

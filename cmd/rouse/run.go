@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -152,13 +153,25 @@ func peekBootKeys(path string) bootKeys {
 			case "listen":
 				k.Listen = one.Listen
 			case "data":
-				k.Data = one.Data
+				k.Data = expandHome(one.Data) // as config.Parse does
 			case "allow_non_loopback":
 				k.AllowNonLoopback = one.AllowNonLoopback
 			}
 		}
 	}
 	return k
+}
+
+// expandHome replaces a leading "~" or "~/" with the home directory.
+func expandHome(p string) string {
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return p
+	}
+	return filepath.Join(home, p[1:])
 }
 
 // agrees checks the full parse found the boot keys the peek did: a key
