@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rouse-dev/rouse/agent/api"
@@ -36,8 +37,13 @@ func (a *Agent) service(u *unit) wire.Service {
 	if s.stopped {
 		ws.Desired = "stopped"
 	}
-	if !s.nextRetry.IsZero() && s.state == trackers.StateFailed {
+	ws.Restarts, ws.LastExit, ws.Blocked = s.restarts, s.lastExit, s.blocked
+	switch {
+	case !s.nextRetry.IsZero() && s.state == trackers.StateFailed:
 		t := s.nextRetry.Round(0).UTC()
+		ws.NextRetryAt = &t
+	case !s.childTry.IsZero() && !s.state.IsReady():
+		t := s.childTry.Round(0).UTC()
 		ws.NextRetryAt = &t
 	}
 	if !s.readyAt.IsZero() {
@@ -51,6 +57,21 @@ func (a *Agent) service(u *unit) wire.Service {
 		ws.Detail = d.Detail()
 	}
 	return ws
+}
+
+// noComponent is the 404 for an unknown component name: it lists the
+// names there are, and says what the store is, which status shows but
+// which is not a component to start or stop.
+func (a *Agent) noComponent(name string) error {
+	var names []string
+	for _, u := range a.allUnits() {
+		names = append(names, u.name)
+	}
+	msg := fmt.Sprintf("no component named %q; the components are: %s", name, strings.Join(names, ", "))
+	if name == "store" {
+		msg = fmt.Sprintf("the store is not a component you can start or stop: it opens and closes with the agent (stop the agent instead); the components are: %s", strings.Join(names, ", "))
+	}
+	return fmt.Errorf("%s: %w", msg, api.ErrNotFound)
 }
 
 // Services lists every component in config order.
@@ -67,7 +88,7 @@ func (a *Agent) Services(ctx context.Context) []wire.Service {
 func (a *Agent) Service(ctx context.Context, name string) (wire.Service, error) {
 	u := a.unit(name)
 	if u == nil {
-		return wire.Service{}, fmt.Errorf("no component named %q: %w", name, api.ErrNotFound)
+		return wire.Service{}, a.noComponent(name)
 	}
 	return a.service(u), nil
 }
@@ -119,7 +140,11 @@ func overall(h wire.Health) string {
 			if c.Required {
 				return wire.StatusDegraded
 			}
-		case trackers.StateStarting, trackers.StateWaiting:
+		case trackers.StateWaiting:
+			if c.Blocked == "" {
+				st = wire.StatusStarting
+			}
+		case trackers.StateStarting:
 			st = wire.StatusStarting
 		}
 	}
@@ -158,7 +183,7 @@ func (a *Agent) Ready(ctx context.Context, detail bool) wire.Ready {
 func (a *Agent) Start(ctx context.Context, name string) (string, error) {
 	u := a.unit(name)
 	if u == nil {
-		return "", fmt.Errorf("no component named %q: %w", name, api.ErrNotFound)
+		return "", a.noComponent(name)
 	}
 	if err := a.store.SetDesired(ctx, name, true); err != nil {
 		return "", unavailable(err)
@@ -198,7 +223,7 @@ func (a *Agent) boundCtx() (context.Context, context.CancelFunc) {
 func (a *Agent) Stop(ctx context.Context, name string) (string, error) {
 	u := a.unit(name)
 	if u == nil {
-		return "", fmt.Errorf("no component named %q: %w", name, api.ErrNotFound)
+		return "", a.noComponent(name)
 	}
 	if err := a.store.SetDesired(ctx, name, false); err != nil {
 		return "", unavailable(err)
@@ -214,6 +239,7 @@ func (a *Agent) Stop(ctx context.Context, name string) (string, error) {
 	defer cancel()
 	err := a.stopRun(sctx, u)
 	a.setState(u, trackers.StateStopped, nil)
+	a.blockDependents(name, string(trackers.StateStopped))
 	a.refreshViews()
 	if err != nil {
 		return "", err
@@ -225,7 +251,7 @@ func (a *Agent) Stop(ctx context.Context, name string) (string, error) {
 func (a *Agent) Restart(ctx context.Context, name string) (string, error) {
 	u := a.unit(name)
 	if u == nil {
-		return "", fmt.Errorf("no component named %q: %w", name, api.ErrNotFound)
+		return "", a.noComponent(name)
 	}
 	a.mu.Lock()
 	timeout := a.cfg.ShutdownTimeout
@@ -283,10 +309,36 @@ func (a *Agent) WakePlan(ctx context.Context) (wire.Plan, error) {
 			est[n] = defaultEstimate
 		}
 	}
-	skipped := func(n string) bool { return a.unit(n).snapshot().stopped }
+	// A stopped component is not planned, nor is what needs it: it would
+	// wait for the user.
+	why := map[string]string{}
+	for _, n := range g.order {
+		if a.unit(n).snapshot().stopped {
+			why[n] = "stopped"
+			continue
+		}
+		for _, d := range g.nodes[n].required {
+			if w := why[d]; w != "" {
+				why[n] = "blocked: " + d + " is " + w
+				if w != "stopped" {
+					why[n] = "blocked: " + d + " is blocked"
+				}
+				break
+			}
+		}
+	}
+	skipped := func(n string) bool { return why[n] != "" }
 	steps, total, path := g.plan(func(n string) time.Duration { return est[n] }, skipped)
-	p := wire.Plan{EstimatedTotalMS: total.Milliseconds(), CriticalPath: path}
+	p := wire.Plan{EstimatedTotalMS: total.Milliseconds(), CriticalPath: path, Components: []wire.PlanStep{}}
+	for _, n := range g.order {
+		if why[n] != "" {
+			p.NotPlanned = append(p.NotPlanned, wire.PlanSkip{Name: n, Reason: why[n]})
+		}
+	}
 	for _, s := range steps {
+		if s.skipped {
+			continue
+		}
 		u := a.unit(s.name)
 		wf := s.waitsFor
 		if wf == nil {
@@ -294,7 +346,7 @@ func (a *Agent) WakePlan(ctx context.Context) (wire.Plan, error) {
 		}
 		p.Components = append(p.Components, wire.PlanStep{
 			Name: s.name, WaitsFor: wf, EstimatedMS: s.dur.Milliseconds(), Samples: samples[s.name],
-			StartAtMS: s.start.Milliseconds(), DeadlineMS: u.deadline.Milliseconds(), Skipped: s.skipped,
+			StartAtMS: s.start.Milliseconds(), DeadlineMS: u.deadline.Milliseconds(),
 		})
 	}
 	return p, nil

@@ -714,6 +714,14 @@ func (a *Agent) applyConfig(cfg *config.Config) error {
 	for n, u := range units {
 		if old[n] != u {
 			fresh = append(fresh, u)
+			if ou := old[n]; ou != nil {
+				// The same component under a changed config: starting it
+				// again is a restart, and its history stays.
+				prev := ou.snapshot()
+				u.mu.Lock()
+				u.launched, u.restarts, u.lastExit = true, prev.restarts, prev.lastExit
+				u.mu.Unlock()
+			}
 		}
 	}
 	a.mu.Lock()

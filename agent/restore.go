@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +100,9 @@ func (a *Agent) setStateLocked(u *unit, s trackers.State, err error) *change {
 	}
 	u.state, u.since = s, now
 	u.userWait = false
+	if s != trackers.StateWaiting {
+		u.blocked = ""
+	}
 	close(u.changed)
 	u.changed = make(chan struct{})
 	return c
@@ -168,7 +173,11 @@ func (a *Agent) launch(u *unit) {
 	r := &run{cancel: cancel, done: make(chan struct{})}
 	u.run = r
 	u.attempts++
-	u.nextRetry = time.Time{}
+	u.nextRetry, u.childTry = time.Time{}, time.Time{}
+	if u.launched {
+		u.restarts++
+	}
+	u.launched = true
 	c := a.setStateLocked(u, trackers.StateStarting, nil)
 	u.mu.Unlock()
 	a.afterChange(c)
@@ -183,6 +192,10 @@ func (a *Agent) launch(u *unit) {
 		r.err = err
 		if u.run == r {
 			u.run = nil
+			u.childTry = time.Time{}
+			if cancelled {
+				u.lastExit = newExit(time.Now(), nil)
+			}
 		}
 		var c *change
 		if !cancelled {
@@ -190,6 +203,7 @@ func (a *Agent) launch(u *unit) {
 				err = errors.New("exited without an error while it should have kept running")
 			}
 			u.lastErr = err.Error()
+			u.lastExit = newExit(time.Now(), err)
 			u.nextRetry = time.Now().Add(a.backoff(u.attempts))
 			c = a.setStateLocked(u, trackers.StateFailed, err)
 		}
@@ -257,6 +271,9 @@ type result struct {
 	dur    time.Duration // from when it could start to ready (or to giving up)
 	waited time.Duration // for dependencies and network
 	err    string
+	// blocked: it waits for a component the user stopped; the summary
+	// counts it with the stopped ones, not as timed out.
+	blocked bool
 }
 
 // errBlocked: a required dependency is degraded, failed or stopped.
@@ -279,7 +296,12 @@ func (a *Agent) waitDeps(ctx context.Context, u *unit, blockEarly bool) (string,
 				continue
 			}
 			if blockEarly && (st == trackers.StateDegraded || st == trackers.StateFailed || st == trackers.StateStopped) {
-				return d, fmt.Errorf("%w: dependency %s is %s", errBlocked, d, st)
+				return d, &blockedError{dep: d, is: string(st), forGood: st == trackers.StateStopped}
+			}
+			if blockEarly && st == trackers.StateWaiting {
+				if why := du.snapshot().blocked; why != "" {
+					return d, &blockedError{dep: d, is: "blocked (" + strings.TrimPrefix(why, "blocked: ") + ")", forGood: true}
+				}
 			}
 			pending, wait = d, ch
 			break
@@ -302,8 +324,19 @@ func (a *Agent) bringUp(ctx context.Context, u *unit, resume bool) result {
 	t0 := time.Now()
 	if dep, err := a.waitDeps(ctx, u, true); err != nil {
 		msg := fmt.Sprintf("waiting for %s: %v", dep, err)
-		a.setState(u, trackers.StateWaiting, errors.New(msg))
-		return result{state: trackers.StateWaiting, waited: time.Since(t0), err: msg}
+		var be *blockedError
+		forGood := false
+		if errors.As(err, &be) {
+			msg, forGood = be.Error(), be.forGood // "blocked: tunnel is stopped"
+			// A Run still going from before cannot serve without its
+			// dependency, and would keep the heartbeat from starting it
+			// once the dependency is back.
+			if err := a.stopRun(ctx, u); err != nil {
+				u.log.Warn("did not stop in time", "err", err)
+			}
+		}
+		a.setWaiting(u, msg, forGood)
+		return result{state: trackers.StateWaiting, waited: time.Since(t0), err: msg, blocked: forGood}
 	}
 	depsAt := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, u.deadline)
@@ -347,6 +380,55 @@ func (a *Agent) bringUp(ctx context.Context, u *unit, resume bool) result {
 	d := time.Since(depsAt)
 	a.metrics.startDur.WithLabelValues(u.name).Observe(d.Seconds())
 	return result{state: trackers.StateReady, dur: d, waited: waited}
+}
+
+// blockedError is a bring-up that cannot go on because a required
+// dependency is degraded, failed, stopped, or itself blocked.
+type blockedError struct {
+	dep, is string // "tunnel", "stopped"
+	forGood bool   // only the user can change it (a stopped component)
+}
+
+func (e *blockedError) Error() string        { return "blocked: " + e.dep + " is " + e.is }
+func (e *blockedError) Is(target error) bool { return target == errBlocked }
+
+// setWaiting moves u to waiting with why as its error, publishing even
+// when u was waiting already for another reason, and marks it blocked
+// for good (forGood) when it waits for a stopped component.
+func (a *Agent) setWaiting(u *unit, why string, forGood bool) {
+	u.mu.Lock()
+	u.lastErr = why
+	c := a.setStateLocked(u, trackers.StateWaiting, errors.New(why))
+	if c == nil && u.blocked != why && (forGood || u.blocked != "") {
+		c = &change{u: u, from: trackers.StateWaiting, to: trackers.StateWaiting, err: why, at: time.Now().Round(0).UTC()}
+	}
+	u.blocked = ""
+	if forGood {
+		u.blocked = why
+	}
+	u.mu.Unlock()
+	a.afterChange(c)
+}
+
+// blockDependents tells every component waiting for dep, which is "is"
+// for good ("stopped"), that it is blocked — and their dependents in
+// turn — so none of them reads "starting" for good.
+func (a *Agent) blockDependents(dep, is string) {
+	for _, u := range a.allUnits() {
+		if !slices.Contains(u.required, dep) {
+			continue
+		}
+		s := u.snapshot()
+		if s.state != trackers.StateWaiting || s.running {
+			continue
+		}
+		be := &blockedError{dep: dep, is: is, forGood: true}
+		if s.blocked == be.Error() {
+			continue
+		}
+		a.setWaiting(u, be.Error(), true)
+		a.blockDependents(u.name, "blocked ("+dep+" is "+is+")")
+	}
 }
 
 // giveUp marks u degraded at its deadline (unless it failed meanwhile).
@@ -472,6 +554,8 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 	for i, u := range units {
 		r := results[i]
 		switch {
+		case r.blocked:
+			w.Restore.Skipped++
 		case r.state.IsReady():
 			w.Restore.Ready++
 		case r.state == trackers.StateFailed:
@@ -481,7 +565,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 		}
 		w.Components = append(w.Components, wire.WakeComponent{Name: u.name, State: string(r.state), DurationMS: r.dur.Milliseconds(), WaitedMS: r.waited.Milliseconds(), Error: r.err})
 	}
-	w.Restore.Skipped = len(a.allUnits()) - len(units) // the ones the user stopped
+	w.Restore.Skipped += len(a.allUnits()) - len(units) // the ones the user stopped
 	a.metrics.restoreDur.Observe(total.Seconds())
 	lvl := slog.LevelInfo
 	if w.Restore.TimedOut+w.Restore.Failed > 0 {
@@ -489,7 +573,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 	}
 	a.log.Log(context.Background(), lvl, "restore finished", "wake", w.ID, "detected_by", w.DetectedBy,
 		"ready", w.Restore.Ready, "timed_out", w.Restore.TimedOut, "failed", w.Restore.Failed,
-		"skipped", w.Restore.Skipped, "duration", total.Round(time.Millisecond))
+		"skipped", w.Restore.Skipped, "duration", total.Round(time.Microsecond))
 	if err := a.store.FinishWake(context.WithoutCancel(ctx), *w); err != nil {
 		a.log.Error("cannot store the wake summary", "wake", w.ID, "err", err)
 	}

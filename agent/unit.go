@@ -41,6 +41,11 @@ type unit struct {
 	// userWait: the component itself reported StateWaiting (for the
 	// user, e.g. to enable an extension); cleared by any state change.
 	userWait bool
+	launched bool       // its Run was started at least once
+	restarts int        // Runs (or exec children) started again since the agent started
+	lastExit *wire.Exit // how the last Run (or exec child) ended
+	childTry time.Time  // when a component's own supervisor restarts its child
+	blocked  string     // why it waits for a dependency that will not come (a stopped one)
 }
 
 // run is one call of the component's Run.
@@ -79,6 +84,37 @@ func (h host) Note(event, detail string) {
 }
 
 var _ trackers.Noter = host{}
+
+// Exited counts a restart the component does by itself (an exec child
+// that exited and is started again after restartIn).
+func (h host) Exited(err error, restartIn time.Duration) {
+	h.u.mu.Lock()
+	defer h.u.mu.Unlock()
+	if h.u.run != h.r {
+		return
+	}
+	now := time.Now()
+	h.u.lastExit = newExit(now, err)
+	h.u.restarts++
+	h.u.childTry = now.Add(restartIn)
+}
+
+var _ trackers.ExitReporter = host{}
+
+// newExit records an end at at; err nil is a stop that was asked for.
+func newExit(at time.Time, err error) *wire.Exit {
+	e := &wire.Exit{At: at.Round(0).UTC()}
+	if err == nil {
+		return e
+	}
+	e.Error = err.Error()
+	var ec interface{ ExitCode() int }
+	if errors.As(err, &ec) && ec.ExitCode() >= 0 {
+		c := ec.ExitCode()
+		e.Code = &c
+	}
+	return e
+}
 
 func (h host) Report(s trackers.State, err error) {
 	h.u.mu.Lock()
@@ -121,12 +157,17 @@ type snapshot struct {
 	readyAt   time.Time
 	running   bool
 	stopped   bool
+	restarts  int
+	lastExit  *wire.Exit
+	childTry  time.Time
+	blocked   string
 }
 
 func (u *unit) snapshot() snapshot {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return snapshot{u.state, u.since, u.attempts, u.lastErr, u.nextRetry, u.readyAt, u.run != nil, u.stopped}
+	return snapshot{u.state, u.since, u.attempts, u.lastErr, u.nextRetry, u.readyAt, u.run != nil, u.stopped,
+		u.restarts, u.lastExit, u.childTry, u.blocked}
 }
 
 // wait returns the channel closed at the next state change, and the state now.

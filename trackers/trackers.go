@@ -65,6 +65,15 @@ type Noter interface {
 	Note(event, detail string)
 }
 
+// ExitReporter is implemented by hosts that count restarts: a component
+// that restarts what it supervises by itself (an exec child that exited)
+// reports each exit and when it will try again, so the agent shows the
+// restart count, the last exit and the next try. Components check for it
+// with a type assertion.
+type ExitReporter interface {
+	Exited(err error, restartIn time.Duration)
+}
+
 // Component is anything the agent keeps alive. Run brings the component up,
 // reports readiness through h, and keeps it up until ctx is cancelled. It
 // returns nil after ctx is cancelled, or an error when the component gave

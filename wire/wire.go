@@ -39,7 +39,10 @@ type Service struct {
 	Since       time.Time  `json:"since"`
 	Attempts    int        `json:"attempts"`
 	LastError   string     `json:"last_error,omitempty"`
-	NextRetryAt *time.Time `json:"next_retry_at,omitempty"`
+	NextRetryAt *time.Time `json:"next_retry,omitempty"` // the next try: the heartbeat's retry of a failed component, or an exec child's restart
+	Restarts    int        `json:"restarts"`             // times its Run (or its exec child) was started again since the agent started
+	LastExit    *Exit      `json:"last_exit,omitempty"`  // how its Run (or its exec child) last ended
+	Blocked     string     `json:"blocked,omitempty"`    // waiting for a component the user stopped: "blocked: tunnel is stopped"
 	DependsOn   []string   `json:"depends_on"`
 	Optional    []string   `json:"optional_depends_on,omitempty"`
 	Required    bool       `json:"required"`           // counts for /readyz
@@ -49,6 +52,14 @@ type Service struct {
 	NeedsNet    bool       `json:"needs_network"`      // waits for the network after a wake
 	Desired     string     `json:"desired"`            // "active" or "stopped"
 	StartedAt   *time.Time `json:"ready_at,omitempty"` // when it last became ready
+}
+
+// Exit is how a component's Run, or the child an exec component
+// supervises, last ended.
+type Exit struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error,omitempty"` // "" for a stop the agent asked for
+	Code  *int      `json:"code,omitempty"`  // a process's exit status, when there was one
 }
 
 // Services is GET /api/v1/services.
@@ -155,7 +166,7 @@ type RestoreSummary struct {
 	Ready      int   `json:"ready"`
 	TimedOut   int   `json:"timed_out"`
 	Failed     int   `json:"failed"`
-	Skipped    int   `json:"skipped"` // stopped by the user
+	Skipped    int   `json:"skipped"` // stopped by the user, or blocked by one that is
 }
 
 // WakeComponent is one component's part in a restore.
@@ -178,6 +189,14 @@ type Plan struct {
 	Components       []PlanStep `json:"components"` // in start order
 	EstimatedTotalMS int64      `json:"estimated_total_ms"`
 	CriticalPath     []string   `json:"critical_path"`
+	NotPlanned       []PlanSkip `json:"not_planned,omitempty"` // stopped by the user, or needing one that is
+}
+
+// PlanSkip is a component a wake now would not start, and why ("stopped",
+// "blocked: tunnel is stopped").
+type PlanSkip struct {
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
 }
 
 // PlanStep is one component in a Plan.
@@ -188,7 +207,6 @@ type PlanStep struct {
 	Samples     int      `json:"samples"`
 	StartAtMS   int64    `json:"start_at_ms"` // estimated start, from the wake
 	DeadlineMS  int64    `json:"deadline_ms"`
-	Skipped     bool     `json:"skipped,omitempty"` // stopped by the user
 }
 
 // Event is one Server-Sent Event on GET /api/v1/events.

@@ -334,7 +334,11 @@ func (s *Store) closeLocked(ctx context.Context) error {
 	s.endLife, s.verified, s.lastErr = nil, false, nil
 	s.stMu.Unlock()
 	err := errors.Join(errs...)
-	s.log.Info("store closed", "path", s.path, "duration", time.Since(start), "err", err)
+	if err != nil {
+		s.log.Warn("store closed with errors", "path", s.path, "duration", time.Since(start), "err", err)
+	} else {
+		s.log.Info("store closed", "path", s.path, "duration", time.Since(start))
+	}
 	return err
 }
 

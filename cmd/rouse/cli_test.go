@@ -63,7 +63,7 @@ func TestExitCodes(t *testing.T) {
 			{"--no-such-flag", "status"},
 			{"run", "extra"},
 			{"run", "--log-level", "loud"},
-			{"status", "extra"},
+			{"status", "a", "b"},
 			{"start"},
 			{"stop"},
 			{"restart"},
@@ -256,11 +256,12 @@ func TestGlobalFlags(t *testing.T) {
 func TestWakeFollow(t *testing.T) {
 	noUserConfig(t)
 	done := wire.Wake{ID: 3, Done: true,
-		Restore: wire.RestoreSummary{DurationMS: 2, Ready: 1, TimedOut: 1, Failed: 1, Skipped: 1},
+		Restore: wire.RestoreSummary{DurationMS: 2, Ready: 1, TimedOut: 1, Failed: 1, Skipped: 2},
 		Components: []wire.WakeComponent{
 			{Name: "net", State: "ready", DurationMS: 1},
 			{Name: "tunnel", State: "degraded", DurationMS: 10000, Error: "deadline passed before the component was ready"},
 			{Name: "scrobbles", State: "failed", DurationMS: 300, Error: "401 Unauthorized"},
+			{Name: "api", State: "waiting", Error: "blocked: tunnel is stopped"},
 		}}
 	b := richBackend()
 	b.SubscribeFunc = func(ctx context.Context, _ int64) <-chan wire.Event {
@@ -277,7 +278,8 @@ func TestWakeFollow(t *testing.T) {
 	}
 	for _, want := range []string{
 		"wake 3: restoring\n",
-		"restore done in 2ms: 1 ready, 1 timed out, 1 failed, 1 stopped\n",
+		"restore done in 2ms: 1 ready, 1 timed out, 1 failed, 2 stopped or blocked\n",
+		"  api not started: blocked: tunnel is stopped\n",
 		"  tunnel timed out (degraded) after 10s: deadline passed before the component was ready\n",
 		"  scrobbles failed after 300ms: 401 Unauthorized\n",
 	} {
@@ -308,4 +310,30 @@ func TestWording(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestStatusOfOneComponent(t *testing.T) {
+	noUserConfig(t)
+	code3 := 3
+	next := time.Now().Add(4 * time.Second)
+	b := richBackend()
+	b.ServiceFunc = func(_ context.Context, n string) (wire.Service, error) {
+		if n != "tunnel" {
+			return wire.Service{}, api.ErrNotFound
+		}
+		return wire.Service{Name: "tunnel", Kind: "exec", State: "starting", Since: time.Now(), Attempts: 1, Restarts: 2,
+			NextRetryAt: &next, LastExit: &wire.Exit{At: time.Now(), Error: "child exited: exit status 3", Code: &code3},
+			Output: []string{"stderr: bind: address in use", "stdout: retrying"}}, nil
+	}
+	addr, data, _ := startAPI(t, b)
+	out, code := runCLI(t, "status", "tunnel", "--data", data, "--listen", addr)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 for a component that is not ready", code)
+	}
+	for _, want := range []string{"attempts: 1 · restarts: 2", "next try: in ", "last exit: 0s ago, child exited: exit status 3",
+		"last 2 lines of output:", "    stderr: bind: address in use"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
 }

@@ -75,13 +75,33 @@ func ago(t time.Time) string {
 func newStatusCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show every component's state (exit 0 when all is well, 1 otherwise)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "status [NAME]",
+		Short: "Show every component's state, or one in full (exit 0 when all is well, 1 otherwise)",
+		Long: `Show every component's state: attempts, restarts, next try and last error.
+With NAME, show that component in full: its last exit and the last lines of
+its output. Exit 0 when all is well (or NAME is ready), 1 otherwise.`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: g.completeComponents,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.newClient()
 			if err != nil {
 				return err
+			}
+			if len(args) == 1 {
+				s, err := c.Service(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(s)
+				}
+				printService(cmd.OutOrStdout(), s)
+				if s.State != "ready" && s.State != "catching_up" {
+					return codeError{1}
+				}
+				return nil
 			}
 			h, err := c.Health(cmd.Context())
 			if err != nil {
@@ -118,27 +138,73 @@ func printStatus(out io.Writer, h wire.Health) {
 	fmt.Fprintf(out, "rouse %s: %s · %d/%d ready · store %s", h.Version, h.Status, ready, len(h.Components), h.Store.State)
 	if h.LastWake != nil {
 		fmt.Fprintf(out, " · last wake %s (%s), recovered in %s", ago(h.LastWake.WokeAt), h.LastWake.DetectedBy,
-			(time.Duration(h.LastWake.Restore.DurationMS) * time.Millisecond).String())
+			humanDuration(time.Duration(h.LastWake.Restore.DurationMS)*time.Millisecond))
 	}
 	fmt.Fprintln(out)
 	if h.Config.Error != "" {
 		fmt.Fprintf(out, "config edit rejected: %s\n", h.Config.Error)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tSINCE\tATTEMPTS\tNOTE")
+	fmt.Fprintln(tw, "NAME\tKIND\tSTATE\tSINCE\tATTEMPTS\tRESTARTS\tNOTE")
 	for _, s := range h.Components {
-		note := s.LastError
-		if s.NextRetryAt != nil {
-			note = fmt.Sprintf("retry in %s: %s", time.Until(*s.NextRetryAt).Round(time.Second), note)
-		}
+		note := serviceNote(s)
 		if len(note) > 80 {
 			note = note[:77] + "..."
 		}
 		// Pad before painting so the escape codes do not skew the columns.
 		st := p.state(fmt.Sprintf("%-11s", s.State))
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", s.Name, s.Kind, st, ago(s.Since), s.Attempts, note)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", s.Name, s.Kind, st, ago(s.Since), s.Attempts, s.Restarts, note)
 	}
 	tw.Flush()
+}
+
+// serviceNote is the NOTE column: why it is blocked, when it tries
+// next, and its last error.
+func serviceNote(s wire.Service) string {
+	if s.Blocked != "" {
+		return s.Blocked
+	}
+	note := s.LastError
+	if s.NextRetryAt != nil {
+		note = fmt.Sprintf("next try in %s: %s", humanDuration(max(0, time.Until(*s.NextRetryAt)).Round(time.Second)), note)
+	}
+	return note
+}
+
+// printService is `rouse status NAME`: one component in full, with the
+// last lines of its output.
+func printService(out io.Writer, s wire.Service) {
+	p := newPainter(out)
+	fmt.Fprintf(out, "%s (%s): %s since %s\n", s.Name, s.Kind, p.state(s.State), ago(s.Since))
+	if s.Desired == "stopped" {
+		fmt.Fprintln(out, "  stopped by the user; start it with: rouse start "+s.Name)
+	}
+	if s.Blocked != "" {
+		fmt.Fprintln(out, "  "+s.Blocked)
+	}
+	if len(s.DependsOn) > 0 {
+		fmt.Fprintf(out, "  needs: %s\n", strings.Join(s.DependsOn, ", "))
+	}
+	fmt.Fprintf(out, "  attempts: %d · restarts: %d\n", s.Attempts, s.Restarts)
+	if s.NextRetryAt != nil {
+		fmt.Fprintf(out, "  next try: in %s\n", humanDuration(max(0, time.Until(*s.NextRetryAt)).Round(time.Second)))
+	}
+	if s.LastExit != nil {
+		how := "stopped"
+		if s.LastExit.Error != "" {
+			how = s.LastExit.Error
+		}
+		fmt.Fprintf(out, "  last exit: %s, %s\n", ago(s.LastExit.At), how)
+	}
+	if s.LastError != "" && s.Blocked == "" {
+		fmt.Fprintf(out, "  last error: %s\n", s.LastError)
+	}
+	if len(s.Output) > 0 {
+		fmt.Fprintf(out, "  last %d lines of output:\n", len(s.Output))
+		for _, l := range s.Output {
+			fmt.Fprintln(out, "    "+l)
+		}
+	}
 }
 
 func newActionCmd(g *globals, verb, short string) *cobra.Command {
@@ -223,13 +289,13 @@ func printPlan(out io.Writer, p wire.Plan) {
 			wf = "-"
 		}
 		est := (time.Duration(s.EstimatedMS) * time.Millisecond).String()
-		if s.Skipped {
-			est = "stopped"
-		}
 		fmt.Fprintf(tw, "+%s\t%s\t%s\t%s\t%d\t%s\n", time.Duration(s.StartAtMS)*time.Millisecond, s.Name, wf, est, s.Samples, time.Duration(s.DeadlineMS)*time.Millisecond)
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "estimated total %s along %s\n", time.Duration(p.EstimatedTotalMS)*time.Millisecond, strings.Join(p.CriticalPath, " → "))
+	for _, n := range p.NotPlanned {
+		fmt.Fprintf(out, "not planned: %s (%s)\n", n.Name, n.Reason)
+	}
 }
 
 var errWakeDone = errors.New("done")
@@ -298,7 +364,7 @@ func printRestore(out io.Writer, w wire.Wake) {
 	r := w.Restore
 	fmt.Fprintf(out, "restore done in %s: %d ready, %d timed out, %d failed", humanDuration(time.Duration(r.DurationMS)*time.Millisecond), r.Ready, r.TimedOut, r.Failed)
 	if r.Skipped > 0 {
-		fmt.Fprintf(out, ", %d stopped", r.Skipped)
+		fmt.Fprintf(out, ", %d stopped or blocked", r.Skipped)
 	}
 	fmt.Fprintln(out)
 	for _, c := range w.Components {
@@ -308,6 +374,12 @@ func printRestore(out io.Writer, w wire.Wake) {
 			continue
 		case trackers.StateFailed:
 			what = "failed"
+		case trackers.StateWaiting:
+			if strings.HasPrefix(c.Error, "blocked: ") {
+				fmt.Fprintf(out, "  %s not started: %s\n", c.Name, c.Error)
+				continue
+			}
+			what = "timed out (" + c.State + ")"
 		default:
 			what = "timed out (" + c.State + ")"
 		}

@@ -261,6 +261,9 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		d := bo.next()
 		log.Warn("child exited", "pid", pid, "error", exitErr, "uptime", up.Round(time.Millisecond), "restart_in", d.Round(time.Millisecond))
 		h.Report(trackers.StateStarting, exitErr)
+		if x, ok := h.(trackers.ExitReporter); ok {
+			x.Exited(exitErr, d)
+		}
 		timer := time.NewTimer(d)
 		select {
 		case <-ctx.Done():

@@ -243,7 +243,7 @@
   function componentRow(s) {
     const details = el('td', { 'data-label': 'Details' });
     if (s.last_error) details.append(el('div', { class: 'err', text: s.last_error }));
-    if (s.next_retry_at) details.append(el('div', { class: 'muted' }, 'next retry ', relTime(s.next_retry_at)));
+    if (s.next_retry) details.append(el('div', { class: 'muted' }, 'next retry ', relTime(s.next_retry)));
     if (s.depends_on && s.depends_on.length) details.append(el('div', { class: 'muted', text: 'needs ' + s.depends_on.join(', ') }));
     if (!details.childNodes.length && s.ready_at && (s.state === 'ready' || s.state === 'catching_up')) details.append(el('div', { class: 'muted' }, 'ready since ', relTime(s.ready_at)));
 
