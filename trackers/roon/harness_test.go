@@ -30,6 +30,8 @@ type pipeListener struct {
 	once   sync.Once
 	down   bool
 	dials  int
+	refuse map[string]bool // addresses that refuse dials
+	addrs  []string        // every address dialled
 }
 
 func newPipeListener() *pipeListener {
@@ -57,10 +59,11 @@ type pipeAddr struct{}
 func (pipeAddr) Network() string { return "pipe" }
 func (pipeAddr) String() string  { return "pipe" }
 
-func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+func (l *pipeListener) dial(ctx context.Context, _, addr string) (net.Conn, error) {
 	l.mu.Lock()
 	l.dials++
-	down := l.down
+	l.addrs = append(l.addrs, addr)
+	down := l.down || l.refuse[addr]
 	l.mu.Unlock()
 	if down {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}

@@ -129,6 +129,8 @@ type Tracker struct {
 	coreID   string // the last core registered with
 	plays    map[string]play
 	pending  []trackers.Item
+	// saveFailing: the last store write failed (said once per outage).
+	saveFailing bool
 }
 
 var (
@@ -307,7 +309,8 @@ const (
 
 type pendingReq struct {
 	kind reqKind
-	key  int // subscription key
+	key  int    // subscription key
+	old  uint64 // unsubscribe: the subscription it ends
 }
 
 type pingResult struct {
@@ -492,7 +495,7 @@ func (c *conn) afterWake() error {
 		c.log.Debug("the Roon Core answers after the wake; resubscribing")
 		old := c.subID
 		c.subbed = false
-		if err := c.request(svcTransport+"/unsubscribe_zones", map[string]int{"subscription_key": c.pending[old].key}, pendingReq{kind: reqUnsubscribe}); err != nil {
+		if err := c.request(svcTransport+"/unsubscribe_zones", map[string]int{"subscription_key": c.pending[old].key}, pendingReq{kind: reqUnsubscribe, old: old}); err != nil {
 			return err
 		}
 		return c.subscribe()
@@ -672,6 +675,11 @@ func (c *conn) handle(b []byte) (handled, error) {
 			}
 		}
 	case reqUnsubscribe:
+		// The old subscription sends nothing more once this is answered;
+		// forget it so that wakes do not pile up requests.
+		if m.Verb == VerbComplete {
+			delete(c.pending, p.old)
+		}
 	}
 	return out, nil
 }
@@ -825,10 +833,17 @@ func (t *Tracker) flushPending(ctx context.Context, h trackers.Host, log *slog.L
 	t.mu.Unlock()
 	added, err := t.store.SaveItems(ctx, t.name, items, string(cur))
 	if err != nil {
-		log.Warn("cannot store the tracks; kept for the next try", "items", len(items), "err", err)
+		t.mu.Lock()
+		said := t.saveFailing
+		t.saveFailing = true
+		t.mu.Unlock()
+		if !said { // once per outage (the store is closed while the machine sleeps)
+			log.Warn("cannot store the tracks; kept for the next try", "items", len(items), "err", err)
+		}
 		return
 	}
 	t.mu.Lock()
+	t.saveFailing = false
 	t.pending = t.pending[len(items):]
 	if len(t.pending) == 0 {
 		t.pending = nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -217,6 +218,16 @@ func TestRecovery(t *testing.T) {
 			if s := r.tr.Stats(); s.Dials != 1 {
 				t.Errorf("a wake with a live core redialled: %+v", s)
 			}
+			for range 20 { // many wakes on one connection pile nothing up
+				r.tr.Resume(context.Background())
+				synctest.Wait()
+			}
+			if n := r.core.Subscriptions(); n != 1 {
+				t.Errorf("core holds %d subscriptions after 20 wakes", n)
+			}
+			if n := r.tr.Stats().Subscribed; n != 22 {
+				t.Errorf("subscribed %d times, want 22", n)
+			}
 			r.noCoreErrors()
 		})
 	})
@@ -268,5 +279,60 @@ func TestRevokedToken(t *testing.T) {
 		if toks := r.core.Tokens(); len(toks) != 1 || tok != toks[0] {
 			t.Errorf("saved token %q, core's %v", tok, toks)
 		}
+	})
+}
+
+func TestDiscoveryAndRedial(t *testing.T) {
+	t.Run("AKnownAddressIsRedialledWithoutDiscovery", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, func(o *Options) { o.Core = "" })
+			var finds atomic.Int32
+			r.tr.discoverFn = func(context.Context, string) (found, error) {
+				finds.Add(1)
+				return found{uniqueID: "core-1", addr: "core.test:9330"}, nil
+			}
+			r.pair()
+			r.core.Drop()
+			r.until("dropped", time.Second, func() bool { return r.tr.Stats().Dropped == 1 })
+			r.waitState(trackers.StateReady, 5*time.Second)
+			if n := finds.Load(); n != 1 {
+				t.Errorf("discoveries = %d, want 1: the address was known", n)
+			}
+		})
+	})
+	t.Run("ACoreThatMovedIsLookedUpAgain", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, func(o *Options) { o.Core = "" })
+			r.ln.refuse = map[string]bool{"old.test:9330": true}
+			var finds atomic.Int32
+			r.tr.discoverFn = func(context.Context, string) (found, error) {
+				if finds.Add(1) == 1 {
+					return found{uniqueID: "core-1", addr: "old.test:9330"}, nil
+				}
+				return found{uniqueID: "core-1", addr: "new.test:9330"}, nil
+			}
+			r.start()
+			r.waitState(trackers.StateWaiting, time.Minute)
+			if n := finds.Load(); n != 2 {
+				t.Errorf("discoveries = %d, want a second after two failed dials", n)
+			}
+			r.core.Enable()
+			r.waitState(trackers.StateReady, time.Second)
+		})
+	})
+	t.Run("AConfiguredCoreIsNeverLookedUp", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.tr.discoverFn = func(context.Context, string) (found, error) {
+				t.Error("discovery with a configured core")
+				return found{}, context.Canceled
+			}
+			r.ln.setDown(true)
+			r.start()
+			time.Sleep(20 * time.Second)
+			if r.ln.dialCount() < 3 {
+				t.Errorf("dials = %d", r.ln.dialCount())
+			}
+		})
 	})
 }
