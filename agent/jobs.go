@@ -24,6 +24,11 @@ func (a *Agent) newScheduler(cfg *config.Config) error {
 	if a.net != nil {
 		o.WaitOnline = a.net.WaitOnline
 	}
+	if a.opts.Power {
+		// Resume and the wall-clock watch tell the scheduler of everything
+		// that moves the wall clock: it sleeps until its next due job.
+		o.Step = scheduler.NoStep
+	}
 	s, err := scheduler.New(a.jobs(cfg), o)
 	if err != nil {
 		return fmt.Errorf("%s: scheduler: %w", cfg.Source, err)

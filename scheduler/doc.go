@@ -12,7 +12,8 @@
 // Go timers follow the monotonic clock: it stops while the machine is
 // suspended (Linux, macOS) and a wall-clock set does not move it. So the
 // loop sleeps until the next due job's wall-clock time, at most
-// Options.Step (default DefaultStep, 1 min), and is woken early by the two
+// Options.Step (default DefaultStep, 1 min; the agent, which forwards both
+// notifications below, passes NoStep), and is woken early by the two
 // events that move the wall clock apart from its timer: Resume (the agent
 // calls it after every wake) and ClockChanged (the agent forwards
 // platform/clockwatch, which on Linux hears of every clock set from the

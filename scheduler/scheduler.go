@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,10 @@ import (
 // notification that never came: the loop reads the wall clock at least this
 // often, and otherwise sleeps until the next due job.
 const DefaultStep = time.Minute
+
+// NoStep as Options.Step: no safety net, the loop sleeps until the next due
+// job (or until Resume or ClockChanged). For a caller that forwards both.
+const NoStep = time.Duration(-1)
 
 // clockJump is how far the wall clock may move apart from the monotonic
 // clock between two steps before the scheduler treats it as a wake (the
@@ -67,7 +72,7 @@ type Options struct {
 	// Now reads the wall clock; nil is time.Now. Only its wall reading is
 	// used (the monotonic part is stripped).
 	Now func() time.Time
-	// Step is the longest single wait (default DefaultStep).
+	// Step is the longest single wait (default DefaultStep; NoStep: none).
 	Step time.Duration
 }
 
@@ -139,7 +144,10 @@ func New(jobs []Job, o Options) (*Scheduler, error) {
 	if s.nowFn == nil {
 		s.nowFn = time.Now
 	}
-	if s.step <= 0 {
+	switch {
+	case s.step == NoStep:
+		s.step = math.MaxInt64
+	case s.step <= 0:
 		s.step = DefaultStep
 	}
 	if o.Logger != nil {
