@@ -86,7 +86,7 @@ func BenchmarkContainerChain(b *testing.B) {
 	defer rc.Close()
 	go func() {
 		defer wg.Done()
-		_ = rc.Events(ctx, 0, func(w wire.Event) error {
+		_ = rc.Events(ctx, rclient.StreamOptions{}, func(w wire.Event) error {
 			if w.State != nil && w.State.State == "starting" {
 				mu.Lock()
 				starting[w.State.Name] = append(starting[w.State.Name], w.At)
