@@ -61,6 +61,9 @@ trackers:
 	if e := ss["broken"].LastError; !strings.Contains(e, "exit status 3") || !strings.Contains(e, "no schema") {
 		t.Errorf("broken's error %q, want the exit status and its last line", e)
 	}
+	// Children's output also reaches the agent's log (the journal under
+	// systemd), one line each with the component's name.
+	a.WaitLog(`msg="child output" component=broken stream=stderr line="no schema"`, guard)
 	if st := ss["after-broken"].State; st == "ready" || st == "starting" {
 		t.Errorf("after-broken is %s while its oneshot dependency failed", st)
 	}

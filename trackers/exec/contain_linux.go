@@ -104,7 +104,13 @@ func setupContainment(log *slog.Logger) containment {
 }
 
 // becomeSubreaper makes the agent the reaper of its descendants' orphans.
-func becomeSubreaper() error { return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }
+func becomeSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return err
+	}
+	subreaping.Store(true)
+	return nil
+}
 
 // ownCgroup is the directory of this process's cgroup v2 group.
 func ownCgroup() (string, error) {

@@ -255,11 +255,12 @@ func startInJail(sp spec, s *sink, log *slog.Logger, j *jail) (*osProcess, error
 	p.readers.Add(2)
 	go func() { defer p.readers.Done(); readLines(outR, "stdout", s) }()
 	go func() { defer p.readers.Done(); readLines(errR, "stderr", s) }()
-	go func() {
-		// Ends when the child exits; Stop makes sure it does.
-		p.err = cmd.Wait()
+	// Held until Stop has seen the exit: the watcher of the child's exit.
+	holdReaper(log)
+	watchExit(cmd, func(err error) {
+		p.err = err
 		close(p.done)
-	}()
+	})
 	return p, nil
 }
 
@@ -313,6 +314,7 @@ func (p *osProcess) Stop(timeout time.Duration) {
 	}
 	<-readersDone
 	p.sink.done()
+	releaseReaper()
 }
 
 // checker is a readiness check: nil error means ready.

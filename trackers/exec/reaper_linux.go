@@ -4,28 +4,47 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	osexec "os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// reaper reaps the zombies the agent adopts as a subreaper. One goroutine
-// runs while at least one subreaper jail is open (acquire/release); the last
-// release stops it and waits for it.
+// reaper is the agent's one goroutine for its children's exits: it tells
+// each exec process's owner that its child exited (watch: one goroutine for
+// all components instead of a Wait goroutine each), and reaps the zombies
+// the agent adopts as a subreaper. It wakes on SIGCHLD and runs while
+// anyone holds it (acquire/release: every running exec process, every
+// subreaper jail); the last release stops it and waits for it.
 type reaper struct {
-	mu   sync.Mutex
-	refs int
-	stop chan struct{}
-	done chan struct{}
-	kc   chan struct{} // kick: reap now
+	mu      sync.Mutex
+	refs    int
+	stop    chan struct{}
+	done    chan struct{}
+	kc      chan struct{} // kick: look now
+	watches map[*exitWatch]struct{}
+}
+
+// exitWatch is one child whose exit the reaper reports: fd is a pidfd of
+// our own for it; done gets cmd.Wait's result, called from the reaper's
+// goroutine once the child has exited (so Wait does not block).
+type exitWatch struct {
+	fd   int
+	cmd  *osexec.Cmd
+	done func(error)
 }
 
 var theReaper reaper
+
+// subreaping is set once the agent is a child subreaper: only then are
+// adopted orphans looked for.
+var subreaping atomic.Bool
 
 // pidfdsHeld reports, once, whether Go's os package holds a pidfd for the
 // processes it knows (os.FindProcess of the agent itself is checked): the
@@ -47,12 +66,13 @@ func (r *reaper) acquire(log *slog.Logger) {
 	if r.refs > 1 {
 		return
 	}
-	if !pidfdsHeld() {
+	if subreaping.Load() && !pidfdsHeld() {
 		log.Warn("cannot tell adopted orphans from the agent's own children (no pidfds): orphans of exec components stay zombies until the agent exits")
 	}
 	r.stop, r.done = make(chan struct{}), make(chan struct{})
 	if r.kc == nil {
 		r.kc = make(chan struct{}, 1)
+		r.watches = map[*exitWatch]struct{}{}
 	}
 	go r.run(r.stop, r.done, r.kc)
 }
@@ -70,7 +90,24 @@ func (r *reaper) release() {
 	<-done
 }
 
-// kick asks the running reaper to look for zombies now.
+func holdReaper(log *slog.Logger) { theReaper.acquire(log) }
+func releaseReaper()              { theReaper.release() }
+
+// watchExit calls done with cmd.Wait's result once cmd's process exited.
+// The caller holds the reaper (acquire) until done has been called.
+func watchExit(cmd *osexec.Cmd, done func(error)) {
+	fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil { // no pidfds here: a goroutine of its own
+		go func() { done(cmd.Wait()) }()
+		return
+	}
+	theReaper.mu.Lock()
+	theReaper.watches[&exitWatch{fd: fd, cmd: cmd, done: done}] = struct{}{}
+	theReaper.mu.Unlock()
+	theReaper.kick() // it may have exited before the watch was in place
+}
+
+// kick asks the running reaper to look now.
 func (r *reaper) kick() {
 	r.mu.Lock()
 	kc := r.kc
@@ -90,14 +127,38 @@ func (r *reaper) run(stop, done, kc chan struct{}) {
 	signal.Notify(sig, syscall.SIGCHLD)
 	defer signal.Stop(sig)
 	for {
-		reapAdopted()
+		r.deliverExits()
+		if subreaping.Load() {
+			reapAdopted()
+		}
 		select {
 		case <-stop:
-			reapAdopted()
+			if subreaping.Load() {
+				reapAdopted()
+			}
 			return
 		case <-sig:
 		case <-kc:
 		}
+	}
+}
+
+// deliverExits reports every watched child that has exited.
+func (r *reaper) deliverExits() {
+	r.mu.Lock()
+	var exited []*exitWatch
+	for w := range r.watches {
+		var info unix.Siginfo
+		if unix.Waitid(unix.P_PIDFD, w.fd, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil) == nil && info.Signo == 0 {
+			continue // still running
+		}
+		delete(r.watches, w)
+		exited = append(exited, w)
+	}
+	r.mu.Unlock()
+	for _, w := range exited {
+		unix.Close(w.fd)
+		w.done(w.cmd.Wait()) // the child is a zombie: Wait only reaps it
 	}
 }
 
