@@ -164,11 +164,11 @@ func (g *gate) WakePlan(ctx context.Context) (wire.Plan, error) {
 	return g.a.WakePlan(ctx)
 }
 
-func (g *gate) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {
+func (g *gate) Wakes(ctx context.Context, limit int, before int64) ([]wire.Wake, error) {
 	if err := g.wait(ctx); err != nil {
 		return nil, err
 	}
-	return g.a.Wakes(ctx, limit)
+	return g.a.Wakes(ctx, limit, before)
 }
 
 func (g *gate) WakeByID(ctx context.Context, id int64) (wire.Wake, error) {
@@ -190,9 +190,9 @@ func (g *gate) Subscribe(ctx context.Context, lastID int64) <-chan wire.Event {
 	return ch
 }
 
-func (g *gate) Items(ctx context.Context, tracker string, q api.ItemQuery) (wire.Items, error) {
+func (g *gate) Items(ctx context.Context, tracker string, q api.ItemQuery) ([]api.Item, error) {
 	if err := g.wait(ctx); err != nil {
-		return wire.Items{}, err
+		return nil, err
 	}
 	return g.a.Items(ctx, tracker, q)
 }
@@ -211,11 +211,11 @@ func (g *gate) RunJob(ctx context.Context, name string) (wire.JobRun, error) {
 	return g.a.RunJob(ctx, name)
 }
 
-func (g *gate) JobRuns(ctx context.Context, name string, limit int) ([]wire.JobRun, error) {
+func (g *gate) JobRuns(ctx context.Context, name string, limit int, before int64) ([]wire.JobRun, error) {
 	if err := g.wait(ctx); err != nil {
 		return nil, err
 	}
-	return g.a.JobRuns(ctx, name, limit)
+	return g.a.JobRuns(ctx, name, limit, before)
 }
 
 var (
