@@ -11,8 +11,8 @@ import (
 
 // Built-in job names (reserved).
 const (
-	jobMaintenance = "maintenance"
-	jobQuickCheck  = "quick-check"
+	jobMaintenance = config.MaintenanceJob
+	jobQuickCheck  = config.QuickCheckJob
 )
 
 // newScheduler builds the scheduler component unless config disables it.
@@ -71,21 +71,8 @@ func (a *Agent) jobs(cfg *config.Config) []scheduler.Job {
 			jobs = append(jobs, j)
 		}
 	}
-	for _, j := range cfg.Jobs {
-		sj := scheduler.Job{
-			Name: j.Name, Schedule: j.Schedule, Command: j.Command, Env: j.Env, Dir: j.Dir,
-			Timeout: j.Timeout, Misfire: j.Misfire, Grace: j.Grace, MaxInstances: j.MaxInstances,
-			MaxCatchup: j.MaxCatchup, Jitter: j.Jitter, NeedsNetwork: j.NeedsNetwork,
-		}
-		if j.Timezone != "" {
-			if loc, err := time.LoadLocation(j.Timezone); err == nil {
-				sj.Location = loc
-			}
-		}
-		if j.HTTP != nil {
-			sj.HTTP = &scheduler.HTTPAction{Method: j.HTTP.Method, URL: j.HTTP.URL, ExpectStatus: j.HTTP.ExpectStatus, Headers: j.HTTP.Headers}
-		}
-		jobs = append(jobs, sj)
+	for i := range cfg.Jobs {
+		jobs = append(jobs, cfg.Jobs[i].SchedulerJob())
 	}
 	return jobs
 }

@@ -23,7 +23,7 @@ func FuzzSchedule(f *testing.F) {
 	}
 	base := time.Date(2026, 3, 29, 0, 30, 0, 0, time.UTC).Unix() // a DST change in Europe
 	f.Fuzz(func(t *testing.T, spec string, offset int64, windowMin uint16, misfire uint8) {
-		sched, loc, err := parseIn(spec, time.UTC)
+		sched, loc, err := ParseIn(spec, time.UTC)
 		if err != nil {
 			if sched != nil {
 				t.Fatalf("parse %q: a schedule and an error (%v)", spec, err)

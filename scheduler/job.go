@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -109,6 +110,8 @@ type JobError struct {
 	Job   string // the job's name
 	Field string // name, schedule, misfire, command, http.url, ...
 	Err   error
+	// Missing: the field is required and not set (rather than wrong).
+	Missing bool
 }
 
 func (e *JobError) Error() string {
@@ -116,6 +119,26 @@ func (e *JobError) Error() string {
 }
 
 func (e *JobError) Unwrap() error { return e.Err }
+
+// JobErrors is every invalid field of one job, in field order.
+type JobErrors []*JobError
+
+func (es JobErrors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap lets errors.As find each *JobError.
+func (es JobErrors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
 
 // ErrUnknownJob is returned for a job name the scheduler does not have.
 var ErrUnknownJob = errors.New("scheduler: unknown job")
@@ -129,7 +152,8 @@ var parser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour |
 
 // Parse parses a schedule with robfig/cron's parser: five fields, or six
 // with an optional seconds field first, or a descriptor such as @daily or
-// @every 15m. A "CRON_TZ=Europe/Berlin " prefix sets its zone.
+// @every 15m. A "CRON_TZ=Europe/Berlin " prefix sets its zone. It is the
+// one cron parser of rouse: config checks schedules with ParseIn.
 func Parse(spec string) (sched cron.Schedule, err error) {
 	// robfig/cron v3.0.1 panics on some malformed zone prefixes ("TZ=",
 	// found by FuzzSchedule): a bad schedule is an error, never a crash.
@@ -141,8 +165,9 @@ func Parse(spec string) (sched cron.Schedule, err error) {
 	return parser.Parse(spec)
 }
 
-// parseIn parses spec and pins it to loc unless the spec names its own zone.
-func parseIn(spec string, loc *time.Location) (cron.Schedule, *time.Location, error) {
+// ParseIn parses spec and pins it to loc (nil: the system zone) unless the
+// spec names its own zone; it returns the zone the schedule runs in.
+func ParseIn(spec string, loc *time.Location) (cron.Schedule, *time.Location, error) {
 	s, err := Parse(spec)
 	if err != nil {
 		return nil, nil, err
@@ -160,64 +185,82 @@ func parseIn(spec string, loc *time.Location) (cron.Schedule, *time.Location, er
 	return s, loc, nil
 }
 
-// Validate checks one job as config would: it returns a *JobError naming
-// the first bad field, or nil.
-func Validate(j Job) error {
-	bad := func(field string, err error) error { return &JobError{Job: j.Name, Field: field, Err: err} }
-	if j.Name == "" {
-		return bad("name", errors.New("missing"))
+// Validate checks the job as the scheduler will run it and returns every
+// bad field as JobErrors (each Field is the config key below the job's
+// entry, e.g. "http.method"), or nil. Config maps them to file:line, so
+// what `rouse config check` accepts is what `rouse run` accepts.
+func (j Job) Validate() error {
+	var errs JobErrors
+	bad := func(field string, err error) { errs = append(errs, &JobError{Job: j.Name, Field: field, Err: err}) }
+	missing := func(field string, err error) {
+		errs = append(errs, &JobError{Job: j.Name, Field: field, Err: err, Missing: true})
 	}
-	if _, _, err := parseIn(j.Schedule, j.Location); err != nil {
-		return bad("schedule", err)
+	if j.Name == "" {
+		missing("name", errors.New("required: every job needs a name"))
+	}
+	if _, _, err := ParseIn(j.Schedule, j.Location); err != nil {
+		bad("schedule", err)
 	}
 	actions := 0
 	if len(j.Command) > 0 {
 		actions++
+		if j.Command[0] == "" {
+			missing("command[0]", errors.New("the program to run must not be empty"))
+		}
 	}
-	if j.HTTP != nil {
+	if h := j.HTTP; h != nil {
 		actions++
-		if j.HTTP.URL == "" {
-			return bad("http.url", errors.New("missing"))
+		u, err := url.Parse(h.URL)
+		switch {
+		case h.URL == "":
+			missing("http.url", errors.New("required: an http:// or https:// URL"))
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad("http.url", errors.New("must be an http:// or https:// URL"))
 		}
-		u, err := url.Parse(j.HTTP.URL)
-		if err != nil {
-			return bad("http.url", err)
+		if h.ExpectStatus != 0 && (h.ExpectStatus < 100 || h.ExpectStatus > 599) {
+			bad("http.expect_status", errors.New("must be an HTTP status from 100 to 599"))
 		}
-		if u.Scheme != "http" && u.Scheme != "https" {
-			return bad("http.url", fmt.Errorf("scheme %q, want http or https", u.Scheme))
-		}
-		if j.HTTP.ExpectStatus != 0 && (j.HTTP.ExpectStatus < 100 || j.HTTP.ExpectStatus > 599) {
-			return bad("http.expect_status", fmt.Errorf("%d is not an HTTP status", j.HTTP.ExpectStatus))
-		}
-		if j.HTTP.Method != "" && !validMethod(j.HTTP.Method) {
-			return bad("http.method", fmt.Errorf("%q is not an HTTP method", j.HTTP.Method))
+		if h.Method != "" && !validMethod(h.Method) {
+			bad("http.method", errors.New("must be GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"))
 		}
 	}
 	if j.Func != nil {
 		actions++
 	}
-	if actions != 1 {
-		return bad("command", fmt.Errorf("exactly one of command, http or a built-in action is needed, found %d", actions))
+	switch {
+	case actions == 0:
+		missing("command", errors.New("a job needs a command (a list: [program, args...]) or an http request"))
+	case len(j.Command) > 0 && j.HTTP != nil:
+		bad("http", errors.New("a job has either command or http, not both"))
+	case actions > 1:
+		bad("command", errors.New("a job has exactly one of command, http or a built-in action"))
 	}
 	switch j.Misfire {
 	case "", MisfireCoalesce, MisfireSkip, MisfireAll:
 	default:
-		return bad("misfire", fmt.Errorf("%q, want coalesce, skip or all", j.Misfire))
+		bad("misfire", errors.New("must be one of coalesce, skip, all"))
 	}
-	for field, d := range map[string]time.Duration{"timeout": j.Timeout, "grace": j.Grace, "jitter": j.Jitter} {
-		if d < 0 {
-			return bad(field, errors.New("negative"))
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"timeout", j.Timeout}, {"grace", j.Grace}, {"jitter", j.Jitter}} {
+		if f.d < 0 {
+			bad(f.name, errors.New("must not be negative"))
 		}
 	}
 	if j.MaxInstances < 0 {
-		return bad("max_instances", errors.New("negative"))
+		bad("max_instances", errors.New("must not be negative"))
 	}
 	if j.MaxCatchup < 0 {
-		return bad("max_catchup", errors.New("negative"))
+		bad("max_catchup", errors.New("must not be negative"))
 	}
-	return nil
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }
 
+// validMethod: the HTTP methods a job may use.
 func validMethod(m string) bool {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,

@@ -25,7 +25,7 @@ func TestMaintenanceJob(t *testing.T) {
 	now := utc(2026, 1, 10, 3, 30, 0)
 	f := &fakeMaintainer{}
 	j := MaintenanceJob(f, MaintenanceOptions{KeepFor: 24 * time.Hour, Now: func() time.Time { return now }})
-	if err := Validate(j); err != nil || !j.BuiltIn || j.Name != DefaultMaintenanceName {
+	if err := j.Validate(); err != nil || !j.BuiltIn || j.Name != DefaultMaintenanceName {
 		t.Fatalf("job %+v: %v", j, err)
 	}
 	out, err := j.Func(context.Background())

@@ -36,7 +36,7 @@ func TestDecide(t *testing.T) {
 		{"AllKeepsTheMostRecentMaxCatchup", MisfireAll, 0, 2, h(1), h(4).Add(10 * time.Minute), []time.Time{h(3), h(4)}, true, 1, 3, h(5)},
 		{"AllDropsTimesBeyondGrace", MisfireAll, 90 * time.Minute, 10, h(1), h(4).Add(10 * time.Minute), []time.Time{h(3), h(4)}, true, 1, 3, h(5)},
 	}
-	sched, loc, err := parseIn("0 * * * *", time.UTC)
+	sched, loc, err := ParseIn("0 * * * *", time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestDecideAfterAVeryLongGap(t *testing.T) {
-	sched, loc, err := parseIn("@every 1s", time.UTC)
+	sched, loc, err := ParseIn("@every 1s", time.UTC)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestValidate(t *testing.T) {
 		{"MissingNameIsRejected", func(j *Job) { j.Name = "" }, "name"},
 		{"BadScheduleIsRejected", func(j *Job) { j.Schedule = "every day" }, "schedule"},
 		{"NoActionIsRejected", func(j *Job) { j.Command = nil }, "command"},
-		{"TwoActionsAreRejected", func(j *Job) { j.HTTP = &HTTPAction{URL: "http://127.0.0.1/"} }, "command"},
+		{"TwoActionsAreRejected", func(j *Job) { j.HTTP = &HTTPAction{URL: "http://127.0.0.1/"} }, "http"},
 		{"BadMisfireIsRejected", func(j *Job) { j.Misfire = "later" }, "misfire"},
 		{"NegativeTimeoutIsRejected", func(j *Job) { j.Timeout = -time.Second }, "timeout"},
 		{"HTTPWithoutSchemeIsRejected", func(j *Job) { j.Command = nil; j.HTTP = &HTTPAction{URL: "example.com"} }, "http.url"},
@@ -112,7 +112,7 @@ func TestValidate(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			j := ok
 			c.edit(&j)
-			err := Validate(j)
+			err := j.Validate()
 			if c.field == "" {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)

@@ -182,14 +182,14 @@ func (s *Scheduler) SetJobs(jobs []Job) error {
 	fresh := make(map[string]*jobState, len(jobs))
 	order := make([]string, 0, len(jobs))
 	for _, j := range jobs {
-		if err := Validate(j); err != nil {
+		if err := j.Validate(); err != nil {
 			return err
 		}
 		if _, dup := fresh[j.Name]; dup {
 			return &JobError{Job: j.Name, Field: "name", Err: errors.New("duplicate job name")}
 		}
 		j = withDefaults(j)
-		sched, loc, err := parseIn(j.Schedule, j.Location)
+		sched, loc, err := ParseIn(j.Schedule, j.Location)
 		if err != nil {
 			return &JobError{Job: j.Name, Field: "schedule", Err: err}
 		}

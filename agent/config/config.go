@@ -27,6 +27,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/rouse-dev/rouse/scheduler"
 )
 
 // Config is the whole configuration of the agent.
@@ -205,6 +207,25 @@ type Job struct {
 	Line int `yaml:"-"`
 	// Hash is a stable hash of the entry's YAML content.
 	Hash string `yaml:"-"`
+}
+
+// SchedulerJob is j as the scheduler runs it. Its Validate is what config
+// checks each job with, so `rouse config check` and `rouse run` agree.
+func (j *Job) SchedulerJob() scheduler.Job {
+	sj := scheduler.Job{
+		Name: j.Name, Schedule: j.Schedule, Command: j.Command, Env: j.Env, Dir: j.Dir,
+		Timeout: j.Timeout, Misfire: j.Misfire, Grace: j.Grace, MaxInstances: j.MaxInstances,
+		MaxCatchup: j.MaxCatchup, Jitter: j.Jitter, NeedsNetwork: j.NeedsNetwork,
+	}
+	if j.Timezone != "" {
+		if loc, err := time.LoadLocation(j.Timezone); err == nil {
+			sj.Location = loc
+		}
+	}
+	if j.HTTP != nil {
+		sj.HTTP = &scheduler.HTTPAction{Method: j.HTTP.Method, URL: j.HTTP.URL, ExpectStatus: j.HTTP.ExpectStatus, Headers: j.HTTP.Headers}
+	}
+	return sj
 }
 
 // JobHTTP is a job's HTTP request.

@@ -1,9 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -11,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
+	"github.com/rouse-dev/rouse/scheduler"
 	"github.com/rouse-dev/rouse/trackers"
 )
 
@@ -22,36 +21,18 @@ const (
 	SchedulerName = "scheduler"
 )
 
+// Reserved job names: the agent's built-in jobs (maintenance.schedule and
+// maintenance.quick_check; "off" turns them off).
+const (
+	MaintenanceJob = "maintenance"
+	QuickCheckJob  = "quick-check"
+)
+
 var (
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	methodRE = regexp.MustCompile(`^[A-Z]+$`)
 	envRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
-
-// cronParser is the parser job and maintenance schedules are checked
-// with: 5 fields, or 6 with a leading seconds field, and descriptors such
-// as @daily and @every 5m. The scheduler should parse with the same one.
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// ParseSchedule parses a job schedule the way Validate checks it. A
-// non-empty timezone (an IANA name) sets the schedule's location unless the
-// spec already carries CRON_TZ= or TZ=.
-func ParseSchedule(spec, timezone string) (sched cron.Schedule, err error) {
-	// robfig/cron v3.0.1 panics on some malformed zone prefixes ("TZ="):
-	// report a bad schedule, not a crash.
-	defer func() {
-		if p := recover(); p != nil {
-			sched, err = nil, fmt.Errorf("invalid schedule %q", spec)
-		}
-	}()
-	if timezone != "" && !strings.HasPrefix(spec, "CRON_TZ=") && !strings.HasPrefix(spec, "TZ=") {
-		if _, err := time.LoadLocation(timezone); err != nil {
-			return nil, err
-		}
-		spec = "CRON_TZ=" + timezone + " " + spec
-	}
-	return cronParser.Parse(spec)
-}
 
 // validator collects errors for one Validate call.
 type validator struct {
@@ -188,7 +169,11 @@ func (v *validator) schedule(key, spec, tz string) {
 		v.fail(key, "", wrapf(ErrRequired, `required: a cron expression like "0 3 * * *" or a descriptor like "@daily" or "@every 5m"`))
 		return
 	}
-	if _, err := ParseSchedule(spec, tz); err != nil {
+	var loc *time.Location
+	if tz != "" {
+		loc, _ = time.LoadLocation(tz) // checked by the caller
+	}
+	if _, _, err := scheduler.ParseIn(spec, loc); err != nil {
 		v.failHint(key, v.value(key, spec), wrapf(ErrInvalidValue, `must be a cron expression like "0 3 * * *" or a descriptor like "@daily" or "@every 5m"`), err.Error())
 	}
 }
@@ -381,7 +366,9 @@ func (v *validator) jobs() {
 		case !nameRE.MatchString(j.Name):
 			v.fail(nk, j.Name, wrapf(ErrInvalidValue, "must be letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"))
 		default:
-			if prev, dup := first[j.Name]; dup {
+			if j.Name == MaintenanceJob || j.Name == QuickCheckJob {
+				v.fail(nk, j.Name, wrapf(ErrDuplicate, "%q is the name of a built-in job; choose another", j.Name))
+			} else if prev, dup := first[j.Name]; dup {
 				v.fail(nk, j.Name, wrapf(ErrDuplicate, "duplicate job name, first used by %s (line %d)", parentKey(prev), c.Line(prev)))
 			} else {
 				first[j.Name] = nk
@@ -397,14 +384,6 @@ func (v *validator) jobs() {
 		if tzOK {
 			v.schedule(key+".schedule", j.Schedule, j.Timezone)
 		}
-		switch {
-		case len(j.Command) > 0 && j.HTTP != nil:
-			v.fail(key+".http", "", wrapf(ErrInvalidValue, "a job has either command or http, not both"))
-		case len(j.Command) == 0 && j.HTTP == nil:
-			v.fail(key, "", wrapf(ErrRequired, "a job needs a command (a list: [program, args...]) or an http request"))
-		case len(j.Command) > 0 && j.Command[0] == "":
-			v.fail(key+".command[0]", "", wrapf(ErrRequired, "the program to run must not be empty"))
-		}
 		for name := range j.Env {
 			if !envRE.MatchString(name) {
 				v.fail(key+".env."+name, "", wrapf(ErrInvalidValue, "must be an environment variable name (letters, digits, _; not starting with a digit)"))
@@ -413,24 +392,12 @@ func (v *validator) jobs() {
 		if j.Dir != "" && !filepath.IsAbs(j.Dir) {
 			v.fail(key+".dir", v.value(key+".dir", j.Dir), wrapf(ErrInvalidValue, "must be an absolute path or start with ~/"))
 		}
-		if h := j.HTTP; h != nil {
-			hk := key + ".http"
-			u, err := url.Parse(h.URL)
-			switch {
-			case h.URL == "":
-				v.fail(hk+".url", "", wrapf(ErrRequired, "required: an http:// or https:// URL"))
-			case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-				v.fail(hk+".url", v.value(hk+".url", h.URL), wrapf(ErrInvalidValue, "must be an http:// or https:// URL"))
-			}
-			if !methodRE.MatchString(h.Method) {
-				v.fail(hk+".method", v.value(hk+".method", h.Method), wrapf(ErrInvalidValue, "must be an upper-case HTTP method like GET or POST"))
-			}
-			if h.ExpectStatus < 100 || h.ExpectStatus > 599 {
-				v.fail(hk+".expect_status", v.value(hk+".expect_status", strconv.Itoa(h.ExpectStatus)), wrapf(ErrInvalidValue, "must be an HTTP status from 100 to 599"))
-			}
+		if j.HTTP != nil && j.HTTP.ExpectStatus == 0 {
+			hk := key + ".http.expect_status"
+			v.fail(hk, v.value(hk, "0"), wrapf(ErrInvalidValue, "must be an HTTP status from 100 to 599"))
 		}
+		v.job(key, j)
 		v.atLeast(key+".timeout", j.Timeout, time.Second)
-		v.oneOf(key+".misfire", j.Misfire, "coalesce", "skip", "all")
 		v.atLeast(key+".grace", j.Grace, 0)
 		v.atLeast(key+".jitter", j.Jitter, 0)
 		if j.MaxInstances < 1 {
@@ -440,4 +407,39 @@ func (v *validator) jobs() {
 			v.fail(key+".max_catchup", v.value(key+".max_catchup", strconv.Itoa(j.MaxCatchup)), wrapf(ErrInvalidValue, "must be at least 1"))
 		}
 	}
+}
+
+// job reports what the scheduler itself refuses in j (scheduler.Job's
+// Validate, the one job validator), each at its key's line, unless this
+// validator already reported that key.
+func (v *validator) job(key string, j *Job) {
+	err := j.SchedulerJob().Validate()
+	var jes scheduler.JobErrors
+	if !errors.As(err, &jes) {
+		return
+	}
+	for _, je := range jes {
+		k := key + "." + je.Field
+		if je.Field == "command" && len(j.Command) == 0 {
+			k = key // no command key to point at: the job as a whole
+		}
+		if v.reported(k) || (je.Field == "schedule") || (je.Field == "name") {
+			continue // config's own checks say it with its hint
+		}
+		sentinel := ErrInvalidValue
+		if je.Missing {
+			sentinel = ErrRequired
+		}
+		v.fail(k, v.value(k, ""), wrapf(sentinel, "%s", je.Err))
+	}
+}
+
+// reported: an error at key (or below it) is already there.
+func (v *validator) reported(key string) bool {
+	for _, e := range v.errs {
+		if e.Key == key || strings.HasPrefix(e.Key, key+".") || strings.HasPrefix(e.Key, key+"[") {
+			return true
+		}
+	}
+	return false
 }
