@@ -23,12 +23,13 @@ import (
 // Containment on Linux. A jail holds every process one run of a command
 // starts, however it daemonizes, so that stopping the run leaves none.
 //
-// With a delegated cgroup v2 subtree (the unit says Delegate=yes: systemd
-// marks the group with the trusted.delegate or user.delegate extended
-// attribute; or an unprivileged agent owns its group) the agent moves itself
+// With a delegated cgroup v2 subtree (the unit says Delegate=yes: the system
+// manager marks the group with the trusted.delegate or user.delegate
+// extended attribute; a user manager marks nothing, so there a service's
+// group under user@UID.service that the agent owns counts) the agent moves itself
 // into the leaf "agent" of its group (cgroup v2 keeps processes out of inner
 // groups) and starts each run's child directly inside a group of its own
-// beside it ("exec-<name>.<n>", CLONE_INTO_CGROUP, so not even the first
+// beside it ("exec-<name>.<agent pid>.<n>", CLONE_INTO_CGROUP, so not even the first
 // fork escapes). Stopping sends SIGTERM to every process of the group, then
 // writes cgroup.kill, waits until the group is empty and removes it. Groups
 // an earlier agent left are killed and removed when the first run starts.
@@ -196,10 +197,20 @@ func delegation(dir string) string {
 	if err := unix.Stat(dir, &st); err != nil {
 		return err.Error()
 	}
-	if uid := os.Geteuid(); uid != 0 && int(st.Uid) == uid && unix.Access(filepath.Join(dir, "cgroup.procs"), unix.W_OK) == nil {
+	// A user manager never writes the marker (systemd's cgroup_xattr_apply
+	// returns early for it): under user@UID.service, a service's group the
+	// agent owns is taken as delegated; a scope (a terminal, an app) never.
+	if uid := os.Geteuid(); uid != 0 && int(st.Uid) == uid && userService(dir, uid) &&
+		unix.Access(filepath.Join(dir, "cgroup.procs"), unix.W_OK) == nil {
 		return ""
 	}
 	return "the group is not delegated (Delegate=yes)"
+}
+
+// userService reports whether the cgroup dir is a service of the user
+// manager of uid.
+func userService(dir string, uid int) bool {
+	return strings.HasSuffix(dir, ".service") && strings.Contains(dir, "/user@"+strconv.Itoa(uid)+".service/")
 }
 
 // enterLeaf moves this process into base/agent.
@@ -313,7 +324,9 @@ func newJail(name string, log *slog.Logger) (*jail, error) {
 
 // newCgroupJail makes a fresh group for one run under base.
 func newCgroupJail(base, name string, log *slog.Logger) (*jail, error) {
-	dir := filepath.Join(base, fmt.Sprintf("%s%s.%d", cgroupPrefix, cgroupName(name), cgroupSeq.Add(1)))
+	// The agent's pid too: a group an earlier agent could not remove never
+	// blocks a name.
+	dir := filepath.Join(base, fmt.Sprintf("%s%s.%d.%d", cgroupPrefix, cgroupName(name), os.Getpid(), cgroupSeq.Add(1)))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create the component's cgroup: %w", err)
 	}

@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rouse-dev/rouse/trackers"
 )
@@ -269,5 +272,135 @@ func TestCgroupName(t *testing.T) {
 func TestUnescapeMount(t *testing.T) {
 	if got := unescapeMount(`/sys/fs/a\040b`); got != "/sys/fs/a b" {
 		t.Fatalf("unescapeMount: %q", got)
+	}
+}
+
+func TestUserService(t *testing.T) {
+	for dir, want := range map[string]bool{
+		"/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/rouse.service":     true,
+		"/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/vte-spawn-1.scope": false,
+		"/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope":                               false,
+		"/sys/fs/cgroup/user.slice/user-1001.slice/user@1001.service/app.slice/rouse.service":     false,
+		"/sys/fs/cgroup/system.slice/rouse.service":                                               false,
+	} {
+		if got := userService(dir, 1000); got != want {
+			t.Errorf("userService(%q, 1000) = %v, want %v", dir, got, want)
+		}
+	}
+}
+
+// startContained runs the test binary as an agent whose own cgroup is base
+// (helperMain's "contain" mode) and returns it with its containment mode and
+// its child's pid.
+func startContained(t *testing.T, base, dir string) (agent *osexec.Cmd, mode string, child int) {
+	t.Helper()
+	fd, err := syscall.Open(base, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent = osexec.Command(exe, dir)
+	agent.Env = append(os.Environ(), helperEnv+"=contain")
+	agent.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd, Pdeathsig: syscall.SIGKILL}
+	out, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	var line string
+	if line, err = bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("reading the helper agent's line: %v", err)
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		t.Fatalf("helper agent said %q", line)
+	}
+	child, _ = strconv.Atoi(f[1])
+	return agent, f[0], child
+}
+
+// cgroupOf is the cgroup v2 path of pid.
+func cgroupOf(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if p, ok := strings.CutPrefix(l, "0::"); ok {
+			return p
+		}
+	}
+	t.Fatalf("no cgroup v2 line for %d in %q", pid, b)
+	return ""
+}
+
+// An agent started in a delegated group moves itself into a leaf, runs each
+// component in a group beside it, and the next agent removes what a killed
+// one left there.
+func TestDelegatedCgroupSetup(t *testing.T) {
+	own, err := ownCgroup()
+	if err != nil {
+		t.Skipf("no cgroup v2 here: %v", err)
+	}
+	base, err := os.MkdirTemp(own, "rouse-exec-delegated-")
+	if err != nil {
+		t.Skipf("cannot create a cgroup under %s: %v", own, err)
+	}
+	t.Cleanup(func() {
+		os.WriteFile(filepath.Join(base, "cgroup.kill"), []byte("1"), 0)
+		if err := removeCgroup(base); err != nil {
+			t.Errorf("removing the test's cgroup %s: %v", base, err)
+		}
+	})
+	if _, err := os.Stat(filepath.Join(base, "cgroup.kill")); err != nil {
+		t.Skipf("no cgroup.kill (Linux 5.14+): %v", err)
+	}
+	if err := unix.Setxattr(base, "trusted.delegate", []byte("1"), 0); err != nil {
+		t.Skipf("cannot mark the test's cgroup delegated as systemd does: %v", err)
+	}
+	if err := becomeSubreaper(); err != nil { // orphans of the killed agent: reaped here
+		t.Fatal(err)
+	}
+	theReaper.acquire(slog.New(slog.DiscardHandler))
+	defer theReaper.release()
+	rel := cgroupOf(t, os.Getpid())
+	rel = strings.TrimSuffix(rel, "/") + "/" + filepath.Base(base)
+
+	dir := t.TempDir()
+	agent, mode, child := startContained(t, base, dir)
+	if mode != modeCgroup {
+		t.Fatalf("containment %q in a delegated group, want %q", mode, modeCgroup)
+	}
+	if got := cgroupOf(t, agent.Process.Pid); got != rel+"/agent" {
+		t.Fatalf("the agent is in %s, want its leaf %s/agent", got, rel)
+	}
+	group := cgroupOf(t, child)
+	if !strings.HasPrefix(group, rel+"/"+cgroupPrefix+"child.") {
+		t.Fatalf("the child is in %s, want a group of its own beside the agent", group)
+	}
+	daemon := readDaemon(t, dir)
+	if got := cgroupOf(t, daemon); got != group {
+		t.Fatalf("the daemon is in %s, want the child's group %s", got, group)
+	}
+
+	// kill -9: the daemon outlives the agent, in its group.
+	agent.Process.Kill()
+	agent.Wait()
+	if procGone(daemon) {
+		t.Fatal("the daemon died with the agent: nothing left to sweep")
+	}
+	os.Remove(filepath.Join(dir, "daemon"))
+	_, _, _ = startContained(t, base, dir)
+	eventually(t, "the earlier agent's daemon to be killed", func() bool { return procGone(daemon) })
+	if _, err := os.Stat(filepath.Join(filepath.Dir(base), filepath.Base(base), filepath.Base(group))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the earlier agent's group %s is still there: %v", group, err)
 	}
 }
