@@ -125,7 +125,7 @@ func TestRetryTimingUnderFakeTime(t *testing.T) {
 			if n := len(s.times()); n != 4 {
 				t.Fatalf("polled again before the interval: %d", n)
 			}
-			time.Sleep(time.Second)
+			time.Sleep(time.Second + tr.jitter) // the tracker's own addition to the interval
 			synctest.Wait()
 			if n := len(s.times()); n != 5 {
 				t.Fatalf("no poll at the interval: %d", n)
@@ -227,7 +227,7 @@ func TestMaxPagesContinuesAtTheNextPoll(t *testing.T) {
 		if c, _ := st.Cursor(ctx, "m"); c != "" {
 			t.Fatalf("cursor moved mid catch-up: %s", c)
 		}
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute + tr.jitter)
 		synctest.Wait()
 		if st.Len("m") != 500 || h.Last().State != trackers.StateReady {
 			t.Fatalf("after the second poll: %d items, states %v", st.Len("m"), h.States())

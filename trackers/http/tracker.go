@@ -78,12 +78,13 @@ func init() {
 // Tracker is an http poller. It implements trackers.Component, Resumer and
 // Pauser.
 type Tracker struct {
-	name  string
-	store trackers.Store
-	log   *slog.Logger
-	opts  Options
-	tmpl  *template.Template
-	limit *trackers.ItemLimit
+	name   string
+	jitter time.Duration // added to every interval (trackers.IntervalJitter)
+	store  trackers.Store
+	log    *slog.Logger
+	opts   Options
+	tmpl   *template.Template
+	limit  *trackers.ItemLimit
 
 	// prepare, when set, is called at the start of each Run and may
 	// replace the URL template and add secrets (the lastfm preset reads its
@@ -144,6 +145,7 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 	return &Tracker{
 		secrets: redact.Secrets(nil).FromURL(sample).FromHeaders(o.Headers),
 		name:    deps.Name,
+		jitter:  trackers.IntervalJitter(deps.Name, o.Interval),
 		store:   deps.Store,
 		log:     log,
 		opts:    o,
@@ -241,7 +243,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 			t.report(h, trackers.StateStarting, err)
 		}
 		if wait < t.opts.Interval {
-			wait = t.opts.Interval
+			wait = t.opts.Interval + t.jitter
 		}
 		timer := time.NewTimer(wait)
 		select {
