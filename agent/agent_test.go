@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,9 @@ func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 		cfg.Trackers = append(cfg.Trackers, tr)
 	}
 	probesMu.Unlock()
+	if err := os.Chmod(dir, 0o700); err != nil { // a data directory is private (internal/perm)
+		t.Fatal(err)
+	}
 	a, err := New(Options{Config: cfg, DataDir: dir, Logger: discard, noAPI: true})
 	if err != nil {
 		t.Fatal(err)

@@ -30,6 +30,16 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// dataDir is a fresh private data directory.
+func dataDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // emptyConfig has no components and no scheduler: ready once the store is.
 func emptyConfig() *config.Config {
 	cfg := config.Default()
@@ -98,7 +108,7 @@ func assertReleased(t *testing.T, dir, addr string) {
 
 func TestBoot(t *testing.T) {
 	t.Run("HealthzAnswersBeforeTheConfigIsReadAndReadyzSaysStarting", func(t *testing.T) {
-		dir, addr := t.TempDir(), freeAddr(t)
+		dir, addr := dataDir(t), freeAddr(t)
 		release := make(chan struct{})
 		a, err := New(Options{DataDir: dir, Listen: addr, Logger: discard,
 			LoadConfig: func() (*config.Config, error) {
@@ -163,7 +173,7 @@ func TestBoot(t *testing.T) {
 		}
 	})
 	t.Run("ASecondAgentOnTheSameDataDirectoryExits1HavingOpenedNothing", func(t *testing.T) {
-		dir := t.TempDir()
+		dir := dataDir(t)
 		first, err := dirlock.Acquire(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -194,7 +204,7 @@ func TestBoot(t *testing.T) {
 		}
 	})
 	t.Run("TheUncleanShutdownIsNotClaimedByASecondAgent", func(t *testing.T) {
-		dir := t.TempDir()
+		dir := dataDir(t)
 		a, stop := testAgent(t, dir, nil)
 		defer stop()
 		b, err := New(Options{Config: emptyConfig(), DataDir: dir, Logger: discard, noAPI: true})
@@ -212,7 +222,7 @@ func TestBoot(t *testing.T) {
 		}
 	})
 	t.Run("ABadConfigExits78AndRollsBack", func(t *testing.T) {
-		dir, addr := t.TempDir(), freeAddr(t)
+		dir, addr := dataDir(t), freeAddr(t)
 		a, err := New(Options{DataDir: dir, Listen: addr, Logger: discard,
 			LoadConfig: func() (*config.Config, error) { return nil, errors.New("rouse.yaml:3: trackers[0].kind: unknown") }})
 		if err != nil {
@@ -225,7 +235,7 @@ func TestBoot(t *testing.T) {
 		assertReleased(t, dir, addr)
 	})
 	t.Run("AStoreThatCannotOpenExits1AndRollsBack", func(t *testing.T) {
-		dir, addr := t.TempDir(), freeAddr(t)
+		dir, addr := dataDir(t), freeAddr(t)
 		// A directory where the database file should be.
 		if err := os.MkdirAll(StorePath(dir), 0o700); err != nil {
 			t.Fatal(err)
@@ -241,7 +251,7 @@ func TestBoot(t *testing.T) {
 		assertReleased(t, dir, addr)
 	})
 	t.Run("AnUnknownKindExits78AndClosesTheStore", func(t *testing.T) {
-		dir, addr := t.TempDir(), freeAddr(t)
+		dir, addr := dataDir(t), freeAddr(t)
 		cfg := emptyConfig()
 		cfg.Trackers = append(cfg.Trackers, config.Tracker{Name: "x", Kind: "no-such-kind", Hash: "x"})
 		a, err := New(Options{Config: cfg, DataDir: dir, Listen: addr, Logger: discard})
