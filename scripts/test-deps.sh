@@ -4,7 +4,8 @@
 # namespaces for the network-watch tests), Chromium (the dashboard test),
 # systemd's analyzer (unit checks), dpkg-deb (the package test), supervisor
 # (the side-by-side benchmark), docker.io and busybox-static (a private
-# dockerd and a locally built image for the container kind). Debian packages
+# dockerd and a locally built image for the container kind), sway, waybar
+# and grim (the tray in a real panel, tests/panel). Debian packages
 # only; needs root or sudo.
 set -euo pipefail
 
@@ -15,6 +16,11 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
+# The tray in a real panel (tests/panel): a headless Wayland compositor,
+# waybar's StatusNotifier host, and a screenshot tool.
+command -v sway >/dev/null 2>&1 || need+=(sway)
+command -v waybar >/dev/null 2>&1 || need+=(waybar)
+command -v grim >/dev/null 2>&1 || need+=(grim)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 [ -x /bin/busybox ] || need+=(busybox-static)
 
