@@ -363,6 +363,14 @@ func newReaperJail(log *slog.Logger) (*jail, error) {
 	return j, nil
 }
 
+// id is the run's token in subreaper mode, "" otherwise.
+func (j *jail) id() string {
+	if j == nil {
+		return ""
+	}
+	return j.token
+}
+
 // prepare sets up attr and env for the run's child: its cgroup, or its
 // token.
 func (j *jail) prepare(attr *syscall.SysProcAttr, env []string) []string {

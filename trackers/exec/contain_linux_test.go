@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	osexec "os/exec"
@@ -289,23 +290,26 @@ func TestUserService(t *testing.T) {
 	}
 }
 
-// startContained runs the test binary as an agent whose own cgroup is base
-// (helperMain's "contain" mode) and returns it with its containment mode and
-// its child's pid.
-func startContained(t *testing.T, base, dir string) (agent *osexec.Cmd, mode string, child int) {
+// startContained runs the test binary as an agent (helperMain's "contain"
+// mode with args) whose own cgroup is base ("": the test's), and returns it
+// with its containment mode and its child's pid.
+func startContained(t *testing.T, base string, args ...string) (agent *osexec.Cmd, mode string, child int) {
 	t.Helper()
-	fd, err := syscall.Open(base, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fd)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent = osexec.Command(exe, dir)
+	agent = osexec.Command(exe, args...)
 	agent.Env = append(os.Environ(), helperEnv+"=contain")
-	agent.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd, Pdeathsig: syscall.SIGKILL}
+	agent.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if base != "" {
+		fd, err := syscall.Open(base, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer syscall.Close(fd)
+		agent.SysProcAttr.UseCgroupFD, agent.SysProcAttr.CgroupFD = true, fd
+	}
 	out, err := agent.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -403,4 +407,59 @@ func TestDelegatedCgroupSetup(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(base), filepath.Base(base), filepath.Base(group))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the earlier agent's group %s is still there: %v", group, err)
 	}
+}
+
+// helperContain is helperMain's "contain" mode: an agent in its own
+// (delegated) cgroup supervising a daemonizing command (its daemon's pid
+// goes to args[0]/daemon; its group is recorded in args[1] if given); it
+// prints the containment mode and the child's
+// pid, then waits to be killed.
+func helperContain(args []string) {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	mode := agentContainment(log).mode
+	o := DefaultOptions()
+	o.Command = daemonizing(args[0])
+	deps := trackers.Deps{Name: "child", Logger: log}
+	if len(args) > 1 {
+		deps.StateDir = args[1]
+	}
+	tr, err := New(*o, deps)
+	if err != nil {
+		os.Exit(3)
+	}
+	go tr.Run(context.Background(), newHost())
+	for tr.Pid() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println(mode, tr.Pid())
+	select {}
+}
+
+// Without a cgroup, what a run daemonized outside its group still carries
+// the run's token, which the group record keeps: the next agent kills it
+// after the agent was killed with kill -9.
+func TestStaleDaemonAfterAgentSIGKILL(t *testing.T) {
+	if err := becomeSubreaper(); err != nil { // the daemon's new parent: reaped here
+		t.Fatal(err)
+	}
+	theReaper.acquire(slog.New(slog.DiscardHandler))
+	defer theReaper.release()
+	dir, state := t.TempDir(), t.TempDir()
+	agent, mode, child := startContained(t, "", dir, state)
+	if mode != modeSubreaper {
+		t.Skipf("the helper agent runs in %s mode here", mode)
+	}
+	daemon := readDaemon(t, dir)
+	if d, _ := readProc(daemon); d.pgid == child {
+		t.Fatal("the daemon did not leave the child's group")
+	}
+	eventually(t, "the group record", func() bool { return recordExists(t, state) })
+	agent.Process.Kill()
+	agent.Wait()
+	eventually(t, "the child to die with the agent (Pdeathsig)", func() bool { return procGone(child) })
+	if procGone(daemon) {
+		t.Fatal("the daemon died with the agent: nothing left to sweep")
+	}
+	sweepStale(state, slog.New(slog.DiscardHandler))
+	eventually(t, "the daemon to be killed", func() bool { return procGone(daemon) })
 }

@@ -14,6 +14,7 @@ type jail struct{}
 
 func newJail(string, *slog.Logger) (*jail, error)                   { return nil, nil }
 func (*jail) prepare(_ *syscall.SysProcAttr, env []string) []string { return env }
+func (*jail) id() string                                            { return "" }
 func (*jail) started(int)                                           {}
 func (*jail) terminate()                                            {}
 func (*jail) kill() error                                           { return nil }

@@ -117,8 +117,9 @@ type Tracker struct {
 	closeCheck func()
 	randN      func(n int64) int64 // uniform in [0, n)
 
-	mu  sync.Mutex
-	pid int
+	mu    sync.Mutex
+	pid   int
+	token string // the latest run's ROUSE_EXEC_ID, "" when none
 }
 
 // New builds an exec component from validated options.
@@ -157,6 +158,9 @@ func (t *Tracker) startOS(log *slog.Logger) (process, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.mu.Lock()
+	t.token = j.id()
+	t.mu.Unlock()
 	p, err := startProcess(sp, &sink{log: log, ring: t.out, lim: t.lim}, log, j)
 	if err != nil {
 		return nil, err
@@ -170,6 +174,13 @@ func (t *Tracker) Pid() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.pid
+}
+
+// runToken is the latest run's ROUSE_EXEC_ID ("" without a subreaper).
+func (t *Tracker) runToken() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.token
 }
 
 func (t *Tracker) setPid(pid int) {
@@ -231,7 +242,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		}
 		pid := p.Pid()
 		started := time.Now()
-		rec, err := recordGroup(t.stateDir, pid)
+		rec, err := recordGroup(t.stateDir, pid, t.runToken())
 		if err != nil {
 			log.Warn("cannot record the child's process group", "pid", pid, "dir", t.stateDir, "error", err)
 		}
@@ -293,7 +304,7 @@ func (t *Tracker) runOneshot(ctx context.Context, h trackers.Host, log *slog.Log
 			return startError(t.opts.Command[0], err)
 		}
 		pid := p.Pid()
-		rec, err := recordGroup(t.stateDir, pid)
+		rec, err := recordGroup(t.stateDir, pid, t.runToken())
 		if err != nil {
 			log.Warn("cannot record the child's process group", "pid", pid, "dir", t.stateDir, "error", err)
 		}

@@ -61,23 +61,7 @@ func helperMain(mode string) {
 		fmt.Println(tr.Pid())
 		select {}
 	case "contain":
-		// An agent in its own (delegated) cgroup: supervise a daemonizing
-		// command (its daemon's pid goes to args[0]/daemon), print the
-		// containment mode and the child's pid, wait to be killed.
-		log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-		mode := agentContainment(log).mode
-		o := DefaultOptions()
-		o.Command = daemonizing(args[0])
-		tr, err := New(*o, trackers.Deps{Name: "child", Logger: log})
-		if err != nil {
-			os.Exit(3)
-		}
-		go tr.Run(context.Background(), newHost())
-		for tr.Pid() == 0 {
-			time.Sleep(time.Millisecond)
-		}
-		fmt.Println(mode, tr.Pid())
-		select {}
+		helperContain(args)
 	default:
 		os.Exit(2)
 	}

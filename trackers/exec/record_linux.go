@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rouse-dev/rouse/internal/perm"
 )
@@ -35,6 +36,9 @@ type groupRecord struct {
 	BootID     string `json:"boot_id"`
 	Agent      int    `json:"agent"`
 	AgentStart uint64 `json:"agent_start"`
+	// Token is the run's ROUSE_EXEC_ID when the agent was a subreaper: what
+	// left the group (setsid, a double fork) still carries it.
+	Token string `json:"token,omitempty"`
 }
 
 // recordMu orders the record file operations of every Tracker in this
@@ -86,7 +90,7 @@ func readStat(pid int) (procStat, bool) {
 // recordGroup persists the group led by pid in dir (write to a temporary
 // file, then rename). dir "" persists nothing. It returns the record to
 // hand to dropRecord, nil when none was written.
-func recordGroup(dir string, pid int) (*groupRecord, error) {
+func recordGroup(dir string, pid int, token string) (*groupRecord, error) {
 	if dir == "" {
 		return nil, nil
 	}
@@ -95,7 +99,7 @@ func recordGroup(dir string, pid int) (*groupRecord, error) {
 		return nil, nil // already gone: Stop sweeps what it left
 	}
 	self, _ := readStat(os.Getpid())
-	rec := &groupRecord{Pid: pid, Pgid: pid, Start: st.start, BootID: bootID(), Agent: os.Getpid(), AgentStart: self.start}
+	rec := &groupRecord{Pid: pid, Pgid: pid, Start: st.start, BootID: bootID(), Agent: os.Getpid(), AgentStart: self.start, Token: token}
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -228,9 +232,10 @@ func sweepStale(dir string, log *slog.Logger) {
 	if self, _ := readStat(os.Getpid()); rec.Agent == os.Getpid() && rec.AgentStart == self.start && rec.BootID == bootID() {
 		return // a Run in this process still owns it
 	}
+	defer os.Remove(path)
+	sweepTagged(rec, log)
 	if why := staleGroupIsOurs(rec); why != "" {
 		log.Info("dropping a process group record", "pgid", rec.Pgid, "reason", why)
-		os.Remove(path)
 		return
 	}
 	log.Warn("killing what is left of the process group of an earlier agent", "pgid", rec.Pgid, "agent_pid", rec.Agent)
@@ -240,7 +245,63 @@ func sweepStale(dir string, log *slog.Logger) {
 	if !waitGroupGone(rec.Pgid, groupGoneGrace) {
 		log.Warn("processes of the earlier group still running after SIGKILL", "pgid", rec.Pgid)
 	}
-	os.Remove(path)
+}
+
+// sweepTagged kills the processes that left the recorded group but carry
+// its run's token: same boot, the agent's own user, started no earlier than
+// the recorded leader, and ROUSE_EXEC_ID=token in their environment.
+func sweepTagged(rec groupRecord, log *slog.Logger) {
+	if len(rec.Token) < 16 || rec.BootID == "" || rec.BootID != bootID() {
+		return
+	}
+	deadline := time.Now().Add(groupGoneGrace)
+	for {
+		pids := taggedProcs(rec.Token, rec.Start)
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Warn("processes an earlier agent's run left still running after SIGKILL", "pids", pids)
+			return
+		}
+		log.Warn("killing what an earlier agent's run left outside its group", "pids", pids, "agent_pid", rec.Agent)
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// taggedProcs lists the live processes of the agent's user, started no
+// earlier than notBefore, whose environment holds the run's token.
+func taggedProcs(token string, notBefore uint64) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	uid := uint32(os.Geteuid())
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		st, ok := readStat(pid)
+		if !ok || st.start < notBefore || st.state == "Z" || st.state == "X" {
+			continue
+		}
+		fi, err := os.Stat("/proc/" + e.Name())
+		if err != nil {
+			continue
+		}
+		if owner, ok := fi.Sys().(*syscall.Stat_t); !ok || owner.Uid != uid {
+			continue
+		}
+		if hasToken(pid, token) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // staleGroupIsOurs returns "" when rec's group is still there and is the

@@ -277,7 +277,7 @@ func TestSweepStale(t *testing.T) {
 	t.Run("RecordsAreCreated0600In0700", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "run", "x")
 		pid, _ := spawn(t, "sleep", "300")
-		rec, err := recordGroup(dir, pid)
+		rec, err := recordGroup(dir, pid, "")
 		if err != nil || rec == nil {
 			t.Fatalf("recordGroup: %v, %v", rec, err)
 		}
@@ -296,7 +296,7 @@ func TestSweepStale(t *testing.T) {
 	t.Run("ARecordOfARunInThisProcessIsLeftAlone", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "not-yet")
 		pid, exited := spawn(t, "sleep", "300")
-		rec, err := recordGroup(dir, pid)
+		rec, err := recordGroup(dir, pid, "")
 		if err != nil || rec == nil {
 			t.Fatalf("recordGroup: %v, %v", rec, err)
 		}

@@ -8,6 +8,6 @@ import "log/slog"
 // left behind by a killed agent is not swept at the next start.
 type groupRecord struct{}
 
-func recordGroup(string, int) (*groupRecord, error) { return nil, nil }
-func dropRecord(string, *groupRecord)               {}
-func sweepStale(string, *slog.Logger)               {}
+func recordGroup(string, int, string) (*groupRecord, error) { return nil, nil }
+func dropRecord(string, *groupRecord)                       {}
+func sweepStale(string, *slog.Logger)                       {}
