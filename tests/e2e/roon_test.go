@@ -142,6 +142,19 @@ func TestRoonBehindATunnel(t *testing.T) {
 		a.WaitStates(guard, map[string]string{"roon": "ready"})
 	})
 
+	t.Run("ARestartedAgentRegistersWithItsSavedToken", func(t *testing.T) {
+		_, registers, _ := core.Counts()
+		a.Stop()
+		a = harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr(), Marker: marker, DataDir: a.DataDir})
+		a.WaitStates(guard, map[string]string{"tunnel": "ready", "roon": "ready"})
+		if _, r2, held := core.Counts(); held != 0 || r2 != registers+1 {
+			t.Errorf("after the restart: %d registrations held, %d new; want the saved token accepted at once", held, r2-registers)
+		}
+		if it, err := a.Client.Items(cctx(), "roon", client.ItemQuery{}); err != nil || len(it.Items) != 1 {
+			t.Errorf("items after the restart: %d, %v; want the same one play", len(it.Items), err)
+		}
+	})
+
 	if errs := core.Errors(); len(errs) > 0 {
 		t.Errorf("the fake core saw protocol errors: %v", errs)
 	}

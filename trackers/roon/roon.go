@@ -28,6 +28,9 @@
 //     address is redialled without waiting for discovery; a discovered
 //     core that cannot be dialled twice in a row is looked up again (it
 //     may have moved).
+//   - An info or subscribe_zones answer missing for 30 s (checked at each
+//     ping) ends the connection: a core that answers pings but not
+//     requests is redialled rather than waited on for ever.
 //   - Strictness: a malformed MOO message or an answer to a Request-Id the
 //     tracker never sent closes the connection (as lib.js does for the
 //     latter); the tracker redials.
@@ -78,9 +81,10 @@ const (
 
 const (
 	dialTimeout    = 10 * time.Second
-	registerGrace  = 5 * time.Second // a saved token unanswered this long: waiting for enable
-	maxPending     = 1000            // items kept while the store is closed
-	maxZones       = 256             // zones remembered in the cursor
+	registerGrace  = 5 * time.Second  // a saved token unanswered this long: waiting for enable
+	answerTimeout  = 30 * time.Second // info or subscribe_zones unanswered this long: redial
+	maxPending     = 1000             // items kept while the store is closed
+	maxZones       = 256              // zones remembered in the cursor
 	displayVersion = "1.0"
 )
 
@@ -333,7 +337,14 @@ type conn struct {
 	coreID  string
 	token   string
 	zones   map[string]zoneView
+	// awaiting names the info or subscribe answer outstanding since
+	// awaitSince ("" when none); the register answer is the user's and
+	// has no bound.
+	awaiting   string
+	awaitSince time.Time
 }
+
+func (c *conn) await(what string) { c.awaiting, c.awaitSince = what, time.Now() }
 
 type zoneView struct{ name string }
 
@@ -415,6 +426,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 	if err := c.request(svcRegistry+"/info", nil, pendingReq{kind: reqInfo}); err != nil {
 		return sessionResult{err: err}
 	}
+	c.await("info")
 	log.Debug("connected to the Roon Core", "address", addr)
 	woke := false
 	for {
@@ -464,8 +476,14 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 			log.Info("the Roon Core did not accept the saved token; enable the extension again")
 			t.report(h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
 		case <-pingTimer.C:
+			if c.awaiting != "" && time.Since(c.awaitSince) >= answerTimeout {
+				_ = wsc.Close(ws.StatusGoingAway, "no answer")
+				return sessionResult{err: fmt.Errorf("the Roon Core did not answer %s within %v", c.awaiting, answerTimeout), progressed: res.progressed}
+			}
 			if !pinging {
 				ping(t.opts.PingInterval, false)
+			} else {
+				pingTimer.Reset(t.opts.PingInterval)
 			}
 		case <-t.wake:
 			woke = true
@@ -530,6 +548,7 @@ func (c *conn) subscribe() error {
 	key := c.nextKey
 	c.nextKey++
 	c.subID = c.nextID
+	c.await("subscribe_zones")
 	return c.request(svcTransport+"/subscribe_zones", map[string]int{"subscription_key": key}, pendingReq{kind: reqSubscribe, key: key})
 }
 
@@ -581,6 +600,7 @@ func (c *conn) handle(b []byte) (handled, error) {
 			return out, fmt.Errorf("registry info answered %s", clip(m.Name))
 		}
 		out.progressed = true
+		c.awaiting = ""
 		c.coreID = info.CoreID
 		tok, err := t.tokens.Secret(c.ctx, t.name, info.CoreID)
 		if err != nil {
@@ -648,6 +668,7 @@ func (c *conn) handle(b []byte) (handled, error) {
 				return out, fmt.Errorf("%w: Subscribed: %v", errMOO, err)
 			}
 			c.subbed = true
+			c.awaiting = ""
 			c.zones = map[string]zoneView{}
 			t.count(func(s *Stats) { s.Subscribed++ })
 			c.zonesSeen(body.Zones, false)

@@ -3,6 +3,7 @@ package roon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -332,6 +333,66 @@ func TestDiscoveryAndRedial(t *testing.T) {
 			time.Sleep(20 * time.Second)
 			if r.ln.dialCount() < 3 {
 				t.Errorf("dials = %d", r.ln.dialCount())
+			}
+		})
+	})
+}
+
+func TestHostileCore(t *testing.T) {
+	t.Run("ACoreThatNeverAnswersInfoIsRedialled", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.core.SetInfoDelay(time.Hour)
+			r.start()
+			t0 := time.Now()
+			r.until("dropped", 2*time.Minute, func() bool { return r.tr.Stats().Dropped >= 1 })
+			if d := time.Since(t0); d < answerTimeout || d > answerTimeout+r.tr.opts.PingInterval {
+				t.Errorf("gave up on info after %v, want %v plus at most a ping interval", d, answerTimeout)
+			}
+			r.core.SetInfoDelay(0)
+			r.waitState(trackers.StateWaiting, time.Minute)
+		})
+	})
+	t.Run("AMessageOverTheLimitEndsTheConnection", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			big := make([]byte, maxMessage+1)
+			for i := range big {
+				big[i] = 'x'
+			}
+			r.core.SendRaw(big)
+			r.until("dropped", 5*time.Second, func() bool { return r.tr.Stats().Dropped == 1 })
+			r.waitState(trackers.StateReady, 5*time.Second)
+		})
+	})
+	t.Run("ZonesOfTheWrongShapeEndTheConnection", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			r.pair()
+			body := `{"zones_changed":"not a list"}`
+			// The live subscription is Request-Id 2 (info 0, register 1).
+			r.core.SendRaw(fmt.Appendf(nil, "MOO/1 CONTINUE Changed\nRequest-Id: 2\nContent-Length: %d\nContent-Type: application/json\n\n%s", len(body), body))
+			r.until("dropped", 5*time.Second, func() bool { return r.tr.Stats().Malformed == 1 })
+			r.waitState(trackers.StateReady, 5*time.Second)
+		})
+	})
+	t.Run("ThousandsOfZonesAreBounded", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRig(t, nil)
+			var zs []*fakecore.Zone
+			for i := range 2000 {
+				zs = append(zs, &fakecore.Zone{ID: fmt.Sprintf("z%d", i), Name: fmt.Sprintf("Zone %d", i), State: "playing",
+					Track: &fakecore.Track{Title: "T", Artist: "A", Album: "B", Length: 60}})
+			}
+			r.core.SetZones(zs...)
+			r.pair()
+			r.until("items stored", 5*time.Second, func() bool { return r.items() == maxZones })
+			r.tr.mu.Lock()
+			n := len(r.tr.plays)
+			r.tr.mu.Unlock()
+			if n > maxZones {
+				t.Errorf("%d plays remembered, want at most %d", n, maxZones)
 			}
 		})
 	})
