@@ -60,6 +60,9 @@ func TestRoonBehindATunnel(t *testing.T) {
 		if want := "waiting for you to enable 'rouse' in Roon → Settings → Extensions"; s.LastError != want {
 			t.Errorf("GET /api/v1/services/roon says %q, want %q", s.LastError, want)
 		}
+		if err := core.WaitHeld(harness.Ctx(t, guard)); err != nil {
+			t.Fatal(err)
+		}
 		core.Enable()
 		a.WaitStates(guard, map[string]string{"roon": "ready"})
 		harness.Eventually(t, guard, "one item", func() bool {

@@ -189,7 +189,7 @@ func (r *rig) pair() {
 	r.t.Helper()
 	r.start()
 	r.waitState(trackers.StateWaiting, 5*time.Second)
-	r.core.Enable()
+	r.enable()
 	r.waitState(trackers.StateReady, 5*time.Second)
 }
 
@@ -200,4 +200,15 @@ func (r *rig) noCoreErrors() {
 	if errs := r.core.Errors(); len(errs) > 0 {
 		r.t.Errorf("the core saw protocol errors: %s", strings.Join(errs, "; "))
 	}
+}
+
+// enable is the user clicking Enable once the extension shows in Roon.
+func (r *rig) enable() {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := r.core.WaitHeld(ctx); err != nil {
+		r.t.Fatalf("no registration to enable: %v", err)
+	}
+	r.core.Enable()
 }

@@ -32,7 +32,7 @@ func TestPairing(t *testing.T) {
 			if st := r.state(); st != trackers.StateWaiting {
 				t.Errorf("state after 5 min of waiting = %s", st)
 			}
-			r.core.Enable()
+			r.enable()
 			r.waitState(trackers.StateReady, 5*time.Second)
 			tok, err := r.st.Secret(context.Background(), "roon", "core-1")
 			if err != nil || tok == "" || tok != r.core.Tokens()[0] {
@@ -274,7 +274,7 @@ func TestRevokedToken(t *testing.T) {
 		if err := r.host.Last().Err; err == nil || !strings.Contains(err.Error(), "enable 'rouse'") {
 			t.Errorf("waiting says %v", err)
 		}
-		r.core.Enable()
+		r.enable()
 		r.waitState(trackers.StateReady, time.Second)
 		tok, _ := r.st.Secret(context.Background(), "roon", "core-1")
 		if toks := r.core.Tokens(); len(toks) != 1 || tok != toks[0] {
@@ -317,7 +317,7 @@ func TestDiscoveryAndRedial(t *testing.T) {
 			if n := finds.Load(); n != 2 {
 				t.Errorf("discoveries = %d, want a second after two failed dials", n)
 			}
-			r.core.Enable()
+			r.enable()
 			r.waitState(trackers.StateReady, time.Second)
 		})
 	})

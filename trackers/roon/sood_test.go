@@ -96,6 +96,9 @@ func TestDiscoveryOnLoopback(t *testing.T) {
 	go func() { done <- tr.Run(rctx, h) }()
 	defer func() { rcancel(); <-done }()
 	waitReal(t, "waiting for enable", func() bool { return h.Last().State == trackers.StateWaiting })
+	if err := core.WaitHeld(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	core.Enable()
 	waitReal(t, "ready", func() bool { return h.Last().State == trackers.StateReady })
 	waitReal(t, "an item", func() bool { return st.Len("roon") == 1 })

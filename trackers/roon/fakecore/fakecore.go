@@ -735,3 +735,19 @@ func parse(b []byte) (*msg, error) {
 	}
 	return m, nil
 }
+
+// WaitHeld waits until at least one registration is held (the extension
+// shows in Roon's list, ready to be enabled), or ctx ends.
+func (c *Core) WaitHeld(ctx context.Context) error {
+	for {
+		ch := c.Changed()
+		if _, _, held := c.Counts(); held > 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
