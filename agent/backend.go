@@ -116,10 +116,15 @@ func (a *Agent) Health(ctx context.Context) wire.Health {
 	if a.configErr != "" {
 		h.Config.State, h.Config.Error = "rejected", a.configErr
 	}
+	pm := a.power
 	a.mu.Unlock()
 	if a.net != nil {
 		ns := a.net.Status()
 		h.Network = &wire.Network{Online: ns.Online, Since: ns.At}
+	}
+	if pm != nil {
+		ps := pm.Status()
+		h.Power = &wire.Power{Sources: ps.Sources, Logind: ps.Logind, LockHeld: ps.LockHeld, LockError: ps.LockError, Error: ps.LastError}
 	}
 	h.Status = overall(h)
 	return h

@@ -81,6 +81,7 @@ type Health struct {
 	Store      StoreHealth  `json:"store"`
 	Config     ConfigState  `json:"config"`
 	Network    *Network     `json:"network,omitempty"`
+	Power      *Power       `json:"power,omitempty"`
 	Components []Service    `json:"components"`
 	LastWake   *WakeSummary `json:"last_wake"` // its components: GET /api/v1/wakes/{id}
 	Version    string       `json:"version"`
@@ -102,6 +103,18 @@ type ConfigState struct {
 	State string `json:"state"` // ok, rejected, default
 	Path  string `json:"path,omitempty"`
 	Error string `json:"error,omitempty"`
+}
+
+// Power is the sleep-and-wake part of Health.
+type Power struct {
+	Sources  []string `json:"sources"`   // "logind", "clock", "windows"
+	Logind   bool     `json:"logind"`    // connected, and logind is on the bus
+	LockHeld bool     `json:"lock_held"` // the sleep delay lock is held
+	// LockError says why the delay lock could not be re-taken (it is
+	// retried): until it is, a sleep may begin before the agent has
+	// checkpointed its store.
+	LockError string `json:"lock_error,omitempty"`
+	Error     string `json:"error,omitempty"` // the last error a source met
 }
 
 // Network is the network part of Health.

@@ -341,6 +341,10 @@ func (d *doctor) checkAgent(ctx context.Context, running bool) finding {
 	if h.Status != "ok" && h.Status != "starting" {
 		return warn(name, "rouse status shows which component and why", "%s", msg)
 	}
+	if h.Power != nil && h.Power.LockError != "" {
+		return warn(name, "the agent retries by itself; if it persists, see the logind check below and the agent's log",
+			"%s; the agent holds no sleep delay lock (%s): a sleep may begin before it has checkpointed its store", msg, h.Power.LockError)
+	}
 	return ok(name, "%s", msg)
 }
 

@@ -14,9 +14,11 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
+	"github.com/rouse-dev/rouse/agent/api/apitest"
 	"github.com/rouse-dev/rouse/installer"
 	"github.com/rouse-dev/rouse/internal/fakelogind"
 	"github.com/rouse-dev/rouse/internal/testbus"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // guard bounds the waits of these tests; it only catches a hang.
@@ -209,6 +211,15 @@ func TestDoctorPortAndAgent(t *testing.T) {
 		f, rouse := d.checkPort(context.Background())
 		wantLevel(t, f, levelOK, "held by rouse test")
 		wantLevel(t, d.checkAgent(context.Background(), rouse), levelOK, "answering: ok")
+	})
+	t.Run("An agent without its sleep delay lock is a warning naming why", func(t *testing.T) {
+		addr, data, _ := startAPI(t, &apitest.Backend{HealthFunc: func(context.Context) wire.Health {
+			return wire.Health{Status: wire.StatusOK, Store: wire.StoreHealth{State: "open"},
+				Power: &wire.Power{Sources: []string{"logind", "clock"}, Logind: true, LockError: "take the sleep delay lock: Permission denied"}}
+		}})
+		d := newTestDoctor(t)
+		d.listen, d.dataDir = addr, data
+		wantLevel(t, d.checkAgent(context.Background(), true), levelWarn, "no sleep delay lock", "Permission denied")
 	})
 	t.Run("An agent that refuses our token fails", func(t *testing.T) {
 		addr, _, _ := startAPI(t, nil)

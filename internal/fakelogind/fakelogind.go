@@ -78,6 +78,7 @@ type Logind struct {
 	byFD     map[dbus.UnixFD]*os.File // write ends not yet in a reply
 	bySerial map[uint32][]*os.File    // write ends in a reply not yet sent
 	serial   uint32
+	hook     func() *dbus.Error // InhibitHook
 }
 
 // Start runs a fake logind on the bus at addr for t; it is closed in t.Cleanup.
@@ -166,6 +167,15 @@ func (l *Logind) Close() error {
 // InhibitDelayMaxSec) that clients read.
 func (l *Logind) SetInhibitDelayMax(d time.Duration) {
 	l.props.SetMust(Interface, "InhibitDelayMaxUSec", uint64(d/time.Microsecond))
+}
+
+// InhibitHook makes every Inhibit call run f first: f may block (a slow
+// polkit) or return an error that the call then fails with (a refusal). Nil
+// removes it.
+func (l *Logind) InhibitHook(f func() *dbus.Error) {
+	l.mu.Lock()
+	l.hook = f
+	l.mu.Unlock()
 }
 
 // PrepareForSleep emits the PrepareForSleep signal. While a sleep is being
@@ -273,6 +283,14 @@ func (l *Logind) notifyLocked() {
 func (l *Logind) inhibit(sender dbus.Sender, what, who, why, mode string) (dbus.UnixFD, *dbus.Error) {
 	if mode != "delay" && mode != "block" {
 		return -1, dbus.NewError("org.freedesktop.DBus.Error.InvalidArgs", []any{"invalid mode " + mode})
+	}
+	l.mu.Lock()
+	hook := l.hook
+	l.mu.Unlock()
+	if hook != nil {
+		if derr := hook(); derr != nil {
+			return -1, derr
+		}
 	}
 	r, w, err := os.Pipe()
 	if err != nil {

@@ -48,10 +48,12 @@ func newLogindSource(m *Monitor) *logindSource {
 // capped backoff whenever the connection dies.
 func (s *logindSource) run(ctx context.Context) {
 	delay := backoffMin
+	told := false // the missing bus was logged at info once; then at debug
 	for {
 		start := time.Now()
 		conn, err := s.dial(ctx)
-		if err == nil {
+		connected := err == nil
+		if connected {
 			err = s.session(ctx, conn)
 		}
 		s.release()
@@ -63,7 +65,18 @@ func (s *logindSource) run(ctx context.Context) {
 			delay = backoffMin
 		}
 		s.m.setError(err)
-		s.log.Warn("system bus unavailable; reconnecting", "err", err, "in", delay)
+		switch {
+		case connected:
+			s.log.Warn("lost the system bus; reconnecting (meanwhile sleep and wake are detected by the clock fallback)", "err", err, "in", delay)
+			told = true
+		case !told:
+			// A machine without a system bus (a container, a minimal
+			// install) is normal: say it once, with what it means.
+			s.log.Info("no system bus: sleep and wake are detected by the clock fallback (rouse keeps looking for the bus)", "err", err)
+			told = true
+		default:
+			s.log.Debug("system bus still unavailable; retrying", "err", err, "in", delay)
+		}
 		if !sleepCtx(ctx, jitter(delay)) {
 			return
 		}
@@ -125,24 +138,41 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 	s.m.setLogind(present)
 	s.log.Info("connected to the system bus", "logind", present)
 
+	// The delay lock is taken by a goroutine of its own (a call can take
+	// the whole call timeout when logind or polkit is slow), so a wake is
+	// reported at once and signals keep flowing meanwhile. One call at a
+	// time; its result comes back on taken.
+	type lockResult struct {
+		f   *os.File
+		err error
+	}
+	taken := make(chan lockResult, 1)
+	taking := false
+	sleeping := false // between PrepareForSleep(true) and (false)
+	var callers sync.WaitGroup
+	defer func() {
+		callers.Wait() // conn is closed by now (deferred earlier): the call has returned
+		select {
+		case r := <-taken:
+			if r.f != nil {
+				r.f.Close()
+			}
+		default:
+		}
+	}()
+
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	retryDelay := backoffMin
-	armRetry := func(err error) {
-		s.m.setError(err)
-		s.log.Warn("could not take the sleep delay lock; will retry", "err", err, "in", retryDelay)
-		retry.Reset(jitter(retryDelay))
-		retryDelay = min(retryDelay*2, backoffMax)
-	}
 	ensureLock := func() {
-		if !present || s.lock != nil {
+		if !present || s.lock != nil || taking || sleeping {
 			return
 		}
-		if err := s.takeLock(ctx, conn); err != nil {
-			armRetry(err)
-			return
-		}
-		retryDelay = backoffMin
+		taking = true
+		callers.Go(func() {
+			f, err := s.takeLock(ctx, conn)
+			taken <- lockResult{f, err}
+		})
 	}
 	if !present {
 		retry.Stop()
@@ -156,6 +186,26 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 			return errors.New("system bus connection closed")
 		case <-retry.C:
 			ensureLock()
+		case r := <-taken:
+			taking = false
+			switch {
+			case r.err != nil:
+				s.m.setLockError(r.err)
+				s.log.Warn("could not take the sleep delay lock; will retry", "err", r.err, "in", retryDelay)
+				retry.Reset(jitter(retryDelay))
+				retryDelay = min(retryDelay*2, backoffMax)
+			case sleeping || !present:
+				// Granted just before a sleep began (or logind went away):
+				// holding it now would only delay that sleep.
+				r.f.Close()
+				ensureLock()
+			default:
+				s.lock = r.f
+				s.m.setLockError(nil)
+				s.m.setLock(true)
+				retryDelay = backoffMin
+				s.log.Debug("sleep delay lock taken")
+			}
 		case <-q.ready:
 			for {
 				sig, ok, closed := q.pop()
@@ -173,16 +223,19 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 						continue
 					}
 					if start {
+						sleeping = true
 						s.m.sleep(ctx, "logind", s.m.o.Budget)
 						s.release()
 						continue
 					}
-					// Take the new lock first, then report the wake: the
-					// agent may be asked to sleep again at any time.
+					// Report the wake first: the restore must not wait for
+					// logind or polkit. The new lock is taken beside it.
+					sleeping = false
 					present = true
 					s.m.setLogind(true)
-					ensureLock()
 					s.m.wake("logind")
+					retryDelay = backoffMin
+					ensureLock()
 				case "org.freedesktop.DBus.NameOwnerChanged":
 					if len(sig.Body) != 3 || sig.Body[0] != logindName {
 						continue
@@ -191,6 +244,7 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 					// The old lock belonged to the old logind: let it go.
 					s.release()
 					present = owner != ""
+					sleeping = false
 					s.m.setLogind(present)
 					s.log.Info("logind changed owner", "present", present)
 					retryDelay = backoffMin
@@ -201,21 +255,18 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 	}
 }
 
-// takeLock takes a delay inhibitor on sleep and keeps its fd.
-func (s *logindSource) takeLock(ctx context.Context, conn *dbus.Conn) error {
+// takeLock asks logind for a delay inhibitor on sleep and returns its fd.
+// It runs on its own goroutine: it touches no field of s.
+func (s *logindSource) takeLock(ctx context.Context, conn *dbus.Conn) (*os.File, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	var fd dbus.UnixFD
 	err := conn.Object(logindName, logindPath).CallWithContext(ctx, logindIface+".Inhibit", 0,
 		"sleep", "rouse", inhibitWhy, "delay").Store(&fd)
 	if err != nil {
-		return fmt.Errorf("take the sleep delay lock: %w", err)
+		return nil, fmt.Errorf("take the sleep delay lock: %w", err)
 	}
-	s.lock = os.NewFile(uintptr(fd), "logind-delay-lock")
-	s.m.setLock(true)
-	s.m.setError(nil)
-	s.log.Debug("sleep delay lock taken")
-	return nil
+	return os.NewFile(uintptr(fd), "logind-delay-lock"), nil
 }
 
 // release closes the delay inhibitor, if held: logind may now proceed.

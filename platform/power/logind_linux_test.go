@@ -2,9 +2,13 @@ package power
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/godbus/dbus/v5"
 
 	"github.com/rouse-dev/rouse/internal/fakelogind"
 	"github.com/rouse-dev/rouse/internal/testbus"
@@ -155,43 +159,63 @@ func TestLogind(t *testing.T) {
 		}
 	})
 
-	t.Run("WakeRetakesTheLockBeforeItIsDeliveredOnce", func(t *testing.T) {
+	t.Run("TheWakeIsReportedWithoutWaitingForTheLock", func(t *testing.T) {
 		rec := newRecorder()
-		var fake *fakelogind.Logind
-		var mu sync.Mutex
-		var heldAtWake []bool
-		rec.onWake = func(Event) {
-			mu.Lock()
-			heldAtWake = append(heldAtWake, fake.LockHeld())
-			mu.Unlock()
-		}
-		// The handler needs the fake before the monitor starts: build the rig by hand.
-		bus := testbus.New(t)
-		fake = fakelogind.Start(t, bus.Addr())
-		mon := New(Options{Logger: quietLogger(), Logind: true, BusAddress: bus.Addr(), Clock: &fakeMachine{}, ClockInterval: time.Hour})
-		start(t, mon, rec)
-		if err := fake.WaitLockHeld(guardCtx(t)); err != nil {
-			t.Fatal(err)
-		}
-		released, err := fake.Suspend(guardCtx(t), guard)
+		r := newLogindRig(t, Options{}, rec)
+		// From now on Inhibit hangs until the test lets it go: a slow
+		// polkit or logind after resume.
+		gate := make(chan struct{})
+		r.fake.InhibitHook(func() *dbus.Error { <-gate; return nil })
+		released, err := r.fake.Suspend(guardCtx(t), guard)
 		if err != nil || !released {
 			t.Fatalf("Suspend = %v, %v", released, err)
 		}
 		if err := rec.waitFor(guardCtx(t), func(_, w int) bool { return w >= 1 }); err != nil {
-			t.Fatalf("no wake: %v", err)
+			close(gate)
+			t.Fatalf("the wake waited for the lock: %v", err)
 		}
-		wakes := rec.wakeList()
-		if len(wakes) != 1 || wakes[0].DetectedBy != "logind" || wakes[0].Kind != Wake {
-			t.Fatalf("wakes = %+v, want one by logind", wakes)
+		if w := rec.wakeList(); len(w) != 1 || w[0].DetectedBy != "logind" {
+			close(gate)
+			t.Fatalf("wakes = %+v, want one by logind", w)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if len(heldAtWake) != 1 || !heldAtWake[0] {
-			t.Fatalf("lock held when the wake was delivered: %v, want [true]", heldAtWake)
+		if r.fake.LockHeld() || r.mon.Status().LockHeld {
+			close(gate)
+			t.Fatal("the lock is held while logind has not answered yet")
 		}
-		if n := fake.Inhibits(); n != 2 {
-			t.Fatalf("Inhibit called %d times, want 2 (boot and wake)", n)
+		close(gate)
+		if err := r.fake.WaitLockHeld(guardCtx(t)); err != nil {
+			t.Fatalf("the lock was not re-taken: %v", err)
 		}
+		waitUntil(t, "Status reports the lock", func() bool { return r.mon.Status().LockHeld })
+		if n := r.fake.Inhibits(); n != 2 {
+			t.Fatalf("Inhibit granted %d times, want 2 (boot and wake)", n)
+		}
+	})
+
+	t.Run("ALockThatCannotBeRetakenIsReportedAndRetried", func(t *testing.T) {
+		rec := newRecorder()
+		r := newLogindRig(t, Options{}, rec)
+		r.fake.InhibitHook(func() *dbus.Error {
+			return dbus.NewError("org.freedesktop.DBus.Error.AccessDenied", []any{"Permission denied"})
+		})
+		if _, err := r.fake.Suspend(guardCtx(t), guard); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.waitFor(guardCtx(t), func(_, w int) bool { return w >= 1 }); err != nil {
+			t.Fatalf("no wake while the lock is refused: %v", err)
+		}
+		waitUntil(t, "Status reports why the lock is missing", func() bool {
+			s := r.mon.Status()
+			return !s.LockHeld && strings.Contains(s.LockError, "Permission denied")
+		})
+		r.fake.InhibitHook(nil)
+		if err := r.fake.WaitLockHeld(guardCtx(t)); err != nil {
+			t.Fatalf("the lock was not retried: %v", err)
+		}
+		waitUntil(t, "Status clears the lock error", func() bool {
+			s := r.mon.Status()
+			return s.LockHeld && s.LockError == ""
+		})
 	})
 
 	t.Run("SleptTimeComesFromTheClockSource", func(t *testing.T) {
@@ -206,6 +230,23 @@ func TestLogind(t *testing.T) {
 		}
 		if w := rec.wakeList()[0]; w.Slept != 90*time.Minute || w.DetectedBy != "logind" {
 			t.Fatalf("wake = %+v, want slept 90m by logind", w)
+		}
+	})
+
+	t.Run("WithoutARealSuspendSleptIsTheTimeBetweenTheSignals", func(t *testing.T) {
+		// The kernel did not suspend (an aborted suspend, or the test
+		// machine's fake /sys/power/state): the counter does not grow.
+		rec := newRecorder()
+		rec.before = func(context.Context, Event) { time.Sleep(60 * time.Millisecond) }
+		r := newLogindRig(t, Options{}, rec)
+		if _, err := r.fake.Suspend(guardCtx(t), guard); err != nil {
+			t.Fatal(err)
+		}
+		if err := rec.waitFor(guardCtx(t), func(_, w int) bool { return w >= 1 }); err != nil {
+			t.Fatal(err)
+		}
+		if w := rec.wakeList()[0]; w.Slept < 60*time.Millisecond || w.Slept > guard {
+			t.Fatalf("slept %v, want the time between PrepareForSleep(true) and (false), at least 60ms", w.Slept)
 		}
 	})
 
@@ -231,8 +272,9 @@ func TestLogind(t *testing.T) {
 		if err := r.fake.WaitLockHeld(guardCtx(t)); err != nil {
 			t.Fatal(err)
 		}
-		if n := r.fake.Inhibits(); n != 3 {
-			t.Fatalf("Inhibit called %d times, want 3 (boot and two wakes)", n)
+		// The duplicate wake started no second call: one lock, ours.
+		if hs := r.fake.Holders(); len(hs) != 1 {
+			t.Fatalf("locks held = %+v, want exactly one", hs)
 		}
 	})
 
@@ -314,4 +356,52 @@ func TestLogind(t *testing.T) {
 			t.Fatalf("wake = %+v, want slept 45m by clock", w)
 		}
 	})
+}
+
+// recordHandler keeps every log record's level and message.
+type recordHandler struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r)
+	return nil
+}
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler      { return h }
+
+// about returns the records whose message contains s, by level.
+func (h *recordHandler) about(s string) map[slog.Level]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := map[slog.Level]int{}
+	for _, r := range h.recs {
+		if strings.Contains(r.Message, s) {
+			n[r.Level]++
+		}
+	}
+	return n
+}
+
+func TestNoSystemBusIsSaidOnce(t *testing.T) {
+	h := &recordHandler{}
+	mon := New(Options{Logger: slog.New(h), Logind: true, BusAddress: "unix:path=" + t.TempDir() + "/no-bus",
+		Clock: &fakeMachine{}, ClockInterval: time.Hour})
+	start(t, mon, newRecorder())
+	// The first retries come after 100, 200, 400 ms (with jitter).
+	waitUntil(t, "three attempts", func() bool {
+		n := h.about("system bus")
+		return n[slog.LevelInfo]+n[slog.LevelDebug] >= 3
+	})
+	n := h.about("system bus")
+	if n[slog.LevelInfo] != 1 || n[slog.LevelWarn] != 0 || n[slog.LevelError] != 0 {
+		t.Fatalf("log lines about the missing bus by level: %v; want one at info, the rest at debug", n)
+	}
+	if c := h.about("clock fallback")[slog.LevelInfo]; c != 1 {
+		t.Fatalf("the info line does not say what it means (clock fallback): %d", c)
+	}
 }

@@ -131,3 +131,22 @@ func TestIsSleepGrowth(t *testing.T) {
 		}
 	}
 }
+
+func TestSleptBetween(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		suspended, announced time.Duration
+		want                 time.Duration
+	}{
+		{"ARealSuspendCountsTheKernelsTime", 90 * time.Minute, 2 * time.Second, 90 * time.Minute},
+		{"NoiseBetweenTwoReadsIsNoSuspend", 20 * time.Nanosecond, 1500 * time.Millisecond, 1500 * time.Millisecond},
+		{"AShortRealSuspendStillCounts", 10 * time.Millisecond, 3 * time.Second, 10 * time.Millisecond},
+		{"NeverNegative", 0, -time.Second, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sleptBetween(tc.suspended, tc.announced); got != tc.want {
+				t.Fatalf("sleptBetween(%v, %v) = %v, want %v", tc.suspended, tc.announced, got, tc.want)
+			}
+		})
+	}
+}

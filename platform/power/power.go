@@ -120,6 +120,10 @@ type Status struct {
 	LockHeld  bool     // a delay inhibitor lock is held
 	Sources   []string // sources in use: "logind", "clock", "windows"
 	LastError string   // the last error a source met, "" if none
+	// LockError says why the delay lock could not be (re-)taken; "" once
+	// it is held. Meanwhile the agent may not finish its pre-sleep work
+	// before a sleep; wakes are still seen.
+	LockError string
 }
 
 // Monitor watches for sleep and wake. Create it with New; Run it once at a time.
@@ -139,6 +143,7 @@ type Monitor struct {
 	haveBase bool
 	atSleep  time.Duration // clock reading when the sleep was announced
 	haveSlp  bool
+	sleptAt  time.Time // when the sleep was announced (monotonic reading kept)
 	clockErr error
 
 	smu    sync.Mutex
@@ -277,6 +282,16 @@ func (m *Monitor) setError(err error) {
 	m.status.LastError = err.Error()
 }
 
+func (m *Monitor) setLockError(err error) {
+	m.smu.Lock()
+	if err == nil {
+		m.status.LockError, m.status.LastError = "", ""
+	} else {
+		m.status.LockError, m.status.LastError = err.Error(), err.Error()
+	}
+	m.smu.Unlock()
+}
+
 func (m *Monitor) setLogind(connected bool) {
 	m.smu.Lock()
 	m.status.Logind = connected
@@ -360,6 +375,7 @@ func (m *Monitor) sleep(ctx context.Context, by string, budget time.Duration) {
 	} else {
 		m.haveSlp = false
 	}
+	m.sleptAt = now
 	h := m.h
 	bctx, cancel := context.WithTimeout(ctx, budget)
 	done := make(chan struct{})
@@ -391,13 +407,18 @@ func (m *Monitor) wake(by string) {
 		return
 	}
 	var slept time.Duration
-	if cur, err := m.clock.SleptTotal(); err == nil {
-		switch {
-		case m.merge.sleeping && m.haveSlp:
-			slept = max(cur-m.atSleep, 0)
-		case m.haveBase && isSleepGrowth(cur-m.base):
-			slept = cur - m.base
-		}
+	cur, err := m.clock.SleptTotal()
+	switch {
+	case m.merge.sleeping && err == nil && m.haveSlp:
+		slept = sleptBetween(cur-m.atSleep, now.Sub(m.sleptAt))
+	case m.merge.sleeping:
+		// No suspended-time counter: the wall clock, which runs on
+		// through a suspend, from the sleep's announcement.
+		slept = max(now.Round(0).Sub(m.sleptAt.Round(0)), 0)
+	case err == nil && m.haveBase && isSleepGrowth(cur-m.base):
+		slept = cur - m.base
+	}
+	if err == nil {
 		// This resume's growth is accounted for: the clock must not see it again.
 		m.base, m.haveBase = cur, true
 	}
@@ -409,6 +430,21 @@ func (m *Monitor) wake(by string) {
 		return
 	}
 	m.deliverWake(h, ev)
+}
+
+// suspendedMin is the least growth of the suspended-time counter that
+// means the kernel really suspended; less is the noise between two reads.
+const suspendedMin = 10 * time.Millisecond
+
+// sleptBetween is the time slept between an announced sleep and its wake:
+// the kernel's suspended time (CLOCK_BOOTTIME - CLOCK_MONOTONIC on Linux)
+// when the kernel really suspended, else — an aborted or failed suspend —
+// the time between the two announcements (monotonic: no suspend stopped it).
+func sleptBetween(suspended, announced time.Duration) time.Duration {
+	if suspended >= suspendedMin {
+		return suspended
+	}
+	return max(announced, 0)
 }
 
 func (m *Monitor) deliverWake(h Handler, ev Event) {
