@@ -140,6 +140,10 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // in a synctest bubble.
 func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 	t.Helper()
+	// t.TempDir is 0755; boot refuses a data directory others can read.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	cfg := config.Default()
 	off := false
 	cfg.Scheduler.Enabled = &off

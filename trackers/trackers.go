@@ -149,6 +149,16 @@ func JoinFieldErrors(fe []FieldError) error {
 	return errors.Join(errs...)
 }
 
+// ScalarShorthand is implemented by an option type that may also be
+// written as one value, like http's "paging: none". Config calls SetScalar
+// with the value's text; a mapping is decoded field by field like any
+// other, so a misspelt key in it is still an error. Kinds use this hook,
+// never yaml.Unmarshaler, whose decoding would escape config's unknown-key
+// check.
+type ScalarShorthand interface {
+	SetScalar(s string) error
+}
+
 // Validator is implemented by option structs that check themselves; config
 // turns each FieldError into a file:line:key error.
 type Validator interface {

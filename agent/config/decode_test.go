@@ -1,25 +1,27 @@
 package config
 
 import (
-	"net/netip"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/rouse-dev/rouse/trackers"
 )
 
-// upper is a yaml.Unmarshaler that rejects lower-case text.
-type upper string
+// mode is a mapping with a scalar shorthand (trackers.ScalarShorthand)
+// that rejects lower-case text.
+type mode struct {
+	Speed string `yaml:"speed"`
+	Gear  int    `yaml:"gear"`
+}
 
-func (u *upper) UnmarshalYAML(n *yaml.Node) error {
-	if strings.ToUpper(n.Value) != n.Value {
-		return &yaml.TypeError{Errors: []string{"line 1: must be upper case"}}
+func (m *mode) SetScalar(s string) error {
+	if strings.ToUpper(s) != s {
+		return errors.New("must be upper case")
 	}
-	*u = upper(n.Value)
+	m.Speed = s
 	return nil
 }
 
@@ -32,11 +34,10 @@ type richOptions struct {
 	richCommon `yaml:",inline"`
 	Port       uint16             `yaml:"port"`
 	Ratio      float64            `yaml:"ratio"`
-	Anything   any                `yaml:"anything"`
 	Counts     map[string]int     `yaml:"counts"`
 	Limit      *int               `yaml:"limit"`
-	Addr       netip.Addr         `yaml:"addr"`
-	Mode       upper              `yaml:"mode"`
+	Mode       mode               `yaml:"mode"`
+	Mode2      mode               `yaml:"mode2"`
 	Steps      []time.Duration    `yaml:"steps"`
 	Nested     *struct{ On bool } `yaml:"nested"`
 	Keep       string             `yaml:"keep"`
@@ -54,11 +55,10 @@ func TestDecodeEveryOptionShape(t *testing.T) {
     shared: s
     port: 8080
     ratio: 0.5
-    anything: {a: [1, 2]}
     counts: {x: 1, y: 2}
     limit: 3
-    addr: 127.0.0.1
     mode: FAST
+    mode2: {speed: slow, gear: 2}
     steps: [1s, 2m]
     nested: {on: true}
     keep: ~
@@ -67,8 +67,8 @@ func TestDecodeEveryOptionShape(t *testing.T) {
 	limit := 3
 	want := &richOptions{
 		richCommon: richCommon{Shared: "s"}, Port: 8080, Ratio: 0.5,
-		Anything: map[string]any{"a": []any{1, 2}}, Counts: map[string]int{"x": 1, "y": 2},
-		Limit: &limit, Addr: netip.MustParseAddr("127.0.0.1"), Mode: "FAST",
+		Counts: map[string]int{"x": 1, "y": 2},
+		Limit:  &limit, Mode: mode{Speed: "FAST"}, Mode2: mode{Speed: "slow", Gear: 2},
 		Steps: []time.Duration{time.Second, 2 * time.Minute}, Nested: &struct{ On bool }{On: true}, Keep: "default",
 	}
 	if o.hidden != 0 {
@@ -88,13 +88,13 @@ func TestDecodeErrorsForEveryOptionShape(t *testing.T) {
 		{"MapDuplicateKey", "counts: {x: 1, x: 2}", `f:4: trackers[0].counts.x: duplicate key, first set at line 4`},
 		{"MapFromAList", "counts: [1]", `f:4: trackers[0].counts: must be a mapping, not a list`},
 		{"PointerToInt", "limit: lots", `f:4: trackers[0].limit: must be an integer, got "lots"`},
-		{"TextUnmarshaler", "addr: not-an-ip", `f:4: trackers[0].addr: ParseAddr("not-an-ip"): unable to parse IP, got "not-an-ip"`},
-		{"YAMLUnmarshaler", "mode: slow", `f:4: trackers[0].mode: must be upper case, got "slow"`},
+		{"ScalarShorthandRefused", "mode: slow", `f:4: trackers[0].mode: must be upper case, got "slow"`},
+		{"ScalarShorthandsMappingKeepsUnknownKeys", "mode: {sped: x}", `f:4: trackers[0].mode.sped: unknown key; did you mean "speed"? expected one of: gear, speed`},
 		{"DurationInAList", "steps: [1s, often]", `f:4: trackers[0].steps[1]: must be a duration like "10s" or "1m30s", got "often"`},
 		{"DurationFromAMapping", "steps: [{a: 1}]", `f:4: trackers[0].steps[0]: must be a duration like "10s" or "1m30s", not a mapping`},
 		{"NestedUnknownKey", "nested: {of: true}", `f:4: trackers[0].nested.of: unknown key; expected one of: on`},
 		{"StringFromAList", "keep: [a]", `f:4: trackers[0].keep: must be a string, not a list`},
-		{"UnexportedFieldIsNotAKey", "hidden: 1", `f:4: trackers[0].hidden: unknown key; expected one of: addr, anything, counts, keep, limit, mode, nested, port, ratio, shared, steps`},
+		{"UnexportedFieldIsNotAKey", "hidden: 1", `f:4: trackers[0].hidden: unknown key; expected one of: counts, keep, limit, mode, mode2, nested, port, ratio, shared, steps`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
-	"gopkg.in/yaml.v3"
 
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
@@ -548,13 +547,17 @@ func TestOptions(t *testing.T) {
 			}
 		}
 	})
-	t.Run("Paging none decodes from YAML", func(t *testing.T) {
+	t.Run("Paging none is a shorthand", func(t *testing.T) {
 		o := DefaultOptions()
-		if err := yaml.Unmarshal([]byte("paging: none\ninterval: 5m\nitems: {time: t}\n"), o); err != nil {
+		o.Paging.TotalPages = "total"
+		if err := o.Paging.SetScalar("none"); err != nil {
 			t.Fatal(err)
 		}
-		if o.Paging.TotalPages != "" || o.Interval != 5*time.Minute {
+		if o.Paging.TotalPages != "" {
 			t.Fatalf("%+v", o)
+		}
+		if err := o.Paging.SetScalar("some"); err == nil {
+			t.Fatal("paging: some accepted")
 		}
 	})
 	t.Run("Lastfm needs a user and a key file", func(t *testing.T) {

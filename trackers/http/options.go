@@ -8,8 +8,6 @@ import (
 	"text/template"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
 )
@@ -88,18 +86,16 @@ type PagingOptions struct {
 	Order string `yaml:"order"`
 }
 
-// UnmarshalYAML accepts the scalar "none" as well as a mapping.
-func (p *PagingOptions) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		if n.Value == "none" || n.Value == "" {
-			*p = PagingOptions{}
-			return nil
-		}
-		return fmt.Errorf("paging: want none or a mapping, got %q", n.Value)
+// SetScalar accepts "paging: none" (trackers.ScalarShorthand).
+func (p *PagingOptions) SetScalar(s string) error {
+	if s == "none" || s == "" {
+		*p = PagingOptions{}
+		return nil
 	}
-	type plain PagingOptions
-	return n.Decode((*plain)(p))
+	return fmt.Errorf("want none or a mapping with total_pages and order, got %q", s)
 }
+
+var _ trackers.ScalarShorthand = (*PagingOptions)(nil)
 
 // CursorOptions derives the next .Since.
 type CursorOptions struct {

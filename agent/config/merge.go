@@ -1,0 +1,93 @@
+package config
+
+import (
+	"iter"
+
+	"gopkg.in/yaml.v3"
+)
+
+// entry is a pair to decode, with its full key.
+type entry struct {
+	pair
+	full string
+}
+
+// entries yields the pairs of mapping n at key to decode, recording each
+// key's line. A key the mapping sets twice itself is reported and its
+// repeat skipped; a merged key may be overridden. Lazily, so errors keep
+// the order they are found in.
+func (d *decoder) entries(n *yaml.Node, key string) iter.Seq[entry] {
+	return func(yield func(entry) bool) {
+		seen := map[string]int{}
+		for _, p := range d.pairs(n) {
+			name := p.key.Value
+			full := join(key, name)
+			if !p.merged {
+				if first, dup := seen[name]; dup {
+					d.fail(p.key.Line, full, "", wrapf(ErrDuplicate, "duplicate key, first set at line %d", first))
+					continue
+				}
+				seen[name] = p.key.Line
+			}
+			d.lines[full] = p.key.Line
+			if !yield(entry{p, full}) {
+				return
+			}
+		}
+	}
+}
+
+// pair is one key/value of a mapping after merge keys are expanded.
+type pair struct {
+	key, value *yaml.Node
+	merged     bool // came from a merge key (<<), so it may be overridden
+}
+
+// pairs lists a mapping's entries: its own keys, then keys merged in with
+// `<<` that it does not set itself. Non-scalar keys are reported and
+// skipped.
+func (d *decoder) pairs(n *yaml.Node) []pair {
+	var own, merged []pair
+	set := map[string]bool{}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			merges = append(merges, val)
+			continue
+		}
+		rk := d.resolve(k)
+		if rk == nil || rk.Kind != yaml.ScalarNode {
+			d.fail(k.Line, "", "", wrapf(ErrWrongType, "a key must be a single value, not %s", describe(k)))
+			continue
+		}
+		own = append(own, pair{key: rk, value: val})
+		set[rk.Value] = true
+	}
+	var add func(m *yaml.Node, depth int)
+	add = func(m *yaml.Node, depth int) {
+		m = d.resolve(m)
+		if m == nil || depth > 10 {
+			return
+		}
+		switch m.Kind {
+		case yaml.MappingNode:
+			for _, p := range d.pairs(m) {
+				if !set[p.key.Value] {
+					set[p.key.Value] = true
+					merged = append(merged, pair{key: p.key, value: p.value, merged: true})
+				}
+			}
+		case yaml.SequenceNode:
+			for _, item := range m.Content {
+				add(item, depth+1)
+			}
+		default:
+			d.fail(m.Line, "<<", "", wrapf(ErrWrongType, "a merge key must name a mapping or a list of mappings"))
+		}
+	}
+	for _, m := range merges {
+		add(m, 0)
+	}
+	return append(own, merged...)
+}
