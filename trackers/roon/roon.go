@@ -42,7 +42,9 @@
 //     restart does not record the same play twice. The same track counts
 //     again only after another track played, or once it started more than
 //     max(2 × its length, 1 h) ago (a replay the next day). Seek changes
-//     store nothing. zones_added and zones_removed are notes.
+//     store nothing. zones_added and zones_removed are notes. At most 256
+//     zones are followed (the first the core lists); a message is at most
+//     8 MiB.
 //   - Items that cannot be stored (the store is closed while the machine
 //     sleeps) are kept, bounded, and stored with the next change or ping.
 package roon
