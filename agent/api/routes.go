@@ -27,7 +27,8 @@ func (s *Server) routeTable() []route {
 		{"GET", "/healthz", s.getHealthz},                                    // no token
 		{"GET", "/readyz", s.getReadyz},                                      // no token; 200 or 503
 		{"GET", "/metrics", s.getMetrics()},                                  // no token; Prometheus text
-		{"GET", "/login", s.getLogin},                                        // ?code= one-time code → session cookie, 303 to /
+		{"GET", "/login", s.getLogin},                                        // ?code= → the landing page (the code stays valid)
+		{"POST", "/login", s.postLogin},                                      // form code= → 303 to /#session=SECRET
 		{"GET", "/api/v1/health", s.getHealth},                               // -
 		{"GET", "/api/v1/services", s.getServices},                           // -
 		{"GET", "/api/v1/services/{name}", s.getService},                     // name: component
@@ -43,6 +44,8 @@ func (s *Server) routeTable() []route {
 		{"POST", "/api/v1/jobs/{name}/run", s.postRunJob},                    // name: job; 202
 		{"GET", "/api/v1/jobs/{name}/runs", s.getJobRuns},                    // name: job; ?limit=1..1000 (20)
 		{"POST", "/api/v1/login-codes", s.postLoginCode},                     // token only; {"code","url"}
+		{"POST", "/api/v1/logout", s.postLogout},                             // session: ends it; token: ends every session
+		{"POST", "/api/v1/event-tickets", s.postEventTicket},                 // {"ticket"}: opens one event stream (?ticket=), 30 s
 	}
 }
 
@@ -90,7 +93,7 @@ func (s *Server) methods(m map[string]handlerFunc) http.Handler {
 			s.writeError(w, r, errf(http.StatusMethodNotAllowed, wire.CodeMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, allowed))
 			return
 		}
-		if r.Method == http.MethodPost {
+		if r.Method == http.MethodPost && r.URL.Path != "/login" { // the login form is its own
 			if err := checkMutation(r); err != nil {
 				s.writeError(w, r, err)
 				return

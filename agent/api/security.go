@@ -95,14 +95,12 @@ func checkOrigin(r *http.Request) error {
 	return nil
 }
 
-// publicPath reports whether a path needs no token (it still passes the
-// Host and Origin checks).
+// publicPath reports whether a path needs no credentials (it still passes
+// the Host and Origin checks): everything outside /api/ — the probes,
+// /metrics, /login and the dashboard's page and assets, which hold no data
+// (the page reads everything through the API with its session).
 func publicPath(p string) bool {
-	switch p {
-	case "/healthz", "/readyz", "/metrics", "/login":
-		return true
-	}
-	return false
+	return p != "/api" && !strings.HasPrefix(p, "/api/")
 }
 
 // authVia says how a request authenticated.
@@ -115,7 +113,9 @@ const (
 )
 
 // authenticate checks the token (Authorization: Bearer or X-API-Key,
-// constant time) or the session cookie.
+// constant time), the dashboard session (the X-Rouse-Session header), or,
+// for the event stream only, a one-time event ticket. Cookies authorise
+// nothing: a browser sends them to every port of the host.
 func (s *Server) authenticate(r *http.Request) (authVia, error) {
 	var presented string
 	var have bool
@@ -134,11 +134,17 @@ func (s *Server) authenticate(r *http.Request) (authVia, error) {
 		}
 		return authToken, nil
 	}
-	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		if s.auth.sessionOK(c.Value) {
+	if v := r.Header.Values(SessionHeader); len(v) > 0 {
+		if len(v) == 1 && s.auth.sessionOK(strings.TrimSpace(v[0])) {
 			return authSession, nil
 		}
-		return authNone, errf(http.StatusUnauthorized, wire.CodeUnauthorized, "session expired or unknown: run `rouse open` to log in again")
+		return authNone, errf(http.StatusUnauthorized, wire.CodeUnauthorized, "session expired, ended or unknown: run `rouse open` to log in again")
+	}
+	if t := r.URL.Query().Get("ticket"); t != "" && r.URL.Path == "/api/v1/events" {
+		if s.auth.redeemTicket(t) {
+			return authSession, nil
+		}
+		return authNone, errf(http.StatusUnauthorized, wire.CodeUnauthorized, "event ticket expired, used or unknown: ask POST /api/v1/event-tickets for a new one")
 	}
 	return authNone, errf(http.StatusUnauthorized, wire.CodeUnauthorized, "missing API token: send Authorization: Bearer <token> or X-API-Key (the token is in the data directory's api-token file), or log in with `rouse open`")
 }
@@ -146,11 +152,7 @@ func (s *Server) authenticate(r *http.Request) (authVia, error) {
 // hasCredentials reports whether a request shows any credential (token,
 // API key or session): then it must be a valid one.
 func hasCredentials(r *http.Request) bool {
-	if r.Header.Get("Authorization") != "" || len(r.Header.Values("X-API-Key")) > 0 {
-		return true
-	}
-	c, err := r.Cookie(sessionCookie)
-	return err == nil && c.Value != ""
+	return r.Header.Get("Authorization") != "" || len(r.Header.Values("X-API-Key")) > 0 || len(r.Header.Values(SessionHeader)) > 0
 }
 
 // constantTimeEqual compares two secrets without leaking where they differ
@@ -199,13 +201,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			if se, ok := err.(*apiError); ok && se.status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="rouse"`)
-				if wantsHTML(r) {
-					// A browser on the dashboard without a session.
-					w.Header().Set("Content-Type", "text/html; charset=utf-8")
-					w.WriteHeader(http.StatusUnauthorized)
-					_, _ = w.Write([]byte(loginNeededPage))
-					return
-				}
 			}
 			s.writeError(w, r, err)
 			return
@@ -224,18 +219,3 @@ func (s *Server) ourPort() string {
 	defer s.mu.Unlock()
 	return s.port
 }
-
-// wantsHTML reports whether a request is a browser navigation outside the
-// API (which always answers JSON).
-func wantsHTML(r *http.Request) bool {
-	if strings.HasPrefix(r.URL.Path, "/api/") {
-		return false
-	}
-	return strings.Contains(r.Header.Get("Accept"), "text/html")
-}
-
-const loginNeededPage = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>rouse: log in</title></head>
-<body><h1>Log in to rouse</h1><p>This dashboard needs a session. Run <code>rouse open</code>
-on this machine: it opens a one-time login link.</p></body></html>
-`

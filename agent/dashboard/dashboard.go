@@ -1,15 +1,19 @@
 // Package dashboard owns rouse's web dashboard: one page, its stylesheet,
 // its script and its icon, embedded in the binary (no build step: plain
 // HTML, CSS and JavaScript). Handler serves them; the REST server mounts it
-// at GET / behind the session cookie that a one-time login URL sets (`rouse
-// open`), so every request the page makes is authenticated by that cookie.
+// at GET / with no credentials (the files hold no data). The page reads the
+// API with the session a one-time login URL (`rouse open`) hands it: the
+// secret arrives in the URL fragment, stays in the tab's sessionStorage and
+// goes out as the X-Rouse-Session header, never as a cookie (a cookie would
+// reach every other port of 127.0.0.1). Its event stream opens with a
+// one-time ticket, since an EventSource cannot send headers.
 //
 // The page is only a client of the public API: it reads /api/v1/health,
 // /api/v1/wakes and /api/v1/jobs, follows /api/v1/events (Server-Sent
 // Events) to change live, asks POST /api/v1/wake?dry_run=true for the
 // estimates it shows during a wake, and POSTs actions (restart, stop, start,
 // wake now, run a job) as JSON with the page's own Origin, which the server
-// requires of cookie-authenticated mutations.
+// requires of session-authenticated mutations. "Log out" ends the session.
 //
 // Decisions written down here:
 //   - The server's Content-Security-Policy allows same-origin scripts and

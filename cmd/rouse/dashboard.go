@@ -6,5 +6,5 @@ import (
 	"github.com/rouse-dev/rouse/agent/dashboard"
 )
 
-// dashboardHandler is the page served at GET / (behind the session cookie).
+// dashboardHandler is the page served at GET / (its data comes from the API with the tab's session).
 func dashboardHandler() http.Handler { return dashboard.Handler() }

@@ -25,8 +25,10 @@ func newOpenCmd(g *globals) *cobra.Command {
 		Long: `Open the dashboard in your browser, logged in.
 
 rouse asks the running agent for a one-time login link (it works once, within
-60 seconds) and opens it with the desktop's default browser. The link sets a
-session cookie, so the page then works until the agent restarts.
+60 seconds) and opens it with the desktop's default browser. The link's page
+has a button that logs that browser tab in (no cookie: the session lives in
+the tab) until you log out, leave it unused for 12 hours, a week passes or the
+agent restarts.
 With --print it only prints the link, e.g. to open it on this machine by hand.`,
 		Example: `  rouse open
   rouse open --print`,

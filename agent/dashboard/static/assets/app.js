@@ -113,6 +113,22 @@
     noticeTimer = setTimeout(() => { n.hidden = true; }, kind === 'error' ? 12000 : 5000);
   }
 
+  // ---- the session ---------------------------------------------------------
+  // The login page redirects here with the session secret in the URL
+  // fragment (never sent to a server). It is kept in this tab's
+  // sessionStorage, which belongs to this origin alone (port included), and
+  // sent as a header: no cookie, so no other local port ever receives it.
+
+  const SESSION_KEY = 'rouse.session';
+  (() => {
+    const m = /^#session=([0-9a-f]{16,128})$/.exec(location.hash);
+    if (m) {
+      sessionStorage.setItem(SESSION_KEY, m[1]);
+      history.replaceState(null, '', location.pathname + location.search);
+    }
+  })();
+  const session = () => sessionStorage.getItem(SESSION_KEY) || '';
+
   // ---- the API -------------------------------------------------------------
 
   class APIError extends Error {
@@ -120,7 +136,7 @@
   }
 
   async function call(method, path) {
-    const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+    const init = { method, credentials: 'omit', headers: { Accept: 'application/json', 'X-Rouse-Session': session() } };
     if (method === 'POST') {
       init.headers['Content-Type'] = 'application/json';
       init.body = '{}';
@@ -140,7 +156,19 @@
     const c = $('#conn');
     c.textContent = 'logged out: run "rouse open" for a new login link';
     c.dataset.live = 'error';
+    sessionStorage.removeItem(SESSION_KEY);
+    loggedOut = true;
+    $('#logout').hidden = true;
     if (events) { events.close(); events = null; }
+  }
+  let loggedOut = false;
+
+  async function logout(button) {
+    button.disabled = true;
+    try {
+      await call('POST', '/api/v1/logout');
+    } catch (_) { /* ended either way */ }
+    sessionLost();
   }
 
   // ---- loading -------------------------------------------------------------
@@ -573,34 +601,52 @@
     const b = e.target.closest('button');
     if (!b) return;
     if (b.id === 'wake-now') { wakeNow(b); return; }
+    if (b.id === 'logout') { logout(b); return; }
     const action = b.dataset.action;
     if (action && actionPaths[action]) act(action, b.dataset.name, b);
   });
 
   // ---- the event stream ----------------------------------------------------
 
+  // An EventSource cannot send the session header, so each connection
+  // opens with a one-time ticket bought with the session; the page
+  // reconnects itself (a ticket works once), resuming after the last event.
   let events = null;
-  function connect() {
+  let lastEventID = '';
+  async function connect() {
     const c = $('#conn');
-    events = new EventSource('/api/v1/events');
-    events.addEventListener('open', () => {
+    if (loggedOut) return;
+    let ticket;
+    try {
+      ticket = (await call('POST', '/api/v1/event-tickets')).ticket;
+    } catch (e) {
+      if (e.status !== 401) setTimeout(connect, 2000);
+      return;
+    }
+    let url = '/api/v1/events?ticket=' + encodeURIComponent(ticket);
+    if (lastEventID) url += '&last_event_id=' + encodeURIComponent(lastEventID);
+    const es = new EventSource(url);
+    events = es;
+    es.addEventListener('open', () => {
       c.textContent = 'live';
       c.dataset.live = 'yes';
       loadAll(); // catch up on what happened while disconnected
     });
-    events.addEventListener('error', () => {
-      if (!events) return;
+    es.addEventListener('error', () => {
+      if (events !== es) return;
+      es.close();
+      events = null;
       c.textContent = 'reconnecting…';
       c.dataset.live = 'no';
-      // A 401 ends the stream for good: find out whether the session is gone.
-      if (events.readyState === EventSource.CLOSED) {
-        call('GET', '/api/v1/health').then(() => { events = null; setTimeout(connect, 2000); }).catch(() => {});
-      }
+      setTimeout(connect, 2000);
     });
-    const parse = (fn) => (m) => { try { fn(JSON.parse(m.data)); } catch (err) { console.warn('rouse: bad event', err); } };
-    events.addEventListener('state', parse((ev) => applyState(ev.state)));
-    events.addEventListener('wake', parse((ev) => onWakeEvent(ev.wake)));
-    events.addEventListener('config', parse(() => { reloadSoon('all'); notice('The config changed.'); }));
+    const parse = (fn) => (m) => {
+      if (m.lastEventId) lastEventID = m.lastEventId;
+      try { fn(JSON.parse(m.data)); } catch (err) { console.warn('rouse: bad event', err); }
+    };
+    es.addEventListener('state', parse((ev) => applyState(ev.state)));
+    es.addEventListener('wake', parse((ev) => onWakeEvent(ev.wake)));
+    es.addEventListener('config', parse(() => { reloadSoon('all'); notice('The config changed.'); }));
   }
 
   // ---- the ticker: relative times and the wake's elapsed time ---------------
@@ -616,6 +662,10 @@
     resizeTimer = setTimeout(renderHistory, 150);
   });
 
-  loadAll();
-  connect();
+  if (!session()) {
+    sessionLost();
+  } else {
+    loadAll();
+    connect();
+  }
 })();
