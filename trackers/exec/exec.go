@@ -6,7 +6,13 @@
 // environment (EnvAllowlist) plus the component's env, never anything else,
 // so the agent's API token never reaches a child. stdout and stderr are read
 // line by line: every line goes to a ring of the last output_lines lines
-// (Output), and at most about 20 lines a second go to the component's log.
+// (Output, the API's output), and at most about 20 lines a second go to the
+// component's log (component= attached, so under systemd they land in the
+// journal), with a count of the lines left out. On Linux a running component
+// costs one goroutine, its Run: every child's output is read by one shared
+// poller goroutine (an epoll set waited on through Go's netpoller) and
+// every child's exit is seen by one shared goroutine woken by SIGCHLD (see
+// reaper_linux.go); elsewhere each pipe and each exit has a goroutine.
 //
 // Run starts the process and reports StateStarting, then runs the readiness
 // check (TCP connect, HTTP 2xx or a command exiting 0) every ready_interval
@@ -48,14 +54,17 @@
 // with the unit). So on Linux, when Deps.StateDir is set, Run records
 // the running child's group in a small file there (exec-group.json: the
 // leader's pid and pgid, its start time from /proc/<pid>/stat and the boot
-// id, written to a temporary file and renamed) and removes it once the group
+// id, and the run's ROUSE_EXEC_ID when there is one; written 0600 to a
+// temporary file and renamed) and removes it once the group
 // is stopped and reaped. The next Run of the component, in a new agent
 // process, kills what is left of a recorded group before it starts its
 // child. It kills only the recorded group: after a reboot, or when the
 // number now belongs to a process with another start time, or when no live
 // process is left in the group, it only drops the record; with the leader
 // gone, a group holding a process older than the leader is not touched
-// either. A record is trusted only when the agent's user (or root) owns it
+// either. With a token it also kills what left the group but carries the
+// token: the agent's user's processes of the same boot, started no earlier
+// than the leader. A record is trusted only when the agent's user (or root) owns it
 // and its directory (internal/perm.Owned) and neither is writable by group
 // or others: a record planted by someone else is dropped, never acted on. On other systems nothing is
 // recorded and nothing is swept.

@@ -8,10 +8,10 @@ import (
 	"github.com/rouse-dev/rouse/trackers"
 )
 
-// Each running exec component costs its Run goroutine and one reader per
-// output stream; the children's exits are watched by one goroutine shared
-// by all (issue 12: fewer goroutines per exec component; it was 4 with a
-// Wait goroutine per child).
+// Each running exec component costs its Run goroutine alone: the children's
+// exits and their output are watched by goroutines shared by all (issue 12:
+// fewer goroutines per exec component; it was 4, with a Wait goroutine and
+// two output readers per child).
 func TestGoroutinesPerComponent(t *testing.T) {
 	const n = 20
 	settle := func() int {
@@ -42,7 +42,7 @@ func TestGoroutinesPerComponent(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 	}
-	if per > 3+2.0/n {
-		t.Fatalf("%.2f goroutines per exec component, want at most 3 (Run, two readers) plus the shared watcher", per)
+	if per > 1+3.0/n {
+		t.Fatalf("%.2f goroutines per exec component, want 1 (its Run) plus the shared exit watcher and output poller", per)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -199,8 +198,8 @@ type osProcess struct {
 	jail    *jail
 	done    chan struct{}
 	err     error
-	pipes   []*os.File
-	readers sync.WaitGroup
+	readers []outputReader
+	polled  bool // holds the shared output poller
 	sink    *sink
 }
 
@@ -251,10 +250,23 @@ func startInJail(sp spec, s *sink, log *slog.Logger, j *jail) (*osProcess, error
 		return nil, err
 	}
 	j.started(cmd.Process.Pid)
-	p := &osProcess{cmd: cmd, log: log, jail: j, done: make(chan struct{}), pipes: []*os.File{outR, errR}, sink: s}
-	p.readers.Add(2)
-	go func() { defer p.readers.Done(); readLines(outR, "stdout", s) }()
-	go func() { defer p.readers.Done(); readLines(errR, "stderr", s) }()
+	p := &osProcess{cmd: cmd, log: log, jail: j, done: make(chan struct{}), sink: s}
+	// Output: through the shared poller where there is one, otherwise a
+	// goroutine per pipe.
+	p.polled = holdPoller()
+	for _, o := range []struct {
+		f      *os.File
+		stream string
+	}{{outR, "stdout"}, {errR, "stderr"}} {
+		var r outputReader
+		if p.polled {
+			r = readOutput(o.f, o.stream, s)
+		}
+		if r == nil {
+			r = goRead(o.f, o.stream, s)
+		}
+		p.readers = append(p.readers, r)
+	}
 	// Held until Stop has seen the exit: the watcher of the child's exit.
 	holdReaper(log)
 	watchExit(cmd, func(err error) {
@@ -300,21 +312,56 @@ func (p *osProcess) Stop(timeout time.Duration) {
 		p.log.Warn("processes of the child's group still running after SIGKILL", "pid", p.Pid())
 	}
 	p.jail.close()
-	readersDone := make(chan struct{})
-	go func() { p.readers.Wait(); close(readersDone) }()
 	t := time.NewTimer(readerGrace)
-	select {
-	case <-readersDone:
-	case <-t.C:
-		p.log.Warn("child output still open after its process group ended; closing it", "pid", p.Pid())
+wait:
+	for _, r := range p.readers {
+		select {
+		case <-r.Done():
+		case <-t.C:
+			p.log.Warn("child output still open after its process group ended; closing it", "pid", p.Pid())
+			break wait
+		}
 	}
 	t.Stop()
-	for _, f := range p.pipes {
-		f.Close() // unblocks a reader still waiting
+	for _, r := range p.readers {
+		r.Close() // ends a reader still waiting
 	}
-	<-readersDone
 	p.sink.done()
+	if p.polled {
+		releasePoller()
+	}
 	releaseReaper()
+}
+
+// outputReader feeds one of the child's pipes to its sink.
+type outputReader interface {
+	// Done is closed at the pipe's end (every writer closed it) or Close.
+	Done() <-chan struct{}
+	// Close stops reading and closes the pipe; it returns once reading
+	// has stopped.
+	Close()
+}
+
+// goReader reads a pipe in a goroutine of its own.
+type goReader struct {
+	f    *os.File
+	done chan struct{}
+}
+
+func goRead(f *os.File, stream string, s *sink) *goReader {
+	r := &goReader{f: f, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		readLines(f, stream, s)
+	}()
+	return r
+}
+
+func (r *goReader) Done() <-chan struct{} { return r.done }
+
+func (r *goReader) Close() {
+	r.f.Close() // unblocks the read
+	<-r.done
 }
 
 // checker is a readiness check: nil error means ready.
