@@ -344,6 +344,9 @@ type conn struct {
 	// has no bound.
 	awaiting   string
 	awaitSince time.Time
+	// userWait: the register is held until the user enables the
+	// extension (said as StateWaiting, again after each wake).
+	userWait bool
 }
 
 func (c *conn) await(what string) { c.awaiting, c.awaitSince = what, time.Now() }
@@ -460,6 +463,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 			}
 			switch {
 			case out.registerSent && c.token == "":
+				c.userWait = true
 				t.report(h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
 			case out.registerSent:
 				if grace != nil {
@@ -468,6 +472,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 				grace = time.NewTimer(registerGrace)
 				graceC = grace.C
 			case out.registered:
+				c.userWait = false
 				if grace != nil {
 					grace.Stop()
 				}
@@ -476,6 +481,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 		case <-graceC:
 			graceC = nil
 			log.Info("the Roon Core did not accept the saved token; enable the extension again")
+			c.userWait = true
 			t.report(h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
 		case <-pingTimer.C:
 			if c.awaiting != "" && time.Since(c.awaitSince) >= answerTimeout {
@@ -519,7 +525,7 @@ func (c *conn) afterWake() error {
 			return err
 		}
 		return c.subscribe()
-	case c.coreID != "" && c.subID == 0 && c.token == "":
+	case c.userWait:
 		t.report(c.h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
 	}
 	return nil

@@ -274,6 +274,18 @@ func TestRevokedToken(t *testing.T) {
 		if err := r.host.Last().Err; err == nil || !strings.Contains(err.Error(), "enable 'rouse'") {
 			t.Errorf("waiting says %v", err)
 		}
+		// A wake while waiting says it again (the agent set it starting).
+		waits := func() (n int) {
+			for _, s := range r.host.States() {
+				if s == trackers.StateWaiting {
+					n++
+				}
+			}
+			return n
+		}
+		before := waits()
+		r.tr.Resume(context.Background())
+		r.until("waiting said again after the wake", time.Second, func() bool { return waits() == before+1 })
 		r.enable()
 		r.waitState(trackers.StateReady, time.Second)
 		tok, _ := r.st.Secret(context.Background(), "roon", "core-1")
