@@ -3,10 +3,10 @@
 # fake logind and tray tests run on private buses), iproute2 (network
 # namespaces for the network-watch tests), Chromium (the dashboard test),
 # systemd's analyzer (unit checks), dpkg-deb (the package test), supervisor
-# (the side-by-side benchmark), docker.io and busybox-static (a private
-# dockerd and a locally built image for the container kind), sway, waybar
-# and grim (the tray in a real panel, tests/panel). Debian packages
-# only; needs root or sudo.
+# and pm2 (the side-by-side benchmark; pm2 from npm), docker.io and
+# busybox-static (a private dockerd and a locally built image for the
+# container kind), sway, waybar and grim (the tray in a real panel,
+# tests/panel). Debian packages and npm; needs root or sudo.
 set -euo pipefail
 
 need=()
@@ -23,13 +23,17 @@ command -v waybar >/dev/null 2>&1 || need+=(waybar)
 command -v grim >/dev/null 2>&1 || need+=(grim)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 [ -x /bin/busybox ] || need+=(busybox-static)
+command -v pm2 >/dev/null 2>&1 || command -v npm >/dev/null 2>&1 || need+=(npm)
 
-if [ ${#need[@]} -eq 0 ]; then
-  exit 0
-fi
-echo "installing test dependencies: ${need[*]}"
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo=sudo; fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v pm2 >/dev/null 2>&1; then
+  echo "installing test dependencies: pm2 (npm)"
+  $sudo npm install -g --silent pm2 >/dev/null
+fi

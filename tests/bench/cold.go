@@ -27,8 +27,6 @@ import (
 // every millisecond until the first 200. The page cache is warm: this is
 // an agent restart, not the first boot of the day.
 
-const coldRuns = 5
-
 type coldResult struct {
 	N        int       `json:"n"`
 	StoreMB  float64   `json:"store_mb"`
@@ -101,7 +99,7 @@ func benchCold(t *tb, o options) *coldResult {
 	}
 	p := harness.NewPower(t, true)
 	r := &coldResult{N: o.ColdN, StoreMB: round2(float64(size) / (1 << 20))}
-	for i := range coldRuns {
+	for i := range o.ColdRuns {
 		data := filepath.Join(dir, fmt.Sprintf("data%d", i))
 		if err := os.MkdirAll(data, 0o700); err != nil {
 			t.Fatalf("data dir: %v", err)

@@ -20,7 +20,7 @@ import (
 // Benchmark 4: idle cost. The real binary runs (on a private bus with a
 // fake logind, so it holds its inhibitor lock as it would on a laptop);
 // once its boot restore is done and 2 s have passed, CPU time
-// (utime+stime from /proc/PID/stat), context switches (voluntary and
+// (schedstat of every thread, in ns), context switches (voluntary and
 // involuntary, summed over /proc/PID/task/*/status: every one is a wakeup
 // of some thread) and RSS are read, and again after the window.
 //
@@ -38,6 +38,12 @@ type idleResult struct {
 	ChildrenExcluded bool    `json:"children_excluded"`
 }
 
+// The idle configs' names.
+const (
+	idleDefault = "embedded default"
+	idleFifty   = "50 components"
+)
+
 func benchIdle(t *tb, o options) []idleResult {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -53,8 +59,8 @@ func benchIdle(t *tb, o options) []idleResult {
 		fmt.Fprintf(&fifty, "  - {name: http%02d, kind: http, url: \"%s/items\", interval: 60s, needs_network: false, cursor: {from: none}}\n", i, srv.URL)
 	}
 	return []idleResult{
-		idleOnce(t, o, "embedded default", string(config.DefaultYAML)),
-		idleOnce(t, o, "50 components", fifty.String()),
+		idleOnce(t, o, idleDefault, string(config.DefaultYAML)),
+		idleOnce(t, o, idleFifty, fifty.String()),
 	}
 }
 
@@ -64,31 +70,18 @@ func idleOnce(t *tb, o options, name, cfg string) idleResult {
 	defer a.Stop()
 	waitLastWake(t, a.Client)
 	a.Client.Close()
-	time.Sleep(2 * time.Second)
+	time.Sleep(o.IdleSettle)
 	pid := a.Pid()
-	cpu0, sw0 := procCPU(t, pid), procSwitches(t, pid)
+	cpu0, sw0 := procCPUns(t, pid), procSwitches(t, pid)
 	t0 := time.Now()
 	time.Sleep(o.Idle)
-	cpu1, sw1 := procCPU(t, pid), procSwitches(t, pid)
+	cpu1, sw1 := procCPUns(t, pid), procSwitches(t, pid)
 	win := time.Since(t0)
 	perMin := func(v float64) float64 { return round2(v * float64(time.Minute) / float64(win)) }
 	threads, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
 	return idleResult{Config: name, WindowS: round2(win.Seconds()),
-		CPUMSPerMin: perMin(float64(cpu1-cpu0) * 10), WakeupsPerMin: perMin(float64(sw1 - sw0)),
+		CPUMSPerMin: perMin(float64(cpu1-cpu0) / 1e6), WakeupsPerMin: perMin(float64(sw1 - sw0)),
 		RSSMB: round2(float64(procStatusKB(t, pid, "VmRSS")) / 1024), ThreadsAtTheEnd: len(threads), ChildrenExcluded: true}
-}
-
-// procCPU is utime+stime of pid in clock ticks (USER_HZ, 100 on Linux).
-func procCPU(t *tb, pid int) int64 {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		t.Fatalf("stat: %v", err)
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return ut + st
 }
 
 // procSwitches sums the context switches of every thread of pid.
@@ -135,7 +128,7 @@ func printIdle(w io.Writer, rs []idleResult) {
 	fmt.Fprintln(w, "4. Idle cost of the agent process (children excluded)")
 	fmt.Fprintf(w, "%-18s %8s %13s %15s %8s %8s\n", "config", "window", "CPU ms/min", "wakeups/min", "RSS MB", "threads")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%-18s %7.0fs %13.1f %15.1f %8.1f %8d\n", r.Config, r.WindowS, r.CPUMSPerMin, r.WakeupsPerMin, r.RSSMB, r.ThreadsAtTheEnd)
+		fmt.Fprintf(w, "%-18s %7.0fs %13.2f %15.1f %8.1f %8d\n", r.Config, r.WindowS, r.CPUMSPerMin, r.WakeupsPerMin, r.RSSMB, r.ThreadsAtTheEnd)
 	}
 	fmt.Fprintln(w)
 }

@@ -32,6 +32,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -40,8 +41,11 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rouse-dev/rouse/tests/internal/harness"
@@ -49,32 +53,43 @@ import (
 
 // options select what runs and how big.
 type options struct {
-	Ns        []int         // restore sizes
-	StormN    int           // components restoring during the storm
-	ColdN     int           // components configured for the cold start
-	StoreMB   int           // store size for cold start and pre-sleep
-	Idle      time.Duration // idle measurement window
-	Programs  int           // supervisord comparison size
-	Cycles    int           // pre-sleep repetitions
-	Only      map[string]bool
-	RouseBin  string
-	ProbeSeed uint64
+	Ns             []int         // restore sizes
+	RestoreRuns    int           // wakes measured per size
+	StormN         int           // components restoring during the storm
+	StormIdle      time.Duration // the storm's load on the idle agent
+	ColdN          int           // components configured for the cold start
+	ColdRuns       int           // cold starts measured
+	StoreMB        int           // store size for cold start and pre-sleep
+	Idle           time.Duration // idle measurement window
+	IdleSettle     time.Duration // wait after the boot restore before it
+	Programs       int           // supervisord/pm2 comparison size
+	SupervisorRuns int           // restarts of each
+	Cycles         int           // pre-sleep repetitions
+	StormRuns      int           // wakes with and without the health load
+	Parallel       bool          // run the benchmarks at once (the smoke run: its figures are no claim)
+	Only           map[string]bool
+	RouseBin       string
+	ProbeSeed      uint64
 }
 
 func defaultOptions() options {
-	return options{Ns: []int{10, 100, 1000}, StormN: 1000, ColdN: 1000, StoreMB: 50,
-		Idle: 15 * time.Second, Programs: 50, Cycles: 5, ProbeSeed: 1}
+	return options{Ns: []int{10, 100, 1000}, RestoreRuns: 3, StormN: 1000, StormIdle: 3 * time.Second,
+		ColdN: 1000, ColdRuns: 5, StoreMB: 50, Idle: 15 * time.Second, IdleSettle: 2 * time.Second,
+		Programs: 50, SupervisorRuns: 3, Cycles: 5, StormRuns: 3, ProbeSeed: 1}
 }
 
 // quickOptions are the smoke run's tiny sizes.
 func quickOptions() options {
-	return options{Ns: []int{5, 20}, StormN: 50, ColdN: 20, StoreMB: 1,
-		Idle: 2 * time.Second, Programs: 5, Cycles: 1, ProbeSeed: 1}
+	return options{Ns: []int{5}, RestoreRuns: 1, StormN: 50, StormIdle: 500 * time.Millisecond,
+		ColdN: 20, ColdRuns: 2, StoreMB: 1, Idle: time.Second, IdleSettle: 200 * time.Millisecond,
+		Programs: 5, SupervisorRuns: 1, Cycles: 1, StormRuns: 1, Parallel: true, ProbeSeed: 1}
 }
 
 // report is everything measured; it is the final JSON line.
 type report struct {
 	Machine     machine          `json:"machine"`
+	Load        []stepLoad       `json:"load"`
+	Goals       []goal           `json:"goals,omitempty"`
 	Restore     []restoreResult  `json:"restore,omitempty"`
 	Storm       *stormResult     `json:"storm,omitempty"`
 	Cold        *coldResult      `json:"cold,omitempty"`
@@ -144,38 +159,85 @@ func run(o options, w io.Writer) (*report, error) {
 		}
 	}
 	want := func(name string) bool { return o.Only == nil || o.Only[name] }
-	step := func(name string, f func(t *tb)) {
+	var mu sync.Mutex // r.Errors, r.Load
+	type stepOut struct {
+		name string
+		out  bytes.Buffer
+	}
+	var outs []*stepOut
+	var wg sync.WaitGroup
+	step := func(name string, f func(t *tb, w io.Writer)) {
 		if !want(name) {
 			return
 		}
-		t := newTB(name)
-		func() {
-			defer t.finish()
+		so := &stepOut{name: name}
+		outs = append(outs, so)
+		body := func() {
+			t := newTB(name)
+			before, t0 := loadAvg(), time.Now()
 			defer func() {
-				if p := recover(); p != nil {
-					a, ok := p.(errAbort)
-					if !ok {
-						panic(fmt.Sprintf("%v\n%s", p, debug.Stack()))
-					}
-					msg := a.msg
-					if len(msg) > 600 {
-						msg = msg[:600] + "…"
-					}
-					r.Errors = append(r.Errors, name+": "+msg)
-				}
+				l := stepLoad{Step: name, Before: before, After: loadAvg(), Seconds: round2(time.Since(t0).Seconds())}
+				mu.Lock()
+				r.Load = append(r.Load, l)
+				mu.Unlock()
+				fmt.Fprintf(&so.out, "   load average (1, 5, 15 min) before %s: %s, after: %s (%.1f s)\n\n", name, l.Before, l.After, l.Seconds)
 			}()
-			f(t)
-		}()
-		if t.Failed() && (len(r.Errors) == 0 || !strings.HasPrefix(r.Errors[len(r.Errors)-1], name+":")) {
-			r.Errors = append(r.Errors, name+": failed (see the log above)")
+			fail := func(msg string) {
+				mu.Lock()
+				defer mu.Unlock()
+				r.Errors = append(r.Errors, name+": "+msg)
+			}
+			aborted := false
+			func() {
+				defer t.finish()
+				defer func() {
+					if p := recover(); p != nil {
+						a, ok := p.(errAbort)
+						if !ok {
+							panic(fmt.Sprintf("%v\n%s", p, debug.Stack()))
+						}
+						msg := a.msg
+						if len(msg) > 600 {
+							msg = msg[:600] + "…"
+						}
+						aborted = true
+						fail(msg)
+					}
+				}()
+				f(t, &so.out)
+			}()
+			if t.Failed() && !aborted {
+				fail("failed (see the log above)")
+			}
 		}
+		if !o.Parallel {
+			body()
+			_, _ = w.Write(so.out.Bytes()) // as it goes: the full run is long
+			so.out.Reset()
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body()
+		}()
 	}
-	step("restore", func(t *tb) { r.Restore = benchRestore(t, o); printRestore(w, r.Restore) })
-	step("storm", func(t *tb) { r.Storm = benchStorm(t, o); printStorm(w, r.Storm) })
-	step("cold", func(t *tb) { r.Cold = benchCold(t, o); printCold(w, r.Cold) })
-	step("idle", func(t *tb) { r.Idle = benchIdle(t, o); printIdle(w, r.Idle) })
-	step("supervisord", func(t *tb) { r.Supervisord = benchSupervisord(t, o); printSupervisord(w, r.Supervisord) })
-	step("presleep", func(t *tb) { r.PreSleep = benchPreSleep(t, o); printPreSleep(w, r.PreSleep) })
+	step("restore", func(t *tb, w io.Writer) { r.Restore = benchRestore(t, o); printRestore(w, r.Restore) })
+	step("storm", func(t *tb, w io.Writer) { r.Storm = benchStorm(t, o); printStorm(w, r.Storm) })
+	step("cold", func(t *tb, w io.Writer) { r.Cold = benchCold(t, o); printCold(w, r.Cold) })
+	step("idle", func(t *tb, w io.Writer) { r.Idle = benchIdle(t, o); printIdle(w, r.Idle) })
+	step("supervisord", func(t *tb, w io.Writer) {
+		r.Supervisord = benchSupervisord(t, o)
+		printSupervisord(w, r.Supervisord)
+	})
+	step("presleep", func(t *tb, w io.Writer) { r.PreSleep = benchPreSleep(t, o); printPreSleep(w, r.PreSleep) })
+	wg.Wait()
+	for _, so := range outs { // parallel: in order once all are done
+		_, _ = w.Write(so.out.Bytes())
+	}
+	sort.SliceStable(r.Load, func(i, j int) bool { return stepIndex(r.Load[i].Step) < stepIndex(r.Load[j].Step) })
+	r.Goals = goals(r)
+	printGoals(w, r.Goals)
 	for _, e := range r.Errors {
 		fmt.Fprintln(w, "ERROR", e)
 	}
@@ -240,4 +302,31 @@ func quietLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// stepLoad is the machine's load average around one benchmark: the
+// machine is shared, and a figure means little without it.
+type stepLoad struct {
+	Step    string  `json:"step"`
+	Before  string  `json:"before"`
+	After   string  `json:"after"`
+	Seconds float64 `json:"seconds"` // how long the step took
+}
+
+// loadAvg is /proc/loadavg's three averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// stepIndex orders the steps as the tables are numbered.
+func stepIndex(name string) int {
+	return slices.Index([]string{"restore", "storm", "cold", "idle", "supervisord", "presleep"}, name)
 }

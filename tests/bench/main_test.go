@@ -25,8 +25,6 @@ func TestMain(m *testing.M) {
 // section present and plausible.
 func TestQuickRun(t *testing.T) {
 	o := quickOptions()
-	o.Ns = []int{5}
-	o.Idle = time.Second
 	var out bytes.Buffer
 	r, err := run(o, &out)
 	if err != nil {
@@ -46,6 +44,14 @@ func TestQuickRun(t *testing.T) {
 		if back.Machine.CPUs < 1 || back.Machine.Kernel == "" || back.Machine.MemoryMB <= 0 {
 			t.Errorf("machine %+v", back.Machine)
 		}
+		if len(back.Load) != 6 {
+			t.Errorf("load averages of %d steps, want 6: %+v", len(back.Load), back.Load)
+		}
+		for _, l := range back.Load {
+			if len(strings.Fields(l.Before)) != 3 || len(strings.Fields(l.After)) != 3 {
+				t.Errorf("load average of %s: %+v", l.Step, l)
+			}
+		}
 	})
 	t.Run("EveryRestoreTakesAtLeastTheCriticalPath", func(t *testing.T) {
 		if len(back.Restore) != 1 {
@@ -64,22 +70,38 @@ func TestQuickRun(t *testing.T) {
 		}
 	})
 	t.Run("TheStormAnsweredEveryRequest", func(t *testing.T) {
-		if back.Storm == nil || back.Storm.Storm.Count == 0 || back.Storm.Storm.Fails != 0 || back.Storm.Idle.Count == 0 {
-			t.Errorf("storm %+v", back.Storm)
+		s := back.Storm
+		if s == nil || s.Storm.Count == 0 || s.Storm.Fails != 0 || s.Idle.Count == 0 || s.BodyKB <= 0 ||
+			s.CPUPerReqMS <= 0 || s.RestoreMS <= 0 || s.RestoreLoadMS <= 0 {
+			t.Errorf("storm %+v", s)
+		}
+		// The loader keeps its rate: about StormIdle × rate requests.
+		if want := int(o.StormIdle.Seconds() * stormRate); s != nil && (s.Idle.Count < want/2 || s.Idle.Count > want*3/2) {
+			t.Errorf("%d requests on the idle agent, want about %d", s.Idle.Count, want)
 		}
 	})
 	t.Run("ColdStartIdleSupervisordAndPreSleepMeasuredSomething", func(t *testing.T) {
-		if back.Cold == nil || len(back.Cold.Runs) != coldRuns || back.Cold.MedianMS <= 0 {
+		if back.Cold == nil || len(back.Cold.Runs) != o.ColdRuns || back.Cold.MedianMS <= 0 {
 			t.Errorf("cold %+v", back.Cold)
 		}
 		if len(back.Idle) != 2 || back.Idle[0].RSSMB <= 0 {
 			t.Errorf("idle %+v", back.Idle)
 		}
-		if back.Supervisord == nil || back.Supervisord.RouseMS <= 0 || back.Supervisord.SupervisordMS <= 0 {
+		if back.Supervisord == nil || back.Supervisord.RouseMS <= 0 || back.Supervisord.SupervisordMS <= 0 || back.Supervisord.PM2MS <= 0 {
 			t.Errorf("supervisord %+v", back.Supervisord)
 		}
 		if back.PreSleep == nil || back.PreSleep.MaxMS <= 0 || back.PreSleep.GrowthKB <= 0 {
 			t.Errorf("presleep %+v", back.PreSleep)
+		}
+	})
+	t.Run("EveryGoalRowHasItsFigure", func(t *testing.T) {
+		if len(back.Goals) != 12 {
+			t.Errorf("%d goal rows, want 12: %+v", len(back.Goals), back.Goals)
+		}
+		for _, g := range back.Goals {
+			if g.Goal != 0 && g.Ratio != round3(g.Figure/g.Goal) {
+				t.Errorf("%s: ratio %v for %v ÷ %v", g.Row, g.Ratio, g.Figure, g.Goal)
+			}
 		}
 	})
 }

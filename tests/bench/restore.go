@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,6 +21,7 @@ import (
 	"github.com/rouse-dev/rouse/client"
 	"github.com/rouse-dev/rouse/tests/internal/harness"
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // Benchmark 1: restore against the critical path.
@@ -145,20 +147,17 @@ type restoreResult struct {
 	InProcessWorstRat float64 `json:"rouse_inprocess_worst_ratio"`
 }
 
-// restoreRuns is how many wakes are measured per size (the median is kept).
-const restoreRuns = 3
-
 func benchRestore(t *tb, o options) []restoreResult {
 	var out []restoreResult
 	for _, n := range o.Ns {
 		g := makeDAG(n, o.ProbeSeed)
 		crit, hops := g.criticalPath()
-		r := restoreResult{N: n, CriticalPathMS: ms(crit), CriticalPathHops: hops, InProcessRuns: restoreRuns}
-		in := inProcessRestore(t, g, restoreRuns)
+		r := restoreResult{N: n, CriticalPathMS: ms(crit), CriticalPathHops: hops, InProcessRuns: o.RestoreRuns}
+		in := inProcessRestore(t, g, o.RestoreRuns)
 		r.InProcessMS = ms(median(in))
 		r.InProcessRatio = round2(float64(median(in)) / float64(crit))
 		r.InProcessWorstRat = round2(float64(slices.Max(in)) / float64(crit))
-		bin := binaryRestore(t, o, g, restoreRuns)
+		bin := binaryRestore(t, o, g, o.RestoreRuns)
 		r.BinaryMS = ms(median(bin))
 		r.BinaryRatio = round2(float64(median(bin)) / float64(crit))
 		r.SequentialMS = ms(g.sequential(10 * time.Second))
@@ -328,21 +327,65 @@ func waitLastWake(t *tb, c *client.Client) int64 {
 	return id
 }
 
-// wakeAndWait POSTs a wake and waits until that wake is done.
+// errFollowed ends the event stream once the wake is done.
+var errFollowed = errors.New("the wake is done")
+
+// wakeAndWait POSTs a wake and follows it on the event stream (opened
+// first, so nothing is missed) until its "done" event, which carries the
+// wake record's restore summary.
 func wakeAndWait(t *tb, c *client.Client) (t0 time.Time, restore time.Duration, ready int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	connected := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	doneByID := map[int64]wire.Wake{}
+	want := int64(0)
+	found := make(chan wire.Wake, 1)
+	streamErr := make(chan error, 1)
+	go func() {
+		streamErr <- c.Events(ctx, client.StreamOptions{OnConnect: func() { once.Do(func() { close(connected) }) }},
+			func(ev wire.Event) error {
+				if ev.Wake == nil || ev.Wake.Phase != "done" || ev.Wake.Wake == nil {
+					return nil
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				doneByID[ev.Wake.Wake.ID] = *ev.Wake.Wake
+				if want != 0 && ev.Wake.Wake.ID == want {
+					found <- *ev.Wake.Wake
+					return errFollowed
+				}
+				return nil
+			})
+	}()
+	select {
+	case <-connected:
+	case err := <-streamErr:
+		t.Fatalf("event stream: %v", err)
+	case <-ctx.Done():
+		t.Fatalf("the event stream did not open")
+	}
 	t0 = time.Now()
 	w, err := c.Wake(ctx)
 	if err != nil {
 		t.Fatalf("POST /api/v1/wake: %v", err)
 	}
-	harness.Eventually(t, 10*time.Minute, "the wake to finish", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		w, err = c.WakeByID(ctx, w.ID)
-		return err == nil && w.Done
-	})
+	mu.Lock()
+	want = w.ID
+	if done, ok := doneByID[want]; ok { // done before the POST's answer was read
+		found <- done
+	}
+	mu.Unlock()
+	select {
+	case w = <-found:
+	case err := <-streamErr:
+		t.Fatalf("event stream ended before wake %d was done: %v", w.ID, err)
+	}
+	cancel()
+	if err := <-streamErr; err != nil && !errors.Is(err, errFollowed) && !errors.Is(err, context.Canceled) {
+		t.Errorf("event stream: %v", err)
+	}
 	return t0, time.Duration(w.Restore.DurationMS) * time.Millisecond, w.Restore.Ready
 }
 

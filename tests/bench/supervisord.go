@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -21,27 +22,30 @@ import (
 	"github.com/rouse-dev/rouse/tests/internal/harness"
 )
 
-// Benchmark 5: against supervisord. Programs (this program run again as
-// "pidlisten") wait ~200 ms, then accept on their port and write their pid
-// to each connection. Each side supervises the same number of them; the
-// time measured is from "restart everything" — `supervisorctl restart all`
-// for supervisord, POST /api/v1/wake for rouse (exec components with
-// restart_on_wake: true) — until every port answers with a NEW pid, polled
-// by this program every 2 ms for both. Three rounds each, alternating;
-// the median is kept.
+// Benchmark 5: against supervisord and pm2. Programs (this program run
+// again as "pidlisten") wait ~200 ms, then accept on their port and write
+// their pid to each connection. Each side supervises the same number of
+// them; the time measured is from "restart everything" —
+// `supervisorctl restart all` for supervisord, `pm2 restart all` for pm2 (a
+// private daemon, its own PM2_HOME), POST /api/v1/wake for rouse (exec
+// components with restart_on_wake: true) — until every port answers with a
+// NEW pid, polled by this program every 2 ms for all three. Rounds
+// alternate (three in the full run); the median is kept.
 
 const (
-	helperArg      = "-rouse-bench-helper"
-	programDelay   = 200 * time.Millisecond
-	supervisorRuns = 3
+	helperArg    = "-rouse-bench-helper"
+	programDelay = 200 * time.Millisecond
 )
 
 type supervisorMatch struct {
 	Programs       int       `json:"programs"`
 	SupervisordMS  float64   `json:"supervisord_ms"`
+	PM2MS          float64   `json:"pm2_ms"`
 	RouseMS        float64   `json:"rouse_ms"`
 	Ratio          float64   `json:"ratio_supervisord_over_rouse"`
+	PM2Ratio       float64   `json:"ratio_pm2_over_rouse"`
 	SupervisordRun []float64 `json:"supervisord_runs_ms"`
+	PM2Runs        []float64 `json:"pm2_runs_ms"`
 	RouseRuns      []float64 `json:"rouse_runs_ms"`
 }
 
@@ -192,64 +196,54 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 		return as
 	}
 
-	// supervisord
-	sAddrs := addrs()
-	dir, err := os.MkdirTemp("", "sv") // short: the control socket path is bounded
-	if err != nil {
-		t.Fatalf("temp: %v", err)
+	// The three start at once, and stop at once: only the restarts are
+	// measured, one after the other.
+	var stopMu sync.Mutex
+	var stops []func()
+	atStop := func(f func()) {
+		stopMu.Lock()
+		stops = append(stops, f)
+		stopMu.Unlock()
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	conf := filepath.Join(dir, "supervisord.conf")
-	var b strings.Builder
-	fmt.Fprintf(&b, "[unix_http_server]\nfile=%s/s.sock\n\n[supervisord]\nlogfile=%s/supervisord.log\npidfile=%s/supervisord.pid\nchildlogdir=%s\nnodaemon=true\nloglevel=warn\n\n", dir, dir, dir, dir)
-	fmt.Fprintf(&b, "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n[supervisorctl]\nserverurl=unix://%s/s.sock\n\n", dir)
-	for i, a := range sAddrs {
-		fmt.Fprintf(&b, "[program:p%02d]\ncommand=%s\nstartsecs=0\nautorestart=false\nstopwaitsecs=5\nstdout_logfile=NONE\nstderr_logfile=NONE\n\n", i, strings.Join(helperArgv(a, svMarker), " "))
-	}
-	if err := os.WriteFile(conf, []byte(b.String()), 0o600); err != nil {
-		t.Fatalf("conf: %v", err)
-	}
-	sup := exec.Command(sd, "-c", conf)
-	sup.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var supLog strings.Builder
-	sup.Stdout, sup.Stderr = &supLog, &supLog
-	if err := sup.Start(); err != nil {
-		t.Fatalf("start supervisord: %v", err)
-	}
-	supDone := make(chan struct{})
-	go func() { _ = sup.Wait(); close(supDone) }()
 	t.Cleanup(func() {
-		_ = sup.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-supDone:
-		case <-time.After(30 * time.Second):
-			_ = syscall.Kill(-sup.Process.Pid, syscall.SIGKILL)
-			<-supDone
+		var wg sync.WaitGroup
+		for _, f := range stops {
+			wg.Go(f)
 		}
+		wg.Wait()
 	})
-	sPids, _ := waitNewPids(t, "supervisord", sAddrs, nil, time.Now())
-
-	// rouse
-	rAddrs := addrs()
-	var cfg strings.Builder
-	cfg.WriteString("scheduler: {enabled: false}\ntrackers:\n")
-	for i, a := range rAddrs {
-		fmt.Fprintf(&cfg, "  - name: p%02d\n    kind: exec\n    command: %s\n    env: %s\n    ready: {tcp: %q}\n    restart_on_wake: true\n",
-			i, harness.YAMLList(helperArgv(a, marker)), harness.ExecEnv(marker), a)
-	}
-	p := harness.NewPower(t, false)
-	ag := harness.Start(t, o.RouseBin, harness.Options{Config: cfg.String(), BusAddr: p.Addr(), Marker: marker})
-	defer ag.Stop()
-	waitLastWake(t, ag.Client)
-	rPids, _ := waitNewPids(t, "rouse", rAddrs, nil, time.Now())
+	sAddrs, rAddrs, pAddrs := addrs(), addrs(), addrs()
+	var (
+		conf, supLog func() string
+		sPids, rPids map[string]string
+		ag           *harness.Agent
+		pm           *pm2
+	)
+	parallel(t,
+		func() { conf, supLog, sPids = startSupervisord(t, sd, sAddrs, svMarker, atStop) },
+		func() {
+			var cfg strings.Builder
+			cfg.WriteString("scheduler: {enabled: false}\ntrackers:\n")
+			for i, a := range rAddrs {
+				fmt.Fprintf(&cfg, "  - name: p%02d\n    kind: exec\n    command: %s\n    env: %s\n    ready: {tcp: %q}\n    restart_on_wake: true\n",
+					i, harness.YAMLList(helperArgv(a, marker)), harness.ExecEnv(marker), a)
+			}
+			p := harness.NewPower(t, false)
+			ag = harness.Start(t, o.RouseBin, harness.Options{Config: cfg.String(), BusAddr: p.Addr(), Marker: marker})
+			atStop(ag.Stop)
+			waitLastWake(t, ag.Client)
+			rPids, _ = waitNewPids(t, "rouse", rAddrs, nil, time.Now())
+		},
+		func() { pm = startPM2(t, pAddrs, svMarker, atStop) },
+	)
 
 	m := &supervisorMatch{Programs: o.Programs}
-	var sd1, rd1 []time.Duration
-	for range supervisorRuns {
+	var sd1, rd1, pd1 []time.Duration
+	for range o.SupervisorRuns {
 		t0 := time.Now()
-		out, err := exec.Command(ctl, "-c", conf, "restart", "all").CombinedOutput()
+		out, err := exec.Command(ctl, "-c", conf(), "restart", "all").CombinedOutput()
 		if err != nil {
-			t.Fatalf("supervisorctl restart all: %v: %s\n%s", err, out, supLog.String())
+			t.Fatalf("supervisorctl restart all: %v: %s\n%s", err, out, supLog())
 		}
 		var d time.Duration
 		sPids, d = waitNewPids(t, "supervisord", sAddrs, sPids, t0)
@@ -265,19 +259,175 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 		rPids, d = waitNewPids(t, "rouse", rAddrs, rPids, t0)
 		rd1 = append(rd1, d)
 		ag.WaitWakeDone(harness.StartGuard, w.ID)
+
+		pd1 = append(pd1, pm.restartAll(t))
 	}
 	for i := range sd1 {
 		m.SupervisordRun = append(m.SupervisordRun, ms(sd1[i]))
 		m.RouseRuns = append(m.RouseRuns, ms(rd1[i]))
+		m.PM2Runs = append(m.PM2Runs, ms(pd1[i]))
 	}
-	m.SupervisordMS, m.RouseMS = ms(median(sd1)), ms(median(rd1))
+	m.SupervisordMS, m.RouseMS, m.PM2MS = ms(median(sd1)), ms(median(rd1)), ms(median(pd1))
 	m.Ratio = round2(float64(median(sd1)) / float64(median(rd1)))
+	m.PM2Ratio = round2(float64(median(pd1)) / float64(median(rd1)))
 	return m
+}
+
+// startSupervisord runs supervisord over the programs on addrs and waits
+// until they all answer; conf is its config file, supLog what it said.
+func startSupervisord(t *tb, sd string, addrs []string, marker string, atStop func(func())) (conf, supLog func() string, pids map[string]string) {
+	dir, err := os.MkdirTemp("", "sv") // short: the control socket path is bounded
+	if err != nil {
+		t.Fatalf("temp: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	file := filepath.Join(dir, "supervisord.conf")
+	var b strings.Builder
+	fmt.Fprintf(&b, "[unix_http_server]\nfile=%s/s.sock\n\n[supervisord]\nlogfile=%s/supervisord.log\npidfile=%s/supervisord.pid\nchildlogdir=%s\nnodaemon=true\nloglevel=warn\n\n", dir, dir, dir, dir)
+	fmt.Fprintf(&b, "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n[supervisorctl]\nserverurl=unix://%s/s.sock\n\n", dir)
+	for i, a := range addrs {
+		fmt.Fprintf(&b, "[program:p%02d]\ncommand=%s\nstartsecs=0\nautorestart=false\nstopwaitsecs=5\nstdout_logfile=NONE\nstderr_logfile=NONE\n\n", i, strings.Join(helperArgv(a, marker), " "))
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatalf("conf: %v", err)
+	}
+	sup := exec.Command(sd, "-c", file)
+	sup.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var mu sync.Mutex
+	var log strings.Builder
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return log.Write(p)
+	})
+	sup.Stdout, sup.Stderr = w, w
+	if err := sup.Start(); err != nil {
+		t.Fatalf("start supervisord: %v", err)
+	}
+	supDone := make(chan struct{})
+	go func() { _ = sup.Wait(); close(supDone) }()
+	atStop(func() {
+		_ = sup.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-supDone:
+		case <-time.After(30 * time.Second):
+			_ = syscall.Kill(-sup.Process.Pid, syscall.SIGKILL)
+			<-supDone
+		}
+	})
+	pids, _ = waitNewPids(t, "supervisord", addrs, nil, time.Now())
+	return func() string { return file }, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return log.String()
+	}, pids
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// parallel runs fs at once and waits for them all; a Fatal in one aborts
+// the benchmark once they have all returned.
+func parallel(t *tb, fs ...func()) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var abort any
+	for _, f := range fs {
+		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					mu.Lock()
+					if abort == nil {
+						abort = p
+					}
+					mu.Unlock()
+				}
+			}()
+			f()
+		})
+	}
+	wg.Wait()
+	if abort != nil {
+		panic(abort)
+	}
+}
+
+// pm2 runs a private pm2 daemon (its own PM2_HOME) over the programs.
+type pm2 struct {
+	bin   string
+	env   []string
+	addrs []string
+	pids  map[string]string
+}
+
+func startPM2(t *tb, addrs []string, marker string, atStop func(func())) *pm2 {
+	bin, err := exec.LookPath("pm2")
+	if err != nil {
+		t.Fatalf("pm2 not found (scripts/test-deps.sh installs it with npm): %v", err)
+	}
+	home, err := os.MkdirTemp("", "pm2")
+	if err != nil {
+		t.Fatalf("temp: %v", err)
+	}
+	p := &pm2{bin: bin, env: append(os.Environ(), "PM2_HOME="+home), addrs: addrs}
+	atStop(func() {
+		_, _ = p.run("kill") // the daemon and its programs
+		_ = os.RemoveAll(home)
+	})
+	type app struct {
+		Name        string   `json:"name"`
+		Script      string   `json:"script"`
+		Args        []string `json:"args"`
+		Interpreter string   `json:"interpreter"`
+		Autorestart bool     `json:"autorestart"`
+		KillTimeout int      `json:"kill_timeout"`
+	}
+	var eco struct {
+		Apps []app `json:"apps"`
+	}
+	for i, a := range addrs {
+		argv := helperArgv(a, marker)
+		eco.Apps = append(eco.Apps, app{Name: fmt.Sprintf("p%02d", i), Script: argv[0], Args: argv[1:],
+			Interpreter: "none", KillTimeout: 5000})
+	}
+	b, err := json.Marshal(eco)
+	if err != nil {
+		t.Fatalf("ecosystem: %v", err)
+	}
+	file := filepath.Join(home, "ecosystem.config.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatalf("ecosystem: %v", err)
+	}
+	if out, err := p.run("start", file); err != nil {
+		t.Fatalf("pm2 start: %v\n%s", err, out)
+	}
+	p.pids, _ = waitNewPids(t, "pm2", addrs, nil, time.Now())
+	return p
+}
+
+func (p *pm2) run(args ...string) ([]byte, error) {
+	cmd := exec.Command(p.bin, args...)
+	cmd.Env = p.env
+	return cmd.CombinedOutput()
+}
+
+// restartAll times `pm2 restart all` until every port answers anew.
+func (p *pm2) restartAll(t *tb) time.Duration {
+	t0 := time.Now()
+	if out, err := p.run("restart", "all"); err != nil {
+		t.Fatalf("pm2 restart all: %v\n%s", err, out)
+	}
+	var d time.Duration
+	p.pids, d = waitNewPids(t, "pm2", p.addrs, p.pids, t0)
+	return d
 }
 
 func printSupervisord(w io.Writer, m *supervisorMatch) {
 	fmt.Fprintf(w, "5. Restart everything: %d programs that need %v before they accept, to all ports answering anew\n", m.Programs, programDelay)
 	fmt.Fprintf(w, "   supervisorctl restart all   %8.1f ms  (runs %v)\n", m.SupervisordMS, m.SupervisordRun)
+	fmt.Fprintf(w, "   pm2 restart all             %8.1f ms  (runs %v)\n", m.PM2MS, m.PM2Runs)
 	fmt.Fprintf(w, "   rouse POST /api/v1/wake     %8.1f ms  (runs %v)\n", m.RouseMS, m.RouseRuns)
-	fmt.Fprintf(w, "   supervisord / rouse         %8.2f×\n\n", m.Ratio)
+	fmt.Fprintf(w, "   supervisord / rouse         %8.2f×\n", m.Ratio)
+	fmt.Fprintf(w, "   pm2 / rouse                 %8.2f×\n\n", m.PM2Ratio)
 }
