@@ -227,6 +227,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 	t.loadCursor(ctx, log)
 	bo := retry.Backoff{Initial: t.opts.Backoff.Initial, Max: t.opts.Backoff.Max, Rand: t.rand}
 	attempt, dialFails := 0, 0
+	lastErr := ""
 	for ctx.Err() == nil {
 		addr, err := t.address(ctx, log)
 		var res sessionResult
@@ -249,7 +250,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 			dialFails = 0
 		}
 		if res.progressed {
-			attempt = 0
+			attempt, lastErr = 0, "" // it was connected: a new outage
 		}
 		t.report(h, trackers.StateStarting, res.err)
 		if res.woke {
@@ -257,7 +258,15 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		}
 		d := bo.Equal(attempt)
 		attempt++
-		log.Warn("disconnected from the Roon Core", "err", res.err, "retry_in", d)
+		// The same error again (a core that stays away) is logged at debug
+		// level: one warning per distinct cause.
+		lvl := slog.LevelWarn
+		if msg := fmt.Sprint(res.err); msg == lastErr {
+			lvl = slog.LevelDebug
+		} else {
+			lastErr = msg
+		}
+		log.Log(ctx, lvl, "no connection to the Roon Core", "err", res.err, "retry_in", d)
 		timer := time.NewTimer(d)
 		select {
 		case <-ctx.Done():
