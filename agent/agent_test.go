@@ -96,31 +96,27 @@ func (p resumingProbe) Resume(ctx context.Context) {
 
 func (p resumingProbe) Pause(ctx context.Context) { p.pauses.Add(1) }
 
-var (
-	probesMu sync.Mutex
-	probes   = map[string]*probe{}
-)
+// probeOptions carry the probe a test set up for one tracker.
+type probeOptions struct{ p *probe }
 
-type probeOptions struct{}
-
-func init() {
-	trackers.Register(trackers.Kind{
-		Name:       "probe",
-		NewOptions: func() any { return &probeOptions{} },
-		New: func(_ any, d trackers.Deps) (trackers.Component, error) {
-			probesMu.Lock()
-			defer probesMu.Unlock()
-			p, ok := probes[d.Name]
-			if !ok {
-				return nil, errors.New("no probe set up for " + d.Name)
-			}
-			if p.resumer {
-				return resumingProbe{p}, nil
-			}
-			return p, nil
-		},
-	})
+// probeKind builds each tracker's component from the probe in its options;
+// test agents are given it as their only kind.
+var probeKind = trackers.Kind{
+	Name:       "probe",
+	NewOptions: func() any { return &probeOptions{} },
+	New: func(opts any, d trackers.Deps) (trackers.Component, error) {
+		o, ok := opts.(*probeOptions)
+		if !ok || o.p == nil {
+			return nil, errors.New("no probe set up for " + d.Name)
+		}
+		if o.p.resumer {
+			return resumingProbe{o.p}, nil
+		}
+		return o.p, nil
+	},
 }
+
+var probeKinds = trackers.NewKinds(probeKind)
 
 // spec is one probe component for a test config.
 type spec struct {
@@ -147,11 +143,9 @@ func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 	cfg := config.Default()
 	off := false
 	cfg.Scheduler.Enabled = &off
-	probesMu.Lock()
 	for _, s := range specs {
 		s.p.name = s.name
-		probes[s.name] = s.p
-		tr := config.Tracker{Name: s.name, Kind: "probe", Options: &probeOptions{}, Deadline: s.deadline, Hash: s.name}
+		tr := config.Tracker{Name: s.name, Kind: "probe", Options: &probeOptions{s.p}, Deadline: s.deadline, Hash: s.name}
 		for _, r := range s.requires {
 			tr.DependsOn = append(tr.DependsOn, config.Dependency{Name: r})
 		}
@@ -160,11 +154,10 @@ func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 		}
 		cfg.Trackers = append(cfg.Trackers, tr)
 	}
-	probesMu.Unlock()
 	if err := os.Chmod(dir, 0o700); err != nil { // a data directory is private (internal/perm)
 		t.Fatal(err)
 	}
-	a, err := New(Options{Config: cfg, DataDir: dir, Logger: discard, noAPI: true})
+	a, err := New(Options{Config: cfg, Kinds: probeKinds, DataDir: dir, Logger: discard, noAPI: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,18 +428,15 @@ func TestConfigReloadRestartsOnlyWhatChanged(t *testing.T) {
 
 		changed := &probe{latency: time.Millisecond}
 		added := &probe{latency: time.Millisecond}
-		probesMu.Lock()
-		probes["change"], probes["added"] = changed, added
-		probesMu.Unlock()
 		cfg := config.Default()
 		off := false
 		cfg.Scheduler.Enabled = &off
 		for _, tr := range []config.Tracker{
-			{Name: "keep", Hash: "keep"},
-			{Name: "change", Hash: "change-v2"},
-			{Name: "added", Hash: "added"},
+			{Name: "keep", Hash: "keep", Options: &probeOptions{keep}},
+			{Name: "change", Hash: "change-v2", Options: &probeOptions{changed}},
+			{Name: "added", Hash: "added", Options: &probeOptions{added}},
 		} {
-			tr.Kind, tr.Options = "probe", &probeOptions{}
+			tr.Kind = "probe"
 			cfg.Trackers = append(cfg.Trackers, tr)
 		}
 		a.onConfig(cfg, nil)
@@ -485,11 +475,11 @@ func TestConfigReloadRestartsOnlyWhatChanged(t *testing.T) {
 }
 
 func TestBuiltInJobsCanBeTurnedOff(t *testing.T) {
-	cfg, err := config.Parse("rouse.yaml", []byte("maintenance: {quick_check: \"off\"}\n"))
+	cfg, err := config.Parse("rouse.yaml", []byte("maintenance: {quick_check: \"off\"}\n"), probeKinds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Options{Config: cfg, DataDir: t.TempDir(), Logger: discard})
+	a, err := New(Options{Config: cfg, Kinds: probeKinds, DataDir: t.TempDir(), Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,13 +60,13 @@ func TestConfigCheckAcceptsWhatRunAccepts(t *testing.T) {
 	accepted := 0
 	for name, src := range corpus {
 		t.Run(name, func(t *testing.T) {
-			cfg, err := config.Parse("rouse.yaml", src)
+			cfg, err := config.Parse("rouse.yaml", src, probeKinds)
 			if err != nil {
 				return // run refuses it the same way: it parses with config.Parse
 			}
 			accepted++
 			data := filepath.Join(t.TempDir(), "data")
-			a, err := New(Options{Config: cfg, DataDir: data, Logger: discard})
+			a, err := New(Options{Config: cfg, Kinds: probeKinds, DataDir: data, Logger: discard})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,7 +20,6 @@ import (
 	"github.com/rouse-dev/rouse/platform/notify"
 	"github.com/rouse-dev/rouse/platform/power"
 	"github.com/rouse-dev/rouse/trackers"
-	"github.com/rouse-dev/rouse/trackers/network"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -29,6 +28,9 @@ type Options struct {
 	// Config is the config to run. Nil: LoadConfig reads it at boot step 1,
 	// after the data directory is locked and /healthz answers.
 	Config *config.Config
+	// Kinds are the tracker kinds the config may name, the same set it is
+	// parsed against; config reloads are parsed against it too.
+	Kinds trackers.Kinds
 	// LoadConfig reads and validates the config when Config is nil; its
 	// error makes Run fail with ExitBadConfig.
 	LoadConfig func() (*config.Config, error)
@@ -208,7 +210,6 @@ func (a *Agent) boot(ctx context.Context) (err error) {
 	if a.opts.Network {
 		w := netwatch.New(netwatch.Options{Logger: a.log.With("component", "netwatch")})
 		a.net, a.netw = w, w
-		network.SetDefaultSource(w)
 	}
 	if err := a.newScheduler(a.cfg); err != nil {
 		return fail(ExitBadConfig, err)
@@ -291,7 +292,7 @@ func (a *Agent) startLoops() {
 		})
 	}
 	if a.opts.ConfigPath != "" {
-		w := config.NewWatcher(a.opts.ConfigPath, a.log.With("component", "config"), a.onConfig)
+		w := config.NewWatcher(a.opts.ConfigPath, a.opts.Kinds, a.log.With("component", "config"), a.onConfig)
 		a.watch("config watch", w.Run)
 	}
 	if a.opts.Power {
@@ -397,7 +398,7 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 				req = append(req, d.Name)
 			}
 		}
-		k, ok := trackers.Lookup(t.Kind)
+		k, ok := a.opts.Kinds.Lookup(t.Kind)
 		if !ok {
 			return nil, nil, nil, fmt.Errorf("%s: tracker %q: unknown kind %q", cfg.Source, t.Name, t.Kind)
 		}
@@ -416,8 +417,12 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 			continue
 		}
 		log := a.log.With("component", t.Name)
-		comp, err := k.New(t.Options, trackers.Deps{Name: t.Name, Store: a.store, Logger: log, Metrics: a.metrics.reg,
-			StateDir: filepath.Join(a.opts.DataDir, "run", t.Name)})
+		deps := trackers.Deps{Name: t.Name, Store: a.store, Logger: log, Metrics: a.metrics.reg,
+			StateDir: filepath.Join(a.opts.DataDir, "run", t.Name)}
+		if a.net != nil {
+			deps.Network = a.net
+		}
+		comp, err := k.New(t.Options, deps)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s:%d: trackers %q: %w", cfg.Source, t.Line, t.Name, err)
 		}

@@ -64,9 +64,10 @@ type Agent struct {
 	views     viewCache          // the API's rendered read views (views.go)
 }
 
-// netSource is what the agent needs from the network watcher.
+// netSource is what the agent needs from the network watcher; components
+// get it as their trackers.Deps.Network.
 type netSource interface {
-	Status() netwatch.Status
+	trackers.NetworkSource
 	WaitOnline(ctx context.Context) error
 	Recheck() // look again now (after a wake the last status is stale)
 }

@@ -1,12 +1,15 @@
 // Package trackers owns the contract between the agent and the components it
 // keeps alive: the Component interface and its optional capabilities, the
 // states a component reports, the small storage interface trackers write
-// through, and the registry of tracker kinds that config and agent look up.
+// through, and Kinds, the set of tracker kinds that config and agent look
+// up.
 //
 // A component never imports the agent. The agent runs each component's Run
 // in a goroutine it owns, and learns about readiness through the Host it
-// passes in. Kinds register themselves from an init function in their own
-// package (trackers/exec, trackers/http, ...).
+// passes in. Each kind's package exports its Kind as a value (exec.Kind,
+// http.Kind, ...); a program assembles the set it offers with NewKinds and
+// passes it to config and agent (cmd/rouse has the default set). Nothing
+// registers itself: there is no global list of kinds.
 package trackers
 
 import (
@@ -16,10 +19,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rouse-dev/rouse/platform/netwatch"
 )
 
 // State is a component's state as DESIGN.md names them.
@@ -128,6 +132,18 @@ type Deps struct {
 	// empty: none (nothing is persisted). It may not exist yet: the
 	// component creates it (0700) when it first writes there.
 	StateDir string
+	// Network is the agent's view of the machine's network; nil when the
+	// agent watches no network.
+	Network NetworkSource
+}
+
+// NetworkSource is the machine's network status as the agent watches it;
+// *netwatch.Watcher satisfies it.
+type NetworkSource interface {
+	Status() netwatch.Status
+	// Subscribe returns a channel holding the latest status (1 slot,
+	// coalesced) and an unsubscribe func.
+	Subscribe() (<-chan netwatch.Status, func())
 }
 
 // FieldError is one invalid option, named by its YAML key relative to the
@@ -196,35 +212,39 @@ func KindOf[O any, C Component](name string, needsNetwork bool, defaults func() 
 	}
 }
 
-var (
-	mu    sync.RWMutex
-	kinds = map[string]Kind{}
-)
-
-// Register adds a kind; it panics on a duplicate name (a programming error).
-func Register(k Kind) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := kinds[k.Name]; dup {
-		panic(fmt.Sprintf("trackers: kind %q registered twice", k.Name))
-	}
-	kinds[k.Name] = k
+// Kinds is a set of tracker kinds by name: the ones a program offers its
+// config and agent. The zero value holds no kind. Build it with NewKinds;
+// it is not changed afterwards, so it is safe for concurrent use.
+type Kinds struct {
+	byName map[string]Kind
 }
 
-// Lookup returns the kind registered under name.
-func Lookup(name string) (Kind, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	k, ok := kinds[name]
+// NewKinds returns the set of ks. It panics on an empty or duplicate name:
+// the set is assembled in code, and such a set is a programming error.
+func NewKinds(ks ...Kind) Kinds {
+	m := make(map[string]Kind, len(ks))
+	for _, k := range ks {
+		if k.Name == "" {
+			panic("trackers: a kind without a name")
+		}
+		if _, dup := m[k.Name]; dup {
+			panic(fmt.Sprintf("trackers: kind %q given twice", k.Name))
+		}
+		m[k.Name] = k
+	}
+	return Kinds{byName: m}
+}
+
+// Lookup returns the kind named name.
+func (ks Kinds) Lookup(name string) (Kind, bool) {
+	k, ok := ks.byName[name]
 	return k, ok
 }
 
-// Kinds returns the registered kind names, sorted.
-func Kinds() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	names := make([]string, 0, len(kinds))
-	for n := range kinds {
+// Names returns the kinds' names, sorted.
+func (ks Kinds) Names() []string {
+	names := make([]string, 0, len(ks.byName))
+	for n := range ks.byName {
 		names = append(names, n)
 	}
 	sort.Strings(names)

@@ -15,7 +15,7 @@ func parseBounded(t testing.TB, src []byte, limit uint64) error {
 	t.Helper()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := Parse("rouse.yaml", src)
+	_, err := Parse("rouse.yaml", src, testKinds)
 	runtime.ReadMemStats(&after)
 	if got := after.TotalAlloc - before.TotalAlloc; got > limit {
 		t.Fatalf("Parse of %d bytes allocated %d MB; the bound is %d MB (err %v)", len(src), got>>20, limit>>20, err)

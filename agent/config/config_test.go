@@ -17,7 +17,6 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	registerTestKinds()
 	goleak.VerifyTestMain(m)
 }
 
@@ -46,21 +45,23 @@ func (o *probeOptions) Validate() []trackers.FieldError {
 	return out
 }
 
-func registerTestKinds() {
-	trackers.Register(trackers.Kind{
+// testKinds are the kinds the tests parse against: a probe with options, a
+// kind without options, a stand-in for the network kind the embedded
+// default names, and decode_test.go's kind of every option shape.
+var testKinds = trackers.NewKinds(
+	trackers.Kind{
 		Name:         "probe",
 		NeedsNetwork: true,
 		NewOptions:   func() any { return &probeOptions{Interval: time.Minute} },
-	})
-	trackers.Register(trackers.Kind{Name: "plain"}) // takes no options
-	if _, ok := trackers.Lookup("network"); !ok {
-		trackers.Register(trackers.Kind{Name: "network", NewOptions: func() any { return &struct{}{} }})
-	}
-}
+	},
+	trackers.Kind{Name: "plain"}, // takes no options
+	trackers.Kind{Name: "network", NewOptions: func() any { return &struct{}{} }},
+	richKind,
+)
 
 func parseOK(t *testing.T, src string) *Config {
 	t.Helper()
-	c, err := Parse("rouse.yaml", []byte(src))
+	c, err := Parse("rouse.yaml", []byte(src), testKinds)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
@@ -92,7 +93,7 @@ func TestDefault(t *testing.T) {
 		if len(c.Trackers) != 0 || len(c.Jobs) != 0 {
 			t.Errorf("trackers/jobs not empty")
 		}
-		if err := c.Validate(); err != nil {
+		if err := c.Validate(testKinds); err != nil {
 			t.Fatalf("Validate: %v", err)
 		}
 	})
@@ -106,7 +107,7 @@ func TestDefault(t *testing.T) {
 		}
 	})
 	t.Run("EmbeddedDefaultParsesWithTheNetworkTracker", func(t *testing.T) {
-		c, err := Embedded()
+		c, err := Embedded(testKinds)
 		if err != nil {
 			t.Fatalf("Embedded: %v", err)
 		}
@@ -202,7 +203,7 @@ func TestParseFullConfig(t *testing.T) {
 	if c.Line("trackers[1].ready.tcp") != 19 || c.Line("trackers[1].ready.nothing") != 19 {
 		t.Errorf("Line = %d", c.Line("trackers[1].ready.tcp"))
 	}
-	if err := c.Validate(); err != nil {
+	if err := c.Validate(testKinds); err != nil {
 		t.Errorf("Validate after Parse: %v", err)
 	}
 }
@@ -229,9 +230,9 @@ func TestParseErrors(t *testing.T) {
 		{"KindValidatorErrorOnAMissingKey", "trackers:\n  - name: a\n    kind: probe\n",
 			`rouse.yaml:2: trackers[0].url: required`, ErrInvalidValue},
 		{"UnknownKind", "trackers:\n  - name: a\n    kind: nope\n",
-			`rouse.yaml:3: trackers[0].kind: unknown kind, got "nope"; known kinds: container, exec, http, lastfm, network, plain, probe, rich, roon, websocket`, ErrUnknownKind},
+			`rouse.yaml:3: trackers[0].kind: unknown kind, got "nope"; known kinds: network, plain, probe, rich`, ErrUnknownKind},
 		{"MissingKind", "trackers:\n  - name: a\n",
-			`rouse.yaml:2: trackers[0].kind: required; known kinds: container, exec, http, lastfm, network, plain, probe, rich, roon, websocket`, ErrRequired},
+			`rouse.yaml:2: trackers[0].kind: required; known kinds: network, plain, probe, rich`, ErrRequired},
 		{"MissingName", "trackers:\n  - kind: plain\n",
 			`rouse.yaml:2: trackers[0].name: required: every tracker needs a name`, ErrRequired},
 		{"BadName", "trackers:\n  - name: a/b\n    kind: plain\n",
@@ -307,7 +308,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("rouse.yaml", []byte(tt.src))
+			c, err := Parse("rouse.yaml", []byte(tt.src), testKinds)
 			if err == nil {
 				t.Fatalf("Parse succeeded: %+v", c)
 			}
@@ -346,7 +347,7 @@ jobs:
     schedule: bad
     command: [x]
 `
-	_, err := Parse("rouse.yaml", []byte(src))
+	_, err := Parse("rouse.yaml", []byte(src), testKinds)
 	var es Errors
 	if !errors.As(err, &es) {
 		t.Fatalf("err = %v", err)
@@ -360,7 +361,7 @@ jobs:
 		`rouse.yaml:2: bogus: unknown key; expected one of: allow_non_loopback, data, deadlines, heartbeat, jobs, listen, log, maintenance, max_event_streams, scheduler, shutdown_timeout, sleep, trackers`,
 		`rouse.yaml:3: deadlines.tracker: must be at least 100ms, got "0s"`,
 		`rouse.yaml:3: deadlines.wake: must be a duration like "10s" or "1m30s", got "soon"`,
-		`rouse.yaml:6: trackers[0].kind: unknown kind, got "nope"; known kinds: container, exec, http, lastfm, network, plain, probe, rich, roon, websocket`,
+		`rouse.yaml:6: trackers[0].kind: unknown kind, got "nope"; known kinds: network, plain, probe, rich`,
 		`rouse.yaml:7: trackers[0].depends_on[0]: dependency cycle: a -> b -> a`,
 		`rouse.yaml:11: trackers[1].interval: must be at least 1s, got "10ms"`,
 		`rouse.yaml:12: trackers[1].depends_on[1]: unknown component, got "ghost"; known: a, b, scheduler, store`,
@@ -395,7 +396,7 @@ func TestCycles(t *testing.T) {
 					b.WriteString("  - {name: " + n + ", kind: plain, depends_on: " + deps + "}\n")
 				}
 			}
-			_, err := Parse("f", []byte(b.String()))
+			_, err := Parse("f", []byte(b.String()), testKinds)
 			var got []string
 			var es Errors
 			if errors.As(err, &es) {
@@ -452,7 +453,7 @@ func TestHash(t *testing.T) {
 
 func TestMergeKeysAndAliases(t *testing.T) {
 	src := "x-base: &base\n  kind: probe\n  url: http://x/\n  interval: 5s\n"
-	_, err := Parse("f", []byte(src+"trackers: []\n"))
+	_, err := Parse("f", []byte(src+"trackers: []\n"), testKinds)
 	if err == nil || !strings.Contains(err.Error(), "f:1: x-base: unknown key") {
 		t.Fatalf("want the anchor holder reported as an unknown key, got %v", err)
 	}
@@ -474,7 +475,7 @@ func TestAliasBombIsRefused(t *testing.T) {
 		prev = n
 	}
 	src += "trackers:\n  - name: t\n    kind: probe\n    url: http://x/\n    tags: *h\n"
-	_, err := Parse("f", []byte(src))
+	_, err := Parse("f", []byte(src), testKinds)
 	if err == nil || err.Error() != "f:6: aliases expand to more than 131072 values" || !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("err = %v", err)
 	}
@@ -484,7 +485,7 @@ func TestValidateOnAConfigBuiltInCode(t *testing.T) {
 	c := Default()
 	c.Trackers = []Tracker{{Name: "a", Kind: "plain", DependsOn: []Dependency{{Name: "b"}}}, {Name: "b", Kind: "plain", DependsOn: []Dependency{{Name: "a"}}}}
 	c.Heartbeat.Max = 10 * time.Millisecond
-	err := c.Validate()
+	err := c.Validate(testKinds)
 	want := "default: heartbeat.max: must be at least heartbeat.initial (1s), got \"10ms\"\n" +
 		"default: trackers[0].depends_on[0]: dependency cycle: a -> b -> a"
 	if err == nil || err.Error() != want {
@@ -511,7 +512,7 @@ func TestPermissions(t *testing.T) {
 		if err == nil || err.Error() != want || !errors.Is(err, ErrPermissions) {
 			t.Fatalf("err = %v, want %s", err, want)
 		}
-		if _, err := Load(p); err == nil || err.Error() != want {
+		if _, err := Load(p, testKinds); err == nil || err.Error() != want {
 			t.Fatalf("Load err = %v", err)
 		}
 	})
@@ -534,13 +535,13 @@ func TestPermissions(t *testing.T) {
 			}
 		}
 		p := write("ok.yaml", 0o600)
-		c, err := Load(p)
+		c, err := Load(p, testKinds)
 		if err != nil || c.Listen != "127.0.0.1:8001" || c.Source != p {
 			t.Fatalf("Load = %+v, %v", c, err)
 		}
 	})
 	t.Run("MissingFileIsAnError", func(t *testing.T) {
-		if _, err := Load(filepath.Join(dir, "none.yaml")); !errors.Is(err, os.ErrNotExist) {
+		if _, err := Load(filepath.Join(dir, "none.yaml"), testKinds); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("err = %v", err)
 		}
 	})

@@ -19,6 +19,7 @@ import (
 // line of every key path and the text of every scalar.
 type decoder struct {
 	file   string
+	kinds  trackers.Kinds
 	errs   Errors
 	lines  map[string]int
 	values map[string]string
@@ -344,7 +345,7 @@ func (t *Tracker) decodeNode(d *decoder, n *yaml.Node, key string) {
 		return true
 	})
 	t.Hash = d.hash(n)
-	kind, ok := trackers.Lookup(t.Kind)
+	kind, ok := d.kinds.Lookup(t.Kind)
 	if !ok {
 		return // Validate reports the kind; options cannot be checked
 	}

@@ -44,9 +44,7 @@ type richOptions struct {
 	hidden     int
 }
 
-func init() {
-	trackers.Register(trackers.Kind{Name: "rich", NewOptions: func() any { return &richOptions{Keep: "default", Port: 1} }})
-}
+var richKind = trackers.Kind{Name: "rich", NewOptions: func() any { return &richOptions{Keep: "default", Port: 1} }}
 
 func TestDecodeEveryOptionShape(t *testing.T) {
 	c := parseOK(t, `trackers:
@@ -98,7 +96,7 @@ func TestDecodeErrorsForEveryOptionShape(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("f", []byte("trackers:\n  - name: r\n    kind: rich\n    "+tt.yaml+"\n"))
+			_, err := Parse("f", []byte("trackers:\n  - name: r\n    kind: rich\n    "+tt.yaml+"\n"), testKinds)
 			if err == nil || err.Error() != tt.want {
 				t.Fatalf("err:\n got %v\nwant %s", err, tt.want)
 			}

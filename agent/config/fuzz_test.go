@@ -22,7 +22,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		c, err := Parse("f.yaml", data)
+		c, err := Parse("f.yaml", data, testKinds)
 		runtime.ReadMemStats(&after)
 		if got := after.TotalAlloc - before.TotalAlloc; got > memBound {
 			t.Fatalf("Parse of %d bytes allocated %d MB", len(data), got>>20)
@@ -31,7 +31,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse returned config %v and error %v", c != nil, err)
 		}
 		if err == nil {
-			if verr := c.Validate(); verr != nil {
+			if verr := c.Validate(testKinds); verr != nil {
 				t.Fatalf("a parsed config fails Validate: %v", verr)
 			}
 			return

@@ -10,16 +10,16 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rouse-dev/rouse/trackers"
-	_ "github.com/rouse-dev/rouse/trackers/container"
-	_ "github.com/rouse-dev/rouse/trackers/exec"
-	_ "github.com/rouse-dev/rouse/trackers/http"
-	_ "github.com/rouse-dev/rouse/trackers/network"
-	_ "github.com/rouse-dev/rouse/trackers/roon"
-	_ "github.com/rouse-dev/rouse/trackers/websocket"
+	"github.com/rouse-dev/rouse/trackers/container"
+	"github.com/rouse-dev/rouse/trackers/exec"
+	"github.com/rouse-dev/rouse/trackers/http"
+	"github.com/rouse-dev/rouse/trackers/network"
+	"github.com/rouse-dev/rouse/trackers/roon"
+	"github.com/rouse-dev/rouse/trackers/websocket"
 )
 
-// realKinds are the kinds rouse ships.
-var realKinds = []string{"exec", "http", "lastfm", "network", "websocket", "container", "roon"}
+// realKinds are the kinds rouse ships (cmd/rouse's builtinKinds).
+var realKinds = trackers.NewKinds(container.Kind, exec.Kind, http.Kind, http.LastfmKind, network.Kind, roon.Kind, websocket.Kind)
 
 // misspell changes one letter in the middle of name: an edit closest to
 // name, so that "did you mean" must find it.
@@ -47,12 +47,9 @@ func longestKey(t reflect.Type) string {
 // inside each of its nested option mappings (or at its top level when it
 // has none) and expects the unknown-key error with "did you mean".
 func TestEveryKindRefusesAMisspeltNestedKey(t *testing.T) {
-	for _, name := range realKinds {
+	for _, name := range realKinds.Names() {
 		t.Run(name, func(t *testing.T) {
-			k, ok := trackers.Lookup(name)
-			if !ok {
-				t.Fatalf("kind %q is not registered", name)
-			}
+			k, _ := realKinds.Lookup(name)
 			typ := reflect.TypeOf(k.NewOptions()).Elem()
 			tried := 0
 			for _, f := range fieldsOf(typ) {
@@ -71,7 +68,7 @@ func TestEveryKindRefusesAMisspeltNestedKey(t *testing.T) {
 				bad := misspell(sub)
 				src := "trackers:\n  - name: t\n    kind: " + name + "\n    " + f.name + ":\n      " + bad + ": x\n"
 				want := `rouse.yaml:5: trackers[0].` + f.name + `.` + bad + `: unknown key; did you mean "` + sub + `"?`
-				if _, err := Parse("rouse.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), want) {
+				if _, err := Parse("rouse.yaml", []byte(src), realKinds); err == nil || !strings.Contains(err.Error(), want) {
 					t.Errorf("%s:\n got %v\nwant %s", f.name, err, want)
 				}
 			}
@@ -80,7 +77,7 @@ func TestEveryKindRefusesAMisspeltNestedKey(t *testing.T) {
 				bad := misspell(top)
 				src := "trackers:\n  - name: t\n    kind: " + name + "\n    " + bad + ": x\n"
 				want := `rouse.yaml:4: trackers[0].` + bad + `: unknown key; did you mean "` + top + `"?`
-				if _, err := Parse("rouse.yaml", []byte(src)); err == nil || !strings.Contains(err.Error(), want) {
+				if _, err := Parse("rouse.yaml", []byte(src), realKinds); err == nil || !strings.Contains(err.Error(), want) {
 					t.Errorf("got %v\nwant %s", err, want)
 				}
 			}
@@ -88,7 +85,7 @@ func TestEveryKindRefusesAMisspeltNestedKey(t *testing.T) {
 	}
 	t.Run("HTTPPagingTheIssueNamed", func(t *testing.T) {
 		src := "trackers:\n  - name: t\n    kind: http\n    url: http://x/\n    paging: {total_pagez: total, ordr: newest_first}\n"
-		_, err := Parse("rouse.yaml", []byte(src))
+		_, err := Parse("rouse.yaml", []byte(src), realKinds)
 		for _, want := range []string{
 			`rouse.yaml:5: trackers[0].paging.total_pagez: unknown key; did you mean "total_pages"?`,
 			`rouse.yaml:5: trackers[0].paging.ordr: unknown key; did you mean "order"?`,
@@ -97,7 +94,7 @@ func TestEveryKindRefusesAMisspeltNestedKey(t *testing.T) {
 				t.Errorf("got %v\nwant %s", err, want)
 			}
 		}
-		if _, err := Parse("rouse.yaml", []byte("trackers:\n  - name: t\n    kind: http\n    url: http://x/\n    items: {time: t}\n    paging: none\n")); err != nil {
+		if _, err := Parse("rouse.yaml", []byte("trackers:\n  - name: t\n    kind: http\n    url: http://x/\n    items: {time: t}\n    paging: none\n"), realKinds); err != nil {
 			t.Errorf("paging: none: %v", err)
 		}
 	})
@@ -109,11 +106,8 @@ func TestEveryKindRefusesAMisspeltNestedKey(t *testing.T) {
 // fields, string map keys.
 func TestKindOptionsUseOnlyDecodableShapes(t *testing.T) {
 	bad := []reflect.Type{reflect.TypeFor[yaml.Unmarshaler](), reflect.TypeFor[encoding.TextUnmarshaler]()}
-	for _, name := range realKinds {
-		k, ok := trackers.Lookup(name)
-		if !ok {
-			t.Fatalf("kind %q is not registered", name)
-		}
+	for _, name := range realKinds.Names() {
+		k, _ := realKinds.Lookup(name)
 		seen := map[reflect.Type]bool{}
 		var walk func(t2 reflect.Type, path string)
 		walk = func(t2 reflect.Type, path string) {

@@ -28,6 +28,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/rouse-dev/rouse/trackers"
 )
 
 // DefaultYAML is the embedded default configuration: what `rouse run` uses
@@ -40,20 +42,22 @@ var DefaultYAML []byte
 // EmbeddedSource is the Source of the config parsed from DefaultYAML.
 const EmbeddedSource = "embedded default"
 
-// Embedded parses DefaultYAML. It fails only when a kind it names (network)
-// is not registered.
-func Embedded() (*Config, error) { return Parse(EmbeddedSource, DefaultYAML) }
+// Embedded parses DefaultYAML against kinds. It fails only when a kind it
+// names (network) is not among them.
+func Embedded(kinds trackers.Kinds) (*Config, error) {
+	return Parse(EmbeddedSource, DefaultYAML, kinds)
+}
 
 // Load checks the file's permissions, reads it and parses it. A file that
 // is writable by group or others is refused.
-func Load(path string) (*Config, error) {
-	c, _, err := load(path)
+func Load(path string, kinds trackers.Kinds) (*Config, error) {
+	c, _, err := load(path, kinds)
 	return c, err
 }
 
 // load is Load that also returns the fingerprint of what it read (mode and
 // content), for the watcher.
-func load(path string) (*Config, string, error) {
+func load(path string, kinds trackers.Kinds) (*Config, string, error) {
 	if err := CheckPermissions(path); err != nil {
 		return nil, fingerprintOf(path, nil), err
 	}
@@ -64,7 +68,7 @@ func load(path string) (*Config, string, error) {
 	if size > MaxFileBytes {
 		return nil, fingerprintOf(path, nil), Errors{tooLarge(path, data, size)}
 	}
-	c, err := Parse(path, data)
+	c, err := Parse(path, data, kinds)
 	return c, fingerprintOf(path, data), err
 }
 
@@ -88,9 +92,10 @@ func readLimited(path string) ([]byte, int64, error) {
 }
 
 // Parse parses data as a config file named file (used only in messages)
-// over Default(), then validates it. On failure it returns a nil config and
-// Errors holding every problem found.
-func Parse(file string, data []byte) (c *Config, err error) {
+// over Default(), then validates it. kinds are the tracker kinds a tracker
+// entry may name; each decodes its own options. On failure it returns a nil
+// config and Errors holding every problem found.
+func Parse(file string, data []byte, kinds trackers.Kinds) (c *Config, err error) {
 	defer func() {
 		// yaml.v3 has panicked on malformed input in the past; a config
 		// file must never take the agent down.
@@ -103,7 +108,7 @@ func Parse(file string, data []byte) (c *Config, err error) {
 	}
 	c = Default()
 	c.Source = file
-	d := &decoder{file: file, lines: map[string]int{}, values: map[string]string{}}
+	d := &decoder{file: file, kinds: kinds, lines: map[string]int{}, values: map[string]string{}}
 	root, errs := d.document(data)
 	if errs != nil {
 		return nil, errs
@@ -126,7 +131,7 @@ func Parse(file string, data []byte) (c *Config, err error) {
 		}
 	}
 	all := d.errs
-	if verr := c.Validate(); verr != nil {
+	if verr := c.Validate(kinds); verr != nil {
 		var ves Errors
 		if errors.As(verr, &ves) {
 			for _, e := range ves {

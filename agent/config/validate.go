@@ -35,8 +35,9 @@ var (
 
 // validator collects errors for one Validate call.
 type validator struct {
-	c    *Config
-	errs Errors
+	c     *Config
+	kinds trackers.Kinds
+	errs  Errors
 }
 
 func (v *validator) fail(key, value string, err error) {
@@ -77,11 +78,11 @@ func (v *validator) oneOf(key, s string, allowed ...string) {
 	v.fail(key, v.value(key, s), wrapf(ErrInvalidValue, "must be one of %s", strings.Join(allowed, ", ")))
 }
 
-// Validate checks the whole config and returns Errors holding every
-// problem, or nil. Parse calls it; call it again after changing a config in
-// code.
-func (c *Config) Validate() error {
-	v := &validator{c: c}
+// Validate checks the whole config, each tracker's kind among kinds, and
+// returns Errors holding every problem, or nil. Parse calls it; call it
+// again after changing a config in code.
+func (c *Config) Validate(kinds trackers.Kinds) error {
+	v := &validator{c: c, kinds: kinds}
 	v.listen()
 	if c.MaxEventStreams < 1 || c.MaxEventStreams > 4096 {
 		v.fail("max_event_streams", v.value("max_event_streams", strconv.Itoa(c.MaxEventStreams)), wrapf(ErrInvalidValue, "must be from 1 to 4096"))
@@ -177,10 +178,10 @@ func (v *validator) schedule(key, spec, tz string) {
 	}
 }
 
-func knownKinds() string {
-	ks := trackers.Kinds()
+func knownKinds(kinds trackers.Kinds) string {
+	ks := kinds.Names()
 	if len(ks) == 0 {
-		return "no kinds are registered"
+		return "no kinds are known"
 	}
 	return "known kinds: " + strings.Join(ks, ", ")
 }
@@ -207,12 +208,12 @@ func (v *validator) trackers() {
 			}
 		}
 		kk := key + ".kind"
-		_, ok := trackers.Lookup(t.Kind)
+		_, ok := v.kinds.Lookup(t.Kind)
 		switch {
 		case t.Kind == "":
-			v.failHint(kk, "", ErrRequired, knownKinds())
+			v.failHint(kk, "", ErrRequired, knownKinds(v.kinds))
 		case !ok:
-			v.failHint(kk, t.Kind, ErrUnknownKind, knownKinds())
+			v.failHint(kk, t.Kind, ErrUnknownKind, knownKinds(v.kinds))
 		}
 		v.zeroOrAtLeast(key+".deadline", t.Deadline, 100*time.Millisecond)
 		if ok && t.Options != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/rouse-dev/rouse/trackers"
 )
 
 // DefaultDebounce is how long the watcher waits for a burst of file events
@@ -34,6 +36,7 @@ const DefaultDebounce = 200 * time.Millisecond
 // that an edit of the target is seen.
 type Watcher struct {
 	path     string
+	kinds    trackers.Kinds
 	logger   *slog.Logger
 	onChange func(*Config, error)
 	debounce time.Duration
@@ -45,13 +48,14 @@ type Watcher struct {
 // valid config, or with the error that made the new content unusable (the
 // caller keeps its running config, logs the error and shows it in
 // /api/v1/health). logger should carry the component attribute already; a
-// nil logger discards.
-func NewWatcher(path string, logger *slog.Logger, onChange func(*Config, error)) *Watcher {
+// nil logger discards. The file is parsed against kinds.
+func NewWatcher(path string, kinds trackers.Kinds, logger *slog.Logger, onChange func(*Config, error)) *Watcher {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{
 		path:     path,
+		kinds:    kinds,
 		logger:   logger,
 		onChange: onChange,
 		debounce: DefaultDebounce,
@@ -186,7 +190,7 @@ func (w *Watcher) reload(last string) string {
 		w.logger.Debug("config file is empty; waiting for the write to finish", "path", w.path)
 		return last
 	}
-	c, fp, err := load(w.path)
+	c, fp, err := load(w.path, w.kinds)
 	if fp == last {
 		w.logger.Debug("config unchanged", "path", w.path)
 		return fp

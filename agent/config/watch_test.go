@@ -116,7 +116,7 @@ func startWatcherDebounce(t *testing.T, initial string, debounce time.Duration) 
 func watchPath(t *testing.T, path string, debounce time.Duration) *watchFixture {
 	t.Helper()
 	f := &watchFixture{t: t, path: path, results: make(chan result, 100)}
-	w := NewWatcher(f.path, nil, func(c *Config, err error) { f.results <- result{c, err} })
+	w := NewWatcher(f.path, testKinds, nil, func(c *Config, err error) { f.results <- result{c, err} })
 	w.debounce = debounce
 	started := make(chan struct{})
 	w.started = func() { close(started) }
@@ -225,7 +225,7 @@ func TestWatcher(t *testing.T) {
 	})
 	t.Run("ReportsAnInvalidEditAndTheCallerKeepsItsConfig", func(t *testing.T) {
 		f := startWatcher(t, "listen: 127.0.0.1:8001\n")
-		running, err := Load(f.path)
+		running, err := Load(f.path, testKinds)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +334,7 @@ func TestWatcher(t *testing.T) {
 		f.waitListen("127.0.0.1:8008")
 	})
 	t.Run("FailsWhenTheDirectoryIsMissing", func(t *testing.T) {
-		w := NewWatcher(filepath.Join(t.TempDir(), "nope", "rouse.yaml"), nil, func(*Config, error) {})
+		w := NewWatcher(filepath.Join(t.TempDir(), "nope", "rouse.yaml"), testKinds, nil, func(*Config, error) {})
 		if err := w.Run(t.Context()); err == nil {
 			t.Fatal("Run succeeded on a missing directory")
 		}

@@ -26,7 +26,7 @@ or ~/.config/rouse/rouse.yaml.`,
 			if path == "" {
 				return usagef("no config file to check: give FILE, or --config (no ROUSE_CONFIG and no ~/.config/rouse/rouse.yaml here)")
 			}
-			cfg, err := config.Load(path)
+			cfg, err := config.Load(path, builtinKinds())
 			if err != nil {
 				var errs config.Errors
 				if errors.As(err, &errs) {

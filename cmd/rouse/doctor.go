@@ -182,7 +182,7 @@ func fail(name, fix, format string, a ...any) finding {
 func (d *doctor) checkConfig() finding {
 	const name = "config"
 	if d.configPath == "" {
-		cfg, err := config.Parse("default", config.DefaultYAML)
+		cfg, err := config.Parse("default", config.DefaultYAML, builtinKinds())
 		if err != nil {
 			return fail(name, "report this bug", "the embedded default config is invalid: %v", err)
 		}
@@ -195,7 +195,7 @@ func (d *doctor) checkConfig() finding {
 	if err := perm.File(d.configPath); err != nil {
 		return fail(name, fixOf(err, "rouse config check "+d.configPath), "%s: someone else could make rouse run their commands: %v", d.configPath, err)
 	}
-	cfg, err := config.Load(d.configPath)
+	cfg, err := config.Load(d.configPath, builtinKinds())
 	if err != nil {
 		var errs config.Errors
 		if errors.As(err, &errs) && len(errs) > 0 {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/rouse-dev/rouse/agent"
 	"github.com/rouse-dev/rouse/agent/config"
-	_ "github.com/rouse-dev/rouse/agent/kinds" // every tracker kind
 	"github.com/rouse-dev/rouse/installer"
 	"github.com/rouse-dev/rouse/platform/power"
 )
@@ -26,13 +25,13 @@ import (
 func (g *globals) loadConfig() (*config.Config, string, error) {
 	path := g.configPath()
 	if path == "" {
-		cfg, err := config.Parse("default", config.DefaultYAML)
+		cfg, err := config.Parse("default", config.DefaultYAML, builtinKinds())
 		if err != nil {
 			return nil, "", fmt.Errorf("the embedded default config is invalid (a bug): %w", err)
 		}
 		return cfg, "", nil
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(path, builtinKinds())
 	if err != nil {
 		return nil, path, configError{err}
 	}
@@ -90,7 +89,7 @@ cannot); serve the whole REST API; restore the components.`,
 				return cfg, nil
 			}
 			a, err := agent.New(agent.Options{
-				LoadConfig: load, ConfigPath: path, DataDir: dataDir, Listen: listen, AllowNonLoopback: early.AllowNonLoopback,
+				LoadConfig: load, Kinds: builtinKinds(), ConfigPath: path, DataDir: dataDir, Listen: listen, AllowNonLoopback: early.AllowNonLoopback,
 				Logger: logger, Version: version, Power: true, PowerOptions: po, Network: true, Dashboard: dashboardHandler(),
 			})
 			if err != nil {

@@ -38,7 +38,7 @@ func TestBootKeys(t *testing.T) {
 	t.Run("AKeyTheReadCannotSeeIsABadConfig", func(t *testing.T) {
 		p := write(t, "{listen: \"127.0.0.1:9100\"}\n")
 		k := peekBootKeys(p)
-		cfg, err := config.Load(p)
+		cfg, err := config.Load(p, builtinKinds())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestBootKeys(t *testing.T) {
 		}
 	})
 	t.Run("TheEmbeddedDefaultAgrees", func(t *testing.T) {
-		cfg, err := config.Parse("default", config.DefaultYAML)
+		cfg, err := config.Parse("default", config.DefaultYAML, builtinKinds())
 		if err != nil {
 			t.Fatal(err)
 		}

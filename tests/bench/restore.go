@@ -218,15 +218,14 @@ func (p *probe) Run(ctx context.Context, h trackers.Host) error {
 	return nil
 }
 
-func init() {
-	trackers.Register(trackers.Kind{
-		Name:       probeKind,
-		NewOptions: func() any { return &probeOptions{} },
-		New: func(opts any, deps trackers.Deps) (trackers.Component, error) {
-			return &probe{name: deps.Name, latency: opts.(*probeOptions).Latency}, nil
-		},
-	})
-}
+// probeKinds is the only kind the in-process agent is given.
+var probeKinds = trackers.NewKinds(trackers.Kind{
+	Name:       probeKind,
+	NewOptions: func() any { return &probeOptions{} },
+	New: func(opts any, deps trackers.Deps) (trackers.Component, error) {
+		return &probe{name: deps.Name, latency: opts.(*probeOptions).Latency}, nil
+	},
+})
 
 // probeConfig is the YAML config of g as probe components.
 func probeConfig(g dag) string {
@@ -247,13 +246,13 @@ type inProc struct {
 // startInProcess runs agent.New on cfgYAML with a fresh data directory
 // and waits until its first restore is done.
 func startInProcess(t *tb, cfgYAML string) *inProc {
-	cfg, err := config.Parse("bench.yaml", []byte(cfgYAML))
+	cfg, err := config.Parse("bench.yaml", []byte(cfgYAML), probeKinds)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	dir := t.TempDir()
 	listen := harness.FreeAddr(t)
-	a, err := agent.New(agent.Options{Config: cfg, DataDir: filepath.Join(dir, "data"), Listen: listen,
+	a, err := agent.New(agent.Options{Config: cfg, Kinds: probeKinds, DataDir: filepath.Join(dir, "data"), Listen: listen,
 		Logger: quietLogger(), Version: "bench"})
 	if err != nil {
 		t.Fatalf("agent: %v", err)

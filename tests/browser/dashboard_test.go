@@ -21,8 +21,9 @@ import (
 	"github.com/rouse-dev/rouse/agent"
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/agent/dashboard"
-	_ "github.com/rouse-dev/rouse/agent/kinds"
 	"github.com/rouse-dev/rouse/client"
+	"github.com/rouse-dev/rouse/trackers"
+	exectracker "github.com/rouse-dev/rouse/trackers/exec"
 )
 
 // guard bounds every wait of the browser test. It only catches a hang; it
@@ -98,7 +99,8 @@ func freeAddr(t *testing.T) string {
 // returns a client of it; the agent stops when the test ends.
 func runAgent(t *testing.T) *client.Client {
 	t.Helper()
-	cfg, err := config.Parse("browser.yaml", []byte(browserConfig))
+	kinds := trackers.NewKinds(exectracker.Kind) // the only kind browserConfig uses
+	cfg, err := config.Parse("browser.yaml", []byte(browserConfig), kinds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +114,7 @@ func runAgent(t *testing.T) *client.Client {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	a, err := agent.New(agent.Options{
-		Config: cfg, DataDir: data, Listen: addr, Logger: logger, Version: "browser-test",
+		Config: cfg, Kinds: kinds, DataDir: data, Listen: addr, Logger: logger, Version: "browser-test",
 		Power: false, Network: false, Dashboard: dashboard.Handler(),
 	})
 	if err != nil {

@@ -60,8 +60,6 @@ import (
 // Kind is the container tracker kind.
 var Kind = trackers.KindOf("container", false, DefaultOptions, New)
 
-func init() { trackers.Register(Kind) }
-
 var (
 	_ trackers.Component = (*Tracker)(nil)
 	_ trackers.Resumer   = (*Tracker)(nil)

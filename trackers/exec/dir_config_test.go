@@ -6,14 +6,15 @@ import (
 	"testing"
 
 	"github.com/rouse-dev/rouse/agent/config"
-	_ "github.com/rouse-dev/rouse/trackers/exec"
+	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/trackers/exec"
 )
 
 // A dir that does not exist is an error of config check, with file:line.
 func TestConfigCheckNamesAMissingDir(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "gone")
 	yaml := "trackers:\n  - name: tunnel\n    kind: exec\n    command: [sleep, \"300\"]\n    dir: " + missing + "\n"
-	_, err := config.Parse("rouse.yaml", []byte(yaml))
+	_, err := config.Parse("rouse.yaml", []byte(yaml), trackers.NewKinds(exec.Kind))
 	if err == nil {
 		t.Fatal("a missing dir passed config check")
 	}
@@ -21,7 +22,7 @@ func TestConfigCheckNamesAMissingDir(t *testing.T) {
 		t.Fatalf("error %q, want rouse.yaml:5 naming the directory", msg)
 	}
 	ok := "trackers:\n  - name: tunnel\n    kind: exec\n    command: [sleep, \"300\"]\n    dir: " + t.TempDir() + "\n"
-	if _, err := config.Parse("rouse.yaml", []byte(ok)); err != nil {
+	if _, err := config.Parse("rouse.yaml", []byte(ok), trackers.NewKinds(exec.Kind)); err != nil {
 		t.Fatalf("an existing dir: %v", err)
 	}
 }

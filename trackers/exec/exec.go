@@ -99,9 +99,8 @@ import (
 	"github.com/rouse-dev/rouse/trackers"
 )
 
-func init() {
-	trackers.Register(trackers.KindOf("exec", false, DefaultOptions, New))
-}
+// Kind is the exec tracker kind.
+var Kind = trackers.KindOf("exec", false, DefaultOptions, New)
 
 var (
 	_ trackers.Component = (*Tracker)(nil)

@@ -674,11 +674,11 @@ func TestValidateDir(t *testing.T) {
 	}
 }
 
-func TestKindRegistration(t *testing.T) {
+func TestKind(t *testing.T) {
 	t.Run("DecodesTheDocumentedYAMLIntoDefaults", func(t *testing.T) {
-		k, ok := trackers.Lookup("exec")
-		if !ok || k.NeedsNetwork {
-			t.Fatalf("exec kind: %v %+v", ok, k)
+		k := Kind
+		if k.Name != "exec" || k.NeedsNetwork {
+			t.Fatalf("exec kind: %+v", k)
 		}
 		opts := k.NewOptions()
 		src := `
@@ -714,8 +714,7 @@ restart_backoff: {initial: 2s, max: 1m}
 		}
 	})
 	t.Run("RejectsForeignOptions", func(t *testing.T) {
-		k, _ := trackers.Lookup("exec")
-		if _, err := k.New(struct{}{}, trackers.Deps{Name: "x"}); err == nil {
+		if _, err := Kind.New(struct{}{}, trackers.Deps{Name: "x"}); err == nil {
 			t.Fatal("want an error")
 		}
 	})

@@ -573,11 +573,10 @@ func TestOptions(t *testing.T) {
 			}
 		}
 	})
-	t.Run("Both kinds are registered", func(t *testing.T) {
-		for _, k := range []string{"http", "lastfm"} {
-			kind, ok := trackers.Lookup(k)
-			if !ok || !kind.NeedsNetwork {
-				t.Fatalf("kind %s: %v %+v", k, ok, kind)
+	t.Run("Both kinds need the network", func(t *testing.T) {
+		for name, kind := range map[string]trackers.Kind{"http": Kind, "lastfm": LastfmKind} {
+			if kind.Name != name || !kind.NeedsNetwork {
+				t.Fatalf("kind %s: %+v", name, kind)
 			}
 		}
 	})

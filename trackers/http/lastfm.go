@@ -18,9 +18,9 @@ import (
 // LastfmAPIURL is Last.fm's public API endpoint, the default api_url.
 const LastfmAPIURL = "https://ws.audioscrobbler.com/2.0/"
 
-func init() {
-	trackers.Register(trackers.KindOf("lastfm", true, DefaultLastfmOptions, NewLastfm))
-}
+// LastfmKind is the lastfm tracker kind, the http kind preset for
+// Last.fm's recent tracks.
+var LastfmKind = trackers.KindOf("lastfm", true, DefaultLastfmOptions, NewLastfm)
 
 // LastfmOptions configures the lastfm preset: an http tracker over Last.fm's
 // user.getrecenttracks.

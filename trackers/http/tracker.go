@@ -71,9 +71,8 @@ import (
 // maxBody bounds one response body.
 const maxBody = 64 << 20
 
-func init() {
-	trackers.Register(trackers.KindOf("http", true, DefaultOptions, New))
-}
+// Kind is the http tracker kind.
+var Kind = trackers.KindOf("http", true, DefaultOptions, New)
 
 // Tracker is an http poller. It implements trackers.Component, Resumer and
 // Pauser.

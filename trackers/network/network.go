@@ -15,11 +15,10 @@
 // recorded state ("online" or "offline"), so a restart of the agent records
 // the current state only when it differs from the last one stored.
 //
-// Where the status comes from: the kind's registered constructor gets
-// trackers.Deps, which has no network field, so the agent installs its
-// netwatch.Watcher once with SetDefaultSource before building components;
-// NewTracker and NewWithSource take a Source explicitly (tests, embedders).
-// A tracker with no source fails its Run with an error saying so.
+// Where the status comes from: the kind's constructor takes the agent's
+// network watch from trackers.Deps.Network; NewTracker takes a Source
+// explicitly (tests, embedders). A tracker with no source (an agent that
+// watches no network) fails its Run with an error saying so.
 //
 // Wake timing: the tracker is a Resumer. Resume notes the wake time; if the
 // network is online at that moment the wake is recorded at once with
@@ -55,16 +54,11 @@ import (
 	"github.com/rouse-dev/rouse/trackers"
 )
 
-// Kind is the name the kind is registered under.
-const Kind = "network"
-
-func init() {
-	// The source is resolved again at Run, so an agent that installs it
-	// after building components still works.
-	trackers.Register(trackers.KindOf(Kind, false, DefaultOptions, func(o Options, d trackers.Deps) (*Tracker, error) {
-		return NewTracker(o, nil, d), nil
-	}))
-}
+// Kind is the network tracker kind; its source is the agent's network
+// watch (trackers.Deps.Network).
+var Kind = trackers.KindOf("network", false, DefaultOptions, func(o Options, d trackers.Deps) (*Tracker, error) {
+	return NewTracker(o, d.Network, d), nil
+})
 
 var (
 	_ trackers.Component = (*Tracker)(nil)
@@ -89,32 +83,7 @@ func (o *Options) Validate() []trackers.FieldError { return nil }
 
 // Source is where the tracker reads the network status; *netwatch.Watcher
 // satisfies it.
-type Source interface {
-	Status() netwatch.Status
-	// Subscribe returns a channel holding the latest status (1 slot,
-	// coalesced) and an unsubscribe func.
-	Subscribe() (<-chan netwatch.Status, func())
-}
-
-var (
-	defaultMu  sync.RWMutex
-	defaultSrc Source
-)
-
-// SetDefaultSource installs the source trackers built by the registered
-// kind use (the agent's netwatch.Watcher). Call it before starting them;
-// nil uninstalls it.
-func SetDefaultSource(src Source) {
-	defaultMu.Lock()
-	defer defaultMu.Unlock()
-	defaultSrc = src
-}
-
-func defaultSource() Source {
-	defaultMu.RLock()
-	defer defaultMu.RUnlock()
-	return defaultSrc
-}
+type Source = trackers.NetworkSource
 
 // Tuning.
 const (
@@ -126,7 +95,7 @@ const (
 type Tracker struct {
 	name  string
 	opts  Options
-	src   Source // nil: the default source at Run
+	src   Source // nil: Run fails (no network watch)
 	store trackers.Store
 	log   *slog.Logger
 
@@ -142,8 +111,8 @@ type Tracker struct {
 	paused bool
 }
 
-// NewTracker builds a tracker reading src (nil: the default source,
-// resolved when Run starts).
+// NewTracker builds a tracker reading src (nil: its Run fails, saying
+// there is no network source).
 func NewTracker(opts Options, src Source, deps trackers.Deps) *Tracker {
 	log := deps.Logger
 	if log == nil {
@@ -244,10 +213,7 @@ type run struct {
 func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 	src := t.src
 	if src == nil {
-		src = defaultSource()
-	}
-	if src == nil {
-		return errors.New("network tracker: no network source installed (the agent must call network.SetDefaultSource)")
+		return errors.New("network tracker: no network source (the agent watches no network)")
 	}
 	if t.store == nil {
 		return errors.New("network tracker: no store")

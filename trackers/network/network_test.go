@@ -470,10 +470,10 @@ func countEvent(items []map[string]any, event string) int {
 	return n
 }
 
-func TestRegisteredKind(t *testing.T) {
-	k, ok := trackers.Lookup(Kind)
-	if !ok {
-		t.Fatalf("kind %q is not registered", Kind)
+func TestKind(t *testing.T) {
+	k := Kind
+	if k.Name != "network" {
+		t.Fatalf("Kind.Name = %q, want network", k.Name)
 	}
 	if k.NeedsNetwork {
 		t.Errorf("NeedsNetwork = true; the network tracker must run offline")
@@ -487,26 +487,25 @@ func TestRegisteredKind(t *testing.T) {
 	}
 
 	t.Run("WithoutASourceRunSaysWhatIsMissing", func(t *testing.T) {
-		SetDefaultSource(nil)
 		c, err := k.New(opts, deps(newTestStore(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		err = c.Run(t.Context(), &fakeHost{})
-		if err == nil || !strings.Contains(err.Error(), "SetDefaultSource") {
-			t.Errorf("Run = %v, want an error naming SetDefaultSource", err)
+		if err == nil || !strings.Contains(err.Error(), "no network source") {
+			t.Errorf("Run = %v, want an error saying there is no network source", err)
 		}
 	})
 
-	t.Run("ItUsesTheDefaultSourceInstalledBeforeRun", func(t *testing.T) {
+	t.Run("ItUsesTheSourceInItsDeps", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			st := newTestStore(t)
-			c, err := k.New(opts, deps(st))
+			d := deps(st)
+			d.Network = newFakeSource(false)
+			c, err := k.New(opts, d)
 			if err != nil {
 				t.Fatal(err)
 			}
-			SetDefaultSource(newFakeSource(false))
-			defer SetDefaultSource(nil)
 			_, stop := runTracker(t, c.(*Tracker))
 			defer stop()
 			if got := st.saved(t); len(got) != 1 || got[0]["event"] != "offline" {

@@ -70,9 +70,8 @@ import (
 	"github.com/rouse-dev/rouse/trackers/internal/retry"
 )
 
-func init() {
-	trackers.Register(trackers.KindOf("roon", true, DefaultOptions, New))
-}
+// Kind is the roon tracker kind.
+var Kind = trackers.KindOf("roon", true, DefaultOptions, New)
 
 // Roon service names.
 const (

@@ -54,9 +54,8 @@ import (
 	"github.com/rouse-dev/rouse/trackers/internal/retry"
 )
 
-func init() {
-	trackers.Register(trackers.KindOf("websocket", true, DefaultOptions, New))
-}
+// Kind is the websocket tracker kind.
+var Kind = trackers.KindOf("websocket", true, DefaultOptions, New)
 
 // Stats are counters a test (or the API's detail field) can read.
 type Stats struct {
