@@ -4,7 +4,6 @@ go 1.26.4
 
 require (
 	fyne.io/systray v1.12.2
-	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/coder/websocket v1.8.15
 	github.com/containerd/errdefs v1.0.0
 	github.com/coreos/go-systemd/v22 v22.7.0

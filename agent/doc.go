@@ -17,10 +17,9 @@
 // restore's duration is the critical path of the graph.
 //
 // Heartbeat. Failed components (their Run returned an error) are retried
-// with capped exponential backoff and full jitter: the wait is uniform in
-// [0, min(max, initial·2^n)). cenkalti/backoff's randomisation is a ±factor
-// around the interval, which keeps retries of many components that failed
-// together in lock-step, so the few lines are written here. The heartbeat
+// with capped exponential backoff and full jitter (internal/backoff): the
+// wait is uniform in [0, min(max, initial·2^n)], which spreads components
+// that failed together instead of retrying them in lock-step. The heartbeat
 // is kicked — waits cut short — by a wake, a config change, the network
 // coming back and any component becoming ready; with nothing to retry it
 // sleeps on its channel and costs nothing. Degraded components are not

@@ -85,18 +85,3 @@ func TestGraph(t *testing.T) {
 		}
 	})
 }
-
-func TestFullJitterStaysInsideItsBounds(t *testing.T) {
-	for n := 1; n <= 12; n++ {
-		ceil := min(time.Second<<(n-1), time.Minute)
-		for range 200 {
-			d := fullJitter(time.Second, time.Minute, n)
-			if d < 0 || d >= ceil {
-				t.Fatalf("retry %d waited %v, want in [0, %v)", n, d, ceil)
-			}
-		}
-	}
-	if d := fullJitter(0, time.Minute, 3); d != 0 {
-		t.Fatalf("zero initial gave %v", d)
-	}
-}

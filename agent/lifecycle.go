@@ -13,6 +13,7 @@ import (
 	"github.com/rouse-dev/rouse/agent/api"
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/agent/store"
+	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/internal/dirlock"
 	"github.com/rouse-dev/rouse/internal/perm"
 	"github.com/rouse-dev/rouse/platform/clockwatch"
@@ -518,7 +519,7 @@ func (a *Agent) reopenStore(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	wait := 50 * time.Millisecond
+	wait := backoff.Retry{Policy: backoff.Policy{Initial: 50 * time.Millisecond, Max: 2 * time.Second}}
 	for attempt := 1; ; attempt++ {
 		err := a.store.Reopen(ctx)
 		if err == nil {
@@ -532,9 +533,8 @@ func (a *Agent) reopenStore(ctx context.Context) {
 		case <-ctx.Done():
 			a.log.Error("gave up reopening the store; components that need it will fail and be retried", "err", err)
 			return
-		case <-time.After(wait):
+		case <-time.After(wait.Next()):
 		}
-		wait = min(wait*2, 2*time.Second)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/agent/store"
+	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/platform/power"
 	"github.com/rouse-dev/rouse/scheduler"
@@ -205,7 +205,7 @@ func (a *Agent) launch(u *unit) {
 			}
 			u.lastErr = err.Error()
 			u.lastExit = newExit(time.Now(), err)
-			u.nextRetry = time.Now().Add(a.backoff(u.attempts))
+			u.nextRetry = time.Now().Add(a.retryWait(u.attempts))
 			c = a.setStateLocked(u, trackers.StateFailed, err)
 		}
 		u.mu.Unlock()
@@ -245,25 +245,13 @@ func (a *Agent) stopRun(ctx context.Context, u *unit) error {
 	}
 }
 
-// backoff is the heartbeat's wait before retry number n (n >= 1): full
-// jitter under a capped exponential.
-func (a *Agent) backoff(n int) time.Duration {
+// retryWait is the heartbeat's wait before retry number n (n >= 1): full
+// jitter under a capped exponential (internal/backoff).
+func (a *Agent) retryWait(n int) time.Duration {
 	a.mu.Lock()
-	initial, maxWait := a.cfg.Heartbeat.Initial, a.cfg.Heartbeat.Max
+	p := backoff.Policy{Initial: a.cfg.Heartbeat.Initial, Max: a.cfg.Heartbeat.Max}
 	a.mu.Unlock()
-	return fullJitter(initial, maxWait, n)
-}
-
-func fullJitter(initial, maxWait time.Duration, n int) time.Duration {
-	ceil := initial
-	for i := 1; i < n && ceil < maxWait; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, maxWait)
-	if ceil <= 0 {
-		return 0
-	}
-	return rand.N(ceil)
+	return p.Full(n - 1)
 }
 
 // result is how one component's bring-up ended.

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
+	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -69,10 +69,7 @@ type StreamOptions struct {
 // retrying cannot fix (400, 401, 403, 404), and the last connection error
 // when o.FailFast or o.GiveUpAfter says to stop trying.
 func (c *Client) Events(ctx context.Context, o StreamOptions, fn func(wire.Event) error) error {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = reconnectInitial
-	bo.MaxInterval = reconnectMax
-	bo.RandomizationFactor = 0.5
+	bo := backoff.Retry{Policy: backoff.Policy{Initial: reconnectInitial, Max: reconnectMax}}
 	lastID := o.LastID
 	var down time.Time // when the agent was last lost; zero while connected
 	for first := true; ; first = false {
@@ -103,7 +100,7 @@ func (c *Client) Events(ctx context.Context, o StreamOptions, fn func(wire.Event
 		if o.GiveUpAfter > 0 && time.Since(down) >= o.GiveUpAfter {
 			return fmt.Errorf("gave up after %s without the event stream: %w", o.GiveUpAfter, err)
 		}
-		wait := bo.NextBackOff()
+		wait := bo.Next()
 		if o.OnReconnect != nil {
 			o.OnReconnect(err, wait)
 		}

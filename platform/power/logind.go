@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/rouse-dev/rouse/internal/backoff"
 )
 
 // logind's D-Bus names.
@@ -21,7 +22,8 @@ const (
 	inhibitWhy  = "Checkpoint the store and pause components"
 )
 
-// Reconnect and lock-retry backoff: exponential with jitter, capped.
+// Reconnect and lock-retry backoff: capped exponential with full jitter
+// (internal/backoff).
 const (
 	backoffMin = 100 * time.Millisecond
 	backoffMax = 30 * time.Second
@@ -47,7 +49,7 @@ func newLogindSource(m *Monitor) *logindSource {
 // run dials the bus and follows logind until ctx is done, redialling with
 // capped backoff whenever the connection dies.
 func (s *logindSource) run(ctx context.Context) {
-	delay := backoffMin
+	redial := backoff.Retry{Policy: backoff.Policy{Initial: backoffMin, Max: backoffMax}}
 	told := false // the missing bus was logged at info once; then at debug
 	for {
 		start := time.Now()
@@ -62,9 +64,10 @@ func (s *logindSource) run(ctx context.Context) {
 			return
 		}
 		if time.Since(start) >= healthySession {
-			delay = backoffMin
+			redial.Reset()
 		}
 		s.m.setError(err)
+		delay := redial.Next()
 		switch {
 		case connected:
 			s.log.Warn("lost the system bus; reconnecting (meanwhile sleep and wake are detected by the clock fallback)", "err", err, "in", delay)
@@ -77,10 +80,9 @@ func (s *logindSource) run(ctx context.Context) {
 		default:
 			s.log.Debug("system bus still unavailable; retrying", "err", err, "in", delay)
 		}
-		if !sleepCtx(ctx, jitter(delay)) {
+		if backoff.Sleep(ctx, delay) != nil {
 			return
 		}
-		delay = min(delay*2, backoffMax)
 	}
 }
 
@@ -163,7 +165,7 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 
 	retry := time.NewTimer(0)
 	defer retry.Stop()
-	retryDelay := backoffMin
+	retryLock := backoff.Retry{Policy: backoff.Policy{Initial: backoffMin, Max: backoffMax}}
 	ensureLock := func() {
 		if !present || s.lock != nil || taking || sleeping {
 			return
@@ -191,9 +193,9 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 			switch {
 			case r.err != nil:
 				s.m.setLockError(r.err)
-				s.log.Warn("could not take the sleep delay lock; will retry", "err", r.err, "in", retryDelay)
-				retry.Reset(jitter(retryDelay))
-				retryDelay = min(retryDelay*2, backoffMax)
+				d := retryLock.Next()
+				s.log.Warn("could not take the sleep delay lock; will retry", "err", r.err, "in", d)
+				retry.Reset(d)
 			case sleeping || !present:
 				// Granted just before a sleep began (or logind went away):
 				// holding it now would only delay that sleep.
@@ -203,7 +205,7 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 				s.lock = r.f
 				s.m.setLockError(nil)
 				s.m.setLock(true)
-				retryDelay = backoffMin
+				retryLock.Reset()
 				s.log.Debug("sleep delay lock taken")
 			}
 		case <-q.ready:
@@ -234,7 +236,7 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 					present = true
 					s.m.setLogind(true)
 					s.m.wake("logind")
-					retryDelay = backoffMin
+					retryLock.Reset()
 					ensureLock()
 				case "org.freedesktop.DBus.NameOwnerChanged":
 					if len(sig.Body) != 3 || sig.Body[0] != logindName {
@@ -247,7 +249,7 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 					sleeping = false
 					s.m.setLogind(present)
 					s.log.Info("logind changed owner", "present", present)
-					retryDelay = backoffMin
+					retryLock.Reset()
 					ensureLock()
 				}
 			}
@@ -333,21 +335,4 @@ func (q *signalQueue) pop() (sig *dbus.Signal, ok, closed bool) {
 	q.items[0] = nil
 	q.items = q.items[1:]
 	return sig, true, false
-}
-
-// jitter spreads d over [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleepCtx waits d or until ctx is done; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rouse-dev/rouse/client"
+	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -54,7 +55,7 @@ var (
 	retick = time.Minute
 	// callTimeout bounds one API call.
 	callTimeout = 10 * time.Second
-	// redialInitial and redialMax pace new attempts to reach an agent
+	// redialInitial and redialMax pace new attempts (full jitter) to reach an agent
 	// whose token could not be read or was refused (it re-reads the token).
 	redialInitial = time.Second
 	redialMax     = 30 * time.Second
@@ -126,28 +127,23 @@ func (c *controller) send(ctx context.Context, m msg) error {
 // follow dials the agent and follows its events until ctx is done. It
 // returns only then.
 func (c *controller) follow(ctx context.Context) {
-	wait := redialInitial
+	wait := backoff.Retry{Policy: backoff.Policy{Initial: redialInitial, Max: redialMax}}
 	for {
 		a, err := c.dial()
 		if err == nil {
 			_ = c.send(ctx, msg{kind: msgDialed, agent: a})
 			err = a.Follow(ctx,
 				func(ev wire.Event) error { return c.send(ctx, msg{kind: msgEvent, ev: ev}) },
-				func() { wait = redialInitial; _ = c.send(ctx, msg{kind: msgConnected}) },
+				func() { wait.Reset(); _ = c.send(ctx, msg{kind: msgConnected}) },
 				func(err error) { _ = c.send(ctx, msg{kind: msgLost, err: err}) })
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		_ = c.send(ctx, msg{kind: msgLost, err: err})
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, wait.Next()) != nil {
 			return
-		case <-t.C:
 		}
-		wait = min(wait*2, redialMax)
 	}
 }
 

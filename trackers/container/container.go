@@ -53,8 +53,8 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 
+	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/trackers"
-	"github.com/rouse-dev/rouse/trackers/internal/retry"
 )
 
 // Kind is the container tracker kind.
@@ -160,7 +160,7 @@ func (e *engineDownError) Unwrap() error { return e.err }
 func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 	defer t.cli.Close()
 	defer t.http.CloseIdleConnections()
-	b := retry.Backoff{Initial: t.opts.RestartBackoff.Initial, Max: t.opts.RestartBackoff.Max, Rand: t.rand}
+	b := backoff.Policy{Initial: t.opts.RestartBackoff.Initial, Max: t.opts.RestartBackoff.Max, Rand: t.rand}
 	attempt := 0
 	for {
 		started := time.Now()

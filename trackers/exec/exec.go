@@ -19,9 +19,9 @@
 // until it passes and reports StateReady; with no check the process is ready
 // once it has run ready_after. When the process exits, Run reports
 // StateStarting with the exit status and the last output line, and starts it
-// again after a capped exponential backoff with full jitter (its own few
-// lines, not cenkalti/backoff, whose jitter is proportional rather than
-// full): the n-th delay is uniform in [0, min(max, initial·2ⁿ)]. The backoff
+// again after a capped exponential backoff with full jitter
+// (internal/backoff): the n-th delay is uniform in [0, min(max,
+// initial·2ⁿ)]. The backoff
 // starts again from initial after the process stayed up one minute, and on
 // every wake. A process that cannot be started at all (program not found, no
 // such directory) makes Run return the error, so the agent marks the
@@ -96,6 +96,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/trackers"
 )
 
@@ -239,7 +240,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 	if t.opts.Oneshot {
 		return t.runOneshot(ctx, h, log)
 	}
-	bo := backoff{initial: t.opts.RestartBackoff.Initial, max: t.opts.RestartBackoff.Max, randN: t.randN}
+	bo := backoff.Retry{Policy: backoff.Policy{Initial: t.opts.RestartBackoff.Initial, Max: t.opts.RestartBackoff.Max, Rand: t.randN}}
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -267,17 +268,17 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 			return nil
 		case outcomeWake:
 			log.Info("child restarted on wake", "pid", pid)
-			bo.reset()
+			bo.Reset()
 			continue
 		}
 
 		up := time.Since(started)
 		if up >= BackoffResetAfter {
-			bo.reset()
+			bo.Reset()
 		}
 		t.exits.Inc()
 		exitErr := exitError(p.Err(), p.LastLine())
-		d := bo.next()
+		d := bo.Next()
 		log.Warn("child exited", "pid", pid, "error", exitErr, "uptime", up.Round(time.Millisecond), "restart_in", d.Round(time.Millisecond))
 		h.Report(trackers.StateStarting, exitErr)
 		if x, ok := h.(trackers.ExitReporter); ok {
@@ -291,7 +292,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		case <-t.resume:
 			timer.Stop()
 			log.Info("wake: restarting child now")
-			bo.reset()
+			bo.Reset()
 		case <-timer.C:
 		}
 	}
@@ -507,30 +508,3 @@ func exitsCounter(reg prometheus.Registerer, name string, log *slog.Logger) prom
 	}
 	return c
 }
-
-// backoff is a capped exponential backoff with full jitter.
-type backoff struct {
-	initial, max time.Duration
-	n            int
-	randN        func(int64) int64
-}
-
-// ceiling is the upper bound of the next delay.
-func (b *backoff) ceiling() time.Duration {
-	c := b.initial
-	for i := 0; i < b.n && c < b.max; i++ {
-		c *= 2
-	}
-	return min(c, b.max)
-}
-
-// next returns a delay uniform in [0, ceiling] and moves on.
-func (b *backoff) next() time.Duration {
-	c := b.ceiling()
-	if c < b.max {
-		b.n++
-	}
-	return time.Duration(b.randN(int64(c) + 1))
-}
-
-func (b *backoff) reset() { b.n = 0 }

@@ -580,24 +580,6 @@ func TestResumeInFakeTime(t *testing.T) {
 	})
 }
 
-func TestBackoffCeiling(t *testing.T) {
-	b := backoff{initial: time.Second, max: 30 * time.Second, randN: func(n int64) int64 { return n - 1 }}
-	var got []time.Duration
-	for range 8 {
-		got = append(got, b.next())
-	}
-	want := []time.Duration{1, 2, 4, 8, 16, 30, 30, 30}
-	for i := range want {
-		if got[i] != want[i]*time.Second {
-			t.Fatalf("delays %v, want %v seconds", got, want)
-		}
-	}
-	b.reset()
-	if d := b.next(); d != time.Second {
-		t.Fatalf("after reset: %s, want 1s", d)
-	}
-}
-
 func TestValidate(t *testing.T) {
 	cases := []struct {
 		name string

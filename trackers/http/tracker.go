@@ -62,10 +62,10 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
 	"github.com/rouse-dev/rouse/trackers/internal/redact"
-	"github.com/rouse-dev/rouse/trackers/internal/retry"
 )
 
 // maxBody bounds one response body.
@@ -487,7 +487,7 @@ func (t *Tracker) fetch(ctx context.Context, log *slog.Logger, client *nethttp.C
 	if err != nil {
 		return nil, 0, permanent(fmt.Errorf("render url: %w", err))
 	}
-	bo := retry.Backoff{Initial: t.opts.Retry.Initial, Max: t.opts.Retry.Max, Rand: t.rand}
+	bo := backoff.Policy{Initial: t.opts.Retry.Initial, Max: t.opts.Retry.Max, Rand: t.rand}
 	for attempt := 0; ; attempt++ {
 		body, hdr, err := t.do(ctx, client, u)
 		if err == nil {
@@ -514,7 +514,7 @@ func (t *Tracker) fetch(ctx context.Context, log *slog.Logger, client *nethttp.C
 		}
 		*budget--
 		log.Debug("request failed; retrying", "err", t.clean(err), "attempt", attempt+1, "wait", wait)
-		if err := retry.Sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return nil, 0, err
 		}
 	}

@@ -66,8 +66,8 @@ import (
 
 	ws "github.com/coder/websocket"
 
+	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/trackers"
-	"github.com/rouse-dev/rouse/trackers/internal/retry"
 )
 
 // Kind is the roon tracker kind.
@@ -224,7 +224,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 	t.reported = trackers.StateStarting
 	t.mu.Unlock()
 	t.loadCursor(ctx, log)
-	bo := retry.Backoff{Initial: t.opts.Backoff.Initial, Max: t.opts.Backoff.Max, Rand: t.rand}
+	bo := backoff.Policy{Initial: t.opts.Backoff.Initial, Max: t.opts.Backoff.Max, Rand: t.rand}
 	attempt, dialFails := 0, 0
 	lastErr := ""
 	for ctx.Err() == nil {

@@ -48,10 +48,10 @@ import (
 	ws "github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
 	"github.com/rouse-dev/rouse/trackers/internal/redact"
-	"github.com/rouse-dev/rouse/trackers/internal/retry"
 )
 
 // Kind is the websocket tracker kind.
@@ -205,7 +205,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		}
 	}
 
-	bo := retry.Backoff{Initial: t.opts.Backoff.Initial, Max: t.opts.Backoff.Max, Rand: t.rand}
+	bo := backoff.Policy{Initial: t.opts.Backoff.Initial, Max: t.opts.Backoff.Max, Rand: t.rand}
 	attempt := 0
 	for {
 		if ctx.Err() != nil {
