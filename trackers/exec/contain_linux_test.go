@@ -463,3 +463,30 @@ func TestStaleDaemonAfterAgentSIGKILL(t *testing.T) {
 	sweepStale(state, slog.New(slog.DiscardHandler))
 	eventually(t, "the daemon to be killed", func() bool { return procGone(daemon) })
 }
+
+// What a readiness command daemonizes is part of the run it checks.
+func TestReadyCommandIsContained(t *testing.T) {
+	if err := becomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "daemon")
+	o := opts("sleep", "300")
+	o.Ready.Command = []string{"sh", "-c", `[ -f ` + pidFile + ` ] || setsid sh -c 'sleep 300 & echo $! >` + pidFile + `.tmp; mv ` + pidFile + `.tmp ` + pidFile + `' </dev/null >/dev/null 2>&1`}
+	tr, err := New(*o, trackers.Deps{Name: "checked", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.newJail = func(_ string, log *slog.Logger) (*jail, error) { return newReaperJail(log) }
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	h := newHost()
+	go func() { errc <- tr.Run(ctx, h) }()
+	h.waitFor(t, 1, "ready", isState(trackers.StateReady))
+	daemon := readDaemon(t, dir)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	eventually(t, "the check's daemon to be killed and reaped", func() bool { return procGone(daemon) })
+}

@@ -129,6 +129,7 @@ type Tracker struct {
 	mu    sync.Mutex
 	pid   int
 	token string // the latest run's ROUSE_EXEC_ID, "" when none
+	jail  *jail  // the latest run's jail (its checks run there)
 }
 
 // New builds an exec component from validated options.
@@ -152,7 +153,7 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 
 		stateDir: deps.StateDir,
 	}
-	t.check, t.closeCheck = newChecker(&t.opts)
+	t.check, t.closeCheck = newChecker(&t.opts, t.runJail)
 	t.start = t.startOS
 	t.newJail = newJail
 	return t, nil
@@ -168,7 +169,7 @@ func (t *Tracker) startOS(log *slog.Logger) (process, error) {
 		return nil, err
 	}
 	t.mu.Lock()
-	t.token = j.id()
+	t.token, t.jail = j.id(), j
 	t.mu.Unlock()
 	p, err := startProcess(sp, &sink{log: log, ring: t.out, lim: t.lim}, log, j)
 	if err != nil {
@@ -185,6 +186,13 @@ func (t *Tracker) Pid() int {
 	return t.pid
 }
 
+// runJail is the latest run's jail, nil when none.
+func (t *Tracker) runJail() *jail {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.jail
+}
+
 // runToken is the latest run's ROUSE_EXEC_ID ("" without a subreaper).
 func (t *Tracker) runToken() string {
 	t.mu.Lock()
@@ -195,6 +203,9 @@ func (t *Tracker) runToken() string {
 func (t *Tracker) setPid(pid int) {
 	t.mu.Lock()
 	t.pid = pid
+	if pid == 0 {
+		t.jail = nil // closed with its run
+	}
 	t.mu.Unlock()
 }
 

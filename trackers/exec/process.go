@@ -368,8 +368,10 @@ func (r *goReader) Close() {
 type checker func(ctx context.Context) error
 
 // newChecker builds the check o.Ready asks for; nil when there is none.
-// close releases what the check holds (idle HTTP connections).
-func newChecker(o *Options) (check checker, close func()) {
+// close releases what the check holds (idle HTTP connections). A command
+// check runs in the jail of the run it checks (jailOf), so what it leaves
+// behind goes with the run.
+func newChecker(o *Options, jailOf func() *jail) (check checker, close func()) {
 	r := o.Ready
 	switch {
 	case r.TCP != "":
@@ -405,20 +407,21 @@ func newChecker(o *Options) (check checker, close func()) {
 			if err != nil {
 				return fmt.Errorf("ready.command: %w", err)
 			}
-			return runCheck(ctx, sp)
+			return runCheck(ctx, sp, jailOf())
 		}, func() {}
 	}
 	return nil, func() {}
 }
 
-// runCheck runs a readiness command in its own process group, killed as a
-// group when ctx ends.
-func runCheck(ctx context.Context, sp spec) error {
+// runCheck runs a readiness command in its own process group, in j, killed
+// as a group when ctx ends.
+func runCheck(ctx context.Context, sp spec, j *jail) error {
 	var out bytes.Buffer
 	cmd := osexec.CommandContext(ctx, sp.path)
-	cmd.Args, cmd.Env, cmd.Dir = sp.argv, sp.env, sp.dir
+	attr := sysProcAttr()
+	cmd.Args, cmd.Env, cmd.Dir = sp.argv, j.prepare(attr, sp.env), sp.dir
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = sysProcAttr()
+	cmd.SysProcAttr = attr
 	cmd.Cancel = func() error { return killGroup(cmd.Process) }
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
