@@ -186,6 +186,7 @@ func (a *Agent) boot(ctx context.Context) (err error) {
 		a.cfg = cfg
 		a.mu.Unlock()
 	}
+	a.setStreamCap(a.cfg)
 
 	// 2. The store. Failing here is fatal.
 	a.gate.setPhase("opening the store")
@@ -255,6 +256,7 @@ func (a *Agent) serveAPI(ctx context.Context) (stop func(), err error) {
 		return nil, &ExitError{Code: 1, Err: err}
 	}
 	a.apiAddr = srv.Addr().String()
+	a.apiSrv = srv
 	apiCtx, apiCancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -693,7 +695,15 @@ func (a *Agent) onConfig(cfg *config.Config, err error) {
 
 // applyConfig switches to cfg, restarting only the components whose
 // config changed.
+// setStreamCap applies max_event_streams to the API, unless Options set it.
+func (a *Agent) setStreamCap(cfg *config.Config) {
+	if a.apiSrv != nil && cfg != nil && a.opts.MaxEventStreams == 0 {
+		a.apiSrv.SetMaxEventStreams(cfg.MaxEventStreams)
+	}
+}
+
 func (a *Agent) applyConfig(cfg *config.Config) error {
+	a.setStreamCap(cfg)
 	desired, err := a.store.Desired(a.runCtx)
 	if err != nil {
 		return fmt.Errorf("cannot read desired state: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/rouse-dev/rouse/agent/api"
 	"log/slog"
 	"slices"
 	"strings"
@@ -33,6 +34,7 @@ type Agent struct {
 	gate    *gate             // the API's view of the agent during boot
 	unclean bool              // the store says the last agent did not shut down cleanly
 	apiAddr string            // the API's bound address
+	apiSrv  *api.Server       // set by boot step 0; its stream cap follows the config
 	power   *power.Monitor    // nil without Options.Power; set under mu
 
 	// Set by boot; stop undoes them.

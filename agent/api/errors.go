@@ -58,7 +58,7 @@ func classify(err error) (int, string, string) {
 // writeError is the one function that renders an error response.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, msg := classify(err)
-	if status >= 500 {
+	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	} else {
 		s.log.Debug("api request refused", "method", r.Method, "path", r.URL.Path, "status", status, "code", code, "err", err)

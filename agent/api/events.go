@@ -40,13 +40,15 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 
-	select {
-	case s.streams <- struct{}{}:
-		defer func() { <-s.streams }()
-	default:
-		return errf(http.StatusServiceUnavailable, wire.CodeUnavailable,
-			"too many event streams open (at most %d): close another dashboard or client, or raise max_event_streams in the config", cap(s.streams))
+	ok, refused := s.streams.take(s.now())
+	if refused > 0 {
+		s.log.Warn("api event streams refused: too many open", "max_event_streams", s.streams.limit(), "refused", refused)
 	}
+	if !ok {
+		return errf(http.StatusServiceUnavailable, wire.CodeUnavailable,
+			"too many event streams open (at most %d): close another dashboard or client, or raise max_event_streams in the config", s.streams.limit())
+	}
+	defer s.streams.release()
 
 	rc := http.NewResponseController(w)
 	// The server's read timeout is for requests, not for a stream that

@@ -76,7 +76,17 @@ func TestEventStreamsAreCapped(t *testing.T) {
 	if e.Error.Code != wire.CodeUnavailable || !strings.Contains(e.Error.Message, "max_event_streams") {
 		t.Fatalf("error %+v", e.Error)
 	}
-	// A closed stream frees its place.
+	// A config reload raises the cap: one more fits.
+	s.SetMaxEventStreams(3)
+	if r := openEvents(t, s, "Authorization", "Bearer "+testToken); r.StatusCode != 200 {
+		t.Fatalf("after raising the cap: %d", r.StatusCode)
+	}
+	s.SetMaxEventStreams(2) // lowering it closes nothing, refuses new ones
+	if r := openEvents(t, s, "Authorization", "Bearer "+testToken); r.StatusCode != 503 {
+		t.Fatalf("after lowering the cap: %d", r.StatusCode)
+	}
+	// A closed stream frees its place (once 3 open fall under 2 again).
+	s.SetMaxEventStreams(3)
 	_ = a.Body.Close()
 	for {
 		r := openEvents(t, s, "Authorization", "Bearer "+testToken)

@@ -129,12 +129,61 @@ type Server struct {
 
 	inflight inflight // handlers running under Serve
 
-	streams chan struct{} // one token per open event stream, cap MaxEventStreams
+	streams streamCap     // open event streams against MaxEventStreams
 	lists   chan struct{} // one token per list answer being produced, cap maxLists
 }
 
 // DefaultMaxEventStreams is used when Options.MaxEventStreams is 0.
 const DefaultMaxEventStreams = 32
+
+// streamCap counts open event streams against a limit that a config
+// reload may change (streams already open stay open).
+type streamCap struct {
+	mu      sync.Mutex
+	open    int
+	max     int
+	refused int // since the last log line
+	logged  time.Time
+}
+
+// take opens a place; false when all are taken. warn is set, at most
+// once a minute, with how many were refused since the last warning.
+func (c *streamCap) take(now time.Time) (ok bool, warn int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open >= c.max {
+		c.refused++
+		if now.Sub(c.logged) >= time.Minute {
+			warn, c.refused, c.logged = c.refused, 0, now
+		}
+		return false, warn
+	}
+	c.open++
+	return true, 0
+}
+
+func (c *streamCap) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.open--
+}
+
+func (c *streamCap) limit() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.max
+}
+
+// SetMaxEventStreams changes the cap on concurrent event streams (the
+// config key max_event_streams; n <= 0 means the default).
+func (s *Server) SetMaxEventStreams(n int) {
+	if n <= 0 {
+		n = DefaultMaxEventStreams
+	}
+	s.streams.mu.Lock()
+	defer s.streams.mu.Unlock()
+	s.streams.max = n
+}
 
 // inflight counts running handlers so Serve can wait for the last one,
 // even after http.Server.Close (which does not wait for handlers).
@@ -206,7 +255,7 @@ func New(b Backend, o Options) (*Server, error) {
 		now:     time.Now,
 		port:    port,
 		closing: make(chan struct{}),
-		streams: make(chan struct{}, o.MaxEventStreams),
+		streams: streamCap{max: o.MaxEventStreams},
 		lists:   make(chan struct{}, maxLists),
 	}
 	s.hosts = newHostPolicy(host, o.AllowNonLoopback)
