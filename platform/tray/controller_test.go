@@ -359,6 +359,25 @@ func TestController(t *testing.T) {
 		})
 	})
 
+	t.Run("AfterAWakeAComponentStillStartingIsReconnectingQuietly", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			h := readyHealth()
+			h.Components[1].State = "starting"
+			r := start(t, h, 0)
+			r.agent.connect <- struct{}{}
+			synctest.Wait()
+			r.agent.events <- wire.Event{ID: 1, Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "waking", Wake: &wire.Wake{ID: 2, DetectedBy: "logind"}}}
+			r.agent.events <- wire.Event{ID: 2, Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "restoring", Pending: 1, Total: 2}}
+			settle()
+			if m := r.view.last(); !strings.HasPrefix(m.Tooltip, "Reconnecting b…") {
+				t.Errorf("tooltip %q, want Reconnecting b…", m.Tooltip)
+			}
+			if n := r.nAlerts(); n != 0 {
+				t.Errorf("%d alerts while reconnecting, want none", n)
+			}
+		})
+	})
+
 	t.Run("AlertsOnceAndOnlyWhenARestoreMissesItsDeadline", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			r := start(t, readyHealth(), 0)
