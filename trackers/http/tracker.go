@@ -263,9 +263,14 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 }
 
 // Resume implements trackers.Resumer: it lifts a pause, drops pooled
-// connections (dead after a sleep) and polls at once.
+// connections when it was paused (the machine slept: they are dead) and
+// polls at once. A manual wake pauses nothing, so its poll reuses the
+// pooled connection instead of paying a new handshake; after a sleep the
+// agent did not announce, a dead pooled connection costs one retry, which
+// the transport makes by itself for a GET.
 func (t *Tracker) Resume(ctx context.Context) {
 	t.mu.Lock()
+	slept := t.paused
 	if t.paused {
 		t.paused = false
 		close(t.resumed)
@@ -273,7 +278,7 @@ func (t *Tracker) Resume(ctx context.Context) {
 	t.reported = trackers.StateStarting // the agent set it so
 	tr := t.curTr
 	t.mu.Unlock()
-	if tr != nil {
+	if tr != nil && slept {
 		tr.CloseIdleConnections()
 	}
 	select {
