@@ -81,7 +81,7 @@ ProtectSystem=strict
 ProtectHome=read-only
 PrivateTmp=yes
 StateDirectory=rouse
-StateDirectoryMode=0750
+StateDirectoryMode=0700
 ReadWritePaths=/var/lib/rouse
 
 [Install]

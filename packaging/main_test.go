@@ -146,7 +146,7 @@ func testScripts(t *testing.T, control string) {
 		root, calls := setup(t, false, false)
 		run(t, "sh", script("postinst"), "configure")
 		st, err := os.Stat(filepath.Join(root, "var/lib/rouse"))
-		if err != nil || !st.IsDir() || st.Mode().Perm() != 0o750 {
+		if err != nil || !st.IsDir() || st.Mode().Perm() != 0o700 {
 			t.Fatalf("data dir: %v, %v", st, err)
 		}
 		got := calls()

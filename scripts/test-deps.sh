@@ -6,7 +6,9 @@
 # and pm2 (the side-by-side benchmark; pm2 from npm), docker.io and
 # busybox-static (a private dockerd and a locally built image for the
 # container kind), sway, waybar and grim (the tray in a real panel,
-# tests/panel). Debian packages and npm; needs root or sudo.
+# tests/panel), systemd, dbus, polkitd, libpam-systemd and curl (the
+# real-systemd suite, tests/system). Debian packages and npm; needs root
+# or sudo.
 set -euo pipefail
 
 need=()
@@ -16,6 +18,16 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v supervisord >/dev/null 2>&1 || need+=(supervisor)
+# The real-systemd suite (tests/system): systemd and logind booted in
+# namespaces, the system bus, polkit (a user's delay lock), PAM for the
+# user manager, curl and ps inside the machine.
+[ -x /lib/systemd/systemd-logind ] || need+=(systemd)
+[ -e /lib/systemd/system/dbus.service ] || need+=(dbus)
+[ -x /usr/lib/polkit-1/polkitd ] || need+=(polkitd)
+dpkg -s libpam-systemd >/dev/null 2>&1 || need+=(libpam-systemd)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v ps >/dev/null 2>&1 || need+=(procps)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 # The tray in a real panel (tests/panel): a headless Wayland compositor,
 # waybar's StatusNotifier host, and a screenshot tool.
 command -v sway >/dev/null 2>&1 || need+=(sway)
