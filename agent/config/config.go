@@ -28,6 +28,8 @@ package config
 import (
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/rouse-dev/rouse/scheduler"
 )
 
@@ -65,11 +67,10 @@ type Config struct {
 	// Jobs are the user's scheduled jobs, in config order. Default none.
 	Jobs []Job `yaml:"jobs"`
 
-	// lines maps key paths ("deadlines.tracker", "trackers[1].interval") to
-	// the line they were read from; nil for a config built in code.
-	lines map[string]int
-	// values maps key paths to the scalar text read there.
-	values map[string]string
+	// root is the parsed document while Parse validates it: Line and the
+	// validator's values look key paths up in it only when there is an
+	// error to place. Nil afterwards and for a config built in code.
+	root *yaml.Node
 }
 
 // Deadlines bound how long a restore waits for components.
@@ -323,14 +324,10 @@ func (c *Config) Tracker(name string) *Tracker {
 
 // Line returns the line the key path (e.g. "deadlines.tracker",
 // "trackers[1].ready.tcp") was read from, or of its nearest enclosing key;
-// 0 when unknown (a config built in code).
+// 0 when unknown (a config built in code, or one Parse already returned).
 func (c *Config) Line(key string) int {
-	for k := key; k != ""; k = parentKey(k) {
-		if l, ok := c.lines[k]; ok {
-			return l
-		}
-	}
-	return 0
+	line, _ := lookup(c.root, key)
+	return line
 }
 
 // parentKey strips the last element of a key path: "a.b[2]" → "a.b",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"go/parser"
 	"go/token"
+	"gopkg.in/yaml.v3"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -101,7 +102,6 @@ func TestDefault(t *testing.T) {
 		c := parseOK(t, "# nothing here\n")
 		d := Default()
 		d.Source = "rouse.yaml"
-		c.lines, c.values = nil, nil
 		if !reflect.DeepEqual(c, d) {
 			t.Fatalf("got %+v\nwant %+v", c, d)
 		}
@@ -200,8 +200,17 @@ func TestParseFullConfig(t *testing.T) {
 	if ping.HTTP == nil || ping.HTTP.Method != "GET" || ping.HTTP.ExpectStatus != 200 || ping.HTTP.Headers["X-A"] != "b" || ping.Jitter != 0 || ping.Misfire != "coalesce" {
 		t.Errorf("ping = %+v %+v", ping, ping.HTTP)
 	}
-	if c.Line("trackers[1].ready.tcp") != 19 || c.Line("trackers[1].ready.nothing") != 19 {
-		t.Errorf("Line = %d", c.Line("trackers[1].ready.tcp"))
+	var root yaml.Node
+	if err := yaml.Unmarshal([]byte(fullConfig), &root); err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]int{"trackers[1].ready.tcp": 19, "trackers[1].ready.nothing": 19, "jobs[1].http.headers.X-A": 34, "deadlines": 4, "nothing": 0} {
+		if got, _ := lookup(root.Content[0], key); got != want {
+			t.Errorf("line of %s = %d, want %d", key, got, want)
+		}
+	}
+	if c.Line("trackers[1].ready.tcp") != 0 {
+		t.Errorf("a parsed config kept its document")
 	}
 	if err := c.Validate(testKinds); err != nil {
 		t.Errorf("Validate after Parse: %v", err)

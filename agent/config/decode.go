@@ -18,11 +18,10 @@ import (
 // decoder walks a yaml.Node tree into Go values, recording errors, the
 // line of every key path and the text of every scalar.
 type decoder struct {
-	file   string
-	kinds  trackers.Kinds
-	errs   Errors
-	lines  map[string]int
-	values map[string]string
+	root  *yaml.Node // the document, to place errors found after the walk
+	file  string
+	kinds trackers.Kinds
+	errs  Errors
 }
 
 func (d *decoder) fail(line int, key, value string, err error) {
@@ -83,9 +82,6 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string) {
 	n = d.resolve(n)
 	if n == nil {
 		return
-	}
-	if n.Kind == yaml.ScalarNode {
-		d.values[key] = n.Value
 	}
 	if isNull(n) {
 		return
@@ -194,7 +190,6 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, key string) {
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
 		ik := fmt.Sprintf("%s[%d]", key, i)
-		d.lines[ik] = item.Line
 		d.decodeValue(item, s.Index(i), ik)
 	}
 	v.Set(s)
@@ -313,7 +308,8 @@ func (d *decoder) expandHome(p *string, key string) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		d.fail(d.lines[key], key, s, wrapf(ErrInvalidValue, "cannot expand ~: %v", err))
+		line, _ := lookup(d.root, key)
+		d.fail(line, key, s, wrapf(ErrInvalidValue, "cannot expand ~: %v", err))
 		return
 	}
 	*p = filepath.Join(home, s[1:])

@@ -59,8 +59,7 @@ func (d *decoder) canon(b *bufio.Writer, n *yaml.Node, depth int) {
 // writeLen writes s prefixed by its length, so that no two sequences of
 // strings write the same bytes.
 func writeLen(b *bufio.Writer, s string) {
-	var n [20]byte
-	b.Write(strconv.AppendInt(n[:0], int64(len(s)), 10))
+	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(len(s)), 10))
 	b.WriteByte(':')
 	b.WriteString(s)
 }

@@ -29,7 +29,6 @@ func (d *decoder) entries(n *yaml.Node, key string) iter.Seq[entry] {
 				}
 				seen[name] = p.key.Line
 			}
-			d.lines[full] = p.key.Line
 			if !yield(entry{p, full}) {
 				return
 			}
@@ -47,8 +46,7 @@ type pair struct {
 // `<<` that it does not set itself. Non-scalar keys are reported and
 // skipped.
 func (d *decoder) pairs(n *yaml.Node) []pair {
-	var own, merged []pair
-	set := map[string]bool{}
+	own := make([]pair, 0, len(n.Content)/2)
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -62,7 +60,14 @@ func (d *decoder) pairs(n *yaml.Node) []pair {
 			continue
 		}
 		own = append(own, pair{key: rk, value: val})
-		set[rk.Value] = true
+	}
+	if len(merges) == 0 {
+		return own // the common case: no merge keys, nothing to look up
+	}
+	var merged []pair
+	set := make(map[string]bool, len(own))
+	for _, p := range own {
+		set[p.key.Value] = true
 	}
 	var add func(m *yaml.Node, depth int)
 	add = func(m *yaml.Node, depth int) {

@@ -108,7 +108,7 @@ func Parse(file string, data []byte, kinds trackers.Kinds) (c *Config, err error
 	}
 	c = Default()
 	c.Source = file
-	d := &decoder{file: file, kinds: kinds, lines: map[string]int{}, values: map[string]string{}}
+	d := &decoder{file: file, kinds: kinds}
 	root, errs := d.document(data)
 	if errs != nil {
 		return nil, errs
@@ -116,10 +116,13 @@ func Parse(file string, data []byte, kinds trackers.Kinds) (c *Config, err error
 	if e := checkExpansion(file, root); e != nil {
 		return nil, Errors{e}
 	}
+	d.root = root
 	if root != nil {
 		d.decodeValue(root, reflect.ValueOf(c).Elem(), "")
 	}
-	c.lines, c.values = d.lines, d.values
+	c.root = root
+	parsed := c
+	defer func() { parsed.root = nil }() // lines are looked up only while validating
 	d.expandHome(&c.Data, "data")
 	for i := range c.Jobs {
 		d.expandHome(&c.Jobs[i].Dir, fmt.Sprintf("jobs[%d].dir", i))

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/rouse-dev/rouse/scheduler"
 	"github.com/rouse-dev/rouse/trackers"
 )
@@ -50,8 +52,8 @@ func (v *validator) failHint(key, value string, err error, hint string) {
 
 // value is the text read at key, or fallback for a config built in code.
 func (v *validator) value(key, fallback string) string {
-	if s, ok := v.c.values[key]; ok {
-		return s
+	if _, n := lookup(v.c.root, key); n != nil && n.Kind == yaml.ScalarNode {
+		return n.Value
 	}
 	return fallback
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -196,8 +198,31 @@ type urlData struct {
 	Page  int   // 1-based page number
 }
 
+// urlTemplates holds parsed URL templates by their text, so that a URL is
+// parsed once although config validates it and New builds on it (and a
+// reload repeats both). A template is safe to Execute concurrently. The
+// cache is emptied when it passes maxURLTemplates.
+var (
+	urlTemplates  sync.Map // string → *template.Template
+	urlTemplatesN atomic.Int64
+)
+
+const maxURLTemplates = 4096
+
 func parseURLTemplate(s string) (*template.Template, error) {
-	return template.New("url").Option("missingkey=error").Parse(s)
+	if t, ok := urlTemplates.Load(s); ok {
+		return t.(*template.Template), nil
+	}
+	t, err := template.New("url").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if urlTemplatesN.Add(1) > maxURLTemplates {
+		urlTemplates.Clear()
+		urlTemplatesN.Store(0)
+	}
+	urlTemplates.Store(s, t)
+	return t, nil
 }
 
 func renderURL(t *template.Template, since int64, page int) (string, error) {
