@@ -144,3 +144,46 @@ func componentProcs(a *harness.Agent) []harness.Proc {
 	}
 	return out
 }
+
+// A oneshot with restart_on_wake runs again after a real (fake-logind)
+// suspend; one without it stays done and ready.
+func TestOneshotOnWake(t *testing.T) {
+	p := harness.NewPower(t, true)
+	marker := harness.NewMarker()
+	dir := t.TempDir()
+	again, once := filepath.Join(dir, "again"), filepath.Join(dir, "once")
+	cfg := fmt.Sprintf(`
+heartbeat: {initial: 200ms, max: 2s}
+scheduler: {enabled: false}
+trackers:
+  - name: remount
+    kind: exec
+    oneshot: true
+    restart_on_wake: true
+    command: [sh, -c, "echo run >> %[1]s"]
+    env: %[3]s
+  - name: migrate
+    kind: exec
+    oneshot: true
+    command: [sh, -c, "echo run >> %[2]s"]
+    env: %[3]s
+`, again, once, harness.ExecEnv(marker))
+	a := harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr(), Marker: marker})
+	a.WaitStates(guard, map[string]string{"remount": "ready", "migrate": "ready"})
+	waitLock(t, p)
+	before := a.WaitWakeDone(guard, a.LastWakeID())
+	suspend(t, p)
+	w := a.WaitWakeDone(guard, a.WaitNewWake(guard, before.ID).ID)
+	if w.Restore.Ready != 2 {
+		t.Errorf("restore after the wake %+v, want both oneshots ready", w.Restore)
+	}
+	runs := func(p string) int {
+		b, _ := os.ReadFile(p)
+		return strings.Count(string(b), "run\n")
+	}
+	harness.Eventually(t, guard, "the restart_on_wake oneshot to run again", func() bool { return runs(again) == 2 })
+	if n := runs(once); n != 1 {
+		t.Errorf("the oneshot without restart_on_wake ran %d times, want once", n)
+	}
+	a.Stop()
+}
