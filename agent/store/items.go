@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rouse-dev/rouse/trackers"
@@ -17,54 +19,180 @@ var _ trackers.Store = (*Store)(nil)
 
 // SaveItems stores items for tracker, skipping IDs the tracker already has
 // (INSERT ... ON CONFLICT DO NOTHING on (tracker, id)), and sets the
-// tracker's cursor, all in one transaction: when anything fails nothing is
-// stored and the cursor does not move. cursor "" leaves the cursor
-// unchanged. An item's Data must be valid JSON (empty is stored as null); a
-// zero Time is stored as now. It returns how many items were new.
+// tracker's cursor, atomically: when anything fails nothing is stored and
+// the cursor does not move. cursor "" leaves the cursor unchanged. An
+// item's Data must be valid JSON (empty is stored as null); a zero Time is
+// stored as now. It returns how many items were new.
+//
+// Saves are group-committed: calls that arrive while a commit is under way
+// are committed together in the next transaction, each in its own
+// savepoint (one call's failure leaves the others stored), so a tracker on
+// a restore's critical path waits for at most one commit, not for every
+// other tracker's in turn. Nothing waits for company: a lone call commits
+// at once. A call whose ctx ends while it is queued returns ctx's error;
+// its items may still be stored by the commit under way (IDs are
+// deduplicated, so a retry stores nothing twice).
 func (s *Store) SaveItems(ctx context.Context, tracker string, items []trackers.Item, cursor string) (int, error) {
-	added := 0
-	err := s.writeTx(ctx, "save items "+tracker, func(ctx context.Context, tx *sql.Tx) error {
-		if len(items) > 0 {
-			st, err := tx.PrepareContext(ctx, `INSERT INTO items(tracker, id, at, data) VALUES(?, ?, ?, ?)
-				ON CONFLICT(tracker, id) DO NOTHING`)
-			if err != nil {
-				return err
+	for _, it := range items {
+		if len(it.Data) > 0 && !json.Valid(it.Data) {
+			return 0, fmt.Errorf("save items %s: item %q: data is not valid JSON", tracker, it.ID)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("save items %s: %w", tracker, err)
+	}
+	req := &saveReq{tracker: tracker, items: items, cursor: cursor, done: make(chan struct{}), lead: make(chan struct{})}
+	s.saves.mu.Lock()
+	s.saves.queue = append(s.saves.queue, req)
+	leader := !s.saves.busy
+	s.saves.busy = true
+	s.saves.mu.Unlock()
+	if !leader {
+		select {
+		case <-req.done:
+			return req.added, req.err
+		case <-req.lead: // the last leader handed over: commit the queue
+		case <-ctx.Done():
+			if req.abandon() {
+				return 0, fmt.Errorf("save items %s: %w", tracker, ctx.Err())
 			}
-			defer st.Close()
-			now := time.Now().UnixNano()
-			for _, it := range items {
-				data := []byte(it.Data)
-				if len(data) == 0 {
-					data = []byte("null")
-				} else if !json.Valid(data) {
-					return fmt.Errorf("item %q: data is not valid JSON", it.ID)
-				}
-				at := now
-				if !it.Time.IsZero() {
-					at = it.Time.UnixNano()
-				}
-				res, err := st.ExecContext(ctx, tracker, it.ID, at, data)
-				if err != nil {
-					return fmt.Errorf("item %q: %w", it.ID, err)
-				}
-				n, err := res.RowsAffected()
-				if err != nil {
-					return err
-				}
-				added += int(n)
+			select { // already taken into a batch (or handed the lead)
+			case <-req.done:
+				return req.added, req.err
+			case <-req.lead:
 			}
 		}
-		if cursor != "" {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO cursors(tracker, cursor, updated_at) VALUES(?, ?, ?)
-				ON CONFLICT(tracker) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
-				tracker, cursor, time.Now().UnixNano()); err != nil {
-				return fmt.Errorf("set cursor: %w", err)
+	}
+	s.commitQueue(ctx)
+	<-req.done
+	return req.added, req.err
+}
+
+// saveReq is one SaveItems call waiting in the group-commit queue.
+type saveReq struct {
+	tracker string
+	items   []trackers.Item
+	cursor  string
+
+	state atomic.Int32  // 0 queued, 1 taken into a batch, 2 abandoned
+	done  chan struct{} // closed when added and err are set
+	lead  chan struct{} // closed when this call is to commit the queue
+	added int
+	err   error
+}
+
+// abandon marks a queued request as given up; false when a batch already
+// took it.
+func (r *saveReq) abandon() bool { return r.state.CompareAndSwap(0, 2) }
+
+// saveQueue is the group-commit queue.
+type saveQueue struct {
+	mu      sync.Mutex
+	queue   []*saveReq
+	busy    bool         // a leader is committing
+	commits atomic.Int64 // transactions so far
+}
+
+// commitQueue commits whatever is queued in one transaction, then hands
+// the lead to the first call that arrived meanwhile (or ends it).
+func (s *Store) commitQueue(ctx context.Context) {
+	s.saves.mu.Lock()
+	batch := s.saves.queue
+	s.saves.queue = nil
+	s.saves.mu.Unlock()
+	var live []*saveReq
+	for _, r := range batch {
+		if r.state.CompareAndSwap(0, 1) {
+			live = append(live, r)
+		}
+	}
+	if len(live) > 0 {
+		s.commitBatch(context.WithoutCancel(ctx), live)
+		s.saves.commits.Add(1)
+	}
+	s.saves.mu.Lock()
+	for len(s.saves.queue) > 0 && s.saves.queue[0].state.Load() == 2 {
+		s.saves.queue = s.saves.queue[1:] // gave up while queued
+	}
+	if len(s.saves.queue) == 0 {
+		s.saves.busy = false
+	} else {
+		close(s.saves.queue[0].lead)
+	}
+	s.saves.mu.Unlock()
+}
+
+// commitBatch runs one transaction with a savepoint per request and sets
+// each request's result.
+func (s *Store) commitBatch(ctx context.Context, batch []*saveReq) {
+	op := "save items " + batch[0].tracker
+	if len(batch) > 1 {
+		op = fmt.Sprintf("save items (%d trackers)", len(batch))
+	}
+	err := s.writeTx(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO items(tracker, id, at, data) VALUES(?, ?, ?, ?)
+			ON CONFLICT(tracker, id) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, r := range batch {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT save_items`); err != nil {
+				return err
+			}
+			r.added, r.err = saveOne(ctx, tx, st, r)
+			if r.err != nil {
+				r.added = 0
+				if _, err := tx.ExecContext(ctx, `ROLLBACK TO save_items`); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `RELEASE save_items`); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, err
+	for _, r := range batch {
+		switch {
+		case err != nil:
+			r.added, r.err = 0, err
+		case r.err != nil:
+			r.err = fmt.Errorf("save items %s: %w", r.tracker, s.classify(r.err))
+		}
+		close(r.done)
+	}
+}
+
+// saveOne writes one request's items and cursor inside the savepoint.
+func saveOne(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r *saveReq) (int, error) {
+	added := 0
+	now := time.Now().UnixNano()
+	for _, it := range r.items {
+		data := []byte(it.Data)
+		if len(data) == 0 {
+			data = []byte("null")
+		}
+		at := now
+		if !it.Time.IsZero() {
+			at = it.Time.UnixNano()
+		}
+		res, err := st.ExecContext(ctx, r.tracker, it.ID, at, data)
+		if err != nil {
+			return 0, fmt.Errorf("item %q: %w", it.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		added += int(n)
+	}
+	if r.cursor != "" {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO cursors(tracker, cursor, updated_at) VALUES(?, ?, ?)
+			ON CONFLICT(tracker) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
+			r.tracker, r.cursor, time.Now().UnixNano()); err != nil {
+			return 0, fmt.Errorf("set cursor: %w", err)
+		}
 	}
 	return added, nil
 }

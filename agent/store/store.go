@@ -103,6 +103,8 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
+	saves saveQueue // SaveItems' group commit (items.go)
+
 	mu      sync.RWMutex
 	open    atomic.Bool // w != nil, readable without mu (State never waits)
 	w       *sql.DB     // the one writer connection; nil while closed
