@@ -264,7 +264,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		started := time.Now()
 		rec, err := recordGroup(t.stateDir, pid, t.runToken())
 		if err != nil {
-			log.Warn("cannot record the child's process group", "pid", pid, "dir", t.stateDir, "error", err)
+			log.Warn("cannot record the child's process group", "pid", pid, "dir", t.stateDir, "err", err)
 		}
 		t.setPid(pid)
 		log.Info("child started", "pid", pid, "command", t.opts.Command)
@@ -290,7 +290,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		t.exits.Inc()
 		exitErr := exitError(p.Err(), p.LastLine())
 		d := bo.Next()
-		log.Warn("child exited", "pid", pid, "error", exitErr, "uptime", up.Round(time.Millisecond), "restart_in", d.Round(time.Millisecond))
+		log.Warn("child exited", "pid", pid, "err", exitErr, "uptime", up.Round(time.Millisecond), "restart_in", d.Round(time.Millisecond))
 		h.Report(trackers.StateStarting, exitErr)
 		if x, ok := h.(trackers.ExitReporter); ok {
 			x.Exited(exitErr, d)
@@ -326,7 +326,7 @@ func (t *Tracker) runOneshot(ctx context.Context, h trackers.Host, log *slog.Log
 		pid := p.Pid()
 		rec, err := recordGroup(t.stateDir, pid, t.runToken())
 		if err != nil {
-			log.Warn("cannot record the child's process group", "pid", pid, "dir", t.stateDir, "error", err)
+			log.Warn("cannot record the child's process group", "pid", pid, "dir", t.stateDir, "err", err)
 		}
 		t.setPid(pid)
 		log.Info("oneshot started", "pid", pid, "command", t.opts.Command)
@@ -353,7 +353,7 @@ func (t *Tracker) runOneshot(ctx context.Context, h trackers.Host, log *slog.Log
 		}
 		if err := p.Err(); err != nil {
 			failed := oneshotError(err, p.LastLine())
-			log.Warn("oneshot failed", "pid", pid, "error", failed)
+			log.Warn("oneshot failed", "pid", pid, "err", failed)
 			return failed
 		}
 		log.Info("oneshot completed", "pid", pid)
@@ -472,7 +472,7 @@ func (t *Tracker) supervise(ctx context.Context, h trackers.Host, log *slog.Logg
 				h.Report(trackers.StateReady, nil)
 				continue
 			}
-			log.Debug("child not ready yet", "pid", p.Pid(), "error", err)
+			log.Debug("child not ready yet", "pid", p.Pid(), "err", err)
 			if msg := err.Error(); msg != lastErr {
 				lastErr = msg
 				h.Report(trackers.StateStarting, err)
@@ -515,7 +515,7 @@ func exitsCounter(reg prometheus.Registerer, name string, log *slog.Logger) prom
 				return existing
 			}
 		}
-		log.Warn("cannot register exec metrics", "error", err)
+		log.Warn("cannot register exec metrics", "err", err)
 	}
 	return c
 }

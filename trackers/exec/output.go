@@ -141,7 +141,7 @@ func readLines(r io.Reader, stream string, s *sink) {
 				s.line(stream, string(buf))
 			}
 			if !errors.Is(err, io.EOF) {
-				s.log.Debug("child output read ended", "stream", stream, "error", err)
+				s.log.Debug("child output read ended", "stream", stream, "err", err)
 			}
 			return
 		}

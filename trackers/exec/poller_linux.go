@@ -168,7 +168,7 @@ func (p *poller) readPipe(r *pipeReader) {
 		r.flush()
 		p.drop(r)
 	case err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR):
-		r.sink.log.Debug("child output read ended", "stream", r.stream, "error", err)
+		r.sink.log.Debug("child output read ended", "stream", r.stream, "err", err)
 		r.flush()
 		p.drop(r)
 	}

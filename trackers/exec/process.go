@@ -286,7 +286,7 @@ func (p *osProcess) Stop(timeout time.Duration) {
 	case <-p.done:
 	default:
 		if err := terminateGroup(p.cmd.Process); err != nil {
-			p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGTERM", "error", err)
+			p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGTERM", "err", err)
 		}
 		p.jail.terminate() // what left the group (setsid, double fork) too
 		t := time.NewTimer(timeout)
@@ -299,10 +299,10 @@ func (p *osProcess) Stop(timeout time.Duration) {
 	}
 	// Sweep the group: what the leader left behind goes too.
 	if err := killGroup(p.cmd.Process); err != nil {
-		p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGKILL", "error", err)
+		p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGKILL", "err", err)
 	}
 	if err := p.jail.kill(); err != nil {
-		p.log.Warn("cannot kill every process the child started", "pid", p.Pid(), "error", err)
+		p.log.Warn("cannot kill every process the child started", "pid", p.Pid(), "err", err)
 	}
 	<-p.done
 	// The kill is sent, not done: wait until no member of the group is left

@@ -220,12 +220,12 @@ func sweepStale(dir string, log *slog.Logger) {
 	}
 	path := filepath.Join(dir, recordFile)
 	if errors.Is(err, errUntrusted) {
-		log.Warn("dropping a process group record the agent's user did not write alone", "path", path, "error", err)
+		log.Warn("dropping a process group record the agent's user did not write alone", "path", path, "err", err)
 		os.Remove(path)
 		return
 	}
 	if err != nil {
-		log.Warn("dropping an unreadable process group record", "path", path, "error", err)
+		log.Warn("dropping an unreadable process group record", "path", path, "err", err)
 		os.Remove(path)
 		return
 	}
@@ -240,7 +240,7 @@ func sweepStale(dir string, log *slog.Logger) {
 	}
 	log.Warn("killing what is left of the process group of an earlier agent", "pgid", rec.Pgid, "agent_pid", rec.Agent)
 	if err := signalGroup(rec.Pgid, syscall.SIGKILL); err != nil {
-		log.Warn("cannot kill the earlier process group", "pgid", rec.Pgid, "error", err)
+		log.Warn("cannot kill the earlier process group", "pgid", rec.Pgid, "err", err)
 	}
 	if !waitGroupGone(rec.Pgid, groupGoneGrace) {
 		log.Warn("processes of the earlier group still running after SIGKILL", "pgid", rec.Pgid)
