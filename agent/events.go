@@ -21,7 +21,7 @@ const subscriberBuffer = 64
 type bus struct {
 	mu      sync.Mutex
 	nextID  int64
-	backlog []wire.Event // ring, oldest first
+	backlog []wire.Event // at most backlogSize, oldest first; full, the oldest is shifted out
 	subs    map[*subscriber]struct{}
 	changed chan struct{} // 1-slot: something was published (the API views are stale)
 }
