@@ -99,9 +99,9 @@ func (a *Agent) Health(ctx context.Context) wire.Health {
 		Components: a.Services(ctx), Version: a.opts.Version, StartedAt: a.startedAt,
 		Store: wire.StoreHealth{State: a.store.State(), Path: a.store.Path()},
 	}
-	if h.Store.State == "open" {
+	if h.Store.State == wire.StoreOpen {
 		if err := a.store.Verify(); err != nil {
-			h.Store.State, h.Store.Error = "error", err.Error()
+			h.Store.State, h.Store.Error = wire.StoreError, err.Error()
 		}
 	}
 	a.mu.Lock()
@@ -132,7 +132,7 @@ func (a *Agent) Health(ctx context.Context) wire.Health {
 
 // overall folds components and store into one status.
 func overall(h wire.Health) string {
-	if h.Store.State == "error" {
+	if h.Store.State == wire.StoreError {
 		return wire.StatusError
 	}
 	if h.Waking {
@@ -160,7 +160,7 @@ func overall(h wire.Health) string {
 // Without detail a reason is "NAME is STATE" only.
 func (a *Agent) Ready(ctx context.Context, detail bool) wire.Ready {
 	var reasons []string
-	if st := a.store.State(); st != "open" {
+	if st := a.store.State(); st != wire.StoreOpen {
 		reasons = append(reasons, "store is "+st)
 	} else if err := a.store.Verify(); err != nil {
 		r := "store is error"

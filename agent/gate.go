@@ -79,7 +79,7 @@ func (g *gate) Health(ctx context.Context) wire.Health {
 	}
 	return wire.Health{
 		Status: wire.StatusStarting, Version: g.a.opts.Version, StartedAt: g.a.startedAt,
-		Store: wire.StoreHealth{State: "closed", Path: StorePath(g.a.opts.DataDir)}, Components: []wire.Service{},
+		Store: wire.StoreHealth{State: wire.StoreClosed, Path: StorePath(g.a.opts.DataDir)}, Components: []wire.Service{},
 		Config: wire.ConfigState{State: "loading", Path: g.a.opts.ConfigPath},
 	}
 }

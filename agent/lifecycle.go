@@ -39,7 +39,7 @@ type Options struct {
 	DataDir    string // the lock, the store, the API token (required)
 	// Listen is the REST API's address. Boot step 0 binds it before the
 	// config is read, so it is taken from here, else from Config, else
-	// api.DefaultListen; AllowNonLoopback and MaxEventStreams likewise.
+	// wire.DefaultListen; AllowNonLoopback and MaxEventStreams likewise.
 	Listen           string
 	AllowNonLoopback bool
 	MaxEventStreams  int
@@ -492,7 +492,7 @@ func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, 
 		}
 	}
 	pub := w // subscribers encode the event later: never hand them w, which changes below
-	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "waking", Wake: &pub}})
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseWaking, Wake: &pub}})
 	a.reopenStore(ctx)
 	id, err := a.store.CreateWake(ctx, w)
 	if err != nil {
@@ -516,7 +516,7 @@ func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, 
 // reopenStore reopens the store when it is closed or no longer the file
 // on disk, retrying under its own deadline; the API answers meanwhile.
 func (a *Agent) reopenStore(ctx context.Context) {
-	if a.store.State() == "open" && a.store.Verify() == nil {
+	if a.store.State() == wire.StoreOpen && a.store.Verify() == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -559,7 +559,7 @@ func (a *Agent) BeforeSleep(ctx context.Context, ev power.Event) {
 	}
 	grace := a.cfg.Sleep.PauseGrace
 	a.mu.Unlock()
-	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "sleeping"}})
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseSleeping}})
 	pctx, cancel := context.WithTimeout(ctx, grace)
 	var wg sync.WaitGroup
 	for _, u := range a.allUnits() {
@@ -585,7 +585,7 @@ func (a *Agent) BeforeSleep(ctx context.Context, ev power.Event) {
 	a.metrics.preSleepDur.Observe(d.Seconds())
 	a.log.Info("ready for sleep", "duration", d.Round(time.Millisecond), "pause", paused.Round(time.Millisecond),
 		"checkpoint", checkpointed.Round(time.Millisecond), "budget_left", budgetLeft(ctx))
-	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "asleep"}})
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseAsleep}})
 }
 
 func budgetLeft(ctx context.Context) time.Duration {

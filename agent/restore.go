@@ -519,7 +519,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 	defer cancel()
 	t0 := time.Now()
 	pub := *w // restore fills in w below, while subscribers may still be encoding the event
-	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "restoring", Wake: &pub, Pending: len(units), Total: len(units)}})
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseRestoring, Wake: &pub, Pending: len(units), Total: len(units)}})
 	results := make([]result, len(units))
 	var wg sync.WaitGroup
 	var pmu sync.Mutex
@@ -534,7 +534,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 			pending--
 			p := pending
 			pmu.Unlock()
-			a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "restoring", Pending: p, Total: len(units)}})
+			a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseRestoring, Pending: p, Total: len(units)}})
 		}()
 	}
 	wg.Wait()
@@ -573,7 +573,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 	a.lastWake = &cp
 	a.waking = false
 	a.mu.Unlock()
-	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: "done", Wake: &cp, Total: len(units)}})
+	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseDone, Wake: &cp, Total: len(units)}})
 	a.kickHeartbeat()
 }
 

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -8,39 +9,25 @@ import (
 	"strings"
 
 	"github.com/rouse-dev/rouse/internal/perm"
+	"github.com/rouse-dev/rouse/wire"
 )
 
-// DefaultListen is the agent's default address.
-const DefaultListen = "127.0.0.1:8000"
-
 // FromEnv returns a client of the local agent. listen and dataDir are what
-// the caller resolved from its flags; when empty they fall back to
-// ROUSE_LISTEN and ROUSE_DATA, then to 127.0.0.1:8000 and the user's data
-// directory ($XDG_DATA_HOME/rouse, else ~/.local/share/rouse). The token
-// is read from <data>/api-token, which the agent creates at first start and
-// which must be private to its owner.
+// the caller resolved from its flags and config; when empty they are
+// resolved as Listen and DataDir do. The token is read from
+// <data>/api-token, which the agent creates at first start and which must
+// be private to its owner.
 func FromEnv(listen, dataDir string) (*Client, error) {
-	if listen == "" {
-		listen = os.Getenv("ROUSE_LISTEN")
-	}
-	if listen == "" {
-		listen = DefaultListen
-	}
-	if dataDir == "" {
-		dataDir = os.Getenv("ROUSE_DATA")
-	}
-	if dataDir == "" {
-		d, err := defaultDataDir()
-		if err != nil {
-			return nil, err
-		}
-		dataDir = d
+	listen = Listen(listen, "")
+	dataDir, err := DataDir(dataDir, "")
+	if err != nil {
+		return nil, err
 	}
 	base, err := baseURL(listen)
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dataDir, "api-token")
+	path := filepath.Join(dataDir, wire.TokenFile)
 	tok, err := readToken(path)
 	if err != nil {
 		return nil, err
@@ -53,7 +40,7 @@ func FromEnv(listen, dataDir string) (*Client, error) {
 func baseURL(listen string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "", fmt.Errorf("listen address %q: %w (want host:port, e.g. %s)", listen, err, DefaultListen)
+		return "", fmt.Errorf("listen address %q: %w (want host:port, e.g. %s)", listen, err, wire.DefaultListen)
 	}
 	switch host {
 	case "", "0.0.0.0":
@@ -64,7 +51,21 @@ func baseURL(listen string) (string, error) {
 	return "http://" + net.JoinHostPort(host, port), nil
 }
 
-func defaultDataDir() (string, error) {
+// Listen resolves the API address, as the agent (rouse run) and every
+// client do: listen when set (--listen), else $ROUSE_LISTEN, else
+// fromConfig (the config's listen key), else wire.DefaultListen.
+func Listen(listen, fromConfig string) string {
+	return cmp.Or(listen, os.Getenv("ROUSE_LISTEN"), fromConfig, wire.DefaultListen)
+}
+
+// DataDir resolves the data directory, as the agent (rouse run) and every
+// client do, so that they meet in the same one: dir when set (--data),
+// else $ROUSE_DATA, else fromConfig (the config's data key), else
+// $XDG_DATA_HOME/rouse, else ~/.local/share/rouse.
+func DataDir(dir, fromConfig string) (string, error) {
+	if d := cmp.Or(dir, os.Getenv("ROUSE_DATA"), fromConfig); d != "" {
+		return d, nil
+	}
 	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
 		return filepath.Join(x, "rouse"), nil
 	}

@@ -1,9 +1,19 @@
-// Package wire owns the JSON shapes of rouse's local REST API. It is a leaf:
-// the server (agent/api), the CLI, the tray and the tests all import it, so a
-// field is defined once. Add fields freely; never rename or drop one.
+// Package wire owns the JSON shapes of rouse's local REST API and the few
+// constants both of its sides need (the default address, the token file's
+// name, the values of its enumerated fields). It is a leaf: the server
+// (agent/api), the CLI, the tray and the tests all import it, so a field or
+// a value is defined once. Add fields freely; never rename or drop one.
 package wire
 
 import "time"
+
+// DefaultListen is the REST API's address when neither the config's listen
+// key, --listen nor ROUSE_LISTEN names one.
+const DefaultListen = "127.0.0.1:8000"
+
+// TokenFile is the name of the API token file in the agent's data
+// directory: the agent creates it, clients read it.
+const TokenFile = "api-token"
 
 // Error is the body of every error response: {"error":{"code":..,"message":..}}.
 type Error struct {
@@ -92,10 +102,17 @@ type Health struct {
 
 // StoreHealth is the store part of Health.
 type StoreHealth struct {
-	State string `json:"state"` // open, closed, reopening, error
+	State string `json:"state"` // StoreOpen, StoreClosed, StoreError
 	Path  string `json:"path"`
 	Error string `json:"error,omitempty"`
 }
+
+// Store states in StoreHealth.State.
+const (
+	StoreOpen   = "open"
+	StoreClosed = "closed"
+	StoreError  = "error"
+)
 
 // ConfigState is the config part of Health: the running config and, when
 // the last edit was rejected, why.
@@ -258,11 +275,23 @@ type NoteEvent struct {
 	Detail string `json:"detail"`
 }
 
+// WakePhase is where a sleep or wake is, in WakeEvent.Phase.
+type WakePhase string
+
+// The wake phases, in the order they come.
+const (
+	PhaseSleeping  WakePhase = "sleeping"  // the machine is going to sleep: components pause
+	PhaseAsleep    WakePhase = "asleep"    // ready for the sleep: the store is closed
+	PhaseWaking    WakePhase = "waking"    // a wake was detected (Wake says how)
+	PhaseRestoring WakePhase = "restoring" // the restore is under way (Pending of Total left)
+	PhaseDone      WakePhase = "done"      // the restore ended (Wake has its outcome)
+)
+
 // WakeEvent is wake progress.
 type WakeEvent struct {
-	Phase string `json:"phase"` // sleeping, asleep, waking, restoring, done
-	Wake  *Wake  `json:"wake,omitempty"`
-	// For phase "restoring": the component that changed and what is left.
+	Phase WakePhase `json:"phase"`
+	Wake  *Wake     `json:"wake,omitempty"`
+	// For PhaseRestoring: the component that changed and what is left.
 	Pending int `json:"pending"`
 	Total   int `json:"total"`
 }

@@ -72,7 +72,7 @@ import (
 // Options configure a Server. The zero value of every field but Listen is
 // usable.
 type Options struct {
-	// Listen is the address to bind (default "127.0.0.1:8000").
+	// Listen is the address to bind (default wire.DefaultListen).
 	Listen string
 	// AllowNonLoopback lets Listen name a non-loopback address (default
 	// false: refused). It is the config key allow_non_loopback.
@@ -93,9 +93,6 @@ type Options struct {
 	// backend leaves it empty.
 	Version string
 }
-
-// DefaultListen is the address used when Options.Listen is empty.
-const DefaultListen = "127.0.0.1:8000"
 
 // Server timeouts. None of them bounds how long a response may be written,
 // so Server-Sent Events streams are not cut off.
@@ -233,14 +230,14 @@ func New(b Backend, o Options) (*Server, error) {
 		return nil, errors.New("api: nil Backend")
 	}
 	if o.Listen == "" {
-		o.Listen = DefaultListen
+		o.Listen = wire.DefaultListen
 	}
 	if o.Token == "" {
 		return nil, errors.New("api: empty API token")
 	}
 	host, port, err := net.SplitHostPort(o.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("api: listen address %q: %w (want host:port, e.g. %s)", o.Listen, err, DefaultListen)
+		return nil, fmt.Errorf("api: listen address %q: %w (want host:port, e.g. %s)", o.Listen, err, wire.DefaultListen)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -10,10 +10,8 @@ import (
 	"strings"
 
 	"github.com/rouse-dev/rouse/internal/perm"
+	"github.com/rouse-dev/rouse/wire"
 )
-
-// TokenFile is the name of the API token file in the data directory.
-const TokenFile = "api-token"
 
 // LoadOrCreateToken returns the API token kept in <dataDir>/api-token,
 // creating it (32 random bytes, hex; file 0600 in a 0700 directory) at
@@ -26,7 +24,7 @@ func LoadOrCreateToken(dataDir string) (string, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return "", fmt.Errorf("api token: create data directory: %w", err)
 	}
-	path := filepath.Join(dataDir, TokenFile)
+	path := filepath.Join(dataDir, wire.TokenFile)
 	tok, err := ReadToken(path)
 	if err == nil {
 		return tok, nil

@@ -31,6 +31,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rouse-dev/rouse/scheduler"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // Config is the whole configuration of the agent.
@@ -259,7 +260,7 @@ func Default() *Config {
 	enabled := true
 	return &Config{
 		Source:          "default",
-		Listen:          "127.0.0.1:8000",
+		Listen:          wire.DefaultListen,
 		MaxEventStreams: 32,
 		Deadlines: Deadlines{
 			Tracker:   10 * time.Second,

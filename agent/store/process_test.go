@@ -278,7 +278,7 @@ func TestCloseIsBoundedByItsContext(t *testing.T) {
 		case <-time.After(guard):
 			t.Fatal("Close did not return after its context ended")
 		}
-		if s.State() != StateClosed {
+		if s.State() != wire.StoreClosed {
 			t.Errorf("State = %q, want closed", s.State())
 		}
 		if err := c.wait(t); err != nil {

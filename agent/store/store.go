@@ -53,6 +53,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/rouse-dev/rouse/internal/perm"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // Errors callers test with errors.Is.
@@ -79,13 +80,6 @@ const DefaultBusyTimeout = 5 * time.Second
 
 // readPoolSize is the number of read-only connections.
 const readPoolSize = 4
-
-// Store states as State reports them (wire.StoreHealth.State).
-const (
-	StateOpen   = "open"
-	StateClosed = "closed"
-	StateError  = "error"
-)
 
 // Options configures a Store.
 type Options struct {
@@ -162,11 +156,11 @@ func (s *Store) State() string {
 	defer s.stMu.Unlock()
 	switch {
 	case s.open.Load() && s.verified:
-		return StateOpen
+		return wire.StoreOpen
 	case s.lastErr != nil:
-		return StateError
+		return wire.StoreError
 	default:
-		return StateClosed
+		return wire.StoreClosed
 	}
 }
 

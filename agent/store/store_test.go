@@ -33,7 +33,7 @@ func TestOpen(t *testing.T) {
 		if perm := fi.Mode().Perm(); perm != 0o700 {
 			t.Errorf("directory mode = %v, want 0700", perm)
 		}
-		if s.State() != StateOpen {
+		if s.State() != wire.StoreOpen {
 			t.Errorf("State = %q, want open", s.State())
 		}
 		if s.Path() != filepath.Join(dir, "rouse.db") {
@@ -116,14 +116,14 @@ func TestReopen(t *testing.T) {
 		if err := s.Close(ctx); err != nil {
 			t.Fatalf("second Close: %v", err)
 		}
-		if s.State() != StateClosed {
+		if s.State() != wire.StoreClosed {
 			t.Errorf("State after Close = %q", s.State())
 		}
 		for i := range 2 {
 			if err := s.Reopen(ctx); err != nil {
 				t.Fatalf("Reopen %d: %v", i, err)
 			}
-			if s.State() != StateOpen {
+			if s.State() != wire.StoreOpen {
 				t.Errorf("State after Reopen = %q", s.State())
 			}
 			if s.UncleanShutdown() {
@@ -226,7 +226,7 @@ func TestVerify(t *testing.T) {
 		if err := s.Verify(); !errors.Is(err, ErrReplaced) {
 			t.Fatalf("Verify after deleting the directory = %v, want ErrReplaced", err)
 		}
-		if s.State() != StateError {
+		if s.State() != wire.StoreError {
 			t.Errorf("State = %q, want error", s.State())
 		}
 		if err := s.Reopen(ctx); err != nil {
@@ -235,7 +235,7 @@ func TestVerify(t *testing.T) {
 		if err := s.Verify(); err != nil {
 			t.Fatalf("Verify after Reopen: %v", err)
 		}
-		if s.State() != StateOpen {
+		if s.State() != wire.StoreOpen {
 			t.Errorf("State after Reopen = %q, want open", s.State())
 		}
 	})
@@ -291,7 +291,7 @@ func TestMigrations(t *testing.T) {
 		if err == nil {
 			t.Fatal("Reopen of a newer schema succeeded")
 		}
-		if s.State() != StateError {
+		if s.State() != wire.StoreError {
 			t.Errorf("State = %q, want error", s.State())
 		}
 	})

@@ -27,7 +27,11 @@ func (g *globals) newClient() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.FromEnv(g.listenAddr(cfg.Listen), g.dataDir(cfg.Data))
+	dataDir, err := g.dataDir(cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	return client.FromEnv(g.listenAddr(cfg.Listen), dataDir)
 }
 
 // colour paints s on a terminal only.
@@ -338,7 +342,7 @@ func followWake(ctx context.Context, c *client.Client, out io.Writer) error {
 				line += "  " + ev.State.Error
 			}
 			fmt.Fprintln(out, line)
-		case ev.Wake != nil && ev.Wake.Phase == "done" && ev.Wake.Wake != nil && ev.Wake.Wake.ID == id:
+		case ev.Wake != nil && ev.Wake.Phase == wire.PhaseDone && ev.Wake.Wake != nil && ev.Wake.Wake.ID == id:
 			printRestore(out, *ev.Wake.Wake)
 			if r := ev.Wake.Wake.Restore; r.TimedOut+r.Failed > 0 {
 				return codeError{1}

@@ -23,6 +23,7 @@ import (
 	"github.com/rouse-dev/rouse/installer"
 	"github.com/rouse-dev/rouse/internal/perm"
 	"github.com/rouse-dev/rouse/platform/netwatch"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // level is a check's verdict. Only fail makes `rouse doctor` exit 1: a
@@ -151,13 +152,15 @@ func (d *doctor) run(ctx context.Context, g *globals) []finding {
 		cfgData, cfgListen = d.cfg.Data, d.cfg.Listen
 	}
 	if d.dataDir == "" {
-		d.dataDir = g.dataDir(cfgData)
+		if dir, err := g.dataDir(cfgData); err == nil {
+			d.dataDir = dir
+		} else {
+			fs = append(fs, fail("data", "set ROUSE_DATA or pass --data", "%v", err))
+			return fs
+		}
 	}
 	if d.listen == "" {
 		d.listen = g.listenAddr(cfgListen)
-		if d.listen == "" {
-			d.listen = client.DefaultListen
-		}
 	}
 	fs = append(fs, d.checkDataDir(), d.checkToken())
 	port, rouse := d.checkPort(ctx)
@@ -240,7 +243,7 @@ func (d *doctor) checkDataDir() finding {
 // refuses a token others can read).
 func (d *doctor) checkToken() finding {
 	const name = "token"
-	path := filepath.Join(d.dataDir, "api-token")
+	path := filepath.Join(d.dataDir, wire.TokenFile)
 	_, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return warn(name, "start the agent once: it creates the token", "no API token at %s yet", path)

@@ -144,34 +144,14 @@ func (g *globals) configPath() string {
 	return ""
 }
 
-// dataDir resolves the data directory: flag, env, config, XDG.
-func (g *globals) dataDir(fromConfig string) string {
-	if g.data != "" {
-		return g.data
-	}
-	if p := os.Getenv("ROUSE_DATA"); p != "" {
-		return p
-	}
-	if fromConfig != "" {
-		return fromConfig
-	}
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "rouse")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "rouse")
-	}
-	return filepath.Join(home, ".local", "share", "rouse")
+// dataDir resolves the data directory: flag, env, config, XDG
+// (client.DataDir).
+func (g *globals) dataDir(fromConfig string) (string, error) {
+	return client.DataDir(g.data, fromConfig)
 }
 
-// listenAddr resolves the API address: flag, env, config.
+// listenAddr resolves the API address: flag, env, config, default
+// (client.Listen).
 func (g *globals) listenAddr(fromConfig string) string {
-	if g.listen != "" {
-		return g.listen
-	}
-	if p := os.Getenv("ROUSE_LISTEN"); p != "" {
-		return p
-	}
-	return fromConfig
+	return client.Listen(g.listen, fromConfig)
 }

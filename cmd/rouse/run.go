@@ -69,7 +69,11 @@ cannot); serve the whole REST API; restore the components.`,
 			}
 			path := g.configPath()
 			early := peekBootKeys(path)
-			dataDir, listen := g.dataDir(early.Data), g.listenAddr(early.Listen)
+			dataDir, err := g.dataDir(early.Data)
+			if err != nil {
+				return err
+			}
+			listen := g.listenAddr(early.Listen)
 			load := func() (*config.Config, error) {
 				cfg, _, err := g.loadConfig()
 				if err != nil {

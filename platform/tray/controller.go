@@ -151,7 +151,7 @@ func (c *controller) follow(ctx context.Context) {
 type loopState struct {
 	agent   Agent
 	health  *wire.Health
-	phase   string
+	phase   wire.WakePhase
 	wakeBy  string // how the wake under way was detected
 	pending int
 	total   int
@@ -271,13 +271,13 @@ func (c *controller) onEvent(s *loopState, ev wire.Event) {
 		return
 	}
 	s.phase = ev.Wake.Phase
-	if ev.Wake.Phase == "waking" && ev.Wake.Wake != nil {
+	if ev.Wake.Phase == wire.PhaseWaking && ev.Wake.Wake != nil {
 		s.wakeBy = ev.Wake.Wake.DetectedBy
 	}
-	if ev.Wake.Phase == "restoring" || ev.Wake.Phase == "done" {
+	if ev.Wake.Phase == wire.PhaseRestoring || ev.Wake.Phase == wire.PhaseDone {
 		s.pending, s.total = ev.Wake.Pending, ev.Wake.Total
 	}
-	if ev.Wake.Phase != "done" || ev.Wake.Wake == nil || ev.Wake.Wake.ID <= s.alerted {
+	if ev.Wake.Phase != wire.PhaseDone || ev.Wake.Wake == nil || ev.Wake.Wake.ID <= s.alerted {
 		return
 	}
 	al, ok := alertFor(ev.Wake.Wake)

@@ -48,9 +48,9 @@ const (
 type Input struct {
 	// Health is the last health read, nil before the first.
 	Health *wire.Health
-	// Phase is the last wake phase seen on the event stream ("sleeping",
-	// "asleep", "waking", "restoring", "done"), "" when none was seen.
-	Phase string
+	// Phase is the last wake phase seen on the event stream, "" when none
+	// was seen.
+	Phase wire.WakePhase
 	// Pending and Total are the restore progress from "restoring" events.
 	Pending, Total int
 	Reach          Reach
@@ -131,8 +131,8 @@ func Build(in Input) Model {
 			starting++
 		}
 	}
-	asleep := h.Asleep || in.Phase == "sleeping" || in.Phase == "asleep"
-	restoring := !asleep && (h.Waking || in.Phase == "waking" || in.Phase == "restoring")
+	asleep := h.Asleep || in.Phase == wire.PhaseSleeping || in.Phase == wire.PhaseAsleep
+	restoring := !asleep && (h.Waking || in.Phase == wire.PhaseWaking || in.Phase == wire.PhaseRestoring)
 	counts := fmt.Sprintf("%d/%d ready", ready, active)
 
 	switch {
@@ -154,7 +154,7 @@ func Build(in Input) Model {
 				}
 			}
 		}
-		if in.Total > 0 && in.Phase == "restoring" {
+		if in.Total > 0 && in.Phase == wire.PhaseRestoring {
 			parts = append(parts, fmt.Sprintf("%d/%d restored", in.Total-in.Pending, in.Total))
 		} else {
 			parts = append(parts, counts)
@@ -165,7 +165,7 @@ func Build(in Input) Model {
 		m.Tooltip = strings.Join(parts, " · ")
 		m.CanOpen = in.Reach == ReachOK
 		return m
-	case failed > 0 || h.Store.State == "error" || h.Status == wire.StatusError:
+	case failed > 0 || h.Store.State == wire.StoreError || h.Status == wire.StatusError:
 		m.Look = LookFailed
 		m.Header = "rouse: failed"
 	case degraded > 0 || h.Status == wire.StatusDegraded:
@@ -181,7 +181,7 @@ func Build(in Input) Model {
 	m.CanRecover = in.Reach == ReachOK
 
 	parts := []string{}
-	if h.Store.State == "error" {
+	if h.Store.State == wire.StoreError {
 		parts = append(parts, "store error")
 	}
 	parts = append(parts, counts)

@@ -345,7 +345,7 @@ func wakeAndWait(t *tb, c *client.Client) (t0 time.Time, restore time.Duration, 
 	go func() {
 		streamErr <- c.Events(ctx, client.StreamOptions{OnConnect: func() { once.Do(func() { close(connected) }) }},
 			func(ev wire.Event) error {
-				if ev.Wake == nil || ev.Wake.Phase != "done" || ev.Wake.Wake == nil {
+				if ev.Wake == nil || ev.Wake.Phase != wire.PhaseDone || ev.Wake.Wake == nil {
 					return nil
 				}
 				mu.Lock()

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/rouse-dev/rouse/agent/api"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // Benchmark 2: GET /api/v1/health at a fixed rate (stormRate requests a
@@ -60,7 +60,7 @@ func benchStorm(t *tb, o options) *stormResult {
 	g := makeDAG(o.StormN, o.ProbeSeed)
 	a := startOnDAG(t, o, g)
 	defer a.Stop()
-	tok, err := os.ReadFile(filepath.Join(a.DataDir, api.TokenFile))
+	tok, err := os.ReadFile(filepath.Join(a.DataDir, wire.TokenFile))
 	if err != nil {
 		t.Fatalf("token: %v", err)
 	}
