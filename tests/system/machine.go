@@ -114,11 +114,13 @@ func Boot(t testing.TB) *Machine {
 	if err := os.WriteFile(inner, []byte(innerScript), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "--propagation", "private",
+	// --kill-child and Pdeathsig: should the test process die without its
+	// cleanup (a -timeout panic), the kernel kills the machine too.
+	args := append([]string{"--pid", "--fork", "--kill-child=SIGKILL", "--mount", "--uts", "--ipc", "--net", "--propagation", "private",
 		"--mount-proc", "/bin/sh", inner, m.Dir}, m.cgroups...)
 	m.cmd = exec.Command("unshare", args...)
 	m.cmd.Stdout, m.cmd.Stderr = console, console
-	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	if err := m.cmd.Start(); err != nil {
 		m.removeCgroups()
 		t.Fatalf("start unshare: %v", err)

@@ -347,9 +347,16 @@ func testService(t *testing.T, a *agent, fig *figures, full bool) {
 		t.Run("StopLeavesNoProcess", func(t *testing.T) {
 			a.waitActive(t, "active before the stop")
 			m.Eventually("every component ready", 30*time.Second, func() bool { ok, _ := a.allReady(); return ok })
+			before, _ := journalMono(m, "rouse.service", "")
 			m.Must("systemctl", "stop", "rouse")
 			if ps := append(m.processes("/usr/local/bin/rouse run"), m.processes("sleep 1000")...); len(ps) > 0 {
 				t.Fatalf("left after systemctl stop: %v", ps)
+			}
+			// KillMode=mixed: systemd SIGKILLs what rouse left behind and
+			// says so. rouse must have stopped every child itself.
+			if at, ok := journalMono(m, "rouse.service", "Killing process"); ok && at > before {
+				out, _ := m.Run("journalctl", "-u", "rouse.service", "--no-pager", "-n", "20")
+				t.Fatalf("systemd had to kill processes rouse left behind:\n%s", out)
 			}
 			// Stopped by rouse itself, in order, not killed by systemd.
 			if p := a.show("Result", "ExecMainStatus"); p["Result"] != "success" {
