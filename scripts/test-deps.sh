@@ -3,12 +3,12 @@
 # fake logind and tray tests run on private buses), iproute2 (network
 # namespaces for the network-watch tests), Chromium (the dashboard test),
 # systemd's analyzer (unit checks), dpkg-deb (the package test), supervisor
-# and pm2 (the side-by-side benchmark; pm2 from npm), docker.io and
-# busybox-static (a private dockerd and a locally built image for the
-# container kind), sway, waybar and grim (the tray in a real panel,
-# tests/panel), systemd, dbus, polkitd, libpam-systemd and curl (the
-# real-systemd suite, tests/system). Debian packages and npm; needs root
-# or sudo.
+# and pm2 (the side-by-side benchmark; pm2 from npm), docker.io, podman and
+# busybox-static (a private dockerd, a private Podman API service and a
+# locally built image for the container kind), sway, waybar and grim (the
+# tray in a real panel, tests/panel), systemd, dbus, polkitd,
+# libpam-systemd and curl (the real-systemd suite, tests/system). Debian
+# packages and npm; needs root or sudo.
 set -euo pipefail
 
 need=()
@@ -34,6 +34,7 @@ command -v sway >/dev/null 2>&1 || need+=(sway)
 command -v waybar >/dev/null 2>&1 || need+=(waybar)
 command -v grim >/dev/null 2>&1 || need+=(grim)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v podman >/dev/null 2>&1 || need+=(podman)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v pm2 >/dev/null 2>&1 || command -v npm >/dev/null 2>&1 || need+=(npm)
 

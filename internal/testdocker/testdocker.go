@@ -1,10 +1,11 @@
 //go:build linux
 
-// Package testdocker runs a private Docker Engine for tests: dockerd on its
-// own unix socket, data root, exec root, pid file and cgroup parent, with
-// iptables, IP forwarding, masquerading and the default bridge all off, so
-// it changes nothing in the machine's network. Containers use the host's
-// network namespace (NetworkMode "host").
+// Package testdocker runs a private container engine for tests: Docker's
+// dockerd (Start) or Podman's Docker-compatible API service (StartPodman),
+// each on its own unix socket, data root, run root and cgroup parent. dockerd
+// runs with iptables, IP forwarding, masquerading and the default bridge all
+// off, so it changes nothing in the machine's network; containers use the
+// host's network namespace (NetworkMode "host") with either engine.
 //
 // Nothing is pulled: Image builds a small image from Debian's busybox-static
 // with the Engine API's import (a tar of a directory holding /bin/busybox and
@@ -22,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,6 +46,7 @@ const (
 // Engine is a private dockerd owned by one test.
 type Engine struct {
 	t      testing.TB
+	podman bool
 	dir    string
 	sock   string
 	cgroup string
@@ -57,20 +60,33 @@ type Engine struct {
 // Start runs a private dockerd for t and waits until it answers. It fails
 // the test when dockerd is missing (scripts/test-deps.sh installs Debian's
 // docker.io) or when the test does not run as root.
-func Start(t testing.TB) *Engine {
+func Start(t testing.TB) *Engine { return start(t, false) }
+
+// StartPodman runs a private `podman system service` (Podman's
+// Docker-compatible API) for t and waits until it answers. It fails the test
+// when podman is missing (scripts/test-deps.sh installs Debian's podman).
+// Podman runs HEALTHCHECKs from systemd timers, which a test has not got:
+// specs with Health are for Start's dockerd.
+func StartPodman(t testing.TB) *Engine { return start(t, true) }
+
+func start(t testing.TB, podman bool) *Engine {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatal("testdocker: a private dockerd needs root")
+		t.Fatal("testdocker: a private engine needs root")
 	}
-	if _, err := exec.LookPath("dockerd"); err != nil {
-		t.Fatalf("testdocker: dockerd not found (install Debian's docker.io; scripts/test-deps.sh does): %v", err)
+	bin, pkg := "dockerd", "docker.io"
+	if podman {
+		bin, pkg = "podman", "podman"
+	}
+	if _, err := exec.LookPath(bin); err != nil {
+		t.Fatalf("testdocker: %s not found (install Debian's %s; scripts/test-deps.sh does): %v", bin, pkg, err)
 	}
 	// A short directory: unix socket paths are limited to ~100 bytes.
 	dir, err := os.MkdirTemp("", "tdock")
 	if err != nil {
 		t.Fatalf("testdocker: %v", err)
 	}
-	e := &Engine{t: t, dir: dir, sock: filepath.Join(dir, "d.sock"),
+	e := &Engine{t: t, podman: podman, dir: dir, sock: filepath.Join(dir, "d.sock"),
 		cgroup: fmt.Sprintf("rouse-testdocker-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)}
 	t.Cleanup(e.cleanup)
 	e.launch()
@@ -101,6 +117,12 @@ func (e *Engine) launch() {
 		"--containerd-namespace", "rouse-test", "--containerd-plugins-namespace", "rouse-test-plugins",
 	}
 	cmd := exec.Command("dockerd", args...)
+	if e.podman {
+		cmd = exec.Command("podman", "--root", filepath.Join(e.dir, "data"), "--runroot", filepath.Join(e.dir, "exec"),
+			"--tmpdir", filepath.Join(e.dir, "tmp"), "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+			"--runtime", "runc", // crun refuses this machine's hybrid cgroup layout
+			"system", "service", "--time=0", e.Host())
+	}
 	log, err := os.OpenFile(filepath.Join(e.dir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		e.t.Fatalf("testdocker: %v", err)
@@ -259,9 +281,14 @@ func (e *Engine) Create(s Spec) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
 	defer cancel()
-	r, err := e.client.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config: cfg, HostConfig: &container.HostConfig{NetworkMode: "host"}, Name: s.Name,
-	})
+	hc := &container.HostConfig{NetworkMode: "host"}
+	if e.podman {
+		hc.CgroupParent = "/" + e.cgroup // dockerd takes it as a daemon flag
+		// Podman's compat API raises the open-files and process limits to its own maxima,
+		// which a sandbox without CAP_SYS_RESOURCE refuses; ask for less.
+		hc.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}, {Name: "nproc", Soft: 1024, Hard: 1024}}
+	}
+	r, err := e.client.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: s.Name})
 	if err != nil {
 		e.t.Fatalf("testdocker: create %s: %v", s.Name, err)
 	}
@@ -293,24 +320,22 @@ func (e *Engine) Kill(id string) {
 	}
 }
 
-// Exec runs argv in the container and waits for it.
+// Exec runs argv in the container and waits for it (attached: Podman's
+// compat API does not report the end of a detached exec).
 func (e *Engine) Exec(id string, argv ...string) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
 	defer cancel()
-	cr, err := e.client.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: argv})
-	if err == nil {
-		_, err = e.client.ExecStart(ctx, cr.ID, client.ExecStartOptions{Detach: true})
+	cr, err := e.client.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		e.t.Fatalf("testdocker: exec %v in %s: %v", argv, id, err)
 	}
-	for err == nil {
-		var ir client.ExecInspectResult
-		ir, err = e.client.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
-		if err == nil && !ir.Running {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	ar, err := e.client.ExecAttach(ctx, cr.ID, client.ExecAttachOptions{})
+	if err != nil {
+		e.t.Fatalf("testdocker: exec %v in %s: %v", argv, id, err)
 	}
-	e.t.Fatalf("testdocker: exec %v in %s: %v", argv, id, err)
+	_, _ = io.Copy(io.Discard, ar.Reader)
+	ar.Close()
 }
 
 func (e *Engine) cleanup() {
@@ -346,5 +371,26 @@ func (e *Engine) cleanup() {
 	if err := os.RemoveAll(e.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		e.t.Logf("testdocker: remove %s: %v", e.dir, err)
 	}
-	_ = os.Remove(filepath.Join("/sys/fs/cgroup", e.cgroup))
+	// The cgroup parent: one tree on cgroup v2, one per controller
+	// hierarchy on v1 or a hybrid layout.
+	removeCgroupTree(filepath.Join("/sys/fs/cgroup", e.cgroup))
+	if hs, err := os.ReadDir("/sys/fs/cgroup"); err == nil {
+		for _, h := range hs {
+			removeCgroupTree(filepath.Join("/sys/fs/cgroup", h.Name(), e.cgroup))
+		}
+	}
+}
+
+// removeCgroupTree removes an (empty) cgroup directory tree, deepest first.
+func removeCgroupTree(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, en := range entries {
+		if en.IsDir() {
+			removeCgroupTree(filepath.Join(dir, en.Name()))
+		}
+	}
+	_ = os.Remove(dir)
 }

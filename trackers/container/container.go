@@ -37,6 +37,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
@@ -76,8 +78,6 @@ const (
 	stopSlack = 5 * time.Second
 	// defaultStopTimeout is the engine's default stop timeout (seconds).
 	defaultStopTimeout = 10
-	// execPoll is how often an in-container check's exit is looked at.
-	execPoll = 50 * time.Millisecond
 )
 
 // Tracker is one container component. Build it with New.
@@ -577,34 +577,54 @@ func (t *Tracker) check(ctx context.Context, id string) error {
 	return nil
 }
 
-// execCheck runs ready.exec inside the container and waits for its exit.
+// execCheck runs ready.exec inside the container, attached (as `docker
+// exec` does: Podman's compat API does not report the end of a detached
+// exec), reads its output to the end and then asks for its exit code.
 func (t *Tracker) execCheck(ctx context.Context, id string) error {
-	cr, err := t.cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: t.opts.Ready.Exec})
+	cr, err := t.cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: t.opts.Ready.Exec, AttachStdout: true, AttachStderr: true})
 	if err != nil {
 		return fmt.Errorf("ready.exec: %w", err)
 	}
-	if _, err := t.cli.ExecStart(ctx, cr.ID, client.ExecStartOptions{Detach: true}); err != nil {
+	ar, err := t.cli.ExecAttach(ctx, cr.ID, client.ExecAttachOptions{})
+	if err != nil {
 		return fmt.Errorf("ready.exec: %w", err)
 	}
-	tk := time.NewTicker(execPoll)
-	defer tk.Stop()
-	for {
-		ir, err := t.cli.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
-		if err != nil {
-			return fmt.Errorf("ready.exec: %w", err)
-		}
-		if !ir.Running {
-			if ir.ExitCode != 0 {
-				return fmt.Errorf("ready.exec: %s exited with code %d", t.opts.Ready.Exec[0], ir.ExitCode)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ready.exec: %w", ctx.Err())
-		case <-tk.C:
-		}
+	stop := context.AfterFunc(ctx, func() { ar.Close() }) // a hung check ends with ctx
+	var out bytes.Buffer
+	_, err = stdcopy.StdCopy(&limitedWriter{w: &out, n: 4096}, &limitedWriter{w: &out, n: 4096}, ar.Reader)
+	stop()
+	ar.Close()
+	if ctx.Err() != nil {
+		return fmt.Errorf("ready.exec: %w", ctx.Err())
 	}
+	if err != nil {
+		return fmt.Errorf("ready.exec: reading its output: %w", err)
+	}
+	ir, err := t.cli.ExecInspect(ctx, cr.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("ready.exec: %w", err)
+	}
+	if ir.ExitCode != 0 {
+		if last := lastLine(out.String()); last != "" {
+			return fmt.Errorf("ready.exec: %s exited with code %d: %s", t.opts.Ready.Exec[0], ir.ExitCode, last)
+		}
+		return fmt.Errorf("ready.exec: %s exited with code %d", t.opts.Ready.Exec[0], ir.ExitCode)
+	}
+	return nil
+}
+
+// limitedWriter keeps at most n bytes and drops the rest: a check's output
+// is for its error message, never held in full.
+type limitedWriter struct {
+	w *bytes.Buffer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if room := l.n - l.w.Len(); room > 0 {
+		l.w.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }
 
 func isNotFound(err error) bool { return cerrdefs.IsNotFound(err) }
