@@ -98,14 +98,31 @@ type TokenStore interface {
 
 // Stats are counters tests read.
 type Stats struct {
-	Dials         int // WebSocket connects that succeeded
-	DialFailures  int
-	Discoveries   int // SOOD lookups that found a core
-	Registered    int // Registered answers
-	Subscribed    int // Subscribed snapshots
-	PingsAnswered int // core pings answered
-	Dropped       int // connections that ended (any cause)
-	Malformed     int // connections closed for a bad message
+	Dials         int `json:"dials"` // WebSocket connects that succeeded
+	DialFailures  int `json:"dial_failures"`
+	Discoveries   int `json:"discoveries"`    // SOOD lookups that found a core
+	Registered    int `json:"registered"`     // Registered answers
+	Subscribed    int `json:"subscribed"`     // Subscribed snapshots
+	PingsAnswered int `json:"pings_answered"` // core pings answered
+	Dropped       int `json:"dropped"`        // connections that ended (any cause)
+	Malformed     int `json:"malformed"`      // connections closed for a bad message
+}
+
+// Detail is what the API shows of the tracker besides its state (never
+// the token).
+type Detail struct {
+	Core    string `json:"core,omitempty"`    // the core's display name
+	Address string `json:"address,omitempty"` // where the core is reached
+	Paired  bool   `json:"paired"`            // registered: enabled in Roon and connected
+	Zones   int    `json:"zones"`             // zones the core lists now
+	Stats   Stats  `json:"stats"`
+}
+
+// Detail implements the agent's detail capability.
+func (t *Tracker) Detail() any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return Detail{Core: t.coreName, Address: t.addr, Paired: t.paired, Zones: t.zoneCount, Stats: t.stats}
 }
 
 // Tracker is a Roon extension. It implements trackers.Component and
@@ -127,13 +144,16 @@ type Tracker struct {
 
 	wake chan struct{} // 1-slot: Resume
 
-	mu       sync.Mutex
-	reported trackers.State
-	stats    Stats
-	addr     string // the core's address; "" until discovered
-	coreID   string // the last core registered with
-	plays    map[string]play
-	pending  []trackers.Item
+	mu        sync.Mutex
+	reported  trackers.State
+	stats     Stats
+	addr      string // the core's address; "" until discovered
+	coreID    string // the last core registered with
+	coreName  string
+	paired    bool // registered on the live connection
+	zoneCount int
+	plays     map[string]play
+	pending   []trackers.Item
 	// saveFailing: the last store write failed (said once per outage).
 	saveFailing bool
 }
@@ -389,7 +409,10 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 		cancel()
 		wsc.CloseNow()
 		wg.Wait()
-		t.count(func(s *Stats) { s.Dropped++ })
+		t.mu.Lock()
+		t.stats.Dropped++
+		t.paired, t.zoneCount = false, 0
+		t.mu.Unlock()
 	}()
 	msgs := make(chan []byte)
 	readErr := make(chan error, 1)
@@ -663,7 +686,7 @@ func (c *conn) handle(b []byte) (handled, error) {
 		}
 		c.token = reg.Token
 		t.mu.Lock()
-		t.coreID = reg.CoreID
+		t.coreID, t.coreName, t.paired = reg.CoreID, reg.DisplayName, true
 		t.stats.Registered++
 		t.mu.Unlock()
 		c.log.Info("registered with the Roon Core", "core", reg.DisplayName)
@@ -688,6 +711,7 @@ func (c *conn) handle(b []byte) (handled, error) {
 			c.zones = map[string]zoneView{}
 			t.count(func(s *Stats) { s.Subscribed++ })
 			c.zonesSeen(body.Zones, false)
+			c.countZones()
 			t.report(c.h, trackers.StateReady, nil)
 		case "Changed":
 			var body struct {
@@ -706,6 +730,7 @@ func (c *conn) handle(b []byte) (handled, error) {
 			}
 			c.zonesSeen(body.Added, true)
 			c.zonesSeen(body.Changed, false)
+			c.countZones()
 		default:
 			if m.Verb == VerbComplete {
 				return out, fmt.Errorf("the zone subscription ended: %s", clip(m.Name))
@@ -719,6 +744,12 @@ func (c *conn) handle(b []byte) (handled, error) {
 		}
 	}
 	return out, nil
+}
+
+func (c *conn) countZones() {
+	c.t.mu.Lock()
+	c.t.zoneCount = len(c.zones)
+	c.t.mu.Unlock()
 }
 
 func (c *conn) register() error {

@@ -53,6 +53,13 @@ func TestPairing(t *testing.T) {
 			if strings.Contains(r.host.Logs(), tok) {
 				t.Error("the token is in the logs")
 			}
+			dj, _ := json.Marshal(r.tr.Detail())
+			if strings.Contains(string(dj), tok) {
+				t.Error("the token is in the API's detail")
+			}
+			if d := r.tr.Detail().(Detail); !d.Paired || d.Core != "Living Room Core" || d.Zones != 1 || d.Address != "core.test:9330" {
+				t.Errorf("detail = %+v", d)
+			}
 			r.noCoreErrors()
 		})
 	})
