@@ -32,8 +32,10 @@ const DefaultDebounce = 200 * time.Millisecond
 // an empty file: it is taken for a write in place caught between truncate
 // and write (to run on the defaults, write a comment into the file).
 //
-// When the file is a symlink, its target's directory is watched too, so
-// that an edit of the target is seen.
+// When the file is a symlink (or a chain of them), the directory of every
+// link and of the file it points to is watched too, and the links are
+// followed again on each event: edits of whatever the link points to now
+// are seen after it is swapped.
 type Watcher struct {
 	path     string
 	kinds    trackers.Kinds
@@ -95,18 +97,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch config: %w", err)
 	}
-	names := map[string]bool{abs: true}
 	if err := fw.Add(filepath.Dir(abs)); err != nil {
 		return fmt.Errorf("watch config directory %s: %w", filepath.Dir(abs), err)
 	}
-	if target, err := filepath.EvalSymlinks(abs); err == nil && target != abs {
-		names[target] = true
-		if filepath.Dir(target) != filepath.Dir(abs) {
-			if err := fw.Add(filepath.Dir(target)); err != nil {
-				w.logger.Warn("cannot watch the config symlink's target directory", "dir", filepath.Dir(target), "err", err)
-			}
-		}
-	}
+	watched := map[string]bool{filepath.Dir(abs): true}
+	names := w.follow(fw, abs, watched)
 
 	last := fingerprintOf(w.path, nil)
 	kick := make(chan struct{}, 1)
@@ -135,6 +130,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !names[ev.Name] {
 				continue
 			}
+			// A link on the way may now point elsewhere: follow it again,
+			// so that edits of whatever it points to now are seen.
+			names = w.follow(fw, abs, watched)
 			select {
 			case kick <- struct{}{}:
 			default:
@@ -151,6 +149,42 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// follow returns the names whose events matter: the config's path, every
+// symlink on the way to the file and the file itself, adding a watch on
+// each of their directories not watched yet (watched is updated).
+func (w *Watcher) follow(fw *fsnotify.Watcher, abs string, watched map[string]bool) map[string]bool {
+	names := map[string]bool{abs: true}
+	p := abs
+	for range 40 { // as the kernel's ELOOP bound
+		target, err := os.Readlink(p)
+		if err != nil {
+			break // not a link (or gone): p is the file
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		p = filepath.Clean(target)
+		names[p] = true
+		if dir := filepath.Dir(p); !watched[dir] {
+			if err := fw.Add(dir); err != nil {
+				w.logger.Warn("cannot watch the config symlink's target directory", "dir", dir, "err", err)
+				continue
+			}
+			watched[dir] = true
+		}
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil && !names[real] {
+		// A link among the target's directories: watch the real file too.
+		names[real] = true
+		if dir := filepath.Dir(real); !watched[dir] {
+			if err := fw.Add(dir); err == nil {
+				watched[dir] = true
+			}
+		}
+	}
+	return names
 }
 
 // debounce calls fire once kicks have been quiet for wait, until ctx is done.

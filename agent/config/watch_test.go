@@ -333,6 +333,44 @@ func TestWatcher(t *testing.T) {
 		f.write("listen: 127.0.0.1:8008\n")
 		f.waitListen("127.0.0.1:8008")
 	})
+	t.Run("FollowsTheLinkAfterItIsSwappedToAnotherDirectory", func(t *testing.T) {
+		first := filepath.Join(t.TempDir(), "first.yaml")
+		second := filepath.Join(t.TempDir(), "second.yaml")
+		if err := os.WriteFile(first, []byte("listen: 127.0.0.1:8001\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(second, []byte("listen: 127.0.0.1:8002\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		link := filepath.Join(dir, "rouse.yaml")
+		if err := os.Symlink(first, link); err != nil {
+			t.Fatal(err)
+		}
+		f := watchPath(t, link, 50*time.Millisecond)
+		// Swap the link as a dotfiles manager does: a new link renamed
+		// over the old one.
+		tmp := filepath.Join(dir, ".rouse.yaml.new")
+		if err := os.Symlink(second, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, link); err != nil {
+			t.Fatal(err)
+		}
+		f.waitListen("127.0.0.1:8002")
+		// Edits of the new target, in place and by rename, are applied.
+		f.path = second
+		f.write("listen: 127.0.0.1:8003\n")
+		f.waitListen("127.0.0.1:8003")
+		f.renameOver("listen: 127.0.0.1:8004\n")
+		f.waitListen("127.0.0.1:8004")
+		// The old target is no longer the config: editing it reports nothing.
+		if err := os.WriteFile(first, []byte("listen: 127.0.0.1:8009\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f.write("listen: 127.0.0.1:8005\n")
+		f.waitListen("127.0.0.1:8005", "127.0.0.1:8009")
+	})
 	t.Run("FailsWhenTheDirectoryIsMissing", func(t *testing.T) {
 		w := NewWatcher(filepath.Join(t.TempDir(), "nope", "rouse.yaml"), testKinds, nil, func(*Config, error) {})
 		if err := w.Run(t.Context()); err == nil {

@@ -153,3 +153,55 @@ func procStatus(t *testing.T, pid int, field string) int64 {
 	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
 }
+
+// TestSwappedConfigSymlinkIsFollowed swaps a running agent's config for a
+// symlink to a file elsewhere, then edits that file: each change is applied
+// and /api/v1/health says the config in force is ok.
+func TestSwappedConfigSymlinkIsFollowed(t *testing.T) {
+	p := harness.NewPower(t, false)
+	job := func(name string) string {
+		return "scheduler: {enabled: true}\njobs:\n  - name: " + name + "\n    schedule: \"@daily\"\n    command: [\"true\"]\n"
+	}
+	a := harness.Start(t, bin, harness.Options{Config: job("first"), BusAddr: p.Addr()})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*guard)
+	defer cancel()
+	waitJob := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(guard)
+		for {
+			jobs, err := a.Client.Jobs(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := a.Client.Health(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range jobs {
+				if j.Name == name && h.Config.State == "ok" {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %q not in force (jobs %+v, config %+v)\n%s", name, jobs, h.Config, a.Log())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	target := filepath.Join(t.TempDir(), "real.yaml")
+	if err := os.WriteFile(target, []byte(job("second")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tmp := a.Config + ".new"
+	if err := os.Symlink(target, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, a.Config); err != nil {
+		t.Fatal(err)
+	}
+	waitJob("second")
+	if err := os.WriteFile(target, []byte(job("third")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitJob("third")
+}
