@@ -129,6 +129,27 @@ trackers:
 		}
 	}
 
+	// A config change rebuilds the component: the old run goes, daemon too.
+	before = componentProcs(a)
+	cfgBytes, err := os.ReadFile(a.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(cfgBytes), "ready_after: 100ms", "ready_after: 150ms", 1)
+	if err := os.WriteFile(a.Config, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitLog(`msg="config applied" started=1`, guard)
+	a.WaitStates(guard, map[string]string{"tunnel": "ready"})
+	daemonized()
+	for _, old := range before {
+		for _, now := range componentProcs(a) {
+			if old.Pid == now.Pid {
+				t.Fatalf("process %v survived the config change", old)
+			}
+		}
+	}
+
 	a.Stop()
 	gone("the agent's shutdown")
 }
