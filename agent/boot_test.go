@@ -221,6 +221,22 @@ func TestBoot(t *testing.T) {
 			t.Fatalf("the first agent's store is %s", a.store.State())
 		}
 	})
+	t.Run("AStopDuringTheBootIsACleanStop", func(t *testing.T) {
+		dir, addr := dataDir(t), freeAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		a, err := New(Options{DataDir: dir, Listen: addr, Logger: discard,
+			LoadConfig: func() (*config.Config, error) {
+				cancel() // SIGTERM arrives while the config is read
+				return emptyConfig(), nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Run(ctx); err != nil {
+			t.Fatalf("Run = %v, want nil: a stop while booting is not a failure", err)
+		}
+		assertReleased(t, dir, addr)
+	})
 	t.Run("ABadConfigExits78AndRollsBack", func(t *testing.T) {
 		dir, addr := dataDir(t), freeAddr(t)
 		a, err := New(Options{DataDir: dir, Listen: addr, Logger: discard,

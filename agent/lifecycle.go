@@ -108,6 +108,12 @@ func StorePath(dataDir string) string { return filepath.Join(dataDir, "rouse.db"
 // exit code fits.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.boot(ctx); err != nil {
+		if ctx.Err() != nil {
+			// Told to stop while booting (systemctl stop during start):
+			// a clean stop, not a failure.
+			a.log.Info("stopped while booting", "err", err)
+			return nil
+		}
 		return err
 	}
 	a.startLoops()
