@@ -1,9 +1,9 @@
 package scheduler
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rouse-dev/rouse/internal/promreg"
 )
 
 // metrics are the scheduler's Prometheus collectors; a nil *metrics is a
@@ -34,34 +34,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"job"}),
 	}
 	var err error
-	m.runs, err = register(reg, m.runs)
+	m.runs, err = promreg.Register(reg, m.runs)
 	if err != nil {
 		return nil, err
 	}
-	m.misfires, err = register(reg, m.misfires)
+	m.misfires, err = promreg.Register(reg, m.misfires)
 	if err != nil {
 		return nil, err
 	}
-	m.lateness, err = register(reg, m.lateness)
+	m.lateness, err = promreg.Register(reg, m.lateness)
 	if err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under
-// the same name (a scheduler built twice against one registry).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, err
-	}
-	return c, nil
 }
 
 func (m *metrics) run(job, result string) {

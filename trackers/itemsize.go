@@ -1,13 +1,14 @@
 package trackers
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rouse-dev/rouse/internal/promreg"
 )
 
 // Item size bounds shared by the kinds that store items (http, lastfm,
@@ -55,16 +56,7 @@ func NewItemLimit(reg prometheus.Registerer, name string, max int64) *ItemLimit 
 		Name: "rouse_items_refused_total",
 		Help: "Items a tracker did not store, by tracker and reason (too_large: over max_item_bytes).",
 	}, []string{"tracker", "reason"})
-	if reg != nil {
-		if err := reg.Register(cv); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-					cv = existing
-				}
-			}
-		}
-	}
+	cv, _ = promreg.Register(reg, cv) // unexported on error; the limit holds the same
 	return &ItemLimit{name: name, max: max, refused: cv.WithLabelValues(name, "too_large")}
 }
 

@@ -97,6 +97,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rouse-dev/rouse/internal/backoff"
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
 )
 
@@ -505,16 +506,8 @@ func exitsCounter(reg prometheus.Registerer, name string, log *slog.Logger) prom
 		Help:        "Times an exec component's command exited by itself (it is then restarted with backoff).",
 		ConstLabels: prometheus.Labels{"component": name},
 	})
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
-				return existing
-			}
-		}
+	c, err := promreg.Register(reg, c)
+	if err != nil {
 		log.Warn("cannot register exec metrics", "err", err)
 	}
 	return c

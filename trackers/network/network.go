@@ -50,6 +50,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/trackers"
 )
@@ -129,12 +130,14 @@ func NewTracker(opts Options, src Source, deps trackers.Deps) *Tracker {
 	}
 	if deps.Metrics != nil {
 		labels := prometheus.Labels{"tracker": deps.Name}
-		t.online = register(deps.Metrics, prometheus.NewGauge(prometheus.GaugeOpts{
+		// A registration error leaves the metric unexported; the tracker
+		// works the same.
+		t.online, _ = promreg.Register(deps.Metrics, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name:        "rouse_network_online",
 			Help:        "1 when the network tracker last saw the machine online, else 0.",
 			ConstLabels: labels,
 		}))
-		t.wakeDelay = register(deps.Metrics, prometheus.NewHistogram(prometheus.HistogramOpts{
+		t.wakeDelay, _ = promreg.Register(deps.Metrics, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "rouse_network_after_wake_seconds",
 			Help:        "How long the network took to come back after each wake (0 when already online).",
 			ConstLabels: labels,
@@ -142,20 +145,6 @@ func NewTracker(opts Options, src Source, deps trackers.Deps) *Tracker {
 		}))
 	}
 	return t
-}
-
-// register registers c, or returns the collector already registered under
-// the same name and labels (a tracker rebuilt after a config reload).
-func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
-	if err := r.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // NewWithSource builds a tracker named name (overriding deps.Name when not

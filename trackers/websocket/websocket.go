@@ -49,6 +49,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rouse-dev/rouse/internal/backoff"
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
 	"github.com/rouse-dev/rouse/trackers/internal/redact"
@@ -147,17 +148,7 @@ func disconnectsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 		Name: "rouse_websocket_disconnects_total",
 		Help: "WebSocket tracker disconnects by tracker and close code (or timeout).",
 	}, []string{"tracker", "code"})
-	if reg == nil {
-		return cv
-	}
-	if err := reg.Register(cv); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-				return existing
-			}
-		}
-	}
+	cv, _ = promreg.Register(reg, cv) // unexported on error; the counts stay in Stats
 	return cv
 }
 
