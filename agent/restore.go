@@ -82,6 +82,9 @@ type change struct {
 	from, to trackers.State
 	err      string
 	at       time.Time
+	// attempts and restarts as they were at the change, so the event
+	// stream and the API read the same numbers.
+	attempts, restarts int
 }
 
 // setStateLocked moves u to s (u.mu held) and returns the change to
@@ -91,7 +94,7 @@ func (a *Agent) setStateLocked(u *unit, s trackers.State, err error) *change {
 		return nil
 	}
 	now := time.Now().Round(0).UTC()
-	c := &change{u: u, from: u.state, to: s, at: now}
+	c := &change{u: u, from: u.state, to: s, at: now, attempts: u.attempts, restarts: u.restarts}
 	if err != nil {
 		c.err = err.Error()
 	}
@@ -141,6 +144,7 @@ func (a *Agent) afterChange(c *change) {
 	}
 	a.events.publish(wire.Event{Type: wire.EventState, At: c.at, State: &wire.StateEvent{
 		Name: c.u.name, State: string(c.to), Previous: string(c.from), Error: c.err,
+		Attempts: c.attempts, Restarts: c.restarts,
 	}})
 	a.metrics.state(c.u.name, c.from, c.to)
 	select {
@@ -391,7 +395,7 @@ func (a *Agent) setWaiting(u *unit, why string, forGood bool) {
 	u.lastErr = why
 	c := a.setStateLocked(u, trackers.StateWaiting, errors.New(why))
 	if c == nil && u.blocked != why && (forGood || u.blocked != "") {
-		c = &change{u: u, from: trackers.StateWaiting, to: trackers.StateWaiting, err: why, at: time.Now().Round(0).UTC()}
+		c = &change{u: u, from: trackers.StateWaiting, to: trackers.StateWaiting, err: why, at: time.Now().Round(0).UTC(), attempts: u.attempts, restarts: u.restarts}
 	}
 	u.blocked = ""
 	if forGood {

@@ -265,6 +265,8 @@ type StateEvent struct {
 	State    string `json:"state"`
 	Previous string `json:"previous"`
 	Error    string `json:"error,omitempty"`
+	Attempts int    `json:"attempts"` // the component's attempts and restarts at the change,
+	Restarts int    `json:"restarts"` // as the service view counts them
 }
 
 // NoteEvent is something a component noted that is not a state change

@@ -99,8 +99,14 @@ func freeAddr(t *testing.T) string {
 // returns a client of it; the agent stops when the test ends.
 func runAgent(t *testing.T) *client.Client {
 	t.Helper()
-	kinds := trackers.NewKinds(exectracker.Kind) // the only kind browserConfig uses
-	cfg, err := config.Parse("browser.yaml", []byte(browserConfig), kinds)
+	return runAgentWith(t, browserConfig)
+}
+
+// runAgentWith is runAgent on the config yaml (exec components only).
+func runAgentWith(t *testing.T, yaml string) *client.Client {
+	t.Helper()
+	kinds := trackers.NewKinds(exectracker.Kind) // the only kind the browser configs use
+	cfg, err := config.Parse("browser.yaml", []byte(yaml), kinds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,49 +246,7 @@ func TestDashboardInChromium(t *testing.T) {
 		return allReady(c)
 	})
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
-		chromedp.ExecPath(bin),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("no-proxy-server", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(bctx, 3*guard)
-	defer cancel()
-
-	// Subscribe to the console before the first page loads: exceptions,
-	// console errors and browser log errors (CSP violations are reported
-	// there) all fail the test.
-	var perrs pageErrors
-	messages := chromedp.Console(ctx)
-	var readers sync.WaitGroup
-	readers.Go(func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleWarning {
-				perrs.add(fmt.Sprintf("%s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line+1))
-			}
-		}
-	})
-	defer func() {
-		cancel()
-		readers.Wait()
-	}()
+	ctx, perrs := newBrowser(t, bin, 1280, 900)
 
 	login, err := c.LoginCode(context.Background())
 	if err != nil {
@@ -483,6 +447,54 @@ func TestDashboardInChromium(t *testing.T) {
 	if errs := perrs.list(); len(errs) > 0 {
 		t.Errorf("the browser reported errors (CSP violations, exceptions):\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// newBrowser starts a headless Chromium with a w×h window and returns its
+// context (bounded by 3 guards) and the page errors it reports: exceptions,
+// console errors and warnings, and browser log errors (CSP violations are
+// reported there). Everything stops when the test ends.
+func newBrowser(t *testing.T, bin string, w, h int) (context.Context, *pageErrors) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
+		chromedp.ExecPath(bin),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("no-proxy-server", true),
+		chromedp.WindowSize(w, h),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	ctx, cancel := context.WithTimeout(bctx, 3*guard)
+	// Subscribe to the console before the first page loads.
+	perrs := &pageErrors{}
+	messages := chromedp.Console(ctx)
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			if m.Type == chromedp.ConsoleError || m.Type == chromedp.ConsoleException || m.Type == chromedp.ConsoleWarning {
+				perrs.add(fmt.Sprintf("%s: %s (%s:%d)", m.Type, m.Text, m.URL, m.Line+1))
+			}
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		readers.Wait()
+		cancelBrowser()
+		cancelAlloc()
+	})
+	return ctx, perrs
 }
 
 func lastIndex(s []string, v string) int {

@@ -270,8 +270,18 @@
 
   function componentRow(s) {
     const details = el('td', { 'data-label': 'Details' });
-    if (s.last_error) details.append(el('div', { class: 'err', text: s.last_error }));
-    if (s.next_retry) details.append(el('div', { class: 'muted' }, 'next retry ', relTime(s.next_retry)));
+    if (s.blocked) details.append(el('div', { class: 'blocked', text: s.blocked }));
+    else if (s.last_error) details.append(el('div', { class: 'err', text: s.last_error }));
+    if (s.next_retry) details.append(el('div', { class: 'muted next-try' }, 'next try ', relTime(s.next_retry)));
+    if (s.last_exit) {
+      // Its error is usually the last error above: say only what it adds.
+      const x = s.last_exit;
+      let how = ' (stopped)';
+      if (typeof x.code === 'number') how = ' (exit code ' + x.code + ')';
+      else if (x.error && x.error !== s.last_error) how = ': ' + x.error;
+      else if (x.error) how = '';
+      details.append(el('div', { class: 'muted last-exit' }, 'last exit ', relTime(s.last_exit.at), how));
+    }
     if (s.depends_on && s.depends_on.length) details.append(el('div', { class: 'muted', text: 'needs ' + s.depends_on.join(', ') }));
     if (!details.childNodes.length && s.ready_at && (s.state === 'ready' || s.state === 'catching_up')) details.append(el('div', { class: 'muted' }, 'ready since ', relTime(s.ready_at)));
 
@@ -283,6 +293,7 @@
       b.disabled = st.busy.has(key);
       return b;
     };
+    if (s.output && s.output.length) actions.append(btn('output', 'Output'));
     if (s.kind !== 'store') {
       if (!stopped) actions.append(btn('restart', 'Restart'));
       actions.append(stopped ? btn('start', 'Start') : btn('stop', 'Stop'));
@@ -294,6 +305,7 @@
       el('td', { 'data-label': 'State' }, badge(s.state)),
       el('td', { 'data-label': 'Since' }, relTime(s.since)),
       el('td', { 'data-label': 'Attempts', class: 'num attempts', text: String(s.attempts) }),
+      el('td', { 'data-label': 'Restarts', class: 'num restarts', text: String(s.restarts || 0) }),
       details,
       el('td', { 'data-label': 'Actions', class: 'actions-cell' }, actions));
     return tr;
@@ -317,6 +329,11 @@
     s.state = ev.state;
     s.since = new Date().toISOString();
     if (ev.error) s.last_error = ev.error;
+    // The event carries the counts as the agent had them at the change, so
+    // the row never shows a state with the attempts of the one before.
+    if (typeof ev.attempts === 'number') s.attempts = ev.attempts;
+    if (typeof ev.restarts === 'number') s.restarts = ev.restarts;
+    if (ev.state !== 'waiting') s.blocked = '';
     const tbody = $('#components tbody');
     const old = tbody.querySelector('tr[data-name="' + CSS.escape(ev.name) + '"]');
     const tr = componentRow(s);
@@ -325,6 +342,36 @@
     renderSteps();
     renderHeader();
     reloadSoon();
+    if (outputOf === ev.name) showOutput(ev.name);
+  }
+
+  // ---- a component's output ------------------------------------------------
+
+  // outputOf is the component whose output the log view shows, if open.
+  let outputOf = '';
+
+  async function showOutput(name) {
+    const d = $('#output');
+    outputOf = name;
+    $('#output-h').textContent = 'Output of ' + name;
+    if (!d.open) d.showModal();
+    try {
+      const s = await call('GET', '/api/v1/services/' + encodeURIComponent(name));
+      const lines = s.output || [];
+      $('#output-text').textContent = lines.length ? lines.join('\n') : '(no output yet)';
+      const meta = ['last ' + lines.length + ' lines', s.state, 'restarts ' + (s.restarts || 0)];
+      if (s.last_exit) meta.push('last exit ' + rel(s.last_exit.at) + (s.last_exit.error ? ': ' + s.last_exit.error : ''));
+      $('#output-meta').textContent = meta.join(' · ');
+      const pre = $('#output-text');
+      pre.scrollTop = pre.scrollHeight;
+    } catch (e) {
+      $('#output-text').textContent = 'Cannot read the output: ' + e.message;
+    }
+  }
+
+  function closeOutput() {
+    outputOf = '';
+    $('#output').close();
   }
 
   // ---- the wake panel ------------------------------------------------------
@@ -602,9 +649,14 @@
     if (!b) return;
     if (b.id === 'wake-now') { wakeNow(b); return; }
     if (b.id === 'logout') { logout(b); return; }
+    if (b.id === 'output-close') { closeOutput(); return; }
+    if (b.id === 'output-refresh') { if (outputOf) showOutput(outputOf); return; }
+    if (b.dataset.action === 'output') { showOutput(b.dataset.name); return; }
     const action = b.dataset.action;
     if (action && actionPaths[action]) act(action, b.dataset.name, b);
   });
+
+  $('#output').addEventListener('close', () => { outputOf = ''; }); // Escape closes it too
 
   // ---- the event stream ----------------------------------------------------
 
