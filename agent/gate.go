@@ -107,6 +107,22 @@ func (g *gate) ServicesJSON(ctx context.Context) []byte {
 	return marshalView(wire.Services{Services: []wire.Service{}})
 }
 
+// HealthGzip and ServicesGzip serve the agent's gzipped views once it is
+// up (api.GzipSnapshotter); before, nil: the plain answer above.
+func (g *gate) HealthGzip(ctx context.Context) []byte {
+	if g.up.Load() {
+		return g.a.HealthGzip(ctx)
+	}
+	return nil
+}
+
+func (g *gate) ServicesGzip(ctx context.Context) []byte {
+	if g.up.Load() {
+		return g.a.ServicesGzip(ctx)
+	}
+	return nil
+}
+
 func marshalView(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -219,6 +235,7 @@ func (g *gate) JobRuns(ctx context.Context, name string, limit int, before int64
 }
 
 var (
-	_ api.Backend     = (*gate)(nil)
-	_ api.Snapshotter = (*gate)(nil)
+	_ api.Backend         = (*gate)(nil)
+	_ api.Snapshotter     = (*gate)(nil)
+	_ api.GzipSnapshotter = (*gate)(nil)
 )

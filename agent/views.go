@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"sync"
@@ -34,12 +35,15 @@ type rendered struct {
 	at       time.Time
 	health   []byte // wire.Health
 	services []byte // wire.Services
+	healthGz []byte // the same, gzipped
+	servGz   []byte
 }
 
 // viewCache holds the latest rendering.
 type viewCache struct {
 	cur     atomic.Pointer[rendered]
-	mu      sync.Mutex   // one rendering at a time
+	mu      sync.Mutex   // one rendering at a time; guards zw
+	zw      *gzip.Writer // reused across renderings
 	renders atomic.Int64 // how many so far
 }
 
@@ -72,6 +76,7 @@ func (a *Agent) refreshViews() *rendered {
 	a.views.mu.Lock()
 	defer a.views.mu.Unlock()
 	r := a.render()
+	r.healthGz, r.servGz = a.views.gzip(r.health), a.views.gzip(r.services)
 	a.views.cur.Store(r)
 	a.views.renders.Add(1)
 	return r
@@ -115,6 +120,27 @@ func (a *Agent) render() *rendered {
 	sb = append(append(append(sb, `{"services":`...), list...), '}')
 	return &rendered{at: at, health: append(hb, '\n'), services: append(sb, '\n')}
 }
+
+// gzip compresses b (fastest level: a rendering is made up to 20 times a
+// second during a restore). v.mu is held.
+func (v *viewCache) gzip(b []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(b) / 6)
+	if v.zw == nil {
+		v.zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	} else {
+		v.zw.Reset(&buf)
+	}
+	_, _ = v.zw.Write(b)
+	_ = v.zw.Close()
+	return buf.Bytes()
+}
+
+// HealthGzip is HealthJSON gzipped (api.GzipSnapshotter).
+func (a *Agent) HealthGzip(ctx context.Context) []byte { return a.currentViews().healthGz }
+
+// ServicesGzip is ServicesJSON gzipped (api.GzipSnapshotter).
+func (a *Agent) ServicesGzip(ctx context.Context) []byte { return a.currentViews().servGz }
 
 // HealthJSON is GET /api/v1/health as rendered JSON (api.Snapshotter).
 func (a *Agent) HealthJSON(ctx context.Context) []byte { return a.currentViews().health }

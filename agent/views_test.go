@@ -2,8 +2,10 @@ package agent
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -55,6 +57,19 @@ func TestViews(t *testing.T) {
 			t.Errorf("services view\n%s\nwant\n%s", got, want)
 		}
 
+		for name, pair := range map[string][2][]byte{
+			"health":   {a.HealthJSON(ctx), a.HealthGzip(ctx)},
+			"services": {a.ServicesJSON(ctx), a.ServicesGzip(ctx)},
+		} {
+			zr, err := gzip.NewReader(bytes.NewReader(pair[1]))
+			if err != nil {
+				t.Fatalf("%s gzipped: %v", name, err)
+			}
+			plain, err := io.ReadAll(zr)
+			if err != nil || !bytes.Equal(plain, pair[0]) {
+				t.Errorf("%s gzipped is not the plain view (err %v)", name, err)
+			}
+		}
 		{ // served as rendered until something changes
 			b1 := a.HealthJSON(ctx)
 			time.Sleep(viewMaxAge / 2)

@@ -71,6 +71,14 @@ type Snapshotter interface {
 	ServicesJSON(ctx context.Context) []byte
 }
 
+// GzipSnapshotter is a Snapshotter that also keeps its views gzipped: a
+// client that accepts gzip gets those bytes (a tenth of the size to
+// write). A nil answer means none is ready: the plain view is served.
+type GzipSnapshotter interface {
+	HealthGzip(ctx context.Context) []byte
+	ServicesGzip(ctx context.Context) []byte
+}
+
 // ItemQuery selects a batch of tracker items.
 type ItemQuery struct {
 	Since  string // RFC 3339 time or Unix seconds: only items at or after it ("" = all)

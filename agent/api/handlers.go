@@ -63,7 +63,13 @@ func (s *Server) getReadyz(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
 	if sn, ok := s.b.(Snapshotter); ok {
-		writeRawJSON(w, sn.HealthJSON(r.Context()))
+		if gz, ok := s.b.(GzipSnapshotter); ok && acceptsGzip(r) {
+			if b := gz.HealthGzip(r.Context()); b != nil {
+				writeRawJSON(w, b, true)
+				return nil
+			}
+		}
+		writeRawJSON(w, sn.HealthJSON(r.Context()), false)
 		return nil
 	}
 	h := s.b.Health(r.Context())
@@ -79,7 +85,13 @@ func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) getServices(w http.ResponseWriter, r *http.Request) error {
 	if sn, ok := s.b.(Snapshotter); ok {
-		writeRawJSON(w, sn.ServicesJSON(r.Context()))
+		if gz, ok := s.b.(GzipSnapshotter); ok && acceptsGzip(r) {
+			if b := gz.ServicesGzip(r.Context()); b != nil {
+				writeRawJSON(w, b, true)
+				return nil
+			}
+		}
+		writeRawJSON(w, sn.ServicesJSON(r.Context()), false)
 		return nil
 	}
 	list := s.b.Services(r.Context())

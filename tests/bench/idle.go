@@ -34,6 +34,8 @@ type idleResult struct {
 	CPUMSPerMin      float64 `json:"cpu_ms_per_min"`
 	WakeupsPerMin    float64 `json:"wakeups_per_min"`
 	RSSMB            float64 `json:"rss_mb"`
+	RSSAnonMB        float64 `json:"rss_anon_mb"` // of which anonymous (heap, stacks)
+	RSSFileMB        float64 `json:"rss_file_mb"` // of which the binary's pages (shared page cache)
 	ThreadsAtTheEnd  int     `json:"threads"`
 	ChildrenExcluded bool    `json:"children_excluded"`
 }
@@ -81,7 +83,9 @@ func idleOnce(t *tb, o options, name, cfg string) idleResult {
 	threads, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
 	return idleResult{Config: name, WindowS: round2(win.Seconds()),
 		CPUMSPerMin: perMin(float64(cpu1-cpu0) / 1e6), WakeupsPerMin: perMin(float64(sw1 - sw0)),
-		RSSMB: round2(float64(procStatusKB(t, pid, "VmRSS")) / 1024), ThreadsAtTheEnd: len(threads), ChildrenExcluded: true}
+		RSSMB:     round2(float64(procStatusKB(t, pid, "VmRSS")) / 1024),
+		RSSAnonMB: round2(float64(procStatusKB(t, pid, "RssAnon")) / 1024),
+		RSSFileMB: round2(float64(procStatusKB(t, pid, "RssFile")) / 1024), ThreadsAtTheEnd: len(threads), ChildrenExcluded: true}
 }
 
 // procSwitches sums the context switches of every thread of pid.
@@ -126,9 +130,9 @@ func procStatusKB(t *tb, pid int, key string) int64 {
 
 func printIdle(w io.Writer, rs []idleResult) {
 	fmt.Fprintln(w, "4. Idle cost of the agent process (children excluded)")
-	fmt.Fprintf(w, "%-18s %8s %13s %15s %8s %8s\n", "config", "window", "CPU ms/min", "wakeups/min", "RSS MB", "threads")
+	fmt.Fprintf(w, "%-18s %8s %13s %15s %8s %9s %9s %8s\n", "config", "window", "CPU ms/min", "wakeups/min", "RSS MB", "anon MB", "file MB", "threads")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%-18s %7.0fs %13.2f %15.1f %8.1f %8d\n", r.Config, r.WindowS, r.CPUMSPerMin, r.WakeupsPerMin, r.RSSMB, r.ThreadsAtTheEnd)
+		fmt.Fprintf(w, "%-18s %7.0fs %13.2f %15.1f %8.1f %9.1f %9.1f %8d\n", r.Config, r.WindowS, r.CPUMSPerMin, r.WakeupsPerMin, r.RSSMB, r.RSSAnonMB, r.RSSFileMB, r.ThreadsAtTheEnd)
 	}
 	fmt.Fprintln(w)
 }

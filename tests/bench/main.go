@@ -65,6 +65,7 @@ type options struct {
 	Programs       int           // supervisord/pm2 comparison size
 	SupervisorRuns int           // restarts of each
 	Cycles         int           // pre-sleep repetitions
+	PreSleepSettle time.Duration // before each: the writers are busy again
 	StormRuns      int           // wakes with and without the health load
 	Parallel       bool          // run the benchmarks at once (the smoke run: its figures are no claim)
 	Only           map[string]bool
@@ -75,14 +76,14 @@ type options struct {
 func defaultOptions() options {
 	return options{Ns: []int{10, 100, 1000}, RestoreRuns: 3, StormN: 1000, StormIdle: 3 * time.Second,
 		ColdN: 1000, ColdRuns: 5, StoreMB: 50, Idle: 15 * time.Second, IdleSettle: 2 * time.Second,
-		Programs: 50, SupervisorRuns: 3, Cycles: 5, StormRuns: 3, ProbeSeed: 1}
+		Programs: 50, SupervisorRuns: 3, Cycles: 5, PreSleepSettle: 3 * time.Second, StormRuns: 3, ProbeSeed: 1}
 }
 
 // quickOptions are the smoke run's tiny sizes.
 func quickOptions() options {
 	return options{Ns: []int{5}, RestoreRuns: 1, StormN: 50, StormIdle: 500 * time.Millisecond,
 		ColdN: 20, ColdRuns: 2, StoreMB: 1, Idle: time.Second, IdleSettle: 200 * time.Millisecond,
-		Programs: 5, SupervisorRuns: 1, Cycles: 1, StormRuns: 1, Parallel: true, ProbeSeed: 1}
+		Programs: 5, SupervisorRuns: 1, Cycles: 1, PreSleepSettle: time.Second, StormRuns: 1, Parallel: true, ProbeSeed: 1}
 }
 
 // report is everything measured; it is the final JSON line.

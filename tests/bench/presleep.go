@@ -28,10 +28,9 @@ import (
 // next cycle, once the writer is busy again.
 
 const (
-	logindBudget  = 5 * time.Second
-	busyTrackers  = 10
-	itemsPerPoll  = 1000
-	preSleepSettl = 3 * time.Second
+	logindBudget = 5 * time.Second
+	busyTrackers = 10
+	itemsPerPoll = 1000
 )
 
 type preSleepResult struct {
@@ -83,7 +82,7 @@ func benchPreSleep(t *tb, o options) *preSleepResult {
 			cancel()
 			t.Fatalf("the agent holds no delay lock: %v", err)
 		}
-		time.Sleep(preSleepSettl) // the writer is busy again
+		time.Sleep(o.PreSleepSettle) // the writer is busy again
 		last := a.LastWakeID()
 		t0 := time.Now()
 		if err := p.Logind.PrepareForSleep(true); err != nil {
