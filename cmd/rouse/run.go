@@ -94,7 +94,8 @@ cannot); serve the whole REST API; restore the components.`,
 			}
 			a, err := agent.New(agent.Options{
 				LoadConfig: load, Kinds: builtinKinds(), ConfigPath: path, DataDir: dataDir, Listen: listen, AllowNonLoopback: early.AllowNonLoopback,
-				Logger: logger, Version: version, Power: true, PowerOptions: po, Network: true, Dashboard: dashboardHandler(),
+				MaxEventStreams: early.MaxEventStreams,
+				Logger:          logger, Version: version, Power: true, PowerOptions: po, Network: true, Dashboard: dashboardHandler(),
 			})
 			if err != nil {
 				return err
@@ -113,8 +114,8 @@ cannot); serve the whole REST API; restore the components.`,
 	return cmd
 }
 
-// bootKeys are the config values boot step 0 needs — where to lock and
-// where to listen — before the config is parsed. They are read from the
+// bootKeys are the config values boot step 0 needs — where to lock, where
+// to listen, how many event streams the API takes — before the config is parsed. They are read from the
 // file's top-level lines (block style, as "rouse config default" writes
 // them), which costs microseconds where the whole parse costs
 // milliseconds; the full parse must then agree.
@@ -122,9 +123,10 @@ type bootKeys struct {
 	Listen           string `yaml:"listen"`
 	Data             string `yaml:"data"`
 	AllowNonLoopback bool   `yaml:"allow_non_loopback"`
+	MaxEventStreams  int    `yaml:"max_event_streams"`
 }
 
-var bootKeyNames = []string{"listen", "data", "allow_non_loopback"}
+var bootKeyNames = []string{"listen", "data", "allow_non_loopback", "max_event_streams"}
 
 // peekBootKeys reads the boot keys from path's top-level lines; what it
 // cannot read stays at its zero value (the full parse then reports the
@@ -159,6 +161,8 @@ func peekBootKeys(path string) bootKeys {
 				k.Data = expandHome(one.Data) // as config.Parse does
 			case "allow_non_loopback":
 				k.AllowNonLoopback = one.AllowNonLoopback
+			case "max_event_streams":
+				k.MaxEventStreams = one.MaxEventStreams
 			}
 		}
 	}
@@ -194,6 +198,8 @@ func (k bootKeys) agrees(cfg *config.Config, path string, listenFromConfig, data
 		return bad("data", cfg.Data)
 	case cfg.AllowNonLoopback != k.AllowNonLoopback:
 		return bad("allow_non_loopback", cfg.AllowNonLoopback)
+	case cfg.MaxEventStreams != cmp.Or(k.MaxEventStreams, config.Default().MaxEventStreams):
+		return bad("max_event_streams", cfg.MaxEventStreams)
 	}
 	return nil
 }

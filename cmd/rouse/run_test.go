@@ -21,9 +21,9 @@ func TestBootKeys(t *testing.T) {
 		return p
 	}
 	t.Run("TopLevelLinesAreReadWithoutParsingTheRest", func(t *testing.T) {
-		p := write(t, "# comment\nlisten: \"127.0.0.1:9100\"  # the API\ndata: /srv/rouse\nallow_non_loopback: true\ntrackers:\n  - name: x\n    listen: 1.2.3.4:5\n    data: /nope\n")
+		p := write(t, "# comment\nlisten: \"127.0.0.1:9100\"  # the API\ndata: /srv/rouse\nallow_non_loopback: true\nmax_event_streams: 7\ntrackers:\n  - name: x\n    listen: 1.2.3.4:5\n    data: /nope\n")
 		k := peekBootKeys(p)
-		if k != (bootKeys{Listen: "127.0.0.1:9100", Data: "/srv/rouse", AllowNonLoopback: true}) {
+		if k != (bootKeys{Listen: "127.0.0.1:9100", Data: "/srv/rouse", AllowNonLoopback: true, MaxEventStreams: 7}) {
 			t.Fatalf("peek = %+v", k)
 		}
 	})
