@@ -490,3 +490,26 @@ func TestReadyCommandIsContained(t *testing.T) {
 	}
 	eventually(t, "the check's daemon to be killed and reaped", func() bool { return procGone(daemon) })
 }
+
+// reapTestOrphans reaps what the test process adopted as a subreaper while
+// no reaper ran (the children of helper agents killed with kill -9): left
+// unreaped, they would pass to an init that may never reap them.
+func reapTestOrphans() {
+	if !subreaping.Load() {
+		return
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		reapAdopted()
+		live := false
+		for _, p := range scanProcs() {
+			if p.ppid == os.Getpid() {
+				live = true // still dying, or a zombie being reaped
+			}
+		}
+		if !live {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

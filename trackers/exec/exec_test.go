@@ -25,7 +25,10 @@ func TestMain(m *testing.M) {
 		helperMain(mode)
 		return
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		reapTestOrphans()
+		os.Exit(code)
+	}))
 }
 
 // report is one Host.Report call.
