@@ -171,9 +171,25 @@ func TestPowerEvents(t *testing.T) {
 		})
 	})
 
-	t.Run("EventsWithoutARunningMonitorAreIgnored", func(t *testing.T) {
-		HandlePowerEvent(pbtAPMSuspend)
-		HandlePowerEvent(pbtAPMResumeSuspend)
+	t.Run("EventsAfterTheMonitorStoppedReachNoHandler", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			r := newRecorder()
+			m := New(Options{Logger: quietLogger(), ClockInterval: interval, Clock: &fakeMachine{}})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- m.Run(ctx, r) }()
+			synctest.Wait()
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			HandlePowerEvent(pbtAPMSuspend)
+			HandlePowerEvent(pbtAPMResumeSuspend)
+			synctest.Wait()
+			if s, w := r.counts(); s != 0 || w != 0 {
+				t.Fatalf("a stopped monitor handled %d sleeps and %d wakes, want none", s, w)
+			}
+		})
 	})
 
 	t.Run("RunTwiceAtOnceIsRefused", func(t *testing.T) {
