@@ -2,8 +2,6 @@ package config
 
 import (
 	"errors"
-	"go/parser"
-	"go/token"
 	"gopkg.in/yaml.v3"
 	"os"
 	"path/filepath"
@@ -578,25 +576,4 @@ func TestEditDistance(t *testing.T) {
 	if g := closest("xy", []string{"log", "data"}); g != "" {
 		t.Errorf("closest of a short unrelated key = %q", g)
 	}
-}
-
-func TestPackageHasADocComment(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments|parser.PackageClauseOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), "Package config ") {
-			return
-		}
-	}
-	t.Fatal("no file carries a \"Package config\" doc comment")
 }

@@ -2,10 +2,7 @@ package tray
 
 import (
 	"bytes"
-	"go/parser"
-	"go/token"
 	"image/png"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -304,18 +301,5 @@ func TestIcons(t *testing.T) {
 		if _, _, _, corner := img.At(0, 0).RGBA(); corner != 0 {
 			t.Errorf("%v: corner not transparent", l)
 		}
-	}
-}
-
-func TestPackageDoc(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "doc.go", nil, parser.ParseComments|parser.PackageClauseOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.Doc == nil || !strings.HasPrefix(f.Doc.Text(), "Package tray ") {
-		t.Error("platform/tray has no package doc in doc.go")
-	}
-	if _, err := os.Stat("doc.go"); err != nil {
-		t.Fatal(err)
 	}
 }
