@@ -524,7 +524,10 @@ func (c *Core) Ping() {
 		s.nextID++
 		s.pending[id] = "com.roonlabs.ping:1/ping"
 		s.mu.Unlock()
-		s.send("REQUEST", "com.roonlabs.ping:1/ping", id, nil)
+		// lib.js reads a Logging header ("quiet" keeps pings out of its
+		// log), so the core sends one with its pings.
+		_ = s.c.Write(context.Background(), ws.MessageBinary,
+			[]byte("MOO/1 REQUEST com.roonlabs.ping:1/ping\nRequest-Id: "+id+"\nLogging: quiet\n\n"))
 	}
 }
 
