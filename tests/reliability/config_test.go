@@ -205,3 +205,120 @@ func TestSwappedConfigSymlinkIsFollowed(t *testing.T) {
 	}
 	waitJob("third")
 }
+
+// TestOwnershipIsCheckedAsStrictModes runs the built binary on files and
+// directories someone else could change: each is refused with the command
+// that fixes it, before the agent opens anything.
+func TestOwnershipIsCheckedAsStrictModes(t *testing.T) {
+	const nobody = 65534
+	asRoot := func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("giving a file to another user needs root")
+		}
+	}
+	writeConfig := func(t *testing.T, dir string) string {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "rouse.yaml")
+		if err := os.WriteFile(p, []byte("scheduler: {enabled: false}\ntrackers: []\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// run starts `rouse run` and returns its exit code and output; a
+	// refusal ends it at once (the guard only catches a hang).
+	run := func(t *testing.T, cfg, data string) (int, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "run", "--config", cfg, "--data", data, "--listen", harness.FreeAddr(t))
+		cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS=unix:path="+filepath.Join(t.TempDir(), "no-bus"))
+		out, err := cmd.CombinedOutput()
+		return exitCode(err), string(out)
+	}
+	check := func(t *testing.T, cfg string) (int, string) {
+		t.Helper()
+		out, err := exec.Command(bin, "config", "check", cfg).CombinedOutput()
+		return exitCode(err), string(out)
+	}
+
+	t.Run("AConfigInAWorldWritableDirectory", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "etc")
+		cfg := writeConfig(t, dir)
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		code, out := check(t, cfg)
+		if code == 0 || !strings.Contains(out, "run: chmod go-w "+dir) {
+			t.Fatalf("config check: exit %d: %s", code, out)
+		}
+	})
+	t.Run("AConfigOwnedByAnotherUserUnderARootAgent", func(t *testing.T) {
+		asRoot(t)
+		cfg := writeConfig(t, t.TempDir())
+		if err := os.Chown(cfg, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		code, out := check(t, cfg)
+		if code == 0 || !strings.Contains(out, "not by root (the agent's user); run: chown root "+cfg) {
+			t.Fatalf("config check: exit %d: %s", code, out)
+		}
+		code, out = run(t, cfg, filepath.Join(t.TempDir(), "data"))
+		if code == 0 || !strings.Contains(out, "chown root "+cfg) {
+			t.Fatalf("run: exit %d: %s", code, out)
+		}
+	})
+	for _, mode := range []os.FileMode{0o755, 0o777} {
+		t.Run("ADataDirectoryOfMode"+strconv.FormatUint(uint64(mode), 8), func(t *testing.T) {
+			cfg := writeConfig(t, t.TempDir())
+			data := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(data, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(data, mode); err != nil {
+				t.Fatal(err)
+			}
+			code, out := run(t, cfg, data)
+			if code != 1 || !strings.Contains(out, "run: chmod 700 "+data) {
+				t.Fatalf("run: exit %d: %s", code, out)
+			}
+			if _, err := os.Stat(filepath.Join(data, "rouse.db")); err == nil {
+				t.Errorf("the store was created in a refused directory")
+			}
+		})
+	}
+	t.Run("ATokenPlantedByAnotherUser", func(t *testing.T) {
+		asRoot(t)
+		cfg := writeConfig(t, t.TempDir())
+		data := filepath.Join(t.TempDir(), "data")
+		if err := os.Mkdir(data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		tok := filepath.Join(data, "api-token")
+		if err := os.WriteFile(tok, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(tok, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+		code, out := run(t, cfg, data)
+		if code == 0 || !strings.Contains(out, "chown root "+tok) {
+			t.Fatalf("run: exit %d: %s", code, out)
+		}
+	})
+	t.Run("AFreshDataDirectoryAndStoreArePrivate", func(t *testing.T) {
+		p := harness.NewPower(t, false)
+		a := harness.Start(t, bin, harness.Options{Config: "scheduler: {enabled: false}\ntrackers: []\n", BusAddr: p.Addr()})
+		for path, want := range map[string]os.FileMode{a.DataDir: 0o700, filepath.Join(a.DataDir, "rouse.db"): 0o600, filepath.Join(a.DataDir, "api-token"): 0o600} {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != want {
+				t.Errorf("%s: mode %04o, want %04o", path, fi.Mode().Perm(), want)
+			}
+		}
+	})
+}
