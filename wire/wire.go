@@ -309,6 +309,22 @@ type Item struct {
 	OmittedBytes int64 `json:"omitted_bytes,omitempty"`
 }
 
+// StreamDetail is the detail (Service.Detail) of a component that holds a
+// long-lived connection (websocket, roon): how often it dropped and why.
+type StreamDetail struct {
+	Connects          int            `json:"connects"`            // connections made
+	Reconnects        int            `json:"reconnects"`          // connections made after the first
+	DisconnectsByCode map[string]int `json:"disconnects_by_code"` // close code (or "timeout", "error") → count
+	LastDisconnect    *Disconnect    `json:"last_disconnect,omitempty"`
+}
+
+// Disconnect is one dropped connection.
+type Disconnect struct {
+	At     time.Time `json:"at"`
+	Code   string    `json:"code"`
+	Reason string    `json:"reason,omitempty"`
+}
+
 // Items is GET /api/v1/trackers/{name}/items.
 type Items struct {
 	Items      []Item `json:"items"`

@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	nethttp "net/http"
 	"strconv"
 	"sync"
@@ -51,6 +52,7 @@ import (
 	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/wire"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
 	"github.com/rouse-dev/rouse/trackers/internal/redact"
 )
@@ -68,6 +70,8 @@ type Stats struct {
 	Resubscribes      int    // connects that subscribed with the cursor
 	LastCode          string // the last disconnect's code label
 	LastReason        string // the last disconnect's reason
+	LastAt            time.Time
+	ByCode            map[string]int // disconnects by code label
 }
 
 // Tracker is a websocket stream. It implements trackers.Component,
@@ -156,7 +160,24 @@ func disconnectsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
 func (t *Tracker) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.stats
+	s := t.stats
+	s.ByCode = maps.Clone(s.ByCode)
+	return s
+}
+
+// Detail is what GET /api/v1/services/{name} shows of the stream besides
+// its state: connects, reconnects, disconnects by close code and the last
+// one with its reason.
+func (t *Tracker) Detail() any {
+	s := t.Stats()
+	d := wire.StreamDetail{Connects: s.Connects, Reconnects: max(0, s.Connects-1), DisconnectsByCode: s.ByCode}
+	if d.DisconnectsByCode == nil {
+		d.DisconnectsByCode = map[string]int{}
+	}
+	if s.Disconnects > 0 {
+		d.LastDisconnect = &wire.Disconnect{At: s.LastAt, Code: s.LastCode, Reason: s.LastReason}
+	}
+	return d
 }
 
 type cursorJSON struct {
@@ -353,6 +374,11 @@ func (t *Tracker) recordDisconnect(h trackers.Host, log *slog.Logger, code, reas
 	t.mu.Lock()
 	t.stats.Disconnects++
 	t.stats.LastCode, t.stats.LastReason = code, reason
+	t.stats.LastAt = time.Now().Round(0).UTC()
+	if t.stats.ByCode == nil {
+		t.stats.ByCode = map[string]int{}
+	}
+	t.stats.ByCode[code]++
 	t.mu.Unlock()
 	log.Warn("disconnected", "code", code, "reason", reason)
 	if n, ok := h.(trackers.Noter); ok {

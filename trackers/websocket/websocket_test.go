@@ -17,6 +17,7 @@ import (
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
 	"github.com/rouse-dev/rouse/trackers/internal/teststore"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -283,6 +284,13 @@ func TestCloseCodesAreRecorded(t *testing.T) {
 				}
 				if v := counterValue(t, r.tr.disconnects.WithLabelValues("s", fmt.Sprint(int(c.code)))); v != 1 {
 					t.Fatalf("metric = %v", v)
+				}
+				// The API's detail says the same.
+				d := r.tr.Detail().(wire.StreamDetail)
+				code := fmt.Sprint(int(c.code))
+				if d.Connects != 2 || d.Reconnects != 1 || d.DisconnectsByCode[code] != 1 || len(d.DisconnectsByCode) != 1 ||
+					d.LastDisconnect == nil || d.LastDisconnect.Code != code || d.LastDisconnect.Reason != c.reason || d.LastDisconnect.At.IsZero() {
+					t.Fatalf("detail %+v (last %+v)", d, d.LastDisconnect)
 				}
 				r.stop()
 			})
