@@ -52,9 +52,9 @@ import (
 	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
-	"github.com/rouse-dev/rouse/wire"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
 	"github.com/rouse-dev/rouse/trackers/internal/redact"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // Kind is the websocket tracker kind.
