@@ -27,7 +27,8 @@ import (
 //   - latency (request sent to the body's last byte) on the idle agent,
 //     and during wakes;
 //   - the agent's CPU per request: its CPU time (schedstat, all threads)
-//     over the idle window divided by the requests answered;
+//     over the idle window, less its CPU over as long a window without the
+//     load just before, divided by the requests answered;
 //   - the restore itself with and without the load: wakes alternating, each followed on the event stream; the medians'
 //     ratio is how much the polling slowed the restore (StormRuns wakes of
 //     each).
@@ -69,14 +70,21 @@ func benchStorm(t *tb, o options) *stormResult {
 	defer ld.close()
 	r := &stormResult{N: o.StormN, Rate: stormRate}
 
+	// The agent's own CPU without the load (what the boot restore leaves
+	// behind: GC, the state writer) over the same window is subtracted.
 	pid := a.Pid()
 	cpu0 := procCPUns(t, pid)
+	t0 := time.Now()
+	time.Sleep(o.StormIdle)
+	cpu1, quiet := procCPUns(t, pid), time.Since(t0)
+	t0 = time.Now()
 	idle := ld.runWhile(stormRate, func() { time.Sleep(o.StormIdle) })
-	cpu1 := procCPUns(t, pid)
+	cpu2, busy := procCPUns(t, pid), time.Since(t0)
 	r.Idle = idle.summary()
 	r.BodyKB = round2(float64(idle.bodyBytes) / float64(max(1, idle.count())) / 1024)
 	if n := idle.count(); n > 0 {
-		r.CPUPerReqMS = round3(float64(cpu1-cpu0) / 1e6 / float64(n))
+		base := float64(cpu1-cpu0) * float64(busy) / float64(quiet)
+		r.CPUPerReqMS = round3(max(0, float64(cpu2-cpu1)-base) / 1e6 / float64(n))
 	}
 
 	var plain, loaded []time.Duration
