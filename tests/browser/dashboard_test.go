@@ -223,6 +223,8 @@ const observeJS = `(() => {
     }
     const h = 'wake:' + document.querySelector('#wake-h').textContent;
     if (!window.__seen.includes(h)) window.__seen.push(h);
+    const r = (document.querySelector('#summary').textContent.match(/^Reconnecting [^·]*…/) || [])[0];
+    if (r && !window.__seen.includes('summary:' + r)) window.__seen.push('summary:' + r);
   };
   new MutationObserver(note).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
   note();
@@ -355,7 +357,7 @@ func TestDashboardInChromium(t *testing.T) {
 				return false, err.Error()
 			}
 			m, _ := pageStates()
-			want := []string{"tunnel:starting", "tunnel:ready", "syncd:ready", "wake:Recovering", "wake:Last wake"}
+			want := []string{"tunnel:starting", "tunnel:ready", "syncd:ready", "wake:Recovering", "wake:Last wake", "summary:Reconnecting tunnel…"}
 			for _, k := range want {
 				if !slices.Contains(seen, k) {
 					return false, fmt.Sprintf("seen %v, missing %s", seen, k)
