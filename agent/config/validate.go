@@ -15,6 +15,7 @@ import (
 
 	"github.com/rouse-dev/rouse/scheduler"
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // Reserved component names: the built-in components.
@@ -135,7 +136,7 @@ func (v *validator) listen() {
 	val := v.value("listen", c.Listen)
 	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		v.fail("listen", val, wrapf(ErrInvalidValue, `must be host:port like "127.0.0.1:8000"`))
+		v.fail("listen", val, wrapf(ErrInvalidValue, "must be host:port like %q", wire.DefaultListen))
 		return
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
