@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,16 +69,6 @@ func BenchmarkYAMLOnly(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// cpuTime is the CPU time the process used so far (user and system, all
-// threads: the garbage collector's share included).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func BenchmarkYAMLDecoder(b *testing.B) {
