@@ -14,6 +14,12 @@ import (
 // so clients and proxies notice a dead connection. A var for tests.
 var keepAliveInterval = 15 * time.Second
 
+// streamWriteTimeout bounds each write of an event stream: a client that
+// reads nothing for this long is cut off, whatever is pending (the agent
+// has already stopped queueing events for it: its subscription is dropped
+// once 64 events behind). A var for tests.
+var streamWriteTimeout = 30 * time.Second
+
 // retryMillis is the reconnect delay suggested to EventSource clients.
 const retryMillis = 2000
 
@@ -65,6 +71,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriter(w)
 	flush := func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		if err := bw.Flush(); err != nil {
 			return err
 		}

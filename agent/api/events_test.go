@@ -227,3 +227,43 @@ func TestEventStreamEndsWhenTheClientLeaves(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestAStalledReaderIsCutOffAfterTheWriteTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ended := make(chan struct{})
+		b := &apitest.Backend{SubscribeFunc: func(ctx context.Context, _ int64) <-chan wire.Event {
+			ch := make(chan wire.Event, 1)
+			ch <- wire.Event{ID: 1, Type: wire.EventNote, Note: &wire.NoteEvent{Name: "x", Event: "y", Detail: strings.Repeat("z", 8<<10)}}
+			go func() { <-ctx.Done(); close(ended) }()
+			return ch
+		}}
+		s := newTestServer(t, b)
+		ln := newPipeListener()
+		srv := &http.Server{Handler: s.Handler()}
+		served := make(chan struct{})
+		go func() { defer close(served); _ = srv.Serve(ln) }()
+		c := ln.dial()
+		_, _ = io.WriteString(c, "GET /api/v1/events HTTP/1.1\r\nHost: "+testHost+"\r\nX-API-Key: "+testToken+"\r\n\r\n")
+		if _, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil {
+			t.Fatal(err)
+		}
+		// The client reads nothing more: the 8 KB event cannot be written.
+		time.Sleep(30*time.Second - time.Millisecond)
+		synctest.Wait()
+		select {
+		case <-ended:
+			t.Fatal("cut off before the write timeout")
+		default:
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		select {
+		case <-ended:
+		default:
+			t.Fatal("a reader that reads nothing for 30 s still holds its stream")
+		}
+		c.Close()
+		_ = srv.Close()
+		<-served
+	})
+}

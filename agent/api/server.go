@@ -43,8 +43,9 @@
 //     and its state; the errors need the token (a wrong one is 403).
 //   - Event streams are capped (max_event_streams, default 32; 503 beyond)
 //     and each holds a 64-event buffer: a reader that falls further behind
-//     is dropped and resumes from the backlog with Last-Event-ID. The cap
-//     is read at start, like listen.
+//     is dropped and resumes from the backlog with Last-Event-ID, and a
+//     write that cannot go out for 30 s ends the stream. The cap follows
+//     config reloads (open streams stay).
 //   - listen: localhost:P is resolved once at start and bound by address;
 //     any non-loopback answer (/etc/hosts saying 0.0.0.0 localhost) is
 //     refused like a non-loopback address.
