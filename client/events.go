@@ -59,6 +59,10 @@ type StreamOptions struct {
 	// out of reach that long since the stream last broke; Events then
 	// returns the last error. Zero keeps trying until ctx is done.
 	GiveUpAfter time.Duration
+	// AnswerTimeout, when > 0, bounds the wait for the agent to accept a
+	// stream once connected (default: the idle timeout, 45 s): an agent that
+	// takes connections but does not answer is stopped or hung.
+	AnswerTimeout time.Duration
 }
 
 // Events follows GET /api/v1/events, calling fn for each event in order.
@@ -73,7 +77,7 @@ func (c *Client) Events(ctx context.Context, o StreamOptions, fn func(wire.Event
 	lastID := o.LastID
 	var down time.Time // when the agent was last lost; zero while connected
 	for first := true; ; first = false {
-		connected, err := c.stream(ctx, &lastID, o.OnConnect, fn)
+		connected, err := c.stream(ctx, &lastID, o.AnswerTimeout, o.OnConnect, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -116,11 +120,14 @@ func (c *Client) Events(ctx context.Context, o StreamOptions, fn func(wire.Event
 
 // stream reads one connection's events. connected reports whether the
 // server accepted the stream.
-func (c *Client) stream(ctx context.Context, lastID *int64, onConnect func(), fn func(wire.Event) error) (connected bool, err error) {
+func (c *Client) stream(ctx context.Context, lastID *int64, answer time.Duration, onConnect func(), fn func(wire.Event) error) (connected bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if answer <= 0 {
+		answer = streamIdleTimeout
+	}
 	var idle atomic.Bool
-	watchdog := time.AfterFunc(streamIdleTimeout, func() { idle.Store(true); cancel() })
+	watchdog := time.AfterFunc(answer, func() { idle.Store(true); cancel() })
 	defer watchdog.Stop()
 
 	req, err := http.NewRequestWithContext(sctx, http.MethodGet, c.base+"/api/v1/events", nil)
@@ -139,8 +146,12 @@ func (c *Client) stream(ctx context.Context, lastID *int64, onConnect func(), fn
 		if err := c.noAgent(err); IsNoAgent(err) {
 			return false, err
 		}
+		if idle.Load() {
+			return false, fmt.Errorf("the agent at %s took the connection but did not answer within %s: is it stopped or hung? (%w)", c.base, answer, errStreamIdle)
+		}
 		return false, fmt.Errorf("event stream: %w", err)
 	}
+	watchdog.Reset(streamIdleTimeout)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return false, decodeError(resp)

@@ -337,3 +337,44 @@ func TestStatusOfOneComponent(t *testing.T) {
 		}
 	}
 }
+
+// TestHungAgent: an agent that takes connections but never answers (stopped
+// with SIGSTOP, say) makes the quick commands fail with what it means
+// instead of waiting for ever.
+func TestHungAgent(t *testing.T) {
+	noUserConfig(t)
+	old := answerTimeout
+	answerTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { answerTimeout = old })
+	_, data := deadAgent(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c) // held open, never answered
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-accepted
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	addr := l.Addr().String()
+	for _, args := range [][]string{{"status"}, {"status", "x"}, {"wake"}, {"wake", "--dry-run"}, {"wake", "--follow"}} {
+		out, code := runCLI(t, append(args, "--data", data, "--listen", addr)...)
+		if code != 1 || !strings.Contains(out, "took the connection but did not answer within 300ms") {
+			t.Errorf("rouse %s: exit %d:\n%s", strings.Join(args, " "), code, out)
+		}
+	}
+}

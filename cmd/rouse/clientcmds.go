@@ -92,7 +92,7 @@ its output. Exit 0 when all is well (or NAME is ready), 1 otherwise.`,
 				return err
 			}
 			if len(args) == 1 {
-				s, err := c.Service(cmd.Context(), args[0])
+				s, err := answered(cmd.Context(), c, c.Service, args[0])
 				if err != nil {
 					return err
 				}
@@ -107,7 +107,7 @@ its output. Exit 0 when all is well (or NAME is ready), 1 otherwise.`,
 				}
 				return nil
 			}
-			h, err := c.Health(cmd.Context())
+			h, err := answered0(cmd.Context(), c, c.Health)
 			if err != nil {
 				return err
 			}
@@ -261,7 +261,7 @@ until the restore finishes.`,
 			}
 			out := cmd.OutOrStdout()
 			if dry {
-				p, err := c.WakePlan(cmd.Context())
+				p, err := answered0(cmd.Context(), c, c.WakePlan)
 				if err != nil {
 					return err
 				}
@@ -269,7 +269,7 @@ until the restore finishes.`,
 				return nil
 			}
 			if !follow {
-				w, err := c.Wake(cmd.Context())
+				w, err := answered0(cmd.Context(), c, c.Wake)
 				if err != nil {
 					return err
 				}
@@ -304,6 +304,30 @@ func printPlan(out io.Writer, p wire.Plan) {
 
 var errWakeDone = errors.New("done")
 
+// answerTimeout bounds a call the agent answers at once (its health, a
+// component, a wake request, the plan): an agent that took the connection
+// but does not answer by then is stopped or hung, and the command says so
+// instead of waiting for ever. Start, stop and restart wait for the
+// component and are not bounded.
+var answerTimeout = 10 * time.Second
+
+// answered0 calls f under answerTimeout.
+func answered0[T any](ctx context.Context, c *client.Client, f func(context.Context) (T, error)) (T, error) {
+	return answered(ctx, c, func(ctx context.Context, _ struct{}) (T, error) { return f(ctx) }, struct{}{})
+}
+
+// answered calls f(ctx, arg) under answerTimeout and says what a timeout
+// means.
+func answered[T, A any](ctx context.Context, c *client.Client, f func(context.Context, A) (T, error), arg A) (T, error) {
+	actx, cancel := context.WithTimeout(ctx, answerTimeout)
+	defer cancel()
+	v, err := f(actx, arg)
+	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("the agent at %s took the connection but did not answer within %s: is it stopped or hung? Its log, or rouse doctor, says more", c.BaseURL(), answerTimeout)
+	}
+	return v, err
+}
+
 // followReconnect is how long `rouse wake --follow` keeps trying to get
 // its event stream back once it broke mid-wake, before it gives up and
 // says where to look instead.
@@ -334,7 +358,8 @@ func followWake(ctx context.Context, c *client.Client, out io.Writer) error {
 		id = w.ID
 		fmt.Fprintf(out, "wake %d: restoring\n", w.ID)
 	}
-	err := c.Events(ctx, client.StreamOptions{OnConnect: onConnect, FailFast: true, GiveUpAfter: followReconnect}, func(ev wire.Event) error {
+	o := client.StreamOptions{OnConnect: onConnect, FailFast: true, GiveUpAfter: followReconnect, AnswerTimeout: answerTimeout}
+	err := c.Events(ctx, o, func(ev wire.Event) error {
 		switch {
 		case ev.State != nil:
 			line := fmt.Sprintf("%7s  %-24s %s", humanDuration(time.Since(t0)), ev.State.Name, p.state(ev.State.State))
