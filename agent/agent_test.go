@@ -31,16 +31,20 @@ type probe struct {
 	latency time.Duration
 	failN   int32 // the first failN runs return an error at once
 	never   bool  // never ready
-	resumer bool
-	runs    atomic.Int32
-	resumes atomic.Int32
-	pauses  atomic.Int32
-	readyAt atomic.Int64 // unix nanos of the last ready report
-	stopped func(name string)
-	name    string
-	mu      sync.Mutex
-	host    trackers.Host
-	ready   chan struct{} // closed by the test to make a never-ready probe ready
+	// crashing: Run supervises a child of its own that exits at once and
+	// is started again a second later, reporting each exit as exec does.
+	crashing bool
+	children atomic.Int32
+	resumer  bool
+	runs     atomic.Int32
+	resumes  atomic.Int32
+	pauses   atomic.Int32
+	readyAt  atomic.Int64 // unix nanos of the last ready report
+	stopped  func(name string)
+	name     string
+	mu       sync.Mutex
+	host     trackers.Host
+	ready    chan struct{} // closed by the test to make a never-ready probe ready
 }
 
 func (p *probe) Run(ctx context.Context, h trackers.Host) error {
@@ -50,6 +54,21 @@ func (p *probe) Run(ctx context.Context, h trackers.Host) error {
 	p.mu.Unlock()
 	if n <= p.failN {
 		return errors.New("refused")
+	}
+	if p.crashing {
+		for {
+			p.children.Add(1)
+			h.Report(trackers.StateStarting, nil)
+			h.Report(trackers.StateStarting, exitCoder{1})
+			if x, ok := h.(trackers.ExitReporter); ok {
+				x.Exited(exitCoder{1}, time.Second)
+			}
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return nil
+			}
+		}
 	}
 	defer func() {
 		if p.stopped != nil {

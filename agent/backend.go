@@ -37,7 +37,7 @@ func (a *Agent) service(u *unit) wire.Service {
 	if s.stopped {
 		ws.Desired = "stopped"
 	}
-	ws.Restarts, ws.LastExit, ws.Blocked = s.restarts, s.lastExit, s.blocked
+	ws.Restarts, ws.LastExit, ws.Blocked, ws.StartLimited = s.restarts, s.lastExit, s.blocked, s.limited
 	switch {
 	case !s.nextRetry.IsZero() && s.state == trackers.StateFailed:
 		t := s.nextRetry.Round(0).UTC()
@@ -196,6 +196,7 @@ func (a *Agent) Start(ctx context.Context, name string) (string, error) {
 	u.mu.Lock()
 	u.stopped = false
 	u.attempts, u.nextRetry = 0, time.Time{}
+	u.unlimitLocked()
 	u.op++
 	u.mu.Unlock()
 	defer func() {

@@ -435,7 +435,9 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s:%d: trackers %q: %w", cfg.Source, t.Line, t.Name, err)
 		}
-		add(a.newUnit(t.Name, t.Kind, comp, req, opt, deadline, needsNet, counts, hash, log, desired))
+		nu := a.newUnit(t.Name, t.Kind, comp, req, opt, deadline, needsNet, counts, hash, log, desired)
+		nu.startLimit, nu.startWindow = t.Limits()
+		add(nu)
 	}
 	if a.sched != nil {
 		deadline := cfg.Scheduler.Deadline
@@ -446,7 +448,9 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 		if ou, ok := old["scheduler"]; ok && ou.hash == hash {
 			add(ou)
 		} else {
-			add(a.newUnit("scheduler", "scheduler", a.sched, nil, nil, deadline, false, true, hash, a.log.With("component", "scheduler"), desired))
+			nu := a.newUnit("scheduler", "scheduler", a.sched, nil, nil, deadline, false, true, hash, a.log.With("component", "scheduler"), desired)
+			nu.startLimit, nu.startWindow = config.DefaultStartLimit, config.DefaultStartWindow
+			add(nu)
 		}
 	}
 	g, err := newGraph(nodes)
@@ -748,6 +752,13 @@ func (a *Agent) applyConfig(cfg *config.Config) error {
 	a.mu.Lock()
 	a.cfg, a.units, a.names, a.graph = cfg, units, names, g
 	a.mu.Unlock()
+	// A config change gives every component that hit its start limit
+	// another go (the kept ones; fresh ones start with none).
+	for _, u := range units {
+		u.mu.Lock()
+		u.unlimitLocked()
+		u.mu.Unlock()
+	}
 	ctx, cancel := context.WithTimeout(a.runCtx, cfg.ShutdownTimeout)
 	defer cancel()
 	for _, u := range gone {

@@ -195,29 +195,42 @@ func (a *Agent) launch(u *unit) {
 		err := runSafely(ctx, u.comp, host{a: a, u: u, r: r})
 		cancelled := ctx.Err() != nil
 		cancel()
+		wait := a.retryWait(u.attempts)
 		u.mu.Lock()
 		r.err = err
 		if u.run == r {
 			u.run = nil
 			u.childTry = time.Time{}
-			if cancelled {
+			if cancelled && !u.limited {
 				u.lastExit = newExit(time.Now(), nil)
 			}
 		}
 		var c *change
+		limitHit := false
 		if !cancelled {
 			if err == nil {
 				err = errors.New("exited without an error while it should have kept running")
 			}
+			now := time.Now()
+			u.lastExit = newExit(now, err)
+			u.nextRetry = now.Add(wait)
+			if u.failedLocked(now) {
+				// Failed for good: the heartbeat leaves it alone.
+				u.limited, limitHit = true, true
+				u.nextRetry = time.Time{}
+				err = u.limitError(err.Error())
+			}
 			u.lastErr = err.Error()
-			u.lastExit = newExit(time.Now(), err)
-			u.nextRetry = time.Now().Add(a.retryWait(u.attempts))
 			c = a.setStateLocked(u, trackers.StateFailed, err)
 		}
 		u.mu.Unlock()
 		close(r.done)
 		if c != nil {
 			a.metrics.failures.WithLabelValues(u.name, "run").Inc()
+		}
+		if limitHit {
+			u.log.Warn("start limit hit", "failures", u.startLimit, "window", u.startWindow)
+			a.metrics.failures.WithLabelValues(u.name, "start_limit").Inc()
 		}
 		a.afterChange(c)
 	}()
@@ -494,6 +507,7 @@ func (a *Agent) prepareRestore(resume bool) []*unit {
 	for _, u := range units {
 		u.mu.Lock()
 		u.attempts, u.nextRetry = 0, time.Time{}
+		u.unlimitLocked() // a wake gives a component that hit its start limit another go
 		u.op++
 		to := trackers.StateStarting
 		if len(u.required) > 0 {
@@ -625,8 +639,9 @@ func (a *Agent) reconcile(ctx context.Context) time.Time {
 	for _, u := range a.activeUnits() {
 		u.mu.Lock()
 		st, busy, due := u.state, u.op > 0 || u.run != nil, u.nextRetry
+		limited := u.limited
 		u.mu.Unlock()
-		if busy {
+		if busy || limited {
 			continue
 		}
 		switch st {

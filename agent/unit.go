@@ -46,6 +46,46 @@ type unit struct {
 	lastExit *wire.Exit // how the last Run (or exec child) ended
 	childTry time.Time  // when a component's own supervisor restarts its child
 	blocked  string     // why it waits for a dependency that will not come (a stopped one)
+
+	// The start limit (config start_limit in start_window): recent
+	// failures, at most startLimit of them, and whether the limit was
+	// hit (failed, no retry until a wake, a config change or a start).
+	startLimit  int
+	startWindow time.Duration
+	fails       []time.Time
+	limited     bool
+}
+
+// failedLocked records a failure at now (u.mu held) and reports whether
+// it makes startLimit failures within startWindow.
+func (u *unit) failedLocked(now time.Time) bool {
+	if u.startLimit <= 0 {
+		return false
+	}
+	cut := now.Add(-u.startWindow)
+	keep := u.fails[:0]
+	for _, t := range u.fails {
+		if t.After(cut) {
+			keep = append(keep, t)
+		}
+	}
+	u.fails = append(keep, now)
+	if len(u.fails) > u.startLimit {
+		u.fails = u.fails[len(u.fails)-u.startLimit:]
+	}
+	return len(u.fails) >= u.startLimit
+}
+
+// unlimitLocked clears the start limit's hold and history (a wake, a
+// config change, a manual start): the component gets startLimit tries
+// again.
+func (u *unit) unlimitLocked() {
+	u.limited, u.fails = false, nil
+}
+
+// limitError is the error of a component that hit its start limit.
+func (u *unit) limitError(last string) error {
+	return fmt.Errorf("start limit hit: %d failures within %s, not retried until a wake, a config change or a start (last: %s)", u.startLimit, u.startWindow, last)
 }
 
 // run is one call of the component's Run.
@@ -87,16 +127,35 @@ var _ trackers.Noter = host{}
 
 // Exited counts a restart the component does by itself (an exec child
 // that exited and is started again after restartIn).
+// When the exit makes the start limit, the component is failed and its
+// Run is cancelled: the child is not started again.
 func (h host) Exited(err error, restartIn time.Duration) {
 	h.u.mu.Lock()
-	defer h.u.mu.Unlock()
-	if h.u.run != h.r {
+	if h.u.run != h.r || h.u.limited {
+		h.u.mu.Unlock()
 		return
 	}
 	now := time.Now()
 	h.u.lastExit = newExit(now, err)
-	h.u.restarts++
-	h.u.childTry = now.Add(restartIn)
+	if err == nil {
+		err = errors.New("exited")
+	}
+	if !h.u.failedLocked(now) {
+		h.u.restarts++
+		h.u.childTry = now.Add(restartIn)
+		h.u.mu.Unlock()
+		return
+	}
+	h.u.limited = true
+	h.u.childTry, h.u.nextRetry = time.Time{}, time.Time{}
+	lerr := h.u.limitError(err.Error())
+	h.u.lastErr = lerr.Error()
+	c := h.a.setStateLocked(h.u, trackers.StateFailed, lerr)
+	h.u.mu.Unlock()
+	h.r.cancel() // the Run ends: its goroutine sees the limit and keeps the state
+	h.u.log.Warn("start limit hit", "failures", h.u.startLimit, "window", h.u.startWindow)
+	h.a.metrics.failures.WithLabelValues(h.u.name, "start_limit").Inc()
+	h.a.afterChange(c)
 }
 
 var _ trackers.ExitReporter = host{}
@@ -132,7 +191,7 @@ func (h host) Report(s trackers.State, err error) {
 		h.u.log.Warn("component reported a state it may not set", "state", s)
 		return
 	}
-	if h.u.state == trackers.StatePaused || h.u.state == trackers.StateStopped {
+	if h.u.state == trackers.StatePaused || h.u.state == trackers.StateStopped || h.u.limited {
 		h.u.mu.Unlock()
 		return
 	}
@@ -161,13 +220,14 @@ type snapshot struct {
 	lastExit  *wire.Exit
 	childTry  time.Time
 	blocked   string
+	limited   bool
 }
 
 func (u *unit) snapshot() snapshot {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return snapshot{u.state, u.since, u.attempts, u.lastErr, u.nextRetry, u.readyAt, u.run != nil, u.stopped,
-		u.restarts, u.lastExit, u.childTry, u.blocked}
+		u.restarts, u.lastExit, u.childTry, u.blocked, u.limited}
 }
 
 // wait returns the channel closed at the next state change, and the state now.

@@ -53,15 +53,18 @@ type Service struct {
 	Restarts    int        `json:"restarts"`             // times its Run (or its exec child) was started again since the agent started
 	LastExit    *Exit      `json:"last_exit,omitempty"`  // how its Run (or its exec child) last ended
 	Blocked     string     `json:"blocked,omitempty"`    // waiting for a component the user stopped: "blocked: tunnel is stopped"
-	DependsOn   []string   `json:"depends_on"`
-	Optional    []string   `json:"optional_depends_on,omitempty"`
-	Required    bool       `json:"required"`           // counts for /readyz
-	DeadlineMS  int64      `json:"deadline_ms"`        // restore deadline
-	Output      []string   `json:"output,omitempty"`   // last lines of an exec child's output
-	Detail      any        `json:"detail,omitempty"`   // kind-specific (the scheduler's next runs, ...)
-	NeedsNet    bool       `json:"needs_network"`      // waits for the network after a wake
-	Desired     string     `json:"desired"`            // "active" or "stopped"
-	StartedAt   *time.Time `json:"ready_at,omitempty"` // when it last became ready
+	// StartLimited: it failed start_limit times within start_window and is
+	// not retried (no next try) until a wake, a config change or a start.
+	StartLimited bool       `json:"start_limited,omitempty"`
+	DependsOn    []string   `json:"depends_on"`
+	Optional     []string   `json:"optional_depends_on,omitempty"`
+	Required     bool       `json:"required"`           // counts for /readyz
+	DeadlineMS   int64      `json:"deadline_ms"`        // restore deadline
+	Output       []string   `json:"output,omitempty"`   // last lines of an exec child's output
+	Detail       any        `json:"detail,omitempty"`   // kind-specific (the scheduler's next runs, ...)
+	NeedsNet     bool       `json:"needs_network"`      // waits for the network after a wake
+	Desired      string     `json:"desired"`            // "active" or "stopped"
+	StartedAt    *time.Time `json:"ready_at,omitempty"` // when it last became ready
 }
 
 // Exit is how a component's Run, or the child an exec component

@@ -157,6 +157,15 @@ type Tracker struct {
 	// Required makes the tracker count for /readyz. Default true; Parse
 	// fills it in.
 	Required *bool `yaml:"required"`
+	// StartLimit is how many failures (a Run that gave up, an exec child
+	// that exited) within StartWindow make the component failed for good:
+	// no retry until a wake, a config change or a manual start (systemd's
+	// StartLimitBurst). Default 0: DefaultStartLimit; at most
+	// MaxStartLimit.
+	StartLimit int `yaml:"start_limit"`
+	// StartWindow is StartLimit's window (systemd's
+	// StartLimitIntervalSec). Default 0: DefaultStartWindow; at least 1s.
+	StartWindow time.Duration `yaml:"start_window"`
 	// Options are the kind-specific keys, decoded into the kind's
 	// NewOptions() value (a pointer) and validated.
 	Options any `yaml:"-"`
@@ -165,6 +174,25 @@ type Tracker struct {
 	Hash string `yaml:"-"`
 	// Line is the line the entry starts on (0 when built in code).
 	Line int `yaml:"-"`
+}
+
+// The start limit's defaults and bound (Tracker.StartLimit).
+const (
+	DefaultStartLimit  = 5
+	DefaultStartWindow = time.Minute
+	MaxStartLimit      = 1000
+)
+
+// Limits returns t's start limit and window, defaults filled in.
+func (t *Tracker) Limits() (int, time.Duration) {
+	n, w := t.StartLimit, t.StartWindow
+	if n == 0 {
+		n = DefaultStartLimit
+	}
+	if w == 0 {
+		w = DefaultStartWindow
+	}
+	return n, w
 }
 
 // IsRequired reports whether the tracker counts for /readyz (nil = true).

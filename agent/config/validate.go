@@ -219,6 +219,10 @@ func (v *validator) trackers() {
 			v.failHint(kk, t.Kind, ErrUnknownKind, knownKinds(v.kinds))
 		}
 		v.zeroOrAtLeast(key+".deadline", t.Deadline, 100*time.Millisecond)
+		if t.StartLimit < 0 || t.StartLimit > MaxStartLimit {
+			v.fail(key+".start_limit", v.value(key+".start_limit", strconv.Itoa(t.StartLimit)), wrapf(ErrInvalidValue, "must be 0 (the default, %d) or from 1 to %d", DefaultStartLimit, MaxStartLimit))
+		}
+		v.zeroOrAtLeast(key+".start_window", t.StartWindow, time.Second)
 		if ok && t.Options != nil {
 			if val, isV := t.Options.(trackers.Validator); isV {
 				for _, fe := range val.Validate() {

@@ -190,7 +190,10 @@ func printService(out io.Writer, s wire.Service) {
 		fmt.Fprintf(out, "  needs: %s\n", strings.Join(s.DependsOn, ", "))
 	}
 	fmt.Fprintf(out, "  attempts: %d · restarts: %d\n", s.Attempts, s.Restarts)
-	if s.NextRetryAt != nil {
+	switch {
+	case s.StartLimited:
+		fmt.Fprintf(out, "  next try: none (start limit hit; a wake, a config change or rouse start %s tries again)\n", s.Name)
+	case s.NextRetryAt != nil:
 		fmt.Fprintf(out, "  next try: in %s\n", humanDuration(max(0, time.Until(*s.NextRetryAt)).Round(time.Second)))
 	}
 	if s.LastExit != nil {

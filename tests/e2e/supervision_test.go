@@ -1,0 +1,96 @@
+//go:build linux
+
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rouse-dev/rouse/tests/internal/harness"
+)
+
+// A command that exits at once is restarted by its exec component until it
+// has failed start_limit times within start_window; then it is failed, not
+// restarted any more, and `rouse status` shows the restarts, the last exit
+// and that there is no next try.
+func TestCrashLoopHitsTheStartLimit(t *testing.T) {
+	p := harness.NewPower(t, true)
+	marker := harness.NewMarker()
+	cfg := fmt.Sprintf(`
+scheduler: {enabled: false}
+trackers:
+  - name: crasher
+    kind: exec
+    command: [sh, -c, "echo 'cannot bind' >&2; exit 4"]
+    env: %[1]s
+    restart_backoff: {initial: 100ms, max: 200ms}
+    start_limit: 3
+    start_window: 30s
+  - name: fine
+    kind: exec
+    command: [sleep, "300"]
+    env: %[1]s
+    ready_after: 100ms
+`, harness.ExecEnv(marker))
+	a := harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr(), Marker: marker})
+	a.WaitStates(guard, map[string]string{"crasher": "failed", "fine": "ready"})
+	a.WaitLog(`msg="start limit hit" component=crasher`, guard)
+	// It stays failed: no restart after the limit.
+	time.Sleep(time.Second)
+	s := a.Services()["crasher"]
+	if s.State != "failed" || !s.StartLimited || s.NextRetryAt != nil || s.Restarts != 2 {
+		t.Fatalf("crasher: state %s, limited %v, next try %v, restarts %d; want failed, limited, none, 2",
+			s.State, s.StartLimited, s.NextRetryAt, s.Restarts)
+	}
+	if s.LastExit == nil || s.LastExit.Code == nil || *s.LastExit.Code != 4 {
+		t.Fatalf("last exit %+v, want exit status 4", s.LastExit)
+	}
+	if n := strings.Count(a.Log(), `msg="child started" component=crasher`); n != 3 {
+		t.Fatalf("the child was started %d times, want 3 (the start limit)", n)
+	}
+
+	out := rouse(t, a, "status")
+	line := ""
+	for l := range strings.Lines(out) {
+		if strings.HasPrefix(l, "crasher ") {
+			line = l
+		}
+	}
+	f := strings.Fields(line)
+	// NAME KIND STATE SINCE(2 words) ATTEMPTS RESTARTS NOTE
+	if len(f) < 7 || f[2] != "failed" || !strings.Contains(line, " 2 ") || !strings.Contains(line, "start limit hit") {
+		t.Fatalf("rouse status shows for crasher: %q\n%s", line, out)
+	}
+	detail := rouse(t, a, "status", "crasher")
+	for _, want := range []string{"restarts: 2", "next try: none (start limit hit", "last exit:", "exit status 4"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("rouse status crasher lacks %q:\n%s", want, detail)
+		}
+	}
+
+	// A manual start gives it its tries again.
+	_ = exec.Command(bin, "--data", a.DataDir, "--listen", a.Listen, "start", "crasher").Run()
+	harness.Eventually(t, guard, "crasher started again and limited again", func() bool {
+		return strings.Count(a.Log(), `msg="child started" component=crasher`) == 6 && a.Services()["crasher"].StartLimited
+	})
+	a.Stop()
+	a.CheckNoSurvivors()
+}
+
+// rouse runs the client with args against a and returns its output; exit
+// status 1 (not all is well) is an answer too.
+func rouse(t *testing.T, a *harness.Agent, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--data", a.DataDir, "--listen", a.Listen}, args...)...)
+	cmd.Env = append(cmd.Environ(), "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		t.Fatalf("rouse %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
