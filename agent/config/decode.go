@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -189,7 +190,7 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, key string) {
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
-		ik := fmt.Sprintf("%s[%d]", key, i)
+		ik := key + "[" + strconv.Itoa(i) + "]"
 		d.decodeValue(item, s.Index(i), ik)
 	}
 	v.Set(s)

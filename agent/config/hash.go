@@ -4,8 +4,9 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -42,7 +43,7 @@ func (d *decoder) canon(b *bufio.Writer, n *yaml.Node, depth int) {
 		b.WriteString("]")
 	case yaml.MappingNode:
 		ps := d.pairs(n)
-		sort.SliceStable(ps, func(i, j int) bool { return ps[i].key.Value < ps[j].key.Value })
+		slices.SortStableFunc(ps, func(a, b pair) int { return strings.Compare(a.key.Value, b.key.Value) })
 		b.WriteString("{")
 		for _, p := range ps {
 			b.WriteString("k")

@@ -18,22 +18,41 @@ type entry struct {
 // the order they are found in.
 func (d *decoder) entries(n *yaml.Node, key string) iter.Seq[entry] {
 	return func(yield func(entry) bool) {
-		seen := map[string]int{}
-		for _, p := range d.pairs(n) {
+		ps := d.pairs(n)
+		var seen map[string]int // only for large mappings; small ones are scanned
+		if len(ps) > 16 {
+			seen = make(map[string]int, len(ps))
+		}
+		for i, p := range ps {
 			name := p.key.Value
 			full := join(key, name)
 			if !p.merged {
-				if first, dup := seen[name]; dup {
+				if first := firstSet(ps[:i], seen, name); first > 0 {
 					d.fail(p.key.Line, full, "", wrapf(ErrDuplicate, "duplicate key, first set at line %d", first))
 					continue
 				}
-				seen[name] = p.key.Line
+				if seen != nil {
+					seen[name] = p.key.Line
+				}
 			}
 			if !yield(entry{p, full}) {
 				return
 			}
 		}
 	}
+}
+
+// firstSet is the line where the mapping's own keys before set name, or 0.
+func firstSet(before []pair, seen map[string]int, name string) int {
+	if seen != nil {
+		return seen[name]
+	}
+	for _, q := range before {
+		if !q.merged && q.key.Value == name {
+			return q.key.Line
+		}
+	}
+	return 0
 }
 
 // pair is one key/value of a mapping after merge keys are expanded.

@@ -167,6 +167,8 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+const cronHint = `must be a cron expression like "0 3 * * *" or a descriptor like "@daily" or "@every 5m"`
+
 func (v *validator) schedule(key, spec, tz string) {
 	if spec == "" {
 		v.fail(key, "", wrapf(ErrRequired, `required: a cron expression like "0 3 * * *" or a descriptor like "@daily" or "@every 5m"`))
@@ -177,7 +179,7 @@ func (v *validator) schedule(key, spec, tz string) {
 		loc, _ = time.LoadLocation(tz) // checked by the caller
 	}
 	if _, _, err := scheduler.ParseIn(spec, loc); err != nil {
-		v.failHint(key, v.value(key, spec), wrapf(ErrInvalidValue, `must be a cron expression like "0 3 * * *" or a descriptor like "@daily" or "@every 5m"`), err.Error())
+		v.failHint(key, v.value(key, spec), wrapf(ErrInvalidValue, "%s", cronHint), err.Error())
 	}
 }
 
@@ -194,7 +196,7 @@ func (v *validator) trackers() {
 	first := map[string]string{} // name → key of its first use
 	for i := range c.Trackers {
 		t := &c.Trackers[i]
-		key := fmt.Sprintf("trackers[%d]", i)
+		key := "trackers[" + strconv.Itoa(i) + "]"
 		nk := key + ".name"
 		switch {
 		case t.Name == "":
@@ -247,7 +249,7 @@ func (v *validator) trackers() {
 		t := &c.Trackers[i]
 		seen := map[string]bool{}
 		for j, d := range t.DependsOn {
-			dk := fmt.Sprintf("trackers[%d].depends_on[%d]", i, j)
+			dk := "trackers[" + strconv.Itoa(i) + "].depends_on[" + strconv.Itoa(j) + "]"
 			switch {
 			case d.Name == "":
 				v.fail(dk, "", wrapf(ErrRequired, "required: the name of a component"))
@@ -365,7 +367,7 @@ func (v *validator) jobs() {
 	first := map[string]string{}
 	for i := range c.Jobs {
 		j := &c.Jobs[i]
-		key := fmt.Sprintf("jobs[%d]", i)
+		key := "jobs[" + strconv.Itoa(i) + "]"
 		nk := key + ".name"
 		switch {
 		case j.Name == "":
@@ -388,8 +390,8 @@ func (v *validator) jobs() {
 				v.fail(key+".timezone", v.value(key+".timezone", j.Timezone), wrapf(ErrInvalidValue, `must be an IANA time zone like "Europe/Paris" or "UTC"`))
 			}
 		}
-		if tzOK {
-			v.schedule(key+".schedule", j.Schedule, j.Timezone)
+		if j.Schedule == "" {
+			v.schedule(key+".schedule", "", "") // required
 		}
 		for name := range j.Env {
 			if !envRE.MatchString(name) {
@@ -403,7 +405,7 @@ func (v *validator) jobs() {
 			hk := key + ".http.expect_status"
 			v.fail(hk, v.value(hk, "0"), wrapf(ErrInvalidValue, "must be an HTTP status from 100 to 599"))
 		}
-		v.job(key, j)
+		v.job(key, j, tzOK)
 		v.atLeast(key+".timeout", j.Timeout, time.Second)
 		v.atLeast(key+".grace", j.Grace, 0)
 		v.atLeast(key+".jitter", j.Jitter, 0)
@@ -419,7 +421,7 @@ func (v *validator) jobs() {
 // job reports what the scheduler itself refuses in j (scheduler.Job's
 // Validate, the one job validator), each at its key's line, unless this
 // validator already reported that key.
-func (v *validator) job(key string, j *Job) {
+func (v *validator) job(key string, j *Job, tzOK bool) {
 	err := j.SchedulerJob().Validate()
 	var jes scheduler.JobErrors
 	if !errors.As(err, &jes) {
@@ -430,7 +432,13 @@ func (v *validator) job(key string, j *Job) {
 		if je.Field == "command" && len(j.Command) == 0 {
 			k = key // no command key to point at: the job as a whole
 		}
-		if v.reported(k) || (je.Field == "schedule") || (je.Field == "name") {
+		if je.Field == "schedule" {
+			if tzOK && j.Schedule != "" { // else already reported
+				v.failHint(k, v.value(k, j.Schedule), wrapf(ErrInvalidValue, "%s", cronHint), je.Err.Error())
+			}
+			continue
+		}
+		if v.reported(k) || je.Field == "name" {
 			continue // config's own checks say it with its hint
 		}
 		sentinel := ErrInvalidValue
