@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/rouse-dev/rouse/agent/api"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -593,6 +594,11 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 	a.mu.Unlock()
 	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseDone, Wake: &cp, Total: len(units)}})
 	a.kickHeartbeat()
+	// A restore allocates in a burst (every component starting at once)
+	// and the agent is idle after it: hand that memory back to the OS now
+	// rather than keep it resident until the runtime's scavenger gets to
+	// it. Off the restore's path (it holds no lock a wake needs).
+	a.goRun(debug.FreeOSMemory)
 }
 
 // heartbeat retries failed components with backoff and starts waiting
