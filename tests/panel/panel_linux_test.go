@@ -526,15 +526,31 @@ func TestTrayInARealPanel(t *testing.T) {
 		if !strings.HasPrefix(url, "http://"+a.addr+"/login?code=") {
 			t.Fatalf("opened %q", url)
 		}
-		// The link logs a browser in: the agent answers it with a session.
-		hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-		resp, err := hc.Get(url)
+		// The link logs a browser in: its page's form exchanges the code for
+		// a session, as a browser would post it.
+		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode >= 400 || len(resp.Cookies()) == 0 {
-			t.Fatalf("the login link answered %s with cookies %v", resp.Status, resp.Cookies())
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("the login link answered %s", resp.Status)
+		}
+		code := strings.TrimPrefix(url, "http://"+a.addr+"/login?code=")
+		req, err := http.NewRequest(http.MethodPost, "http://"+a.addr+"/login", strings.NewReader("code="+code))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", "http://"+a.addr)
+		hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err = hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/#session=") {
+			t.Fatalf("logging in with the link's code answered %s, location %q", resp.Status, resp.Header.Get("Location"))
 		}
 	})
 	if t.Failed() {
