@@ -89,3 +89,36 @@ func TestSaveItemsGroupCommit(t *testing.T) {
 		t.Fatalf("a lone save = %d, %v", n, err)
 	}
 }
+
+// A call whose context ends just as the lead is handed to it must still
+// commit the queue (or pass the lead on): otherwise every later save
+// waits forever. Many saves with contexts that end at random moments, then
+// one more that must come back.
+func TestSaveItemsSurvivesCancelsRacingTheHandOver(t *testing.T) {
+	ctx := ctxT(t)
+	s := openTemp(t)
+	var wg sync.WaitGroup
+	for round := range 40 {
+		for i := range 25 {
+			wg.Go(func() {
+				cctx, cancel := context.WithTimeout(ctx, time.Duration((round*25+i)%7)*50*time.Microsecond)
+				defer cancel()
+				_, _ = s.SaveItems(cctx, fmt.Sprintf("t%02d", i), []trackers.Item{{ID: fmt.Sprint(round), Data: []byte(`1`)}}, "")
+			})
+		}
+		wg.Wait()
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.SaveItems(ctx, "after", []trackers.Item{{ID: "z", Data: []byte(`1`)}}, "")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(guard):
+		t.Fatal("a save after racing cancels never came back: the group commit lost its leader")
+	}
+}

@@ -56,7 +56,7 @@ func (s *Store) SaveItems(ctx context.Context, tracker string, items []trackers.
 			if req.abandon() {
 				return 0, fmt.Errorf("save items %s: %w", tracker, ctx.Err())
 			}
-			select { // already taken into a batch (or handed the lead)
+			select { // already taken into a batch, or handed the lead (state 3)
 			case <-req.done:
 				return req.added, req.err
 			case <-req.lead:
@@ -74,7 +74,7 @@ type saveReq struct {
 	items   []trackers.Item
 	cursor  string
 
-	state atomic.Int32  // 0 queued, 1 taken into a batch, 2 abandoned
+	state atomic.Int32  // 0 queued, 1 taken into a batch, 2 abandoned, 3 handed the lead
 	done  chan struct{} // closed when added and err are set
 	lead  chan struct{} // closed when this call is to commit the queue
 	added int
@@ -82,8 +82,12 @@ type saveReq struct {
 }
 
 // abandon marks a queued request as given up; false when a batch already
-// took it.
+// took it or it was handed the lead (then it must commit the queue).
 func (r *saveReq) abandon() bool { return r.state.CompareAndSwap(0, 2) }
+
+// take marks a request as committed by this batch: a queued one, or the
+// leader's own.
+func (r *saveReq) take() bool { return r.state.CompareAndSwap(0, 1) || r.state.CompareAndSwap(3, 1) }
 
 // saveQueue is the group-commit queue.
 type saveQueue struct {
@@ -102,7 +106,7 @@ func (s *Store) commitQueue(ctx context.Context) {
 	s.saves.mu.Unlock()
 	var live []*saveReq
 	for _, r := range batch {
-		if r.state.CompareAndSwap(0, 1) {
+		if r.take() {
 			live = append(live, r)
 		}
 	}
@@ -110,8 +114,12 @@ func (s *Store) commitQueue(ctx context.Context) {
 		s.commitBatch(context.WithoutCancel(ctx), live)
 		s.saves.commits.Add(1)
 	}
+	// Hand the lead to the first call still queued. The hand-over and a
+	// call giving up race on the same state: whichever swaps first wins,
+	// so a call that gave up is never made leader and a leader never gives
+	// up (which would leave busy set with nobody committing).
 	s.saves.mu.Lock()
-	for len(s.saves.queue) > 0 && s.saves.queue[0].state.Load() == 2 {
+	for len(s.saves.queue) > 0 && !s.saves.queue[0].state.CompareAndSwap(0, 3) {
 		s.saves.queue = s.saves.queue[1:] // gave up while queued
 	}
 	if len(s.saves.queue) == 0 {
