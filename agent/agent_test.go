@@ -144,6 +144,7 @@ type spec struct {
 	requires []string
 	optional []string
 	deadline time.Duration
+	auto     bool // deadline: auto
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -164,7 +165,7 @@ func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 	cfg.Scheduler.Enabled = &off
 	for _, s := range specs {
 		s.p.name = s.name
-		tr := config.Tracker{Name: s.name, Kind: "probe", Options: &probeOptions{s.p}, Deadline: s.deadline, Hash: s.name}
+		tr := config.Tracker{Name: s.name, Kind: "probe", Options: &probeOptions{s.p}, Deadline: s.deadline, DeadlineAuto: s.auto, Hash: s.name}
 		for _, r := range s.requires {
 			tr.DependsOn = append(tr.DependsOn, config.Dependency{Name: r})
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,8 +28,14 @@ func (a *Agent) service(u *unit) wire.Service {
 	ws := wire.Service{
 		Name: u.name, Kind: u.kind, State: string(s.state), Since: s.since, Attempts: s.attempts,
 		LastError: s.lastErr, DependsOn: append([]string{}, u.required...), Optional: u.optional,
-		Required: u.counts, DeadlineMS: u.deadline.Milliseconds(), NeedsNet: u.needsNet, Desired: "active",
+		Required: u.counts, DeadlineMS: u.deadlineNow().Milliseconds(), NeedsNet: u.needsNet, Desired: "active",
 	}
+	u.mu.Lock()
+	if u.learned != nil {
+		c := *u.learned
+		ws.DeadlineAuto = &c
+	}
+	u.mu.Unlock()
 	if ws.DependsOn == nil {
 		ws.DependsOn = []string{}
 	}
@@ -301,18 +306,26 @@ const defaultEstimate = time.Second
 func (a *Agent) WakePlan(ctx context.Context) (wire.Plan, error) {
 	a.mu.Lock()
 	g := a.graph
+	lo, hi := a.cfg.Deadlines.AutoMin, a.cfg.Deadlines.AutoMax
 	a.mu.Unlock()
 	samples := map[string]int{}
 	est := map[string]time.Duration{}
+	atLeast := map[string]bool{}
+	auto := map[string]*wire.AutoDeadline{}
 	for _, n := range g.order {
-		ds, err := a.store.ComponentDurations(ctx, n, 20)
+		rs, err := a.store.ComponentRestores(ctx, n, historyLen)
 		if err != nil {
 			return wire.Plan{}, unavailable(err)
 		}
-		samples[n] = len(ds)
-		est[n] = median(ds)
-		if len(ds) == 0 {
-			est[n] = defaultEstimate
+		samples[n] = len(rs)
+		d, al, ok := estimate(rs)
+		if !ok {
+			d = defaultEstimate
+		}
+		est[n], atLeast[n] = d, al
+		if u := a.unit(n); u.autoDeadline {
+			c := chooseDeadline(rs, lo, hi, u.deadline)
+			auto[n] = &c
 		}
 	}
 	// A stopped component is not planned, nor is what needs it: it would
@@ -350,24 +363,17 @@ func (a *Agent) WakePlan(ctx context.Context) (wire.Plan, error) {
 		if wf == nil {
 			wf = []string{}
 		}
-		p.Components = append(p.Components, wire.PlanStep{
+		ps := wire.PlanStep{
 			Name: s.name, WaitsFor: wf, EstimatedMS: s.dur.Milliseconds(), Samples: samples[s.name],
 			StartAtMS: s.start.Milliseconds(), DeadlineMS: u.deadline.Milliseconds(),
-		})
+			EstimateAtLeast: atLeast[s.name], DeadlineAuto: auto[s.name],
+		}
+		if c := auto[s.name]; c != nil {
+			ps.DeadlineMS = c.DeadlineMS
+		}
+		p.Components = append(p.Components, ps)
 	}
 	return p, nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // Wakes lists past wakes, newest first.

@@ -420,7 +420,7 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 			needsNet = *t.NeedsNetwork
 		}
 		counts := t.Required == nil || *t.Required
-		hash := fmt.Sprintf("%s|%s|%v|%v", t.Hash, deadline, needsNet, counts)
+		hash := fmt.Sprintf("%s|%s|%v|%v|%v", t.Hash, deadline, t.DeadlineAuto, needsNet, counts)
 		if ou, ok := old[t.Name]; ok && ou.hash == hash {
 			add(ou)
 			continue
@@ -437,6 +437,7 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 		}
 		nu := a.newUnit(t.Name, t.Kind, comp, req, opt, deadline, needsNet, counts, hash, log, desired)
 		nu.startLimit, nu.startWindow = t.Limits()
+		nu.autoDeadline = t.DeadlineAuto
 		add(nu)
 	}
 	if a.sched != nil {
@@ -513,6 +514,7 @@ func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, 
 	a.sleptAt = time.Time{}
 	a.mu.Unlock()
 	a.log.Info("waking", "wake", w.ID, "detected_by", detectedBy, "slept", time.Duration(w.SleptSeconds*float64(time.Second)).Round(time.Second))
+	a.learnDeadlines(ctx, a.activeUnits())
 	units := a.prepareRestore(resume)
 	rw := w // the restore fills in its own copy
 	a.goRun(func() {
@@ -776,6 +778,7 @@ func (a *Agent) applyConfig(cfg *config.Config) error {
 		}
 	}
 	a.log.Info("config applied", "started", len(fresh), "removed", removed, "components", len(names))
+	a.learnDeadlines(ctx, fresh)
 	for _, u := range fresh {
 		if u.snapshot().stopped {
 			continue

@@ -348,7 +348,7 @@ func (a *Agent) bringUp(ctx context.Context, u *unit, resume bool) result {
 		return result{state: trackers.StateWaiting, waited: time.Since(t0), err: msg, blocked: forGood}
 	}
 	depsAt := time.Now()
-	dctx, cancel := context.WithTimeout(ctx, u.deadline)
+	dctx, cancel := context.WithTimeout(ctx, u.deadlineNow())
 	defer cancel()
 	if u.needsNet && !a.online() {
 		a.setState(u, trackers.StateWaiting, errors.New("waiting for the network"))

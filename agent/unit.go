@@ -21,11 +21,14 @@ type unit struct {
 	comp     trackers.Component
 	required []string
 	optional []string
-	deadline time.Duration
-	needsNet bool
-	counts   bool   // counts for /readyz
-	hash     string // config hash: a reload restarts only changed units
-	log      *slog.Logger
+	deadline time.Duration // the configured one; with autoDeadline, the fallback
+	// autoDeadline: `deadline: auto`, learned (learned, under mu) from the
+	// wake history before each restore (deadline.go).
+	autoDeadline bool
+	needsNet     bool
+	counts       bool   // counts for /readyz
+	hash         string // config hash: a reload restarts only changed units
+	log          *slog.Logger
 
 	mu        sync.Mutex
 	state     trackers.State
@@ -54,6 +57,7 @@ type unit struct {
 	startWindow time.Duration
 	fails       []time.Time
 	limited     bool
+	learned     *wire.AutoDeadline // with autoDeadline: the last choice, nil before the first
 }
 
 // failedLocked records a failure at now (u.mu held) and reports whether

@@ -55,16 +55,19 @@ type Service struct {
 	Blocked     string     `json:"blocked,omitempty"`    // waiting for a component the user stopped: "blocked: tunnel is stopped"
 	// StartLimited: it failed start_limit times within start_window and is
 	// not retried (no next try) until a wake, a config change or a start.
-	StartLimited bool       `json:"start_limited,omitempty"`
-	DependsOn    []string   `json:"depends_on"`
-	Optional     []string   `json:"optional_depends_on,omitempty"`
-	Required     bool       `json:"required"`           // counts for /readyz
-	DeadlineMS   int64      `json:"deadline_ms"`        // restore deadline
-	Output       []string   `json:"output,omitempty"`   // last lines of an exec child's output
-	Detail       any        `json:"detail,omitempty"`   // kind-specific (the scheduler's next runs, ...)
-	NeedsNet     bool       `json:"needs_network"`      // waits for the network after a wake
-	Desired      string     `json:"desired"`            // "active" or "stopped"
-	StartedAt    *time.Time `json:"ready_at,omitempty"` // when it last became ready
+	StartLimited bool     `json:"start_limited,omitempty"`
+	DependsOn    []string `json:"depends_on"`
+	Optional     []string `json:"optional_depends_on,omitempty"`
+	Required     bool     `json:"required"`    // counts for /readyz
+	DeadlineMS   int64    `json:"deadline_ms"` // restore deadline
+	// DeadlineAuto: the deadline is learned from the wake history
+	// (`deadline: auto`); how it was chosen.
+	DeadlineAuto *AutoDeadline `json:"deadline_auto,omitempty"`
+	Output       []string      `json:"output,omitempty"`   // last lines of an exec child's output
+	Detail       any           `json:"detail,omitempty"`   // kind-specific (the scheduler's next runs, ...)
+	NeedsNet     bool          `json:"needs_network"`      // waits for the network after a wake
+	Desired      string        `json:"desired"`            // "active" or "stopped"
+	StartedAt    *time.Time    `json:"ready_at,omitempty"` // when it last became ready
 }
 
 // Exit is how a component's Run, or the child an exec component
@@ -240,6 +243,25 @@ type PlanStep struct {
 	Samples     int      `json:"samples"`
 	StartAtMS   int64    `json:"start_at_ms"` // estimated start, from the wake
 	DeadlineMS  int64    `json:"deadline_ms"`
+	// EstimateAtLeast: restores that timed out weigh on the estimate, which
+	// is then only a lower bound.
+	EstimateAtLeast bool `json:"estimate_at_least,omitempty"`
+	// DeadlineAuto: the deadline the next wake would learn (`deadline: auto`).
+	DeadlineAuto *AutoDeadline `json:"deadline_auto,omitempty"`
+}
+
+// AutoDeadline is a deadline learned from the wake history: 1.5 × the 95th
+// percentile of the last restores (those that timed out counting as their
+// deadline), within [min, max]; with too few restores, the default
+// deadline within the same bounds.
+type AutoDeadline struct {
+	DeadlineMS int64 `json:"deadline_ms"`
+	Samples    int   `json:"samples"`             // restores it was learned from
+	TimedOut   int   `json:"timed_out,omitempty"` // of which timed out (censored: at least their deadline)
+	P95MS      int64 `json:"p95_ms,omitempty"`
+	TooFew     bool  `json:"too_few,omitempty"` // fewer than 3 samples: the default deadline
+	MinMS      int64 `json:"min_ms"`
+	MaxMS      int64 `json:"max_ms"`
 }
 
 // Event is one Server-Sent Event on GET /api/v1/events.

@@ -82,6 +82,11 @@ type Deadlines struct {
 	Scheduler time.Duration `yaml:"scheduler"`
 	// Wake bounds a whole restore. Default 5m, at least 100ms.
 	Wake time.Duration `yaml:"wake"`
+	// AutoMin and AutoMax bound a deadline learned from the wake history
+	// (a tracker's `deadline: auto`). Default 1s and 2m; AutoMin at least
+	// 100ms, AutoMax at least AutoMin.
+	AutoMin time.Duration `yaml:"auto_min"`
+	AutoMax time.Duration `yaml:"auto_max"`
 }
 
 // Heartbeat is the capped exponential backoff (with full jitter) of retries.
@@ -149,8 +154,13 @@ type Tracker struct {
 	Kind string `yaml:"kind"`
 	// DependsOn lists the components this one waits for. Default none.
 	DependsOn []Dependency `yaml:"depends_on"`
-	// Deadline overrides Deadlines.Tracker. Default 0 (use it).
+	// Deadline overrides Deadlines.Tracker. Default 0 (use it). "auto"
+	// sets DeadlineAuto instead.
 	Deadline time.Duration `yaml:"deadline"`
+	// DeadlineAuto (`deadline: auto`) learns the deadline from the wake
+	// history: 1.5 × the 95th percentile of its last restores, within
+	// Deadlines.AutoMin and AutoMax (Deadlines.Tracker until it has a few).
+	DeadlineAuto bool `yaml:"-"`
 	// NeedsNetwork makes the tracker wait for the network after a wake.
 	// nil means the kind's default; Parse fills it in from the kind.
 	NeedsNetwork *bool `yaml:"needs_network"`
@@ -294,6 +304,8 @@ func Default() *Config {
 			Tracker:   10 * time.Second,
 			Scheduler: 15 * time.Second,
 			Wake:      5 * time.Minute,
+			AutoMin:   time.Second,
+			AutoMax:   2 * time.Minute,
 		},
 		Heartbeat:       Heartbeat{Initial: time.Second, Max: 60 * time.Second},
 		Sleep:           Sleep{Budget: 3 * time.Second, PauseGrace: time.Second},

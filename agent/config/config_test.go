@@ -73,7 +73,7 @@ func TestDefault(t *testing.T) {
 		if c.Source != "default" || c.Listen != "127.0.0.1:8000" {
 			t.Fatalf("source/listen = %q/%q", c.Source, c.Listen)
 		}
-		want := Deadlines{Tracker: 10 * time.Second, Scheduler: 15 * time.Second, Wake: 5 * time.Minute}
+		want := Deadlines{Tracker: 10 * time.Second, Scheduler: 15 * time.Second, Wake: 5 * time.Minute, AutoMin: time.Second, AutoMax: 2 * time.Minute}
 		if c.Deadlines != want {
 			t.Errorf("deadlines = %+v, want %+v", c.Deadlines, want)
 		}
@@ -225,7 +225,7 @@ func TestParseErrors(t *testing.T) {
 		{"UnknownTopLevelKey", "listen: 127.0.0.1:1\nlisten_addr: x\n",
 			`rouse.yaml:2: listen_addr: unknown key; expected one of: allow_non_loopback, data, deadlines, heartbeat, jobs, listen, log, maintenance, max_event_streams, scheduler, shutdown_timeout, sleep, trackers`, ErrUnknownKey},
 		{"UnknownNestedKey", "deadlines:\n  tracker: 1s\n  trackr: 2s\n",
-			`rouse.yaml:3: deadlines.trackr: unknown key; did you mean "tracker"? expected one of: scheduler, tracker, wake`, ErrUnknownKey},
+			`rouse.yaml:3: deadlines.trackr: unknown key; did you mean "tracker"? expected one of: auto_max, auto_min, scheduler, tracker, wake`, ErrUnknownKey},
 		{"UnknownKindOption", "trackers:\n  - name: a\n    kind: probe\n    url: http://x/\n    intreval: 5s\n",
 			`rouse.yaml:5: trackers[0].intreval: unknown key; did you mean "interval"? expected one of: interval, ready, tags, url`, ErrUnknownKey},
 		{"UnknownNestedKindOption", "trackers:\n  - name: a\n    kind: probe\n    url: http://x/\n    ready: {tcp: x, udp: y}\n",
@@ -260,6 +260,10 @@ func TestParseErrors(t *testing.T) {
 			`rouse.yaml:4: trackers[0].depends_on[0]: must be a component name or {name: NAME, optional: true}, not a list`, ErrWrongType},
 		{"UnknownDependencyKey", "trackers:\n  - name: a\n    kind: plain\n    depends_on: [{name: store, optinal: true}]\n",
 			`rouse.yaml:4: trackers[0].depends_on[0].optinal: unknown key; did you mean "optional"? expected one of: name, optional`, ErrUnknownKey},
+		{"AutoMaxBelowAutoMin", "deadlines: {auto_min: 5s, auto_max: 2s}\n",
+			`rouse.yaml:1: deadlines.auto_max: must be at least deadlines.auto_min (5s), got "2s"`, nil},
+		{"DeadlineNeitherADurationNorAuto", "trackers:\n  - name: a\n    kind: plain\n    deadline: automatic\n",
+			`rouse.yaml:4: trackers[0].deadline: must be a duration like "10s" or "1m30s", got "automatic"`, ErrWrongType},
 		{"StartLimitOutOfRange", "trackers:\n  - name: a\n    kind: plain\n    start_limit: -1\n",
 			`rouse.yaml:4: trackers[0].start_limit: must be 0 (the default, 5) or from 1 to 1000, got "-1"`, ErrInvalidValue},
 		{"StartWindowTooShort", "trackers:\n  - name: a\n    kind: plain\n    start_window: 500ms\n",
@@ -579,5 +583,33 @@ func TestEditDistance(t *testing.T) {
 	}
 	if g := closest("xy", []string{"log", "data"}); g != "" {
 		t.Errorf("closest of a short unrelated key = %q", g)
+	}
+}
+
+func TestStartLimitAndAutoDeadline(t *testing.T) {
+	c := parseOK(t, `
+deadlines: {auto_min: 2s, auto_max: 1m}
+trackers:
+  - name: a
+    kind: plain
+    deadline: auto
+    start_limit: 3
+    start_window: 10s
+  - name: b
+    kind: plain
+    deadline: 4s
+`)
+	a, b := c.Trackers[0], c.Trackers[1]
+	if !a.DeadlineAuto || a.Deadline != 0 || b.DeadlineAuto || b.Deadline != 4*time.Second {
+		t.Errorf("deadlines: a %v/%s, b %v/%s", a.DeadlineAuto, a.Deadline, b.DeadlineAuto, b.Deadline)
+	}
+	if c.Deadlines.AutoMin != 2*time.Second || c.Deadlines.AutoMax != time.Minute {
+		t.Errorf("auto bounds %+v", c.Deadlines)
+	}
+	if n, w := a.Limits(); n != 3 || w != 10*time.Second {
+		t.Errorf("a's start limit %d in %s", n, w)
+	}
+	if n, w := b.Limits(); n != DefaultStartLimit || w != DefaultStartWindow {
+		t.Errorf("b's start limit %d in %s, want the defaults", n, w)
 	}
 }

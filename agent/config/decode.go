@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -337,7 +338,18 @@ func (t *Tracker) decodeNode(d *decoder, n *yaml.Node, key string) {
 	}
 	t.Line = n.Line
 	var rest []*yaml.Node
-	d.decodeStruct(n, reflect.ValueOf(t).Elem(), key, func(k, v *yaml.Node) bool {
+	// `deadline: auto` is not a duration: take it out before decoding.
+	fields := n
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k, v := n.Content[i], n.Content[i+1]; k.Value == "deadline" && v.Kind == yaml.ScalarNode && v.Value == "auto" {
+			t.DeadlineAuto = true
+			cp := *n
+			cp.Content = append(slices.Clone(n.Content[:i]), n.Content[i+2:]...)
+			fields = &cp
+			break
+		}
+	}
+	d.decodeStruct(fields, reflect.ValueOf(t).Elem(), key, func(k, v *yaml.Node) bool {
 		rest = append(rest, k, v)
 		return true
 	})

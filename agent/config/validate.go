@@ -101,6 +101,10 @@ func (c *Config) Validate(kinds trackers.Kinds) error {
 	v.atLeast("deadlines.tracker", c.Deadlines.Tracker, minDeadline)
 	v.atLeast("deadlines.scheduler", c.Deadlines.Scheduler, minDeadline)
 	v.atLeast("deadlines.wake", c.Deadlines.Wake, minDeadline)
+	v.atLeast("deadlines.auto_min", c.Deadlines.AutoMin, minDeadline)
+	if c.Deadlines.AutoMax < c.Deadlines.AutoMin {
+		v.fail("deadlines.auto_max", v.value("deadlines.auto_max", c.Deadlines.AutoMax.String()), fmt.Errorf("must be at least deadlines.auto_min (%s)", c.Deadlines.AutoMin))
+	}
 	v.atLeast("heartbeat.initial", c.Heartbeat.Initial, minDeadline)
 	if c.Heartbeat.Max < c.Heartbeat.Initial {
 		v.fail("heartbeat.max", v.value("heartbeat.max", c.Heartbeat.Max.String()),

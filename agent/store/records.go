@@ -285,24 +285,35 @@ func (s *Store) Wake(ctx context.Context, id int64) (wire.Wake, error) {
 	return w, nil
 }
 
-// ComponentDurations returns the restore durations of component name in
-// its last n wakes where it became ready (ready or catching_up), newest
-// first; the dry-run plan estimates from them.
-func (s *Store) ComponentDurations(ctx context.Context, name string, n int) ([]time.Duration, error) {
-	var out []time.Duration
-	err := s.withDB(ctx, "component durations "+name, func(ctx context.Context, _, r *sql.DB) error {
-		rows, err := r.QueryContext(ctx, `SELECT duration_ms FROM wake_components
-			WHERE name = ? AND state IN ('ready', 'catching_up') ORDER BY wake_id DESC LIMIT ?`, name, limitOr(n))
+// Restore is one past restore of a component, for estimates and learned
+// deadlines: how long it took to become ready, or, when it timed out
+// (degraded at its deadline), how long it was given — it took at least
+// that (a censored sample).
+type Restore struct {
+	Duration time.Duration
+	TimedOut bool
+}
+
+// ComponentRestores returns component name's restores in its last n wakes
+// where it became ready (ready or catching_up) or timed out (degraded),
+// newest first. Restores that failed or waited for a dependency say
+// nothing about how long it takes and are left out.
+func (s *Store) ComponentRestores(ctx context.Context, name string, n int) ([]Restore, error) {
+	var out []Restore
+	err := s.withDB(ctx, "component restores "+name, func(ctx context.Context, _, r *sql.DB) error {
+		rows, err := r.QueryContext(ctx, `SELECT duration_ms, state FROM wake_components
+			WHERE name = ? AND state IN ('ready', 'catching_up', 'degraded') ORDER BY wake_id DESC LIMIT ?`, name, limitOr(n))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var ms int64
-			if err := rows.Scan(&ms); err != nil {
+			var st string
+			if err := rows.Scan(&ms, &st); err != nil {
 				return err
 			}
-			out = append(out, time.Duration(ms)*time.Millisecond)
+			out = append(out, Restore{Duration: time.Duration(ms) * time.Millisecond, TimedOut: st == "degraded"})
 		}
 		return rows.Err()
 	})

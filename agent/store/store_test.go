@@ -192,7 +192,7 @@ func TestClosedCallsReturnErrClosed(t *testing.T) {
 		"FinishWake":      func() error { return s.FinishWake(ctx, wire.Wake{ID: 1}) },
 		"Wakes":           func() error { _, err := s.Wakes(ctx, 0); return err },
 		"Wake":            func() error { _, err := s.Wake(ctx, 1); return err },
-		"Durations":       func() error { _, err := s.ComponentDurations(ctx, "a", 5); return err },
+		"Restores":        func() error { _, err := s.ComponentRestores(ctx, "a", 5); return err },
 		"SaveItems":       func() error { _, err := s.SaveItems(ctx, "t", nil, ""); return err },
 		"Cursor":          func() error { _, err := s.Cursor(ctx, "t"); return err },
 		"Items":           func() error { _, err := s.Items(ctx, "t", ItemQuery{}); return err },
@@ -555,16 +555,27 @@ func TestWakes(t *testing.T) {
 			t.Fatalf("Wakes(0) = %+v", all)
 		}
 	})
-	t.Run("ComponentDurationsKeepReadyRestoresNewestFirst", func(t *testing.T) {
-		ds, err := s.ComponentDurations(ctx, "tunnel", 5)
+	t.Run("ComponentRestoresKeepReadyAndTimedOutRestoresNewestFirst", func(t *testing.T) {
+		rs, err := s.ComponentRestores(ctx, "tunnel", 5)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(ds, []time.Duration{700 * time.Millisecond, 900 * time.Millisecond}) {
-			t.Fatalf("durations = %v", ds)
+		if !reflect.DeepEqual(rs, []Restore{{Duration: 700 * time.Millisecond}, {Duration: 900 * time.Millisecond}}) {
+			t.Fatalf("restores = %v", rs)
 		}
-		if ds, _ := s.ComponentDurations(ctx, "stream", 5); len(ds) != 0 {
-			t.Fatalf("a degraded restore counted: %v", ds)
+		if _, err := s.CreateWake(ctx, wire.Wake{DetectedBy: "manual", Components: []wire.WakeComponent{
+			{Name: "stream", State: "degraded", DurationMS: 10000, Error: "deadline"},
+			{Name: "stream2", State: "failed", DurationMS: 5},
+			{Name: "stream2", State: "waiting", DurationMS: 0},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		if rs, _ := s.ComponentRestores(ctx, "stream2", 5); len(rs) != 0 {
+			t.Fatalf("failed and waiting restores counted: %v", rs)
+		}
+		rs, _ = s.ComponentRestores(ctx, "stream", 5)
+		if !reflect.DeepEqual(rs, []Restore{{Duration: 10 * time.Second, TimedOut: true}}) {
+			t.Fatalf("a timed-out restore is not a censored sample: %v", rs)
 		}
 	})
 }

@@ -296,7 +296,18 @@ func printPlan(out io.Writer, p wire.Plan) {
 			wf = "-"
 		}
 		est := (time.Duration(s.EstimatedMS) * time.Millisecond).String()
-		fmt.Fprintf(tw, "+%s\t%s\t%s\t%s\t%d\t%s\n", time.Duration(s.StartAtMS)*time.Millisecond, s.Name, wf, est, s.Samples, time.Duration(s.DeadlineMS)*time.Millisecond)
+		if s.EstimateAtLeast {
+			est = "≥" + est // restores that timed out weigh on it
+		}
+		dl := (time.Duration(s.DeadlineMS) * time.Millisecond).String()
+		if c := s.DeadlineAuto; c != nil {
+			how := fmt.Sprintf("from %d", c.Samples)
+			if c.TooFew {
+				how = fmt.Sprintf("default, %d of 3 samples", c.Samples)
+			}
+			dl += " (auto, " + how + ")"
+		}
+		fmt.Fprintf(tw, "+%s\t%s\t%s\t%s\t%d\t%s\n", time.Duration(s.StartAtMS)*time.Millisecond, s.Name, wf, est, s.Samples, dl)
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "estimated total %s along %s\n", time.Duration(p.EstimatedTotalMS)*time.Millisecond, strings.Join(p.CriticalPath, " → "))
