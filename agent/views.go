@@ -20,15 +20,21 @@ import (
 // notes, config edits): the renderer wakes on it. A few parts announce
 // nothing (an exec component's last output lines, the scheduler's next
 // runs, the network, the store file's identity): a request finding a
-// rendering older than viewMaxAge renders once more, so those are at most
-// that old. Idle with no client, nothing renders and nothing ticks.
+// rendering older than viewMaxAge asks the renderer for a new one, and one
+// older than viewStale renders it itself, so those parts lag a polling
+// client by at most one poll. Idle with no client, nothing renders and nothing ticks.
 
 // viewInterval is the shortest time between two renderings: changes that
 // arrive faster are merged into the next one.
 const viewInterval = 50 * time.Millisecond
 
-// viewMaxAge is how old a rendering may be before a request renders anew.
-const viewMaxAge = time.Second
+// viewMaxAge is how old a rendering may be before a request asks the
+// renderer for a new one (and is served the one there is); past viewStale
+// (the first request after a quiet spell) the request renders itself.
+const (
+	viewMaxAge = time.Second
+	viewStale  = 5 * time.Second
+)
 
 // rendered is one rendering of the views.
 type rendered struct {
@@ -45,11 +51,14 @@ type viewCache struct {
 	mu      sync.Mutex   // one rendering at a time; guards zw
 	zw      *gzip.Writer // reused across renderings
 	renders atomic.Int64 // how many so far
+	running atomic.Bool  // renderViews is running
 }
 
 // renderViews renders after every burst of published events, at most
 // every viewInterval, until ctx is done.
 func (a *Agent) renderViews(ctx context.Context) {
+	a.views.running.Store(true)
+	defer a.views.running.Store(false)
 	var last time.Time
 	for {
 		select {
@@ -88,6 +97,14 @@ func (a *Agent) refreshViews() *rendered {
 func (a *Agent) currentViews() *rendered {
 	r := a.views.cur.Load()
 	if r != nil && time.Since(r.at) < viewMaxAge {
+		return r
+	}
+	if r != nil && time.Since(r.at) < viewStale && a.views.running.Load() {
+		// The renderer makes a new one; this request does not wait for it.
+		select {
+		case a.events.changed <- struct{}{}:
+		default:
+		}
 		return r
 	}
 	if r != nil && !a.views.mu.TryLock() {
