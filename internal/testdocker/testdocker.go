@@ -272,7 +272,9 @@ func (e *Engine) Create(s Spec) string {
 			iv = 200 * time.Millisecond
 		}
 		cfg.Healthcheck = &container.HealthConfig{
-			Test: append([]string{"CMD-SHELL"}, strings.Join(s.Health, " ")), Interval: iv, Timeout: 5 * time.Second, Retries: 1,
+			// A generous timeout: on a loaded machine a check that
+			// fails at once must fail by its exit, not by the clock.
+			Test: append([]string{"CMD-SHELL"}, strings.Join(s.Health, " ")), Interval: iv, Timeout: 60 * time.Second, Retries: 1,
 		}
 	}
 	if s.StopTimeout > 0 {
