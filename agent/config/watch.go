@@ -72,13 +72,18 @@ func fingerprintOf(path string, data []byte) string {
 		return "missing"
 	}
 	if data == nil {
-		data, err = os.ReadFile(path)
+		// Never more than Parse would read: a file too large to parse
+		// is told apart by its size and time.
+		data, _, err = readLimited(path)
 		if err != nil {
 			return "unreadable"
 		}
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%o\n", fi.Mode())
+	if fi.Size() > MaxFileBytes {
+		fmt.Fprintf(h, "%d %d\n", fi.Size(), fi.ModTime().UnixNano())
+	}
 	h.Write(data)
 	return hex.EncodeToString(h.Sum(nil))
 }
