@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,7 +145,8 @@ type spec struct {
 	requires []string
 	optional []string
 	deadline time.Duration
-	auto     bool // deadline: auto
+	auto     bool     // deadline: auto
+	restart  []string // required dependencies with restart: true
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -167,7 +169,7 @@ func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 		s.p.name = s.name
 		tr := config.Tracker{Name: s.name, Kind: "probe", Options: &probeOptions{s.p}, Deadline: s.deadline, DeadlineAuto: s.auto, Hash: s.name}
 		for _, r := range s.requires {
-			tr.DependsOn = append(tr.DependsOn, config.Dependency{Name: r})
+			tr.DependsOn = append(tr.DependsOn, config.Dependency{Name: r, Restart: slices.Contains(s.restart, r)})
 		}
 		for _, o := range s.optional {
 			tr.DependsOn = append(tr.DependsOn, config.Dependency{Name: o, Optional: true})

@@ -399,11 +399,15 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 		nodes = append(nodes, node{name: u.name, required: u.required, optional: u.optional})
 	}
 	for _, t := range cfg.Trackers {
-		var req, opt []string
+		var req, opt, restartOn []string
 		for _, d := range t.DependsOn {
-			if d.Optional {
+			switch {
+			case d.Optional:
 				opt = append(opt, d.Name)
-			} else {
+			case d.Restart:
+				restartOn = append(restartOn, d.Name)
+				fallthrough
+			default:
 				req = append(req, d.Name)
 			}
 		}
@@ -438,6 +442,7 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 		nu := a.newUnit(t.Name, t.Kind, comp, req, opt, deadline, needsNet, counts, hash, log, desired)
 		nu.startLimit, nu.startWindow = t.Limits()
 		nu.autoDeadline = t.DeadlineAuto
+		nu.restartOn = restartOn
 		add(nu)
 	}
 	if a.sched != nil {

@@ -108,6 +108,9 @@ func (a *Agent) setStateLocked(u *unit, s trackers.State, err error) *change {
 	u.state, u.since = s, now
 	u.userWait = false
 	if s != trackers.StateWaiting {
+		u.heldFor, u.heldRestart = "", false
+	}
+	if s != trackers.StateWaiting {
 		u.blocked = ""
 	}
 	close(u.changed)
@@ -156,6 +159,7 @@ func (a *Agent) afterChange(c *change) {
 	if c.to.IsReady() || c.to == trackers.StateFailed {
 		a.kickHeartbeat()
 	}
+	a.follow(c)
 }
 
 // kickHeartbeat wakes the heartbeat without blocking; bursts merge.
@@ -509,6 +513,7 @@ func (a *Agent) prepareRestore(resume bool) []*unit {
 		u.mu.Lock()
 		u.attempts, u.nextRetry = 0, time.Time{}
 		u.unlimitLocked() // a wake gives a component that hit its start limit another go
+		u.heldFor, u.heldRestart = "", false // the restore brings it up afresh
 		u.op++
 		to := trackers.StateStarting
 		if len(u.required) > 0 {

@@ -21,6 +21,7 @@ type unit struct {
 	comp     trackers.Component
 	required []string
 	optional []string
+	restartOn []string // required dependencies with restart: true
 	deadline time.Duration // the configured one; with autoDeadline, the fallback
 	// autoDeadline: `deadline: auto`, learned (learned, under mu) from the
 	// wake history before each restore (deadline.go).
@@ -58,6 +59,14 @@ type unit struct {
 	fails       []time.Time
 	limited     bool
 	learned     *wire.AutoDeadline // with autoDeadline: the last choice, nil before the first
+
+	// Following a dependency (follow.go): heldFor is the required
+	// dependency whose leaving ready made this ready component wait (""
+	// when not held); held is the state its own Run reported since, to
+	// return to; heldRestart: a restart: true dependency left meanwhile.
+	heldFor     string
+	held        trackers.State
+	heldRestart bool
 }
 
 // failedLocked records a failure at now (u.mu held) and reports whether
@@ -196,6 +205,13 @@ func (h host) Report(s trackers.State, err error) {
 		return
 	}
 	if h.u.state == trackers.StatePaused || h.u.state == trackers.StateStopped || h.u.limited {
+		h.u.mu.Unlock()
+		return
+	}
+	if h.u.heldFor != "" {
+		// Waiting for a dependency: what it says now is where it goes
+		// back to when the dependency is ready again.
+		h.u.held = s
 		h.u.mu.Unlock()
 		return
 	}

@@ -144,6 +144,10 @@ type Dependency struct {
 	Name string `yaml:"name"`
 	// Optional dependencies never block a start. Default false.
 	Optional bool `yaml:"optional"`
+	// Restart (compose's word): when the dependency leaves ready and is
+	// ready again, this component is restarted rather than resumed. Only
+	// for a required dependency. Default false.
+	Restart bool `yaml:"restart"`
 }
 
 // Tracker is one entry of trackers.

@@ -261,6 +261,8 @@ func (v *validator) trackers() {
 				v.failHint(dk, d.Name, ErrUnknownDep, "known: "+strings.Join(sortedKeys(names), ", "))
 			case seen[d.Name]:
 				v.fail(dk, d.Name, wrapf(ErrDuplicate, "listed twice"))
+			case d.Optional && d.Restart:
+				v.fail(dk+".restart", "true", wrapf(ErrInvalidValue, "applies to a required dependency: an optional one is not waited for"))
 			case d.Name == SchedulerName && !d.Optional && !c.SchedulerEnabled():
 				v.failHint(dk, d.Name, wrapf(ErrUnknownDep, "the scheduler is disabled"),
 					"enable it (scheduler.enabled: true) or make the dependency optional")

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,4 +96,78 @@ func rouse(t *testing.T, a *harness.Agent, args ...string) string {
 		t.Fatalf("rouse %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// Killing a required dependency's process makes its dependents wait for it;
+// once it is back, a plain dependent resumes (same process) and one with
+// restart: true is restarted (a new process).
+func TestDependentsFollowAKilledDependency(t *testing.T) {
+	p := harness.NewPower(t, true)
+	marker := harness.NewMarker()
+	cfg := fmt.Sprintf(`
+scheduler: {enabled: false}
+trackers:
+  - name: db
+    kind: exec
+    command: [sleep, "300"]
+    env: %[1]s
+    ready_after: 2s
+    restart_backoff: {initial: 100ms, max: 100ms}
+  - name: app
+    kind: exec
+    depends_on: [db]
+    command: [sleep, "301"]
+    env: %[1]s
+    ready_after: 100ms
+  - name: web
+    kind: exec
+    depends_on: [{name: db, restart: true}]
+    command: [sleep, "302"]
+    env: %[1]s
+    ready_after: 100ms
+`, harness.ExecEnv(marker))
+	a := harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr(), Marker: marker})
+	a.WaitStates(guard, map[string]string{"db": "ready", "app": "ready", "web": "ready"})
+	pids := childPids(t, a)
+	if err := syscall.Kill(pids["db"][0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, guard, "app and web waiting for db", func() bool {
+		ss := a.Services()
+		return ss["app"].State == "waiting" && ss["web"].State == "waiting" &&
+			strings.HasPrefix(ss["app"].LastError, "waiting for db: db is")
+	})
+	a.WaitStates(guard, map[string]string{"db": "ready", "app": "ready", "web": "ready"})
+	after := childPids(t, a)
+	if len(after["db"]) != 2 {
+		t.Fatalf("db's children: %v, want the killed one and its restart", after["db"])
+	}
+	if len(after["app"]) != 1 {
+		t.Errorf("app was restarted (children %v); without restart: true it resumes", after["app"])
+	}
+	if len(after["web"]) != 2 {
+		t.Errorf("web's children %v; with restart: true it is restarted once db is back", after["web"])
+	}
+	ss := a.Services()
+	if ss["web"].Restarts != 1 || ss["app"].Restarts != 0 {
+		t.Errorf("restarts: web %d, app %d; want 1 and 0", ss["web"].Restarts, ss["app"].Restarts)
+	}
+	a.Stop()
+	a.CheckNoSurvivors()
+}
+
+var childStarted = regexp.MustCompile(`msg="child started" component=(\S+) pid=(\d+)`)
+
+// childPids returns each exec component's children so far, from the log.
+func childPids(t *testing.T, a *harness.Agent) map[string][]int {
+	t.Helper()
+	out := map[string][]int{}
+	for _, m := range childStarted.FindAllStringSubmatch(a.Log(), -1) {
+		pid, err := strconv.Atoi(m[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[m[1]] = append(out[m[1]], pid)
+	}
+	return out
 }
