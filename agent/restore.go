@@ -512,7 +512,7 @@ func (a *Agent) prepareRestore(resume bool) []*unit {
 	for _, u := range units {
 		u.mu.Lock()
 		u.attempts, u.nextRetry = 0, time.Time{}
-		u.unlimitLocked() // a wake gives a component that hit its start limit another go
+		u.unlimitLocked()                    // a wake gives a component that hit its start limit another go
 		u.heldFor, u.heldRestart = "", false // the restore brings it up afresh
 		u.op++
 		to := trackers.StateStarting

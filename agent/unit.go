@@ -16,13 +16,13 @@ import (
 // unit is the agent's record of one component: its config, its state and
 // the Run currently going, if any.
 type unit struct {
-	name     string
-	kind     string
-	comp     trackers.Component
-	required []string
-	optional []string
-	restartOn []string // required dependencies with restart: true
-	deadline time.Duration // the configured one; with autoDeadline, the fallback
+	name      string
+	kind      string
+	comp      trackers.Component
+	required  []string
+	optional  []string
+	restartOn []string      // required dependencies with restart: true
+	deadline  time.Duration // the configured one; with autoDeadline, the fallback
 	// autoDeadline: `deadline: auto`, learned (learned, under mu) from the
 	// wake history before each restore (deadline.go).
 	autoDeadline bool
