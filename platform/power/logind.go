@@ -153,7 +153,11 @@ func (s *logindSource) session(ctx context.Context, conn *dbus.Conn) error {
 	sleeping := false // between PrepareForSleep(true) and (false)
 	var callers sync.WaitGroup
 	defer func() {
-		callers.Wait() // conn is closed by now (deferred earlier): the call has returned
+		// Deferred calls run last-first, so conn's own deferred Close has
+		// not run yet: close it here, which ends a lock call still in
+		// flight, before waiting for its goroutine.
+		conn.Close()
+		callers.Wait()
 		select {
 		case r := <-taken:
 			if r.f != nil {
