@@ -73,9 +73,9 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// artifactDir is where screenshots go: $ROUSE_ARTIFACTS, else a temp dir.
+// artifactDir is where screenshots go: $ROUSE_TEST_ARTIFACTS, else a temp dir.
 func artifactDir(t *testing.T) string {
-	if d := os.Getenv("ROUSE_ARTIFACTS"); d != "" {
+	if d := os.Getenv("ROUSE_TEST_ARTIFACTS"); d != "" {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
