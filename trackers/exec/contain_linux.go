@@ -490,24 +490,11 @@ func scanProcs() []proc {
 }
 
 func readProc(pid int) (proc, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	st, ok := readStat(pid)
+	if !ok {
 		return proc{}, false
 	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 > len(b) {
-		return proc{}, false
-	}
-	f := strings.Fields(string(b[i+2:]))
-	if len(f) < 3 {
-		return proc{}, false
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	pgid, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil {
-		return proc{}, false
-	}
-	return proc{pid: pid, ppid: ppid, pgid: pgid, zombie: f[0] == "Z" || f[0] == "X"}, true
+	return proc{pid: pid, ppid: st.ppid, pgid: st.pgid, zombie: st.state == "Z" || st.state == "X"}, true
 }
 
 // treeMembers lists the live processes of a run in procs: the leader, the

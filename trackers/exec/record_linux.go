@@ -54,9 +54,11 @@ var bootID = sync.OnceValue(func() string {
 	return strings.TrimSpace(string(b))
 })
 
-// procStat is what recordGroup and sweepStale need from /proc/<pid>/stat.
+// procStat is what the package needs from /proc/<pid>/stat: the
+// containment's process tree, recordGroup and sweepStale.
 type procStat struct {
 	state string
+	ppid  int
 	pgid  int
 	start uint64
 }
@@ -79,12 +81,13 @@ func readStat(pid int) (procStat, bool) {
 	if len(f) < 20 {
 		return procStat{}, false
 	}
-	pgid, err1 := strconv.Atoi(f[2])
-	start, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil {
+	ppid, err1 := strconv.Atoi(f[1])
+	pgid, err2 := strconv.Atoi(f[2])
+	start, err3 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
 		return procStat{}, false
 	}
-	return procStat{state: f[0], pgid: pgid, start: start}, true
+	return procStat{state: f[0], ppid: ppid, pgid: pgid, start: start}, true
 }
 
 // recordGroup persists the group led by pid in dir (write to a temporary
