@@ -302,6 +302,7 @@ func (a *Agent) startLoops() {
 	}
 	if a.opts.ConfigPath != "" {
 		w := config.NewWatcher(a.opts.ConfigPath, a.opts.Kinds, a.log.With("component", "config"), a.onConfig)
+		w.Loaded(a.cfg)
 		a.watch("config watch", w.Run)
 	}
 	if a.opts.Power {

@@ -72,6 +72,9 @@ type Config struct {
 	// validator's values look key paths up in it only when there is an
 	// error to place. Nil afterwards and for a config built in code.
 	root *yaml.Node
+	// fingerprint is what Load read (mode and content), so that a watcher
+	// started later reloads a change made in between.
+	fingerprint string
 }
 
 // Deadlines bound how long a restore waits for components.

@@ -69,7 +69,11 @@ func load(path string, kinds trackers.Kinds) (*Config, string, error) {
 		return nil, fingerprintOf(path, nil), Errors{tooLarge(path, data, size)}
 	}
 	c, err := Parse(path, data, kinds)
-	return c, fingerprintOf(path, data), err
+	fp := fingerprintOf(path, data)
+	if c != nil {
+		c.fingerprint = fp
+	}
+	return c, fp, err
 }
 
 // readLimited reads path, but never more than one byte past MaxFileBytes,

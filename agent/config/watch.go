@@ -43,6 +43,16 @@ type Watcher struct {
 	onChange func(*Config, error)
 	debounce time.Duration
 	started  func() // test hook: called once the directory is watched
+	loaded   string // fingerprint of the config in force, "" to take the file's at start
+}
+
+// Loaded tells the watcher which config is in force (one Load returned):
+// a change made to the file after it was read and before Run watches it
+// is then reloaded instead of being taken for the starting point.
+func (w *Watcher) Loaded(c *Config) {
+	if c != nil {
+		w.loaded = c.fingerprint
+	}
 }
 
 // NewWatcher returns a watcher of the config file at path. onChange is
@@ -108,8 +118,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	watched := map[string]bool{filepath.Dir(abs): true}
 	names := w.follow(fw, abs, watched)
 
-	last := fingerprintOf(w.path, nil)
 	kick := make(chan struct{}, 1)
+	last := w.loaded
+	if last == "" {
+		last = fingerprintOf(w.path, nil)
+	} else if fingerprintOf(w.path, nil) != last {
+		kick <- struct{}{} // changed since it was loaded: reload at once
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()

@@ -371,6 +371,33 @@ func TestWatcher(t *testing.T) {
 		f.write("listen: 127.0.0.1:8005\n")
 		f.waitListen("127.0.0.1:8005", "127.0.0.1:8009")
 	})
+	t.Run("ReloadsAChangeMadeBetweenLoadAndWatch", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "rouse.yaml")
+		if err := os.WriteFile(path, []byte("listen: 127.0.0.1:8001\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path, testKinds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("listen: 127.0.0.1:8002\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f := &watchFixture{t: t, path: path, results: make(chan result, 100)}
+		w := NewWatcher(path, testKinds, nil, func(c *Config, err error) { f.results <- result{c, err} })
+		w.debounce = 50 * time.Millisecond
+		w.Loaded(c)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}()
+		f.waitListen("127.0.0.1:8002")
+	})
 	t.Run("FailsWhenTheDirectoryIsMissing", func(t *testing.T) {
 		w := NewWatcher(filepath.Join(t.TempDir(), "nope", "rouse.yaml"), testKinds, nil, func(*Config, error) {})
 		if err := w.Run(t.Context()); err == nil {
