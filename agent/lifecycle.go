@@ -20,6 +20,7 @@ import (
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/platform/notify"
 	"github.com/rouse-dev/rouse/platform/power"
+	"github.com/rouse-dev/rouse/scheduler"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/wire"
 )
@@ -518,7 +519,19 @@ func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, 
 	w.ID = id
 	a.mu.Lock()
 	a.sleptAt = time.Time{}
+	sleepRuns := a.sleepRuns
+	a.sleepRuns = nil
 	a.mu.Unlock()
+	if a.sched != nil && detectedBy != "boot" && id != 0 {
+		// The @sleep hooks' runs belong to this wake; the @wake hooks run
+		// now, beside the restore, each waiting for the network if it
+		// needs it.
+		if err := a.store.SetJobRunsWake(ctx, id, sleepRuns); err != nil {
+			a.log.Warn("cannot record the wake of the @sleep jobs' runs", "wake", id, "err", err)
+		}
+		runCtx := a.runCtx
+		a.goRun(func() { a.sched.RunHooks(runCtx, scheduler.ScheduleWake, id) })
+	}
 	a.log.Info("waking", "wake", w.ID, "detected_by", detectedBy, "slept", time.Duration(w.SleptSeconds*float64(time.Second)).Round(time.Second))
 	a.learnDeadlines(ctx, a.activeUnits())
 	units := a.prepareRestore(resume)
@@ -578,6 +591,19 @@ func (a *Agent) BeforeSleep(ctx context.Context, ev power.Event) {
 	grace := a.cfg.Sleep.PauseGrace
 	a.mu.Unlock()
 	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseSleeping}})
+	if a.sched != nil {
+		// @sleep hooks first, inside the budget less what the pause and
+		// the store need after them; a run still going then is killed.
+		hctx, cancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok {
+			hctx, cancel = context.WithDeadline(ctx, dl.Add(-grace-sleepStoreReserve))
+		}
+		ids := a.sched.RunHooks(hctx, scheduler.ScheduleSleep, 0)
+		cancel()
+		a.mu.Lock()
+		a.sleepRuns = ids
+		a.mu.Unlock()
+	}
 	pctx, cancel := context.WithTimeout(ctx, grace)
 	var wg sync.WaitGroup
 	for _, u := range a.allUnits() {
@@ -605,6 +631,10 @@ func (a *Agent) BeforeSleep(ctx context.Context, ev power.Event) {
 		"checkpoint", checkpointed.Round(time.Millisecond), "budget_left", budgetLeft(ctx))
 	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseAsleep}})
 }
+
+// sleepStoreReserve is the part of the sleep budget kept, after the
+// @sleep hooks and the pause, for writing the state and closing the store.
+const sleepStoreReserve = 500 * time.Millisecond
 
 func budgetLeft(ctx context.Context) time.Duration {
 	if dl, ok := ctx.Deadline(); ok {

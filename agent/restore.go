@@ -57,6 +57,7 @@ type Agent struct {
 	restoreEnd context.CancelFunc // cancels the restore under way
 	booted     bool               // the first restore has begun (the heartbeat waits for it)
 	closing    bool               // shutting down: nothing new starts
+	sleepRuns  []int64            // the @sleep hooks' runs, given the next wake's id
 
 	restoreMu sync.Mutex // one restore at a time
 	runCtx    context.Context

@@ -41,7 +41,19 @@ const (
 	ReasonMisfire  = "misfire"  // a catch-up run, or the record of runs not made
 	ReasonManual   = "manual"   // RunNow
 	ReasonOverlap  = "overlap"  // skipped: max_instances runs were going on
+	ReasonWake     = "wake"     // an @wake hook, after a wake
+	ReasonSleep    = "sleep"    // an @sleep hook, before sleep
 )
+
+// Hook schedules: a job with one of these runs around sleep (RunHooks)
+// instead of on a clock.
+const (
+	ScheduleWake  = "@wake"
+	ScheduleSleep = "@sleep"
+)
+
+// IsHook reports whether schedule is @wake or @sleep.
+func IsHook(schedule string) bool { return schedule == ScheduleWake || schedule == ScheduleSleep }
 
 // Defaults applied by New to zero fields.
 const (
@@ -198,7 +210,11 @@ func (j Job) Validate() error {
 	if j.Name == "" {
 		missing("name", errors.New("required: every job needs a name"))
 	}
-	if _, _, err := ParseIn(j.Schedule, j.Location); err != nil {
+	if IsHook(j.Schedule) {
+		if j.Misfire == MisfireAll {
+			bad("misfire", errors.New("does not apply to an @wake or @sleep job"))
+		}
+	} else if _, _, err := ParseIn(j.Schedule, j.Location); err != nil {
 		bad("schedule", err)
 	}
 	actions := 0

@@ -189,9 +189,16 @@ func (s *Scheduler) SetJobs(jobs []Job) error {
 			return &JobError{Job: j.Name, Field: "name", Err: errors.New("duplicate job name")}
 		}
 		j = withDefaults(j)
-		sched, loc, err := ParseIn(j.Schedule, j.Location)
-		if err != nil {
-			return &JobError{Job: j.Name, Field: "schedule", Err: err}
+		var sched cron.Schedule
+		loc := j.Location
+		if loc == nil {
+			loc = time.Local
+		}
+		if !IsHook(j.Schedule) { // a hook has no clock: RunHooks runs it
+			var err error
+			if sched, loc, err = ParseIn(j.Schedule, j.Location); err != nil {
+				return &JobError{Job: j.Name, Field: "schedule", Err: err}
+			}
 		}
 		fresh[j.Name] = &jobState{job: j, sched: sched, loc: loc}
 		order = append(order, j.Name)
@@ -363,7 +370,8 @@ func (s *Scheduler) load(ctx context.Context) error {
 	s.mu.Lock()
 	var names []string
 	for _, name := range s.order {
-		if !s.jobs[name].loaded {
+		// A hook is never loaded: the clock loop leaves it alone.
+		if js := s.jobs[name]; !js.loaded && !IsHook(js.job.Schedule) {
 			names = append(names, name)
 		}
 	}
@@ -492,7 +500,7 @@ func (s *Scheduler) launch(ctx context.Context, js *jobState, job Job, runs []pl
 			if ctx.Err() != nil {
 				return
 			}
-			rec, seq := s.begin(ctx, js, job, r.At, r.Reason)
+			rec, seq := s.begin(ctx, js, job, r.At, r.Reason, 0)
 			s.finish(ctx, js, job, rec, seq)
 		}
 	}()
@@ -505,9 +513,9 @@ func (s *Scheduler) done(js *jobState) {
 }
 
 // begin records the start of a run.
-func (s *Scheduler) begin(ctx context.Context, js *jobState, job Job, at time.Time, reason string) (wire.JobRun, uint64) {
+func (s *Scheduler) begin(ctx context.Context, js *jobState, job Job, at time.Time, reason string, wake int64) (wire.JobRun, uint64) {
 	start := s.now()
-	rec := wire.JobRun{Job: job.Name, ScheduledAt: at, StartedAt: &start, Result: ResultRunning, Reason: reason}
+	rec := wire.JobRun{Job: job.Name, ScheduledAt: at, StartedAt: &start, Result: ResultRunning, Reason: reason, WakeID: wake}
 	id, err := s.store.AddJobRun(ctx, rec)
 	if err != nil {
 		s.logger().Warn("record job run", "job", job.Name, "err", err)
@@ -608,13 +616,68 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) (wire.JobRun, error
 	js.running++
 	s.wg.Add(1)
 	s.mu.Unlock()
-	rec, seq := s.begin(runCtx, js, job, s.now(), ReasonManual)
+	rec, seq := s.begin(runCtx, js, job, s.now(), ReasonManual, 0)
 	go func() {
 		defer s.wg.Done()
 		defer s.done(js)
 		s.finish(runCtx, js, job, rec, seq)
 	}()
 	return rec, nil
+}
+
+// RunHooks runs the jobs whose schedule is hook (ScheduleWake or
+// ScheduleSleep) one after the other, in config order, under ctx (an
+// @sleep hook's is the sleep budget: a run still going at its end is
+// killed) and each job's timeout, and records each run with reason "wake"
+// or "sleep" and wake (0: not known yet). An @wake job with NeedsNetwork
+// waits for the network first. A job still running from the last time is
+// recorded as skipped (overlap). It returns the runs' ids.
+func (s *Scheduler) RunHooks(ctx context.Context, hook string, wake int64) []int64 {
+	reason := ReasonWake
+	if hook == ScheduleSleep {
+		reason = ReasonSleep
+	}
+	type hookJob struct {
+		js  *jobState
+		job Job
+	}
+	s.mu.Lock()
+	var todo []hookJob
+	for _, name := range s.order {
+		if js := s.jobs[name]; js.job.Schedule == hook {
+			todo = append(todo, hookJob{js, js.job})
+		}
+	}
+	s.mu.Unlock()
+	var ids []int64
+	for _, h := range todo {
+		if ctx.Err() != nil {
+			break
+		}
+		s.mu.Lock()
+		busy := h.js.running >= h.job.MaxInstances
+		if !busy {
+			h.js.running++
+		}
+		s.mu.Unlock()
+		if busy {
+			rec := s.recordSkip(ctx, h.js, h.job, overlapSkip(s.now(), h.job))
+			ids = append(ids, rec.ID)
+			continue
+		}
+		if hook == ScheduleWake && h.job.NeedsNetwork && s.waitOnline != nil {
+			if err := s.waitOnline(ctx); err != nil && ctx.Err() == nil {
+				s.logger().Warn("wait for network", "job", h.job.Name, "err", err)
+			}
+		}
+		rec, seq := s.begin(ctx, h.js, h.job, s.now(), reason, wake)
+		s.finish(ctx, h.js, h.job, rec, seq)
+		s.done(h.js)
+		if rec.ID != 0 {
+			ids = append(ids, rec.ID)
+		}
+	}
+	return ids
 }
 
 // Jobs lists the jobs in config order with their next run, last run and

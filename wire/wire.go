@@ -385,6 +385,9 @@ type JobRun struct {
 	ExitCode    *int       `json:"exit_code,omitempty"`
 	Output      string     `json:"output,omitempty"` // tail
 	Error       string     `json:"error,omitempty"`
+	// WakeID: an @wake or @sleep hook's run, the wake it ran for (an @sleep
+	// run: the wake that followed the sleep).
+	WakeID int64 `json:"wake_id,omitempty"`
 }
 
 // JobRuns is GET /api/v1/jobs/{name}/runs.

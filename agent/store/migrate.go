@@ -110,6 +110,10 @@ CREATE TABLE tracker_secrets (
 	PRIMARY KEY (tracker, key)
 );
 `,
+	// 3: the wake an @wake or @sleep hook job's run belongs to.
+	`
+ALTER TABLE job_runs ADD COLUMN wake_id INTEGER;
+`,
 }
 
 // schemaVersion is the schema version this binary writes.

@@ -357,9 +357,9 @@ func (s *Store) AddJobRun(ctx context.Context, r wire.JobRun) (int64, error) {
 	var id int64
 	err := s.writeTx(ctx, "add job run "+r.Job, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO job_runs(job, scheduled_at, started_at, ended_at, result, reason,
-			exit_code, output, error) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			exit_code, output, error, wake_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.Job, nsOrNow(r.ScheduledAt), nsPtr(r.StartedAt), nsPtr(r.EndedAt), r.Result, r.Reason,
-			exitCode(r.ExitCode), r.Output, r.Error)
+			exitCode(r.ExitCode), r.Output, r.Error, wakeID(r.WakeID))
 		if err != nil {
 			return err
 		}
@@ -377,9 +377,9 @@ func (s *Store) AddJobRun(ctx context.Context, r wire.JobRun) (int64, error) {
 func (s *Store) UpdateJobRun(ctx context.Context, r wire.JobRun) error {
 	return s.writeTx(ctx, fmt.Sprintf("update job run %d", r.ID), func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE job_runs SET scheduled_at = ?, started_at = ?, ended_at = ?,
-			result = ?, reason = ?, exit_code = ?, output = ?, error = ? WHERE id = ?`,
+			result = ?, reason = ?, exit_code = ?, output = ?, error = ?, wake_id = ? WHERE id = ?`,
 			nsOrNow(r.ScheduledAt), nsPtr(r.StartedAt), nsPtr(r.EndedAt), r.Result, r.Reason,
-			exitCode(r.ExitCode), r.Output, r.Error, r.ID)
+			exitCode(r.ExitCode), r.Output, r.Error, wakeID(r.WakeID), r.ID)
 		if err != nil {
 			return err
 		}
@@ -405,7 +405,7 @@ func (s *Store) JobRunsBefore(ctx context.Context, job string, limit int, before
 	}
 	out := []wire.JobRun{}
 	err := s.withDB(ctx, "job runs "+job, func(ctx context.Context, _, r *sql.DB) error {
-		const cols = `SELECT id, job, scheduled_at, started_at, ended_at, result, reason, exit_code, output, error FROM job_runs`
+		const cols = `SELECT id, job, scheduled_at, started_at, ended_at, result, reason, exit_code, output, error, wake_id FROM job_runs`
 		q, args := cols+` WHERE id < ? ORDER BY id DESC LIMIT ?`, []any{before, limitOr(limit)}
 		if job != "" {
 			q, args = cols+` WHERE job = ? AND id < ? ORDER BY id DESC LIMIT ?`, []any{job, before, limitOr(limit)}
@@ -417,11 +417,12 @@ func (s *Store) JobRunsBefore(ctx context.Context, job string, limit int, before
 		defer rows.Close()
 		for rows.Next() {
 			var jr wire.JobRun
-			var sched, started, ended, code sql.NullInt64
+			var sched, started, ended, code, wake sql.NullInt64
 			if err := rows.Scan(&jr.ID, &jr.Job, &sched, &started, &ended, &jr.Result, &jr.Reason,
-				&code, &jr.Output, &jr.Error); err != nil {
+				&code, &jr.Output, &jr.Error, &wake); err != nil {
 				return err
 			}
+			jr.WakeID = wake.Int64
 			jr.ScheduledAt, jr.StartedAt, jr.EndedAt = fromNS(sched), ptrNS(started), ptrNS(ended)
 			if code.Valid {
 				c := int(code.Int64)
@@ -435,6 +436,30 @@ func (s *Store) JobRunsBefore(ctx context.Context, job string, limit int, before
 		return nil, err
 	}
 	return out, nil
+}
+
+// wakeID stores 0 (no wake) as NULL.
+func wakeID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// SetJobRunsWake sets the wake of the runs ids (the @sleep hooks' runs,
+// once the wake after the sleep is recorded).
+func (s *Store) SetJobRunsWake(ctx context.Context, wake int64, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.writeTx(ctx, "set job runs' wake", func(ctx context.Context, tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE job_runs SET wake_id = ? WHERE id = ?`, wake, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func exitCode(c *int) any {

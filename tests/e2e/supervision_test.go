@@ -5,7 +5,9 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rouse-dev/rouse/tests/internal/harness"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // A command that exits at once is restarted by its exec component until it
@@ -170,4 +173,73 @@ func childPids(t *testing.T, a *harness.Agent) map[string][]int {
 		out[m[1]] = append(out[m[1]], pid)
 	}
 	return out
+}
+
+// An @sleep job runs before the sleep (inside the budget: one that outlasts
+// it is killed) and an @wake job after the wake; both are recorded as job
+// runs with the wake's id, in that order.
+func TestSleepAndWakeHooks(t *testing.T) {
+	p := harness.NewPower(t, true)
+	marker := harness.NewMarker()
+	trail := filepath.Join(t.TempDir(), "trail")
+	cfg := fmt.Sprintf(`
+sleep: {budget: 3s, pause_grace: 500ms}
+jobs:
+  - name: unmount
+    schedule: "@sleep"
+    command: [sh, -c, "echo sleep >> %[1]s"]
+    env: %[2]s
+  - name: too-long
+    schedule: "@sleep"
+    command: [sh, -c, "echo long >> %[1]s; sleep 30; echo survived >> %[1]s"]
+    env: %[2]s
+  - name: remount
+    schedule: "@wake"
+    command: [sh, -c, "echo wake >> %[1]s"]
+    env: %[2]s
+    needs_network: true
+`, trail, harness.ExecEnv(marker))
+	a := harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr(), Marker: marker})
+	a.WaitStates(guard, map[string]string{"scheduler": "ready"})
+	waitLock(t, p)
+	before := a.WaitWakeDone(guard, a.LastWakeID())
+	if b, _ := os.ReadFile(trail); len(b) != 0 {
+		t.Fatalf("hooks ran at boot: %q", b)
+	}
+	suspend(t, p)
+	w := a.WaitNewWake(guard, before.ID)
+	ctx := harness.Ctx(t, guard)
+	runOf := func(job string) wire.JobRun {
+		var r wire.JobRun
+		harness.Eventually(t, guard, job+"'s run recorded", func() bool {
+			rs, err := a.Client.JobRuns(ctx, job, 10)
+			if err != nil || len(rs) == 0 || rs[0].Result == "running" {
+				return false
+			}
+			r = rs[0]
+			return len(rs) == 1
+		})
+		return r
+	}
+	for job, want := range map[string]string{"unmount": "sleep", "too-long": "sleep", "remount": "wake"} {
+		r := runOf(job)
+		if r.Reason != want || r.WakeID != w.ID {
+			t.Errorf("%s's run: reason %q, wake %d; want %q and wake %d", job, r.Reason, r.WakeID, want, w.ID)
+		}
+		if job == "too-long" && r.Result != "failed" && r.Result != "timeout" {
+			t.Errorf("too-long outlasted the sleep budget and is %q", r.Result)
+		}
+		if job != "too-long" && r.Result != "ok" {
+			t.Errorf("%s: %s (%s)", job, r.Result, r.Error)
+		}
+	}
+	b, err := os.ReadFile(trail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b); got != "sleep\nlong\nwake\n" {
+		t.Fatalf("the hooks ran as %q, want sleep, long (killed) then wake", got)
+	}
+	a.Stop()
+	a.CheckNoSurvivors()
 }
