@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/rouse-dev/rouse/trackers"
 )
@@ -50,10 +52,23 @@ func (a *Agent) holdDependent(d *unit, dep string, is trackers.State) {
 		return
 	}
 	why := fmt.Errorf("waiting for %s: %s is %s", dep, dep, is)
+	// A stopped dependency, or one blocked by a stopped one, waits for the
+	// user: say so, so the overall status does not read "starting".
+	blocked := ""
+	if is == trackers.StateStopped {
+		blocked = (&blockedError{dep: dep, is: string(is)}).Error()
+	} else if du := a.unit(dep); du != nil {
+		if b := du.snapshot().blocked; b != "" {
+			blocked = (&blockedError{dep: dep, is: "blocked (" + strings.TrimPrefix(b, "blocked: ") + ")"}).Error()
+		}
+	}
+	if blocked != "" {
+		why = errors.New(blocked)
+	}
 	held := d.state
 	d.lastErr = why.Error()
 	c := a.setStateLocked(d, trackers.StateWaiting, why)
-	d.heldFor, d.held, d.heldRestart = dep, held, restart
+	d.heldFor, d.held, d.heldRestart, d.blocked = dep, held, restart, blocked
 	d.mu.Unlock()
 	d.log.Info("waiting for a dependency", "dependency", dep, "is", is)
 	a.afterChange(c)

@@ -82,3 +82,41 @@ func TestDependentsFollow(t *testing.T) {
 		}
 	})
 }
+
+func TestDependentsOfAStoppedDependency(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		db := &probe{latency: time.Millisecond}
+		app := &probe{latency: time.Millisecond}
+		front := &probe{latency: time.Millisecond}
+		a, stop := testAgent(t, dir, []spec{
+			{name: "db", p: db},
+			{name: "app", p: app, requires: []string{"db"}},
+			{name: "front", p: front, requires: []string{"app"}},
+		})
+		defer stop()
+		restoreNow(t, a, "boot", false)
+		if _, err := a.Stop(context.Background(), "db"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		for name, why := range map[string]string{"app": "blocked: db is stopped", "front": "blocked: app is blocked (db is stopped)"} {
+			if s := a.svc(t, name); s.State != "waiting" || s.Blocked != why {
+				t.Errorf("%s: %s, blocked %q; want waiting, %q", name, s.State, s.Blocked, why)
+			}
+		}
+		if h := a.Health(context.Background()); h.Status != "ok" {
+			t.Errorf("overall %q while only the user's stop holds things, want ok", h.Status)
+		}
+		if _, err := a.Start(context.Background(), "db"); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		for _, name := range []string{"app", "front"} {
+			if s := a.svc(t, name); s.State != "ready" || s.Blocked != "" || s.Restarts != 0 {
+				t.Errorf("%s after db's start: %s, blocked %q, restarts %d", name, s.State, s.Blocked, s.Restarts)
+			}
+		}
+	})
+}
