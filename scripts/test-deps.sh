@@ -36,8 +36,6 @@ command -v grim >/dev/null 2>&1 || need+=(grim)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 [ -x /bin/busybox ] || need+=(busybox-static)
-# GNU time: the peak memory of a short-lived rouse (tests/reliability).
-[ -x /usr/bin/time ] || need+=(time)
 command -v pm2 >/dev/null 2>&1 || command -v npm >/dev/null 2>&1 || need+=(npm)
 
 sudo=""
