@@ -16,5 +16,17 @@ func IntervalJitter(name string, interval time.Duration) time.Duration {
 	}
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(name))
-	return time.Duration(h.Sum64() % uint64(interval/20+1))
+	return time.Duration(mix(h.Sum64()) % uint64(interval/20+1))
+}
+
+// mix is MurmurHash3's 64-bit finaliser: FNV-1a alone leaves names that
+// differ in their last characters (http01, http02, …) close together in
+// the low bits that the modulo keeps.
+func mix(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
 }
