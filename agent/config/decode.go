@@ -2,8 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sort"
@@ -14,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rouse-dev/rouse/internal/home"
 	"github.com/rouse-dev/rouse/trackers"
 )
 
@@ -304,17 +303,13 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, key string, rest f
 
 // expandHome replaces a leading "~" or "~/" in *p with the home directory.
 func (d *decoder) expandHome(p *string, key string) {
-	s := *p
-	if s != "~" && !strings.HasPrefix(s, "~/") {
-		return
-	}
-	home, err := os.UserHomeDir()
+	s, err := home.Expand(*p)
 	if err != nil {
 		line, _ := lookup(d.root, key)
-		d.fail(line, key, s, wrapf(ErrInvalidValue, "cannot expand ~: %v", err))
+		d.fail(line, key, *p, wrapf(ErrInvalidValue, "cannot expand ~: %v", err))
 		return
 	}
-	*p = filepath.Join(home, s[1:])
+	*p = s
 }
 
 // decodeNode reads a dependency: a name, or {name, optional}.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,6 +16,7 @@ import (
 	"github.com/rouse-dev/rouse/agent"
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/installer"
+	"github.com/rouse-dev/rouse/internal/home"
 	"github.com/rouse-dev/rouse/platform/power"
 )
 
@@ -169,16 +169,13 @@ func peekBootKeys(path string) bootKeys {
 	return k
 }
 
-// expandHome replaces a leading "~" or "~/" with the home directory.
+// expandHome is home.Expand for the boot keys' peek: a path it cannot
+// expand stays as written, and the full parse then names the error.
 func expandHome(p string) string {
-	if p != "~" && !strings.HasPrefix(p, "~/") {
-		return p
+	if e, err := home.Expand(p); err == nil {
+		return e
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return p
-	}
-	return filepath.Join(home, p[1:])
+	return p
 }
 
 // agrees checks the full parse found the boot keys the peek did: a key

@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rouse-dev/rouse/internal/home"
 )
 
 // readerGrace is how long output readers may run after the process group
@@ -71,7 +73,7 @@ func resolve(argv []string, extraEnv map[string]string, dir string) (spec, error
 		return spec{}, errors.New("empty command")
 	}
 	env := childEnv(extraEnv)
-	name, err := expandHome(argv[0])
+	name, err := home.Expand(argv[0])
 	if err != nil {
 		return spec{}, err
 	}
@@ -132,7 +134,7 @@ func workDir(dir string) (string, error) {
 		}
 		return "/", nil
 	}
-	d, err := expandHome(dir)
+	d, err := home.Expand(dir)
 	if err != nil {
 		return "", &dirError{dir: dir, err: err}
 	}
@@ -155,17 +157,6 @@ func isDir(p string) error {
 		return errors.New("not a directory")
 	}
 	return nil
-}
-
-func expandHome(p string) (string, error) {
-	if p != "~" && !strings.HasPrefix(p, "~/") {
-		return p, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("expand %q: %w", p, err)
-	}
-	return filepath.Join(home, p[1:]), nil
 }
 
 // lookPath finds name in the PATH of env (the child's, which the user may
