@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -249,4 +250,39 @@ func (ks Kinds) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Reporter tells a host a component's state once per change — a report
+// that carries an error always goes through — the drop-repeats rule the
+// tracker kinds share. The zero value is ready to use.
+type Reporter struct {
+	mu   sync.Mutex
+	last State
+}
+
+// Report passes s and err to h unless s repeats the last state and err is
+// nil.
+func (r *Reporter) Report(h Host, s State, err error) {
+	r.mu.Lock()
+	changed := r.last != s
+	r.last = s
+	r.mu.Unlock()
+	if changed || err != nil {
+		h.Report(s, err)
+	}
+}
+
+// Set records s as the state the host already has (the agent set it: a
+// Run begins, a wake began) without reporting it.
+func (r *Reporter) Set(s State) {
+	r.mu.Lock()
+	r.last = s
+	r.mu.Unlock()
+}
+
+// Last is the state last reported or set.
+func (r *Reporter) Last() State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
 }

@@ -106,7 +106,7 @@ type Tracker struct {
 	cycleCancel context.CancelFunc
 	cycleDone   chan struct{}
 	kick        chan struct{}
-	reported    trackers.State
+	rep         trackers.Reporter
 	pending     *catchup
 	curTr       *nethttp.Transport
 }
@@ -200,7 +200,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 	}
 	client := &nethttp.Client{Transport: rt}
 	t.mu.Lock()
-	t.reported = trackers.StateStarting
+	t.rep.Set(trackers.StateStarting)
 	t.mu.Unlock()
 
 	reason := "start"
@@ -239,7 +239,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		default:
 			err = t.clean(err)
 			log.Warn("poll failed; will poll again", "err", err, "in", max(wait, t.opts.Interval))
-			t.report(h, trackers.StateStarting, err)
+			t.rep.Report(h, trackers.StateStarting, err)
 		}
 		if wait < t.opts.Interval {
 			wait = t.opts.Interval + t.jitter
@@ -275,7 +275,7 @@ func (t *Tracker) Resume(ctx context.Context) {
 		t.paused = false
 		close(t.resumed)
 	}
-	t.reported = trackers.StateStarting // the agent set it so
+	t.rep.Set(trackers.StateStarting) // the agent set it so
 	tr := t.curTr
 	t.mu.Unlock()
 	if tr != nil && slept {
@@ -345,17 +345,6 @@ func (t *Tracker) beginCycle(ctx context.Context) (context.Context, func()) {
 		t.cycleCancel, t.cycleDone = nil, nil
 		t.mu.Unlock()
 		close(done)
-	}
-}
-
-// report tells the host about a state change (or any error).
-func (t *Tracker) report(h trackers.Host, s trackers.State, err error) {
-	t.mu.Lock()
-	changed := t.reported != s
-	t.reported = s
-	t.mu.Unlock()
-	if changed || err != nil {
-		h.Report(s, err)
 	}
 }
 
@@ -449,10 +438,10 @@ func (t *Tracker) poll(ctx context.Context, h trackers.Host, log *slog.Logger, c
 			if n > 1 || totalAdded > 0 {
 				log.Info("caught up", "pages", n, "added", totalAdded)
 			}
-			t.report(h, trackers.StateReady, refused)
+			t.rep.Report(h, trackers.StateReady, refused)
 			return 0, nil
 		}
-		t.report(h, trackers.StateCatchingUp, refused)
+		t.rep.Report(h, trackers.StateCatchingUp, refused)
 		if paged {
 			cu.page++
 		} else {

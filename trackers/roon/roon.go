@@ -145,7 +145,7 @@ type Tracker struct {
 	wake chan struct{} // 1-slot: Resume
 
 	mu        sync.Mutex
-	reported  trackers.State
+	rep       trackers.Reporter
 	stats     Stats
 	addr      string // the core's address; "" until discovered
 	coreID    string // the last core registered with
@@ -209,22 +209,11 @@ func (t *Tracker) WaitingMessage() string {
 // redial at once.
 func (t *Tracker) Resume(context.Context) {
 	t.mu.Lock()
-	t.reported = trackers.StateStarting // the agent set it so
+	t.rep.Set(trackers.StateStarting) // the agent set it so
 	t.mu.Unlock()
 	select {
 	case t.wake <- struct{}{}:
 	default:
-	}
-}
-
-// report tells the host about a state change (or any error).
-func (t *Tracker) report(h trackers.Host, s trackers.State, err error) {
-	t.mu.Lock()
-	changed := t.reported != s
-	t.reported = s
-	t.mu.Unlock()
-	if changed || err != nil {
-		h.Report(s, err)
 	}
 }
 
@@ -241,7 +230,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		log = t.log
 	}
 	t.mu.Lock()
-	t.reported = trackers.StateStarting
+	t.rep.Set(trackers.StateStarting)
 	t.mu.Unlock()
 	t.loadCursor(ctx, log)
 	bo := backoff.Policy{Initial: t.opts.Backoff.Initial, Max: t.opts.Backoff.Max, Rand: t.rand}
@@ -271,7 +260,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 		if res.progressed {
 			attempt, lastErr = 0, "" // it was connected: a new outage
 		}
-		t.report(h, trackers.StateStarting, res.err)
+		t.rep.Report(h, trackers.StateStarting, res.err)
 		if res.woke {
 			continue // a wake found the connection dead: redial at once
 		}
@@ -495,7 +484,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 			switch {
 			case out.registerSent && c.token == "":
 				c.userWait = true
-				t.report(h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
+				t.rep.Report(h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
 			case out.registerSent:
 				if grace != nil {
 					grace.Stop()
@@ -513,7 +502,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 			graceC = nil
 			log.Info("the Roon Core did not accept the saved token; enable the extension again")
 			c.userWait = true
-			t.report(h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
+			t.rep.Report(h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
 		case <-pingTimer.C:
 			if c.awaiting != "" && time.Since(c.awaitSince) >= answerTimeout {
 				_ = wsc.Close(ws.StatusGoingAway, "no answer")
@@ -557,7 +546,7 @@ func (c *conn) afterWake() error {
 		}
 		return c.subscribe()
 	case c.userWait:
-		t.report(c.h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
+		t.rep.Report(c.h, trackers.StateWaiting, errors.New(t.WaitingMessage()))
 	}
 	return nil
 }
@@ -712,7 +701,7 @@ func (c *conn) handle(b []byte) (handled, error) {
 			t.count(func(s *Stats) { s.Subscribed++ })
 			c.zonesSeen(body.Zones, false)
 			c.countZones()
-			t.report(c.h, trackers.StateReady, nil)
+			t.rep.Report(c.h, trackers.StateReady, nil)
 		case "Changed":
 			var body struct {
 				Added   []zone   `json:"zones_added"`

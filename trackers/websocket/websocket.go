@@ -98,7 +98,7 @@ type Tracker struct {
 	mu           sync.Mutex
 	paused       bool
 	saving       chan struct{} // non-nil while SaveItems runs
-	reported     trackers.State
+	rep          trackers.Reporter
 	stats        Stats
 	since        string    // the cursor's since
 	lastMsg      time.Time // wall clock of the last stored message
@@ -193,7 +193,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 	}
 	t.mu.Lock()
 	t.closed = false
-	t.reported = trackers.StateStarting
+	t.rep.Set(trackers.StateStarting)
 	t.mu.Unlock()
 	defer func() {
 		t.mu.Lock()
@@ -230,13 +230,13 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 			}
 			t.mu.Lock()
 			t.lastErr = err
-			ready := t.reported.IsReady()
+			ready := t.rep.Last().IsReady()
 			t.mu.Unlock()
 			d := bo.Equal(attempt)
 			attempt++
 			log.Warn("connect failed", "err", err, "retry_in", d)
 			if !ready {
-				t.report(h, trackers.StateStarting, err)
+				t.rep.Report(h, trackers.StateStarting, err)
 			}
 			if !t.waitBackoff(ctx, d) {
 				attempt = 0 // woken: try at once, from the start
@@ -334,7 +334,7 @@ func (t *Tracker) connected(h trackers.Host, log *slog.Logger, since string) {
 	t.lastErr = nil
 	t.mu.Unlock()
 	log.Info("connected", "since", since, "fresh_sync", since == "")
-	t.report(h, trackers.StateReady, nil)
+	t.rep.Report(h, trackers.StateReady, nil)
 }
 
 func (t *Tracker) scheduleCleanup(h trackers.Host, log *slog.Logger, cause error) {
@@ -362,7 +362,7 @@ func (t *Tracker) scheduleCleanup(h trackers.Host, log *slog.Logger, cause error
 		}
 		t.mu.Unlock()
 		log.Info("stream gone past the grace; cleaned up", "err", err)
-		t.report(h, trackers.StateStarting, err)
+		t.rep.Report(h, trackers.StateStarting, err)
 		if hook != nil {
 			hook()
 		}
@@ -386,23 +386,12 @@ func (t *Tracker) recordDisconnect(h trackers.Host, log *slog.Logger, code, reas
 	}
 }
 
-// report tells the host about a state change (or any error).
-func (t *Tracker) report(h trackers.Host, s trackers.State, err error) {
-	t.mu.Lock()
-	changed := t.reported != s
-	t.reported = s
-	t.mu.Unlock()
-	if changed || err != nil {
-		h.Report(s, err)
-	}
-}
-
 // Resume implements trackers.Resumer: ping at once (or reconnect at once
 // when there is no connection).
 func (t *Tracker) Resume(ctx context.Context) {
 	t.mu.Lock()
 	t.paused = false
-	t.reported = trackers.StateStarting // the agent set it so
+	t.rep.Set(trackers.StateStarting) // the agent set it so
 	t.mu.Unlock()
 	kick(t.pauseKick)
 	kick(t.wake)
@@ -505,7 +494,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 			gotMsg = true
 			if it, ok := t.item(log, m); ok {
 				if err := t.limit.Allow(h, log, it.ID, len(it.Data)); err != nil {
-					t.report(h, t.currentState(), err)
+					t.rep.Report(h, t.currentState(), err)
 				} else {
 					batch = append(batch, it)
 				}
@@ -563,7 +552,7 @@ func (t *Tracker) pinger(ctx context.Context, h trackers.Host, log *slog.Logger,
 			}
 			if woke {
 				log.Debug("stream alive after wake")
-				t.report(h, trackers.StateReady, nil)
+				t.rep.Report(h, trackers.StateReady, nil)
 			}
 		}
 		timer.Reset(t.opts.PingInterval)
@@ -683,7 +672,7 @@ func (t *Tracker) save(ctx context.Context, h trackers.Host, log *slog.Logger, b
 func (t *Tracker) currentState() trackers.State {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.reported
+	return t.rep.Last()
 }
 
 // nextSince is the cursor after item: last item + 1.
