@@ -461,7 +461,7 @@ func (j *jail) members() []int {
 		}
 		return pids
 	}
-	return treeMembers(scanProcs(), os.Getpid(), j.leader, j.token)
+	return treeMembers(procScans.procs(), os.Getpid(), j.leader, j.token)
 }
 
 // proc is what the subreaper needs of one process.

@@ -202,7 +202,7 @@ func zombieChildren() []int {
 	var out []int
 	kids, ok := childrenOfSelf()
 	if !ok {
-		for _, p := range scanProcs() {
+		for _, p := range procScans.procs() {
 			if p.ppid == self && p.zombie {
 				out = append(out, p.pid)
 			}
