@@ -451,13 +451,10 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 }
 
-// newBrowser starts a headless Chromium with a w×h window and returns its
-// context (bounded by 3 guards) and the page errors it reports: exceptions,
-// console errors and warnings, and browser log errors (CSP violations are
-// reported there). Everything stops when the test ends.
-func newBrowser(t *testing.T, bin string, w, h int) (context.Context, *pageErrors) {
-	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
+// browserOptions are the flags every test's Chromium runs with (headless,
+// a fresh profile, none of its own network traffic), plus extra.
+func browserOptions(t *testing.T, bin string, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	return append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -471,9 +468,16 @@ func newBrowser(t *testing.T, bin string, w, h int) (context.Context, *pageError
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("no-proxy-server", true),
-		chromedp.WindowSize(w, h),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	}, extra...)
+}
+
+// newBrowser starts a headless Chromium with a w×h window and returns its
+// context (bounded by 3 guards) and the page errors it reports: exceptions,
+// console errors and warnings, and browser log errors (CSP violations are
+// reported there). Everything stops when the test ends.
+func newBrowser(t *testing.T, bin string, w, h int) (context.Context, *pageErrors) {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), browserOptions(t, bin, chromedp.WindowSize(w, h))...)
 	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
 	ctx, cancel := context.WithTimeout(bctx, 3*guard)
 	// Subscribe to the console before the first page loads.
