@@ -37,25 +37,7 @@ func startJailed(t *testing.T, command []string, newJail func(string, *slog.Logg
 		t.Fatal(err)
 	}
 	tr.newJail = newJail
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- tr.Run(ctx, newHost()) }()
-	stopped := false
-	stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-errc:
-			return err
-		case <-time.After(30 * time.Second):
-			t.Fatal("Run did not return after cancel")
-			return nil
-		}
-	}
-	t.Cleanup(func() { stop() })
+	stop = runUntilStopped(t, tr, newHost())
 	return tr, stop
 }
 

@@ -55,22 +55,14 @@ type running struct {
 	stop func() error
 }
 
-func startReal(t *testing.T, o *Options) *running {
-	t.Helper()
-	return startRealWith(t, o, newHost())
-}
-
-func startRealWith(t *testing.T, o *Options, h *fakeHost) *running {
-	t.Helper()
-	tr, err := New(*o, trackers.Deps{Name: "test", Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+// runUntilStopped runs tr in the background and returns a stop that
+// cancels it and returns what Run returned; the test's cleanup stops it too.
+func runUntilStopped(t *testing.T, tr *Tracker, h trackers.Host) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- tr.Run(ctx, h) }()
-	var stopped bool
-	stop := func() error {
+	stopped := false
+	stop = func() error {
 		if stopped {
 			return nil
 		}
@@ -85,6 +77,21 @@ func startRealWith(t *testing.T, o *Options, h *fakeHost) *running {
 		}
 	}
 	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func startReal(t *testing.T, o *Options) *running {
+	t.Helper()
+	return startRealWith(t, o, newHost())
+}
+
+func startRealWith(t *testing.T, o *Options, h *fakeHost) *running {
+	t.Helper()
+	tr, err := New(*o, trackers.Deps{Name: "test", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runUntilStopped(t, tr, h)
 	return &running{tr: tr, host: h, stop: stop}
 }
 

@@ -1,7 +1,6 @@
 package exec
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -24,25 +23,7 @@ func startInDir(t *testing.T, o *Options, dir string) (*Tracker, func() error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- tr.Run(ctx, newHost()) }()
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-errc:
-			return err
-		case <-time.After(30 * time.Second):
-			t.Fatal("Run did not return after cancel")
-			return nil
-		}
-	}
-	t.Cleanup(func() { stop() })
+	stop := runUntilStopped(t, tr, newHost())
 	return tr, stop
 }
 
