@@ -239,6 +239,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host) error {
 		}
 	}
 	w := &watch{t: t, h: h, id: id, health: health, running: info.State.Running}
+	w.rep.Set(trackers.StateStarting) // what Run reports before a session
 	if health && info.State.Health != nil {
 		w.healthy = info.State.Health.Status == container.Healthy
 	}
@@ -253,7 +254,7 @@ type watch struct {
 	health  bool // Docker's HEALTHCHECK decides readiness
 	running bool
 	healthy bool
-	ready   bool // last reported
+	rep     trackers.Reporter // what the host was last told
 }
 
 func (w *watch) loop(ctx context.Context, ev client.EventsResult) error {
@@ -278,7 +279,7 @@ func (w *watch) loop(ctx context.Context, ev client.EventsResult) error {
 		case t.checkless():
 			w.report(true, nil)
 		default:
-			if w.ready {
+			if w.ready() {
 				return
 			}
 			if err := t.check(ctx, w.id); err == nil {
@@ -297,7 +298,7 @@ func (w *watch) loop(ctx context.Context, ev client.EventsResult) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.resume:
-			w.ready = false
+			w.rep.Set(trackers.StateStarting) // the agent set it so
 			if t.opts.RestartOnWake {
 				w.h.Report(trackers.StateStarting, nil)
 				if err := t.restart(ctx, w.id); err != nil {
@@ -318,7 +319,7 @@ func (w *watch) loop(ctx context.Context, ev client.EventsResult) error {
 			w.h.Report(trackers.StateStarting, nil)
 			evaluate()
 		case <-tick:
-			if w.ready || !w.running {
+			if w.ready() || !w.running {
 				continue
 			}
 			if err := t.check(ctx, w.id); err == nil {
@@ -326,7 +327,7 @@ func (w *watch) loop(ctx context.Context, ev client.EventsResult) error {
 				ticker, tick = nil, nil
 				w.report(true, nil)
 			} else {
-				w.h.Report(trackers.StateStarting, err)
+				w.rep.Report(w.h, trackers.StateStarting, err)
 			}
 		case err := <-ev.Err:
 			if ctx.Err() != nil {
@@ -337,7 +338,7 @@ func (w *watch) loop(ctx context.Context, ev client.EventsResult) error {
 			if err := w.event(ctx, m); err != nil {
 				return err
 			}
-			if !w.ready {
+			if !w.ready() {
 				evaluate()
 			}
 		}
@@ -398,16 +399,15 @@ func (w *watch) event(ctx context.Context, m events.Message) error {
 
 // report tells the host, once per change of readiness.
 func (w *watch) report(ready bool, err error) {
-	if ready == w.ready && err == nil {
-		return
-	}
-	w.ready = ready
+	s := trackers.StateStarting
 	if ready {
-		w.h.Report(trackers.StateReady, nil)
-		return
+		s, err = trackers.StateReady, nil
 	}
-	w.h.Report(trackers.StateStarting, err)
+	w.rep.Report(w.h, s, err)
 }
+
+// ready says whether the host was last told the container is ready.
+func (w *watch) ready() bool { return w.rep.Last() == trackers.StateReady }
 
 // note records a happening that is not a state change, when the host
 // takes notes.
