@@ -409,3 +409,37 @@ type LoginCode struct {
 	Code string `json:"code"`
 	URL  string `json:"url"`
 }
+
+// Chain is an on-demand component's chain as its waiting page and
+// GET /api/v1/services/{name}/chain show it: the component and its
+// dependencies in start order.
+type Chain struct {
+	Name  string     `json:"name"`
+	State string     `json:"state"` // ChainIdle, ChainStarting, ChainReady, ChainFailed, ChainStopping
+	// Reason says why the chain failed ("db: exited with status 1") or was
+	// stopped ("idle for 30m0s").
+	Reason     string           `json:"reason,omitempty"`
+	Trigger    string           `json:"trigger,omitempty"` // demand, manual, wake
+	StartedAt  *time.Time       `json:"started_at,omitempty"`
+	DeadlineMS int64            `json:"deadline_ms"`
+	Components []ChainComponent `json:"components"`
+}
+
+// ChainComponent is one component of a Chain.
+type ChainComponent struct {
+	Name        string `json:"name"`
+	State       string `json:"state"`
+	Required    bool   `json:"required"`
+	ElapsedMS   int64  `json:"elapsed_ms"`   // since this start began waiting for it
+	EstimatedMS int64  `json:"estimated_ms"` // learned as the dry-run's estimate
+	Error       string `json:"error,omitempty"`
+}
+
+// Chain states.
+const (
+	ChainIdle     = "idle"
+	ChainStarting = "starting"
+	ChainReady    = "ready"
+	ChainFailed   = "failed"
+	ChainStopping = "stopping"
+)
