@@ -414,8 +414,8 @@ type LoginCode struct {
 // GET /api/v1/services/{name}/chain show it: the component and its
 // dependencies in start order.
 type Chain struct {
-	Name  string     `json:"name"`
-	State string     `json:"state"` // ChainIdle, ChainStarting, ChainReady, ChainFailed, ChainStopping
+	Name  string `json:"name"`
+	State string `json:"state"` // ChainIdle, ChainStarting, ChainReady, ChainFailed, ChainStopping
 	// Reason says why the chain failed ("db: exited with status 1") or was
 	// stopped ("idle for 30m0s").
 	Reason     string           `json:"reason,omitempty"`
