@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -23,47 +22,6 @@ func setSecurityHeaders(h http.Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-}
-
-// hostPolicy decides which Host headers are ours.
-type hostPolicy struct {
-	extra string // the listen IP when allow_non_loopback is set, else ""
-}
-
-func newHostPolicy(listenHost string, allowNonLoopback bool) hostPolicy {
-	var p hostPolicy
-	if allowNonLoopback {
-		if ip := net.ParseIP(strings.Trim(listenHost, "[]")); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() {
-			if ip.To4() == nil {
-				p.extra = "[" + ip.String() + "]"
-			} else {
-				p.extra = ip.String()
-			}
-		}
-	}
-	return p
-}
-
-// allowed reports whether host (a Host header) names us: localhost,
-// 127.0.0.1 or [::1], with our port or no port.
-func (p hostPolicy) allowed(host, port string) bool {
-	name := host
-	if h, pt, err := net.SplitHostPort(host); err == nil {
-		if pt != port {
-			return false
-		}
-		name = h
-		if strings.Contains(name, ":") {
-			name = "[" + name + "]"
-		}
-	} else if strings.HasPrefix(host, "[") != strings.HasSuffix(host, "]") {
-		return false
-	}
-	switch strings.ToLower(name) {
-	case "localhost", "127.0.0.1", "[::1]":
-		return true
-	}
-	return p.extra != "" && name == p.extra
 }
 
 // sameOrigin reports whether an Origin or Referer value names this very
@@ -182,7 +140,7 @@ func checkMutation(r *http.Request) error {
 // serveHTTP is the middleware chain in front of the router.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w.Header())
-	if !s.hosts.allowed(r.Host, s.ourPort()) {
+	if !s.hosts.Allowed(r.Host, s.ourPort()) {
 		s.writeError(w, r, errf(http.StatusForbidden, wire.CodeBadHost, "Host %q is not this agent: use localhost, 127.0.0.1 or [::1]", r.Host))
 		return
 	}

@@ -67,6 +67,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rouse-dev/rouse/internal/hostcheck"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -114,7 +115,7 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	router http.Handler
-	hosts  hostPolicy
+	hosts  hostcheck.Policy
 
 	auth *authState
 
@@ -256,7 +257,7 @@ func New(b Backend, o Options) (*Server, error) {
 		streams: streamCap{max: o.MaxEventStreams},
 		lists:   make(chan struct{}, maxLists),
 	}
-	s.hosts = newHostPolicy(host, o.AllowNonLoopback)
+	s.hosts = hostcheck.New(host, o.AllowNonLoopback)
 	s.auth = newAuthState(o.Token, func() time.Time { return s.now() })
 	s.router = s.routes()
 	return s, nil
