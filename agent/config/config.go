@@ -183,6 +183,12 @@ type Tracker struct {
 	// StartWindow is StartLimit's window (systemd's
 	// StartLimitIntervalSec). Default 0: DefaultStartWindow; at least 1s.
 	StartWindow time.Duration `yaml:"start_window"`
+	// OnDemand makes the component start on demand: rouse listens on
+	// OnDemand.Listen and starts the component's chain (it and its
+	// dependencies) on the first connection. Default nil: started at
+	// boot like any other. It is not part of Hash: changing it rebuilds
+	// the entry point, not the component.
+	OnDemand *OnDemand `yaml:"on_demand"`
 	// Options are the kind-specific keys, decoded into the kind's
 	// NewOptions() value (a pointer) and validated.
 	Options any `yaml:"-"`
@@ -192,6 +198,38 @@ type Tracker struct {
 	// Line is the line the entry starts on (0 when built in code).
 	Line int `yaml:"-"`
 }
+
+// OnDemand is a tracker's on_demand key: the entry point that starts the
+// component's chain when somebody needs it and stops it when nobody does.
+type OnDemand struct {
+	// Listen is the host:port rouse listens on. Required; a loopback
+	// host unless AllowNonLoopback; not the API's listen nor another
+	// on_demand listen.
+	Listen string `yaml:"listen"`
+	// AllowNonLoopback lets Listen name a non-loopback host. Default false.
+	AllowNonLoopback bool `yaml:"allow_non_loopback"`
+	// Upstream is the host:port the component serves on, where
+	// connections are forwarded once the chain is ready. Required.
+	Upstream string `yaml:"upstream"`
+	// Mode is http (browsers get a waiting page, requests are proxied)
+	// or tcp (connections are held, then spliced). Default "http".
+	Mode string `yaml:"mode"`
+	// IdleStop stops the chain after this long without a connection or
+	// a request. Default 0: never.
+	IdleStop time.Duration `yaml:"idle_stop"`
+	// OnFailure is what happens to the components a demand started when
+	// a required dependency fails or misses its deadline: rollback
+	// (stop them again) or keep (leave them trying). Default "rollback".
+	OnFailure string `yaml:"on_failure"`
+}
+
+// The on_demand defaults and choices.
+const (
+	OnDemandHTTP      = "http"
+	OnDemandTCP       = "tcp"
+	OnFailureRollback = "rollback"
+	OnFailureKeep     = "keep"
+)
 
 // The start limit's defaults and bound (Tracker.StartLimit).
 const (

@@ -348,7 +348,18 @@ func (t *Tracker) decodeNode(d *decoder, n *yaml.Node, key string) {
 		rest = append(rest, k, v)
 		return true
 	})
-	t.Hash = d.hash(n)
+	// on_demand is the entry point in front of the component, not the
+	// component: editing it must not restart the component.
+	hashed := n
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "on_demand" {
+			cp := *n
+			cp.Content = append(slices.Clone(n.Content[:i]), n.Content[i+2:]...)
+			hashed = &cp
+			break
+		}
+	}
+	t.Hash = d.hash(hashed)
 	kind, ok := d.kinds.Lookup(t.Kind)
 	if !ok {
 		return // Validate reports the kind; options cannot be checked
@@ -370,6 +381,17 @@ func (t *Tracker) decodeNode(d *decoder, n *yaml.Node, key string) {
 	}
 	d.decodeValue(opts, ov.Elem(), key)
 	t.Options = o
+}
+
+// decodeNode reads an on_demand key over its defaults.
+func (o *OnDemand) decodeNode(d *decoder, n *yaml.Node, key string) {
+	if o.Mode == "" {
+		o.Mode = OnDemandHTTP
+	}
+	if o.OnFailure == "" {
+		o.OnFailure = OnFailureRollback
+	}
+	d.decodeStruct(n, reflect.ValueOf(o).Elem(), key, nil)
 }
 
 // decodeNode reads a job entry over the job defaults.

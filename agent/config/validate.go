@@ -126,6 +126,7 @@ func (c *Config) Validate(kinds trackers.Kinds) error {
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.zeroOrAtLeast("scheduler.deadline", c.Scheduler.Deadline, minDeadline)
 	v.trackers()
+	v.onDemandLinks()
 	v.cycles()
 	v.jobs()
 	if len(v.errs) == 0 {
@@ -229,6 +230,9 @@ func (v *validator) trackers() {
 			v.fail(key+".start_limit", v.value(key+".start_limit", strconv.Itoa(t.StartLimit)), wrapf(ErrInvalidValue, "must be 0 (the default, %d) or from 1 to %d", DefaultStartLimit, MaxStartLimit))
 		}
 		v.zeroOrAtLeast(key+".start_window", t.StartWindow, time.Second)
+		if t.OnDemand != nil {
+			v.onDemand(key+".on_demand", t.OnDemand)
+		}
 		if ok && t.Options != nil {
 			if val, isV := t.Options.(trackers.Validator); isV {
 				for _, fe := range val.Validate() {
@@ -270,6 +274,161 @@ func (v *validator) trackers() {
 			seen[d.Name] = true
 		}
 	}
+}
+
+// onDemand checks one tracker's on_demand key (key is its path).
+func (v *validator) onDemand(key string, o *OnDemand) {
+	lk := key + ".listen"
+	if o.Listen == "" {
+		v.fail(lk, "", wrapf(ErrRequired, "required: the host:port rouse listens on for this component, like \"127.0.0.1:8080\""))
+	} else if host, ok := v.hostPort(lk, o.Listen, false); ok && !o.AllowNonLoopback && !IsLoopbackHost(host) {
+		v.failHint(lk, v.value(lk, o.Listen), wrapf(ErrNotLoopback, "must be a loopback address (127.0.0.1, [::1] or localhost)"),
+			"set on_demand.allow_non_loopback: true to listen on "+describeHost(host))
+	}
+	uk := key + ".upstream"
+	if o.Upstream == "" {
+		v.fail(uk, "", wrapf(ErrRequired, "required: the host:port the component serves on, like \"127.0.0.1:9002\""))
+	} else if _, ok := v.hostPort(uk, o.Upstream, true); ok && o.Listen != "" && sameAddr(o.Listen, o.Upstream) {
+		v.fail(uk, v.value(uk, o.Upstream), wrapf(ErrInvalidValue, "must not be on_demand.listen: rouse would forward to itself"))
+	}
+	v.oneOf(key+".mode", o.Mode, OnDemandHTTP, OnDemandTCP)
+	if o.IdleStop < 0 {
+		ik := key + ".idle_stop"
+		v.fail(ik, v.value(ik, o.IdleStop.String()), wrapf(ErrInvalidValue, "must be 0 (never) or a positive duration like \"30m\""))
+	}
+	v.oneOf(key+".on_failure", o.OnFailure, OnFailureRollback, OnFailureKeep)
+}
+
+// hostPort checks that s is host:port with a port from 1 to 65535 (a
+// host is required when needHost) and returns the host.
+func (v *validator) hostPort(key, s string, needHost bool) (string, bool) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || (needHost && host == "") {
+		v.fail(key, v.value(key, s), wrapf(ErrInvalidValue, "must be host:port like \"127.0.0.1:8080\""))
+		return "", false
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		v.fail(key, v.value(key, s), wrapf(ErrInvalidValue, "must have a port number from 1 to 65535"))
+		return "", false
+	}
+	return host, true
+}
+
+// sameAddr reports whether listening on a and on b would collide: the
+// same port on the same host, or on every interface.
+func sameAddr(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
+		return false
+	}
+	norm := func(h string) string {
+		if strings.EqualFold(h, "localhost") {
+			return "127.0.0.1"
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			if ip.IsUnspecified() {
+				return ""
+			}
+			return ip.String()
+		}
+		return strings.ToLower(h)
+	}
+	ha, hb = norm(ha), norm(hb)
+	return ha == hb || ha == "" || hb == ""
+}
+
+// onDemandLinks checks what on_demand keys imply across trackers: no two
+// entry points (nor one and the API) on the same address, and no
+// component that runs all the time requiring one that starts on demand.
+func (v *validator) onDemandLinks() {
+	c := v.c
+	first := map[int]string{} // tracker index → its listen, for the collisions
+	for i := range c.Trackers {
+		o := c.Trackers[i].OnDemand
+		if o == nil || o.Listen == "" {
+			continue
+		}
+		lk := "trackers[" + strconv.Itoa(i) + "].on_demand.listen"
+		if sameAddr(o.Listen, c.Listen) {
+			v.fail(lk, v.value(lk, o.Listen), wrapf(ErrDuplicate, "is the API's listen (%s)", c.Listen))
+			continue
+		}
+		for j := range i {
+			if l, ok := first[j]; ok && sameAddr(o.Listen, l) {
+				prev := "trackers[" + strconv.Itoa(j) + "].on_demand.listen"
+				v.fail(lk, v.value(lk, o.Listen), wrapf(ErrDuplicate, "is already %s (line %d)", prev, c.Line(prev)))
+				break
+			}
+		}
+		first[i] = o.Listen
+	}
+	managed := c.OnDemandManaged()
+	roots := map[string]bool{}
+	for _, t := range c.Trackers {
+		if t.OnDemand != nil {
+			roots[t.Name] = true
+		}
+	}
+	for i, t := range c.Trackers {
+		if managed[t.Name] {
+			continue
+		}
+		for j, d := range t.DependsOn {
+			if roots[d.Name] && !d.Optional {
+				dk := "trackers[" + strconv.Itoa(i) + "].depends_on[" + strconv.Itoa(j) + "]"
+				v.failHint(dk, d.Name, wrapf(ErrInvalidValue, "starts on demand (it has on_demand), and %s runs all the time: it would wait for it forever", t.Name),
+					"give "+t.Name+" an on_demand key too, or make the dependency optional")
+			}
+		}
+	}
+}
+
+// OnDemandManaged returns the trackers whose running follows on-demand
+// chains: those with on_demand, and those every dependent of which
+// (required or optional, at least one) is itself managed — a dependency
+// only on-demand components need starts with them and stops with them.
+// The others run all the time.
+func (c *Config) OnDemandManaged() map[string]bool {
+	dependents := map[string][]string{}
+	managed := map[string]bool{}
+	for _, t := range c.Trackers {
+		for _, d := range t.DependsOn {
+			dependents[d.Name] = append(dependents[d.Name], t.Name)
+		}
+	}
+	some := false
+	for _, t := range c.Trackers {
+		if t.OnDemand != nil {
+			managed[t.Name], some = true, true
+		}
+	}
+	if !some {
+		return managed
+	}
+	// The greatest fixed point: start from every tracker that has a
+	// dependent, drop those with a dependent that runs all the time.
+	for _, t := range c.Trackers {
+		if len(dependents[t.Name]) > 0 {
+			managed[t.Name] = true
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, t := range c.Trackers {
+			if !managed[t.Name] || t.OnDemand != nil {
+				continue
+			}
+			for _, d := range dependents[t.Name] {
+				if !managed[d] {
+					delete(managed, t.Name)
+					changed = true
+					break
+				}
+			}
+		}
+	}
+	return managed
 }
 
 func sortedKeys(m map[string]bool) []string {
