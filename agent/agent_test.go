@@ -147,6 +147,7 @@ type spec struct {
 	deadline time.Duration
 	auto     bool     // deadline: auto
 	restart  []string // required dependencies with restart: true
+	onDemand *config.OnDemand
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -167,7 +168,7 @@ func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 	cfg.Scheduler.Enabled = &off
 	for _, s := range specs {
 		s.p.name = s.name
-		tr := config.Tracker{Name: s.name, Kind: "probe", Options: &probeOptions{s.p}, Deadline: s.deadline, DeadlineAuto: s.auto, Hash: s.name}
+		tr := config.Tracker{Name: s.name, Kind: "probe", Options: &probeOptions{s.p}, Deadline: s.deadline, DeadlineAuto: s.auto, Hash: s.name, OnDemand: s.onDemand}
 		for _, r := range s.requires {
 			tr.DependsOn = append(tr.DependsOn, config.Dependency{Name: r, Restart: slices.Contains(s.restart, r)})
 		}

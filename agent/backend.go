@@ -176,8 +176,8 @@ func (a *Agent) Ready(ctx context.Context, detail bool) wire.Ready {
 	}
 	for _, u := range a.allUnits() {
 		s := u.snapshot()
-		if !u.counts || s.stopped || s.state.IsReady() {
-			continue
+		if !u.counts || s.stopped || s.state.IsReady() || s.state == stateIdle {
+			continue // an idle on-demand component is as it should be
 		}
 		r := u.name + " is " + string(s.state)
 		if detail && s.lastErr != "" {
@@ -198,6 +198,10 @@ func (a *Agent) Start(ctx context.Context, name string) (string, error) {
 	if err := a.store.SetDesired(ctx, name, true); err != nil {
 		return "", unavailable(err)
 	}
+	if u.demand {
+		return a.startChainNow(ctx, u)
+	}
+	a.metrics.startsBy.WithLabelValues(triggerManual).Inc()
 	u.mu.Lock()
 	u.stopped = false
 	u.attempts, u.nextRetry = 0, time.Time{}
@@ -251,11 +255,78 @@ func (a *Agent) Stop(ctx context.Context, name string) (string, error) {
 	err := a.stopRun(sctx, u)
 	a.setState(u, trackers.StateStopped, nil)
 	a.blockDependents(name, string(trackers.StateStopped))
+	if u.demand {
+		// Its chain lets go of what it held: dependencies nobody else
+		// needs stop too.
+		a.stopChain(name, "stopped by the user", true)
+	}
 	a.refreshViews()
 	if err != nil {
 		return "", err
 	}
 	return wire.ActionStopped, nil
+}
+
+// startChainNow is Start for a component that starts on demand: its chain
+// starts (trigger manual) and holds it until it is stopped, by the user or
+// for being idle.
+func (a *Agent) startChainNow(ctx context.Context, u *unit) (string, error) {
+	name := u.name
+	if err := a.store.SetDesired(ctx, name, true); err != nil {
+		return "", unavailable(err)
+	}
+	u.mu.Lock()
+	u.stopped = false
+	u.unlimitLocked()
+	u.mu.Unlock()
+	done := a.startChain(name, triggerManual)
+	bctx, cancel := a.boundCtx()
+	defer cancel()
+	defer a.refreshViews()
+	select {
+	case <-done:
+	case <-bctx.Done():
+	}
+	s := u.snapshot()
+	switch {
+	case s.state.IsReady():
+		return wire.ActionStarted, nil
+	case s.state == trackers.StateFailed:
+		return "", fmt.Errorf("%s failed to start: %s", name, s.lastErr)
+	}
+	if v := a.Chain(name); v.State == wire.ChainFailed {
+		return "", fmt.Errorf("%s failed to start: %s", name, v.Reason)
+	}
+	return wire.ActionStartedWithTimeout, nil
+}
+
+// StartPlan is the dry run of starting name's chain: the plan of name and
+// its dependencies (POST /api/v1/services/{name}/start?dry_run=true).
+func (a *Agent) StartPlan(ctx context.Context, name string) (wire.Plan, error) {
+	if a.unit(name) == nil {
+		return wire.Plan{}, a.noComponent(name)
+	}
+	a.mu.Lock()
+	g := a.graph
+	a.mu.Unlock()
+	members, _ := closure(g, name)
+	in := map[string]bool{}
+	for _, n := range members {
+		in[n] = true
+	}
+	return a.plan(ctx, func(n string) bool { return in[n] })
+}
+
+// ChainView is GET /api/v1/services/{name}/chain.
+func (a *Agent) ChainView(ctx context.Context, name string) (wire.Chain, error) {
+	u := a.unit(name)
+	if u == nil {
+		return wire.Chain{}, a.noComponent(name)
+	}
+	if !u.demand {
+		return wire.Chain{}, fmt.Errorf("%s does not start on demand (it has no on_demand key, and components that run all the time need it): %w", name, api.ErrNotFound)
+	}
+	return a.Chain(name), nil
 }
 
 // Restart stops then starts a component.
@@ -304,6 +375,12 @@ const defaultEstimate = time.Second
 
 // WakePlan is the dry run.
 func (a *Agent) WakePlan(ctx context.Context) (wire.Plan, error) {
+	return a.plan(ctx, nil)
+}
+
+// plan is the dry run over the components in only (nil: a wake's, every
+// component; an idle on-demand one is not planned).
+func (a *Agent) plan(ctx context.Context, only func(string) bool) (wire.Plan, error) {
 	a.mu.Lock()
 	g := a.graph
 	lo, hi := a.cfg.Deadlines.AutoMin, a.cfg.Deadlines.AutoMax
@@ -313,6 +390,9 @@ func (a *Agent) WakePlan(ctx context.Context) (wire.Plan, error) {
 	atLeast := map[string]bool{}
 	auto := map[string]*wire.AutoDeadline{}
 	for _, n := range g.order {
+		if only != nil && !only(n) {
+			continue
+		}
 		rs, err := a.store.ComponentRestores(ctx, n, historyLen)
 		if err != nil {
 			return wire.Plan{}, unavailable(err)
@@ -332,8 +412,16 @@ func (a *Agent) WakePlan(ctx context.Context) (wire.Plan, error) {
 	// wait for the user.
 	why := map[string]string{}
 	for _, n := range g.order {
-		if a.unit(n).snapshot().stopped {
+		if only != nil && !only(n) {
+			continue
+		}
+		s := a.unit(n).snapshot()
+		if s.stopped {
 			why[n] = "stopped"
+			continue
+		}
+		if only == nil && s.state == stateIdle {
+			why[n] = "idle: starts on demand"
 			continue
 		}
 		for _, d := range g.nodes[n].required {
@@ -347,9 +435,12 @@ func (a *Agent) WakePlan(ctx context.Context) (wire.Plan, error) {
 		}
 	}
 	skipped := func(n string) bool { return why[n] != "" }
-	steps, total, path := g.plan(func(n string) time.Duration { return est[n] }, skipped)
+	steps, total, path := g.planIn(func(n string) time.Duration { return est[n] }, skipped, only)
 	p := wire.Plan{EstimatedTotalMS: total.Milliseconds(), CriticalPath: path, Components: []wire.PlanStep{}}
 	for _, n := range g.order {
+		if only != nil && !only(n) {
+			continue
+		}
 		if why[n] != "" {
 			p.NotPlanned = append(p.NotPlanned, wire.PlanSkip{Name: n, Reason: why[n]})
 		}

@@ -180,6 +180,20 @@ func (g *gate) WakePlan(ctx context.Context) (wire.Plan, error) {
 	return g.a.WakePlan(ctx)
 }
 
+func (g *gate) StartPlan(ctx context.Context, name string) (wire.Plan, error) {
+	if err := g.wait(ctx); err != nil {
+		return wire.Plan{}, err
+	}
+	return g.a.StartPlan(ctx, name)
+}
+
+func (g *gate) ChainView(ctx context.Context, name string) (wire.Chain, error) {
+	if err := g.wait(ctx); err != nil {
+		return wire.Chain{}, err
+	}
+	return g.a.ChainView(ctx, name)
+}
+
 func (g *gate) Wakes(ctx context.Context, limit int, before int64) ([]wire.Wake, error) {
 	if err := g.wait(ctx); err != nil {
 		return nil, err
@@ -236,6 +250,7 @@ func (g *gate) JobRuns(ctx context.Context, name string, limit int, before int64
 
 var (
 	_ api.Backend         = (*gate)(nil)
+	_ api.ChainBackend    = (*gate)(nil)
 	_ api.Snapshotter     = (*gate)(nil)
 	_ api.GzipSnapshotter = (*gate)(nil)
 )

@@ -145,10 +145,19 @@ type planStep struct {
 // waiting on a stopped component). It returns the steps in start order and
 // the critical path.
 func (g *graph) plan(est func(string) time.Duration, skipped func(string) bool) ([]planStep, time.Duration, []string) {
+	return g.planIn(est, skipped, nil)
+}
+
+// planIn is plan over the components in only (nil: all): the others are
+// left out, as if they were not there (a chain's plan).
+func (g *graph) planIn(est func(string) time.Duration, skipped, only func(string) bool) ([]planStep, time.Duration, []string) {
 	finish := map[string]time.Duration{}
 	via := map[string]string{}
 	steps := make([]planStep, 0, len(g.order))
 	for _, n := range g.order {
+		if only != nil && !only(n) {
+			continue
+		}
 		st := planStep{name: n, waitsFor: g.nodes[n].required, skipped: skipped(n)}
 		for _, d := range g.nodes[n].required {
 			if finish[d] > st.start {
@@ -166,6 +175,9 @@ func (g *graph) plan(est func(string) time.Duration, skipped func(string) bool) 
 	var total time.Duration
 	last := ""
 	for _, n := range g.order {
+		if only != nil && !only(n) {
+			continue
+		}
 		if finish[n] > total || last == "" {
 			total, last = finish[n], n
 		}

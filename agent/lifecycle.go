@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -393,6 +394,7 @@ func (a *Agent) goRun(f func()) {
 // change are kept as they are (same component, same Run).
 func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map[string]bool) (map[string]*unit, []string, *graph, error) {
 	units := map[string]*unit{}
+	managed := cfg.OnDemandManaged()
 	var names []string
 	var nodes []node
 	add := func(u *unit) {
@@ -426,7 +428,8 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 			needsNet = *t.NeedsNetwork
 		}
 		counts := t.Required == nil || *t.Required
-		hash := fmt.Sprintf("%s|%s|%v|%v|%v", t.Hash, deadline, t.DeadlineAuto, needsNet, counts)
+		demand := managed[t.Name]
+		hash := fmt.Sprintf("%s|%s|%v|%v|%v|%v", t.Hash, deadline, t.DeadlineAuto, needsNet, counts, demand)
 		if ou, ok := old[t.Name]; ok && ou.hash == hash {
 			add(ou)
 			continue
@@ -442,6 +445,15 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 			return nil, nil, nil, fmt.Errorf("%s:%d: trackers %q: %w", cfg.Source, t.Line, t.Name, err)
 		}
 		nu := a.newUnit(t.Name, t.Kind, comp, req, opt, deadline, needsNet, counts, hash, log, desired)
+		if demand {
+			// Started by its chain, not at boot: idle until then (unless
+			// the user stopped it).
+			nu.demand = true
+			if !nu.stopped {
+				a.metrics.state(nu.name, nu.state, stateIdle)
+				nu.state = stateIdle
+			}
+		}
 		nu.startLimit, nu.startWindow = t.Limits()
 		nu.autoDeadline = t.DeadlineAuto
 		nu.restartOn = restartOn
@@ -491,6 +503,7 @@ func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, 
 		a.restoreEnd()
 	}
 	a.mu.Unlock()
+	a.supersedeChains(triggerWake, at)
 	a.restoreMu.Lock()
 	ctx, cancel := context.WithCancel(a.runCtx)
 	a.mu.Lock()
@@ -590,6 +603,7 @@ func (a *Agent) BeforeSleep(ctx context.Context, ev power.Event) {
 	}
 	grace := a.cfg.Sleep.PauseGrace
 	a.mu.Unlock()
+	a.supersedeChains("", time.Time{})
 	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseSleeping}})
 	if a.sched != nil {
 		// @sleep hooks first, inside the budget less what the pause and
@@ -646,7 +660,7 @@ func budgetLeft(ctx context.Context) time.Duration {
 // pauseUnit quiesces one component before sleep.
 func (a *Agent) pauseUnit(ctx context.Context, u *unit) {
 	u.mu.Lock()
-	r, stopped := u.run, u.stopped
+	r, stopped := u.run, u.stopped || u.parkedLocked() // an idle chain member stays idle
 	u.mu.Unlock()
 	if stopped {
 		return
@@ -688,6 +702,7 @@ func (a *Agent) shutdown() {
 	timeout := a.cfg.ShutdownTimeout
 	g := a.graph
 	a.mu.Unlock()
+	a.supersedeChains("", time.Time{})
 	a.log.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -781,9 +796,21 @@ func (a *Agent) applyConfig(cfg *config.Config) error {
 				// The same component under a changed config: starting it
 				// again is a restart, and its history stays.
 				prev := ou.snapshot()
+				ou.mu.Lock()
+				holders := maps.Clone(ou.holders)
+				ou.mu.Unlock()
 				u.mu.Lock()
 				u.launched, u.restarts, u.lastExit = true, prev.restarts, prev.lastExit
-				u.mu.Unlock()
+				if u.demand && len(holders) > 0 {
+					// Held by a running chain: it comes back up with the
+					// new config (sweepHolds drops holds that no longer fit).
+					u.holders = holders
+					c := a.setStateLocked(u, trackers.StateWaiting, nil)
+					u.mu.Unlock()
+					a.afterChange(c)
+				} else {
+					u.mu.Unlock()
+				}
 			}
 		}
 	}
@@ -814,9 +841,14 @@ func (a *Agent) applyConfig(cfg *config.Config) error {
 		}
 	}
 	a.log.Info("config applied", "started", len(fresh), "removed", removed, "components", len(names))
+	a.reshapeChains()
+	a.sweepHolds()
 	a.learnDeadlines(ctx, fresh)
 	for _, u := range fresh {
-		if u.snapshot().stopped {
+		u.mu.Lock()
+		skip := u.stopped || u.parkedLocked()
+		u.mu.Unlock()
+		if skip {
 			continue
 		}
 		u.mu.Lock()

@@ -66,6 +66,9 @@ type Agent struct {
 	stateQ    chan store.StateEvent
 	flushQ    chan chan struct{} // asks the state writer to write now
 	views     viewCache          // the API's rendered read views (views.go)
+
+	chainMu sync.Mutex        // guards chains and each chain's fields (chains.go)
+	chains  map[string]*chain // on-demand chains, by component, made on first use
 }
 
 // netSource is what the agent needs from the network watcher; components
@@ -161,6 +164,7 @@ func (a *Agent) afterChange(c *change) {
 		a.kickHeartbeat()
 	}
 	a.follow(c)
+	a.notifyChains(c.u.name)
 }
 
 // kickHeartbeat wakes the heartbeat without blocking; bursts merge.
@@ -473,7 +477,8 @@ func (a *Agent) unit(name string) *unit {
 	return a.units[name]
 }
 
-// activeUnits returns the units the user has not stopped, in graph order.
+// activeUnits returns the units the user has not stopped and that do not
+// wait for a demand (parked), in graph order.
 func (a *Agent) activeUnits() []*unit {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -481,7 +486,7 @@ func (a *Agent) activeUnits() []*unit {
 	for _, n := range a.graph.order {
 		u := a.units[n]
 		u.mu.Lock()
-		stopped := u.stopped
+		stopped := u.stopped || u.parkedLocked()
 		u.mu.Unlock()
 		if !stopped {
 			us = append(us, u)
@@ -511,26 +516,32 @@ func (a *Agent) prepareRestore(resume bool) []*unit {
 	a.mu.Unlock()
 	units := a.activeUnits()
 	for _, u := range units {
-		u.mu.Lock()
-		u.attempts, u.nextRetry = 0, time.Time{}
-		u.unlimitLocked()                    // a wake gives a component that hit its start limit another go
-		u.heldFor, u.heldRestart = "", false // the restore brings it up afresh
-		u.op++
-		to := trackers.StateStarting
-		if len(u.required) > 0 {
-			to = trackers.StateWaiting
-		}
-		// A component that is ready and still running stays ready unless
-		// this is a wake (then it is resumed or restarted); everything else
-		// is about to be (re)started.
-		var c *change
-		if !u.state.IsReady() || u.run == nil || resume {
-			c = a.setStateLocked(u, to, nil)
-		}
-		u.mu.Unlock()
-		a.afterChange(c)
+		a.prepareUnit(u, resume)
 	}
 	return units
+}
+
+// prepareUnit is prepareRestore for one unit (a chain start prepares its
+// own units the same way).
+func (a *Agent) prepareUnit(u *unit, resume bool) {
+	u.mu.Lock()
+	u.attempts, u.nextRetry = 0, time.Time{}
+	u.unlimitLocked()                    // a wake gives a component that hit its start limit another go
+	u.heldFor, u.heldRestart = "", false // the restore brings it up afresh
+	u.op++
+	to := trackers.StateStarting
+	if len(u.required) > 0 {
+		to = trackers.StateWaiting
+	}
+	// A component that is ready and still running stays ready unless
+	// this is a wake (then it is resumed or restarted); everything else
+	// is about to be (re)started.
+	var c *change
+	if !u.state.IsReady() || u.run == nil || resume {
+		c = a.setStateLocked(u, to, nil)
+	}
+	u.mu.Unlock()
+	a.afterChange(c)
 }
 
 // restore brings units (from prepareRestore) up concurrently and records
@@ -545,51 +556,34 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 	t0 := time.Now()
 	pub := *w // restore fills in w below, while subscribers may still be encoding the event
 	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseRestoring, Wake: &pub, Pending: len(units), Total: len(units)}})
-	results := make([]result, len(units))
-	var wg sync.WaitGroup
 	var pmu sync.Mutex
 	pending := len(units)
-	for i, u := range units {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = a.bringUp(ctx, u, resume)
-			a.release(u)
-			pmu.Lock()
-			pending--
-			p := pending
-			pmu.Unlock()
-			a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseRestoring, Pending: p, Total: len(units)}})
-		}()
-	}
-	wg.Wait()
+	results := a.bringUpAll(ctx, units, resume, func(int, result) {
+		pmu.Lock()
+		pending--
+		p := pending
+		pmu.Unlock()
+		a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseRestoring, Pending: p, Total: len(units)}})
+	})
 	total := time.Since(t0)
 	w.Done = true
-	w.Restore = wire.RestoreSummary{DurationMS: total.Milliseconds()}
-	w.Components = w.Components[:0]
-	for i, u := range units {
-		r := results[i]
-		switch {
-		case r.blocked:
-			w.Restore.Skipped++
-		case r.state.IsReady():
-			w.Restore.Ready++
-		case r.state == trackers.StateFailed:
-			w.Restore.Failed++
-		default:
-			w.Restore.TimedOut++
-		}
-		w.Components = append(w.Components, wire.WakeComponent{Name: u.name, State: string(r.state), DurationMS: r.dur.Milliseconds(), WaitedMS: r.waited.Milliseconds(), Error: r.err})
-	}
-	w.Restore.Skipped += len(a.allUnits()) - len(units) // the ones the user stopped
+	w.Restore, w.Components = summarize(units, results, total)
+	w.Restore.Skipped += len(a.allUnits()) - len(units) // the ones the user stopped or that wait for a demand
 	a.metrics.restoreDur.Observe(total.Seconds())
+	trigger := triggerWake
+	if w.DetectedBy == "boot" {
+		trigger = triggerBoot
+	}
+	eff := a.metrics.efficiency(trigger, results, total)
+	w.Restore.ParallelEfficiency = eff
+	a.metrics.startsBy.WithLabelValues(trigger).Inc()
 	lvl := slog.LevelInfo
 	if w.Restore.TimedOut+w.Restore.Failed > 0 {
 		lvl = slog.LevelWarn
 	}
 	a.log.Log(context.Background(), lvl, "restore finished", "wake", w.ID, "detected_by", w.DetectedBy,
 		"ready", w.Restore.Ready, "timed_out", w.Restore.TimedOut, "failed", w.Restore.Failed,
-		"skipped", w.Restore.Skipped, "duration", total.Round(time.Microsecond))
+		"skipped", w.Restore.Skipped, "duration", total.Round(time.Microsecond), "parallel_efficiency", eff)
 	if err := a.store.FinishWake(context.WithoutCancel(ctx), *w); err != nil {
 		a.log.Error("cannot store the wake summary", "wake", w.ID, "err", err)
 	}
@@ -605,6 +599,47 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 	// rather than keep it resident until the runtime's scavenger gets to
 	// it. Off the restore's path (it holds no lock a wake needs).
 	a.goRun(debug.FreeOSMemory)
+}
+
+// bringUpAll brings units (each held by the caller: op) up concurrently,
+// each the moment its required dependencies are ready, and releases them;
+// each, when set, is called as each one's bring-up ends. It returns the
+// results in the order of units.
+func (a *Agent) bringUpAll(ctx context.Context, units []*unit, resume bool, each func(i int, r result)) []result {
+	results := make([]result, len(units))
+	var wg sync.WaitGroup
+	for i, u := range units {
+		wg.Go(func() {
+			results[i] = a.bringUp(ctx, u, resume)
+			a.release(u)
+			if each != nil {
+				each(i, results[i])
+			}
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// summarize counts how a restore (or a chain start) of units went.
+func summarize(units []*unit, results []result, total time.Duration) (wire.RestoreSummary, []wire.WakeComponent) {
+	s := wire.RestoreSummary{DurationMS: total.Milliseconds()}
+	cs := make([]wire.WakeComponent, 0, len(units))
+	for i, u := range units {
+		r := results[i]
+		switch {
+		case r.blocked:
+			s.Skipped++
+		case r.state.IsReady():
+			s.Ready++
+		case r.state == trackers.StateFailed:
+			s.Failed++
+		default:
+			s.TimedOut++
+		}
+		cs = append(cs, wire.WakeComponent{Name: u.name, State: string(r.state), DurationMS: r.dur.Milliseconds(), WaitedMS: r.waited.Milliseconds(), Error: r.err})
+	}
+	return s, cs
 }
 
 // heartbeat retries failed components with backoff and starts waiting

@@ -27,9 +27,13 @@ type unit struct {
 	// wake history before each restore (deadline.go).
 	autoDeadline bool
 	needsNet     bool
-	counts       bool   // counts for /readyz
-	hash         string // config hash: a reload restarts only changed units
-	log          *slog.Logger
+	counts       bool // counts for /readyz
+	// demand: it starts on demand (on_demand, or only on-demand
+	// components need it): not at boot nor by a wake unless a chain
+	// holds it (chains.go).
+	demand bool
+	hash   string // config hash: a reload restarts only changed units
+	log    *slog.Logger
 
 	mu        sync.Mutex
 	state     trackers.State
@@ -45,11 +49,12 @@ type unit struct {
 	// userWait: the component itself reported StateWaiting (for the
 	// user, e.g. to enable an extension); cleared by any state change.
 	userWait bool
-	launched bool       // its Run was started at least once
-	restarts int        // Runs (or exec children) started again since the agent started
-	lastExit *wire.Exit // how the last Run (or exec child) ended
-	childTry time.Time  // when a component's own supervisor restarts its child
-	blocked  string     // why it waits for a dependency that will not come (a stopped one)
+	launched bool            // its Run was started at least once
+	restarts int             // Runs (or exec children) started again since the agent started
+	lastExit *wire.Exit      // how the last Run (or exec child) ended
+	childTry time.Time       // when a component's own supervisor restarts its child
+	blocked  string          // why it waits for a dependency that will not come (a stopped one)
+	holders  map[string]bool // with demand: the chains (by component) that hold it
 
 	// The start limit (config start_limit in start_window): recent
 	// failures, at most startLimit of them, and whether the limit was

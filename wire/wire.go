@@ -203,6 +203,9 @@ type RestoreSummary struct {
 	TimedOut   int   `json:"timed_out"`
 	Failed     int   `json:"failed"`
 	Skipped    int   `json:"skipped"` // stopped by the user, or blocked by one that is
+	// ParallelEfficiency is the sum of the components' own start times
+	// divided by the restore's wall time: above 1, they overlapped.
+	ParallelEfficiency float64 `json:"parallel_efficiency,omitempty"`
 }
 
 // WakeComponent is one component's part in a restore.

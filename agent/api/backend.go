@@ -63,6 +63,17 @@ type Backend interface {
 	JobRuns(ctx context.Context, name string, limit int, before int64) ([]wire.JobRun, error)
 }
 
+// ChainBackend is implemented by a Backend whose components can start on
+// demand (the agent): a chain's plan and its live view.
+type ChainBackend interface {
+	// StartPlan is POST /api/v1/services/{name}/start?dry_run=true: the
+	// plan of starting name and its dependencies. ErrNotFound.
+	StartPlan(ctx context.Context, name string) (wire.Plan, error)
+	// ChainView is GET /api/v1/services/{name}/chain. ErrNotFound for an
+	// unknown name or one that does not start on demand.
+	ChainView(ctx context.Context, name string) (wire.Chain, error)
+}
+
 // Snapshotter is implemented by a Backend that keeps its read views
 // rendered: the server writes those bytes (JSON, newline-terminated) as
 // they are instead of calling Health or Services and encoding the answer.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -120,6 +121,13 @@ func (s *Server) postAction(action string) handlerFunc {
 		var err error
 		switch action {
 		case "start":
+			dry, perr := dryRun(r)
+			if perr != nil {
+				return perr
+			}
+			if dry {
+				return s.startPlan(w, r, name)
+			}
 			status, err = s.b.Start(r.Context(), name)
 		case "stop":
 			status, err = s.b.Stop(r.Context(), name)
@@ -142,14 +150,54 @@ func (s *Server) postAction(action string) handlerFunc {
 	}
 }
 
+// dryRun reads the dry_run query parameter.
+func dryRun(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("dry_run")
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badParam("dry_run", "true or false", v)
+	}
+	return b, nil
+}
+
+// startPlan is POST /api/v1/services/{name}/start?dry_run=true.
+func (s *Server) startPlan(w http.ResponseWriter, r *http.Request, name string) error {
+	cb, ok := s.b.(ChainBackend)
+	if !ok {
+		return fmt.Errorf("this agent plans no chains: %w", ErrNotFound)
+	}
+	p, err := cb.StartPlan(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if p.Components == nil {
+		p.Components = []wire.PlanStep{}
+	}
+	s.writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// getChain is GET /api/v1/services/{name}/chain.
+func (s *Server) getChain(w http.ResponseWriter, r *http.Request) error {
+	cb, ok := s.b.(ChainBackend)
+	if !ok {
+		return fmt.Errorf("no component starts on demand here: %w", ErrNotFound)
+	}
+	c, err := cb.ChainView(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, http.StatusOK, c)
+	return nil
+}
+
 func (s *Server) postWake(w http.ResponseWriter, r *http.Request) error {
-	dry := false
-	if v := r.URL.Query().Get("dry_run"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return badParam("dry_run", "true or false", v)
-		}
-		dry = b
+	dry, err := dryRun(r)
+	if err != nil {
+		return err
 	}
 	if dry {
 		p, err := s.b.WakePlan(r.Context())

@@ -32,7 +32,8 @@ func (s *Server) routeTable() []route {
 		{"GET", "/api/v1/health", s.getHealth},                               // -
 		{"GET", "/api/v1/services", s.getServices},                           // -
 		{"GET", "/api/v1/services/{name}", s.getService},                     // name: component
-		{"POST", "/api/v1/services/{name}/start", s.postAction("start")},     // name: component; 200 or 202
+		{"POST", "/api/v1/services/{name}/start", s.postAction("start")},     // name: component; 200 or 202; ?dry_run=true → 200 Plan of its chain
+		{"GET", "/api/v1/services/{name}/chain", s.getChain},                 // name: an on-demand component; its chain's view
 		{"POST", "/api/v1/services/{name}/stop", s.postAction("stop")},       // name: component
 		{"POST", "/api/v1/services/{name}/restart", s.postAction("restart")}, // name: component; 200 or 202
 		{"POST", "/api/v1/wake", s.postWake},                                 // ?dry_run=true → 200 Plan, else 202 Wake

@@ -114,6 +114,11 @@ CREATE TABLE tracker_secrets (
 	`
 ALTER TABLE job_runs ADD COLUMN wake_id INTEGER;
 `,
+	// 4: a restore's parallel efficiency (the sum of its components' own
+	// start times over its wall time).
+	`
+ALTER TABLE wakes ADD COLUMN parallel_efficiency REAL NOT NULL DEFAULT 0;
+`,
 }
 
 // schemaVersion is the schema version this binary writes.
