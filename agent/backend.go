@@ -58,6 +58,13 @@ func (a *Agent) service(u *unit) wire.Service {
 	if o, ok := u.comp.(outputer); ok {
 		ws.Output = o.Output()
 	}
+	if u.demand {
+		a.mu.Lock()
+		if t := a.cfg.Tracker(u.name); t != nil && t.OnDemand != nil {
+			ws.OnDemand = t.OnDemand.Listen
+		}
+		a.mu.Unlock()
+	}
 	if d, ok := u.comp.(detailer); ok {
 		ws.Detail = d.Detail()
 	}

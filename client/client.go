@@ -258,6 +258,22 @@ func (c *Client) WakePlan(ctx context.Context) (wire.Plan, error) {
 	return p, err
 }
 
+// StartPlan is POST /api/v1/services/{name}/start?dry_run=true: the plan
+// of starting name and its dependencies.
+func (c *Client) StartPlan(ctx context.Context, name string) (wire.Plan, error) {
+	var p wire.Plan
+	_, err := c.call(ctx, http.MethodPost, "/api/v1/services/"+url.PathEscape(name)+"/start?dry_run=true", &p)
+	return p, err
+}
+
+// Chain is GET /api/v1/services/{name}/chain: an on-demand component's
+// chain as its waiting page shows it.
+func (c *Client) Chain(ctx context.Context, name string) (wire.Chain, error) {
+	var ch wire.Chain
+	_, err := c.call(ctx, http.MethodGet, "/api/v1/services/"+url.PathEscape(name)+"/chain", &ch)
+	return ch, err
+}
+
 // Wakes is GET /api/v1/wakes: the last limit wakes, newest first (limit 0:
 // the server's default, 20).
 func (c *Client) Wakes(ctx context.Context, limit int) ([]wire.Wake, error) {

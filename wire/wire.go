@@ -68,6 +68,10 @@ type Service struct {
 	NeedsNet     bool          `json:"needs_network"`      // waits for the network after a wake
 	Desired      string        `json:"desired"`            // "active" or "stopped"
 	StartedAt    *time.Time    `json:"ready_at,omitempty"` // when it last became ready
+	// OnDemand is the address of the component's on-demand entry point
+	// (its on_demand.listen); "" for a component that runs all the time.
+	// A component on demand is "idle" while no chain needs it.
+	OnDemand string `json:"on_demand,omitempty"`
 }
 
 // Exit is how a component's Run, or the child an exec component

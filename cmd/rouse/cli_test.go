@@ -68,7 +68,7 @@ func TestExitCodes(t *testing.T) {
 			{"stop"},
 			{"restart"},
 			{"start", "a", "b"},
-			{"wake", "extra"},
+			{"wake", "a", "b"}, {"wake", "a", "--follow"},
 			{"wake", "--bogus"},
 			{"open", "extra"},
 			{"tray", "extra"},

@@ -54,7 +54,7 @@ func (p painter) state(s string) string {
 		code = "33"
 	case "degraded", "failed":
 		code = "31"
-	case "stopped", "paused":
+	case "stopped", "paused", "idle":
 		code = "90"
 	}
 	return "\x1b[" + code + "m" + s + "\x1b[0m"
@@ -133,13 +133,20 @@ its output. Exit 0 when all is well (or NAME is ready), 1 otherwise.`,
 
 func printStatus(out io.Writer, h wire.Health) {
 	p := newPainter(out)
-	ready := 0
+	ready, idle := 0, 0
 	for _, s := range h.Components {
-		if s.State == "ready" || s.State == "catching_up" {
+		switch s.State {
+		case "ready", "catching_up":
 			ready++
+		case "idle":
+			idle++ // an on-demand component nobody needs now
 		}
 	}
-	fmt.Fprintf(out, "rouse %s: %s · %d/%d ready · store %s", h.Version, h.Status, ready, len(h.Components), h.Store.State)
+	fmt.Fprintf(out, "rouse %s: %s · %d/%d ready", h.Version, h.Status, ready, len(h.Components)-idle)
+	if idle > 0 {
+		fmt.Fprintf(out, " · %d idle (on demand)", idle)
+	}
+	fmt.Fprintf(out, " · store %s", h.Store.State)
 	if h.LastWake != nil {
 		fmt.Fprintf(out, " · last wake %s (%s), recovered in %s", ago(h.LastWake.WokeAt), h.LastWake.DetectedBy,
 			humanDuration(time.Duration(h.LastWake.Restore.DurationMS)*time.Millisecond))
@@ -250,19 +257,47 @@ func newActionCmd(g *globals, verb, short string) *cobra.Command {
 func newWakeCmd(g *globals) *cobra.Command {
 	var dry, follow bool
 	cmd := &cobra.Command{
-		Use:   "wake",
-		Short: "Run a recovery now, as after a resume",
+		Use:   "wake [NAME]",
+		Short: "Run a recovery now, as after a resume, or start one component's chain",
 		Long: `Run a recovery now: the same path as after a real resume, recorded as a
 manual wake. --dry-run prints the plan instead (start order, what waits for what,
 estimated times learned from past wakes); --follow shows each component's progress
-until the restore finishes.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+until the restore finishes.
+
+With NAME, only that component's chain: NAME and its dependencies (required and
+optional), started in dependency order as a wake starts them, as rouse start NAME
+does; --dry-run prints the plan of that chain alone.`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: g.completeComponents,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && follow {
+				return usagef("--follow follows a whole wake; with NAME, see the chain with rouse status")
+			}
 			c, err := g.newClient()
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if len(args) == 1 {
+				name := args[0]
+				if dry {
+					p, err := answered(cmd.Context(), c, c.StartPlan, name)
+					if err != nil {
+						return err
+					}
+					printPlan(out, p)
+					return nil
+				}
+				status, code, err := c.Start(cmd.Context(), name)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s: %s\n", name, status)
+				if code == http.StatusAccepted {
+					fmt.Fprintf(out, "it was not ready by its deadline and goes on trying; follow it with: rouse status\n")
+				}
+				return nil
+			}
 			if dry {
 				p, err := answered0(cmd.Context(), c, c.WakePlan)
 				if err != nil {

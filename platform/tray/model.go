@@ -116,8 +116,8 @@ func Build(in Input) Model {
 
 	var active, ready, failed, degraded, starting int
 	for _, s := range h.Components {
-		if s.State == "stopped" || s.Desired == "stopped" {
-			continue
+		if s.State == "stopped" || s.State == "idle" || s.Desired == "stopped" {
+			continue // stopped by the user, or on demand and not needed now
 		}
 		active++
 		switch s.State {

@@ -243,8 +243,10 @@
     o.textContent = label;
     const comps = h.components || [];
     const ready = comps.filter((c) => c.state === 'ready' || c.state === 'catching_up').length;
-    const active = comps.filter((c) => c.desired !== 'stopped').length;
+    const active = comps.filter((c) => c.desired !== 'stopped' && c.state !== 'idle').length;
+    const idle = comps.filter((c) => c.state === 'idle').length;
     let text = ready + '/' + active + ' ready';
+    if (idle) text += ' · ' + idle + ' idle (on demand)';
     const lw = st.wakes[0] || h.last_wake;
     if (lw) {
       text += ' · woke ' + rel(lw.woke_at);
@@ -282,11 +284,13 @@
       else if (x.error) how = '';
       details.append(el('div', { class: 'muted last-exit' }, 'last exit ', relTime(s.last_exit.at), how));
     }
+    if (s.on_demand) details.append(el('div', { class: 'muted on-demand', text: 'starts on demand at ' + s.on_demand }));
+    else if (s.state === 'idle') details.append(el('div', { class: 'muted on-demand', text: 'starts with the on-demand components that need it' }));
     if (s.depends_on && s.depends_on.length) details.append(el('div', { class: 'muted', text: 'needs ' + s.depends_on.join(', ') }));
     if (!details.childNodes.length && s.ready_at && (s.state === 'ready' || s.state === 'catching_up')) details.append(el('div', { class: 'muted' }, 'ready since ', relTime(s.ready_at)));
 
     const actions = el('div', { class: 'actions' });
-    const stopped = s.desired === 'stopped';
+    const stopped = s.desired === 'stopped' || s.state === 'idle';
     const btn = (action, label) => {
       const key = action + ':' + s.name;
       const b = el('button', { type: 'button', 'data-action': action, 'data-name': s.name, 'aria-label': label + ' ' + s.name, text: label });
