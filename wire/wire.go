@@ -39,6 +39,9 @@ const (
 	CodeConflict         = "conflict"
 	CodeUnavailable      = "unavailable"
 	CodeInternal         = "internal"
+	// The on-demand entry points' own answers.
+	CodeChainFailed = "chain_failed" // a required dependency of the chain failed (502)
+	CodeBadGateway  = "bad_gateway"  // the chain is ready but its upstream does not answer (502)
 )
 
 // Service is one component as the API shows it.

@@ -47,7 +47,18 @@ type Options struct {
 	// held while the chain starts (the chain's deadline); then 503 with
 	// Retry-After (http) or the connection is closed (tcp).
 	Hold time.Duration
+	// MaxHeld caps the clients waiting on the chain at once: held
+	// requests, held tcp connections and waiting pages' event streams.
+	// Beyond it a request gets 503 with Retry-After at once and a tcp
+	// connection is closed. 0: DefaultMaxHeld.
+	MaxHeld int
 }
+
+// Defaults for Options left zero.
+const (
+	DefaultHold    = 5 * time.Minute // the global bound of a chain's start
+	DefaultMaxHeld = 256
+)
 
 // The modes of an on-demand entry point.
 const (

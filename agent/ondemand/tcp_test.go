@@ -1,0 +1,331 @@
+package ondemand
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// echoServer is a real TCP service that answers only after the client
+// half-closed: it reads everything, then writes it back and closes.
+func echoServer(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				b, err := io.ReadAll(c)
+				if err != nil {
+					return
+				}
+				_, _ = c.Write(append([]byte("echo: "), b...))
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+func dialFront(t *testing.T, f *Front) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial("tcp", f.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+func TestTCP(t *testing.T) {
+	t.Run("HeldUntilReadyThenSplicedWithHalfClose", func(t *testing.T) {
+		c := newFake("cache", wire.ChainIdle, comps()...)
+		f := runFront(t, Options{Name: "cache", Upstream: echoServer(t), Mode: ModeTCP}, c)
+		conn := dialFront(t, f)
+		msg := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB, both ways
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := conn.Write(msg)
+			if err == nil {
+				err = conn.CloseWrite() // the echo answers only after this EOF
+			}
+			wrote <- err
+		}()
+		c.waitWatches(t, 1)
+		if d, _ := c.counts(); d != 1 {
+			t.Fatalf("%d demands, want 1", d)
+		}
+		c.setState(wire.ChainReady, "")
+		got, err := io.ReadAll(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, append([]byte("echo: "), msg...)) {
+			t.Errorf("got %d bytes back, want %d", len(got), len("echo: ")+len(msg))
+		}
+	})
+
+	t.Run("ClosedWhenTheChainFails", func(t *testing.T) {
+		c := newFake("cache", wire.ChainIdle, comps()...)
+		f := runFront(t, Options{Name: "cache", Upstream: echoServer(t), Mode: ModeTCP}, c)
+		conn := dialFront(t, f)
+		c.waitWatches(t, 1)
+		c.setState(wire.ChainFailed, "db: exited with status 1")
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(conn)
+		if err != nil || len(b) != 0 {
+			t.Errorf("got %q, %v; want a clean close with nothing sent", b, err)
+		}
+	})
+
+	t.Run("TooManyWaitingAreClosed", func(t *testing.T) {
+		c := newFake("cache", wire.ChainIdle, comps()...)
+		f := runFront(t, Options{Name: "cache", Upstream: echoServer(t), Mode: ModeTCP, MaxHeld: 1}, c)
+		first := dialFront(t, f)
+		c.waitWatches(t, 1)
+		second := dialFront(t, f)
+		_ = second.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if b, err := io.ReadAll(second); err != nil || len(b) != 0 {
+			t.Errorf("second connection beyond the cap: %q %v, want closed", b, err)
+		}
+		c.setState(wire.ChainReady, "")
+		_, _ = first.Write([]byte("still here"))
+		_ = first.CloseWrite()
+		if b, _ := io.ReadAll(first); string(b) != "echo: still here" {
+			t.Errorf("first connection got %q", b)
+		}
+	})
+
+	t.Run("ListenErrorIsReturned", func(t *testing.T) {
+		taken, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer taken.Close()
+		f, err := New(Options{Name: "cache", Listen: taken.Addr().String(), Upstream: "127.0.0.1:1", Mode: ModeTCP}, newFake("cache", wire.ChainIdle), testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = f.Run(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "listen on "+taken.Addr().String()) || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("Run on a taken port: %v", err)
+		}
+	})
+}
+
+func TestNewRefusesBadOptions(t *testing.T) {
+	good := Options{Name: "blog", Listen: "127.0.0.1:8080", Upstream: "127.0.0.1:9002"}
+	for _, c := range []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"NoName", func(o *Options) { o.Name = "" }, "no component name"},
+		{"BadMode", func(o *Options) { o.Mode = "udp" }, `mode "udp"`},
+		{"BadListen", func(o *Options) { o.Listen = "8080" }, `listen address "8080"`},
+		{"UpstreamWithoutPort", func(o *Options) { o.Upstream = "127.0.0.1" }, `upstream "127.0.0.1"`},
+		{"UpstreamWithoutHost", func(o *Options) { o.Upstream = ":9002" }, "missing host or port"},
+		{"NegativeIdle", func(o *Options) { o.IdleStop = -time.Second }, "idle_stop -1s is negative"},
+		{"NegativeHold", func(o *Options) { o.Hold = -time.Second }, "hold -1s is negative"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := good
+			c.edit(&o)
+			_, err := New(o, newFake("blog", wire.ChainIdle), nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v, want an error with %q", err, c.want)
+			}
+		})
+	}
+	f, err := New(good, newFake("blog", wire.ChainIdle), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.o.Mode != ModeHTTP || f.o.Hold != DefaultHold || f.o.MaxHeld != DefaultMaxHeld {
+		t.Errorf("defaults: %+v", f.o)
+	}
+}
+
+// pipeEcho answers like echoServer, on a net.Pipe (which cannot
+// half-close: it echoes each read at once).
+func pipeEcho(c net.Conn) {
+	defer c.Close()
+	_, _ = io.Copy(c, c)
+}
+
+func TestTCPHoldRunsOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFake("cache", wire.ChainIdle, comps()...)
+		_, ln, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP, Hold: 90 * time.Second}, c, pipeEcho)
+		defer stop()
+		conn, err := ln.Dial(t.Context(), "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		start := time.Now()
+		n, err := conn.Read(make([]byte, 1))
+		if n != 0 || !errors.Is(err, io.EOF) {
+			t.Errorf("read %d, %v; want the connection closed", n, err)
+		}
+		if held := time.Since(start); held != 90*time.Second {
+			t.Errorf("held %s, want the hold, 1m30s", held)
+		}
+	})
+}
+
+func TestIdleStop(t *testing.T) {
+	ping := func(t *testing.T, conn net.Conn) {
+		t.Helper()
+		if _, err := conn.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(conn, b); err != nil || string(b) != "ping" {
+			t.Fatalf("echo: %q %v", b, err)
+		}
+	}
+	t.Run("StopsOnceAfterTheLastConnectionAndStartsAgain", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c := newFake("cache", wire.ChainIdle, comps()...)
+			_, ln, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP, IdleStop: 30 * time.Minute}, c, pipeEcho)
+			defer stop()
+			c.onDemand = func(c *fakeChains) {
+				now := time.Now()
+				c.update(func(v *wire.Chain) { v.State, v.StartedAt = wire.ChainReady, &now })
+			}
+			conn, _ := ln.Dial(t.Context(), "", "")
+			ping(t, conn)
+			time.Sleep(2 * time.Hour) // an open connection is activity, however quiet
+			synctest.Wait()
+			if _, s := c.counts(); s != 0 {
+				t.Fatalf("stopped %d times with a connection open", s)
+			}
+			conn.Close()
+			synctest.Wait()
+			time.Sleep(30*time.Minute - time.Nanosecond)
+			synctest.Wait()
+			if _, s := c.counts(); s != 0 {
+				t.Fatalf("stopped before idle_stop passed")
+			}
+			time.Sleep(time.Nanosecond)
+			synctest.Wait()
+			if _, s := c.counts(); s != 1 {
+				t.Fatalf("%d idle stops at idle_stop, want 1", s)
+			}
+			time.Sleep(5 * time.Hour)
+			synctest.Wait()
+			if _, s := c.counts(); s != 1 {
+				t.Fatalf("%d idle stops after a long quiet, want still 1", s)
+			}
+			conn, _ = ln.Dial(t.Context(), "", "")
+			ping(t, conn)
+			if d, _ := c.counts(); d != 2 {
+				t.Errorf("%d demands, want the next connection to demand again (2)", d)
+			}
+			conn.Close()
+			synctest.Wait()
+			time.Sleep(30 * time.Minute)
+			synctest.Wait()
+			if _, s := c.counts(); s != 2 {
+				t.Errorf("%d idle stops after the second quiet period, want 2", s)
+			}
+		})
+	})
+	t.Run("AChainStartedElsewhereIsStoppedWhenUnused", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c := newFake("cache", wire.ChainIdle, comps()...)
+			_, _, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP, IdleStop: 10 * time.Minute}, c, pipeEcho)
+			defer stop()
+			time.Sleep(time.Hour) // idle and nothing to stop
+			synctest.Wait()
+			if _, s := c.counts(); s != 0 {
+				t.Fatalf("an idle chain was stopped %d times", s)
+			}
+			now := time.Now()
+			c.update(func(v *wire.Chain) { v.State, v.StartedAt, v.Trigger = wire.ChainReady, &now, "manual" })
+			synctest.Wait()
+			time.Sleep(10*time.Minute - time.Nanosecond)
+			synctest.Wait()
+			if _, s := c.counts(); s != 0 {
+				t.Fatalf("stopped before idle_stop after its start")
+			}
+			time.Sleep(time.Nanosecond)
+			synctest.Wait()
+			if _, s := c.counts(); s != 1 {
+				t.Fatalf("%d idle stops, want 1", s)
+			}
+		})
+	})
+	t.Run("ZeroNeverStops", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c := newFake("cache", wire.ChainReady, comps()...)
+			_, _, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP}, c, pipeEcho)
+			defer stop()
+			time.Sleep(1000 * time.Hour)
+			synctest.Wait()
+			if _, s := c.counts(); s != 0 {
+				t.Errorf("idle_stop 0 stopped the chain %d times", s)
+			}
+		})
+	})
+}
+
+// TestIdleStopCountsHTTPRequests: in http mode a request in flight (here a
+// held one) is activity and an idle keep-alive connection is not.
+func TestIdleStopCountsHTTPRequests(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFake("blog", wire.ChainIdle, comps()...)
+		_, ln, stop := pipeFront(t, Options{Name: "blog", Upstream: "127.0.0.1:9", IdleStop: time.Minute, Hold: time.Hour}, c, func(net.Conn) {})
+		defer stop()
+		tr := &http.Transport{DialContext: ln.Dial}
+		defer tr.CloseIdleConnections()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			resp, err := (&http.Client{Transport: tr}).Get("http://127.0.0.1:8080/") // held for the hour
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close() // the connection stays open, idle
+		}()
+		synctest.Wait()
+		time.Sleep(59 * time.Minute)
+		synctest.Wait()
+		if _, s := c.counts(); s != 0 {
+			t.Fatalf("stopped with a request held")
+		}
+		<-done // the hold runs out: 503
+		time.Sleep(time.Minute - time.Nanosecond)
+		synctest.Wait()
+		if _, s := c.counts(); s != 0 {
+			t.Fatalf("stopped too early")
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if _, s := c.counts(); s != 1 {
+			t.Fatalf("%d idle stops with only an idle keep-alive connection, want 1", s)
+		}
+	})
+}
