@@ -83,4 +83,3 @@ func BenchmarkProxyLatency(b *testing.B) {
 	load, _ := os.ReadFile("/proc/loadavg")
 	b.Logf("%d requests each way; load average (1, 5, 15 min, runnable/total, last pid): %s", len(ds), strings.TrimSpace(string(load)))
 }
-
