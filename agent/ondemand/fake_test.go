@@ -35,6 +35,7 @@ type fakeChains struct {
 	calls     int
 	hub       fanout.Hub[struct{}]
 	watches   atomic.Int64
+	base      int64 // the watches a running Front holds itself
 }
 
 func newFake(name, state string, comps ...wire.ChainComponent) *fakeChains {
@@ -119,13 +120,19 @@ func (c *fakeChains) counts() (demands, idleStops int) {
 	return c.demands, c.idleStops
 }
 
-// waitWatches waits until n watches are open (a client is held).
+// waitWatches waits until n clients watch the chain (are held, or follow
+// the waiting page's stream), besides the Front's own watches.
 func (c *fakeChains) waitWatches(t testing.TB, n int64) {
 	t.Helper()
+	c.waitWatchesExactly(t, c.base+n, false)
+}
+
+func (c *fakeChains) waitWatchesExactly(t testing.TB, n int64, exactly bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for c.watches.Load() < n {
+	for w := c.watches.Load(); w < n || exactly && w != n; w = c.watches.Load() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d watches open, want %d", c.watches.Load(), n)
+			t.Fatalf("%d watches open, want %d", w, n)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -152,6 +159,13 @@ func runFront(t testing.TB, o Options, c Chains) *Front {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
+	if fc, ok := c.(*fakeChains); ok { // the Front follows the chain, and idles
+		fc.base = 1
+		if o.IdleStop > 0 {
+			fc.base++
+		}
+		fc.waitWatchesExactly(t, fc.base, true)
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rouse-dev/rouse/internal/hostcheck"
@@ -43,6 +44,11 @@ type Front struct {
 	held chan struct{} // a slot per waiting client, cap MaxHeld
 
 	kick chan struct{} // 1 slot: activity changed, for the idle loop
+
+	// ready caches "the chain is ready", kept by follow: a request that
+	// finds it set goes straight to the upstream without building the
+	// chain's view. Unset, the view decides.
+	ready atomic.Bool
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -184,6 +190,9 @@ func (f *Front) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	followed := make(chan struct{})
+	wg.Go(func() { f.follow(ctx, followed) })
+	<-followed
 	if f.o.IdleStop > 0 {
 		wg.Go(func() { f.idleLoop(ctx) })
 	}
@@ -231,6 +240,31 @@ func (f *Front) serveHTTP(ctx context.Context) error {
 	f.handlers.Wait()
 	f.transport.CloseIdleConnections()
 	return err
+}
+
+// follow keeps f.ready up to date with the chain until ctx ends; it
+// closes started once the first view is read.
+func (f *Front) follow(ctx context.Context, started chan<- struct{}) {
+	changed, stop := f.chains.Watch(f.o.Name)
+	defer stop()
+	defer f.ready.Store(false)
+	for {
+		f.ready.Store(f.chains.Chain(f.o.Name).State == wire.ChainReady)
+		if started != nil {
+			close(started)
+			started = nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changed:
+			if !ok { // no more news: leave every request to the view
+				f.ready.Store(false)
+				<-ctx.Done()
+				return
+			}
+		}
+	}
 }
 
 // begin and end count activity: an open tcp connection or an http request

@@ -54,12 +54,15 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.begin()
 	defer f.end()
-	v := f.chains.Chain(f.o.Name)
-	if v.State == wire.ChainReady {
+	if f.ready.Load() {
 		f.forward(w, r, false)
 		return
 	}
-	f.notReady(w, r, v)
+	if v := f.chains.Chain(f.o.Name); v.State == wire.ChainReady {
+		f.forward(w, r, false)
+	} else {
+		f.notReady(w, r, v)
+	}
 }
 
 // notReady answers a request that found the chain not ready.

@@ -172,13 +172,7 @@ func TestHTTP(t *testing.T) {
 		if rest, err := io.ReadAll(rd); err != nil || strings.Contains(string(rest), "data:") {
 			t.Errorf("after ready the stream goes on: %q %v", rest, err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for c.watches.Load() != 0 && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		if n := c.watches.Load(); n != 0 {
-			t.Errorf("%d watches left open after the stream ended", n)
-		}
+		c.waitWatchesExactly(t, c.base, true) // the stream's watch ended
 		if d, _ := c.counts(); d != 0 {
 			t.Errorf("the event stream demanded the chain %d times", d)
 		}

@@ -63,7 +63,11 @@ func (f *Front) serveConn(ctx context.Context, c net.Conn) {
 	defer stop()
 	defer c.Close()
 
-	up, ok := f.upstreamFor(ctx, f.chains.Chain(f.o.Name))
+	v := wire.Chain{State: wire.ChainReady}
+	if !f.ready.Load() {
+		v = f.chains.Chain(f.o.Name)
+	}
+	up, ok := f.upstreamFor(ctx, v)
 	if !ok {
 		return
 	}
