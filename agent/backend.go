@@ -153,7 +153,7 @@ func overall(h wire.Health) string {
 	st := wire.StatusOK
 	for _, c := range h.Components {
 		switch trackers.State(c.State) {
-		case trackers.StateFailed, trackers.StateDegraded:
+		case trackers.StateFailed, trackers.StateDegraded, trackers.StateUnhealthy:
 			if c.Required {
 				return wire.StatusDegraded
 			}

@@ -33,6 +33,7 @@ type metrics struct {
 var allStates = []trackers.State{
 	trackers.StateStopped, trackers.StateWaiting, trackers.StateStarting, trackers.StateReady,
 	trackers.StateCatchingUp, trackers.StateDegraded, trackers.StateFailed, trackers.StatePaused,
+	trackers.StateUnhealthy,
 }
 
 func newMetrics() *metrics {

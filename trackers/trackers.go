@@ -42,6 +42,9 @@ const (
 	StateDegraded   State = "degraded"    // its deadline passed before it was ready; it keeps trying
 	StateFailed     State = "failed"      // the last attempt failed; the heartbeat retries it
 	StatePaused     State = "paused"      // the machine is going to sleep
+	// StateUnhealthy: it was ready, its health check failed retries times
+	// in a row, and it is being restarted. Not ready: dependents wait.
+	StateUnhealthy State = "unhealthy"
 )
 
 // IsReady reports whether a component in state s counts as ready for its
@@ -103,6 +106,37 @@ type Resumer interface {
 // ctx's deadline. Run goes on; the next call is Resume.
 type Pauser interface {
 	Pause(ctx context.Context)
+}
+
+// Checker is implemented by components with a readiness check of their
+// own (exec's ready:, a container's readiness). After the component is
+// ready the agent runs Check every health interval, under the health
+// timeout, as its health check unless the config names another: nil is
+// healthy, an error says what failed (its text is shown and recorded, so
+// it should carry the check's output, bounded). Check must be safe to call
+// while Run goes on and must return when ctx ends.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Restarter is implemented by components that restart what they watch in
+// place (a container: docker restart) rather than through a new Run. After
+// a failed health check the agent calls Restart while Run goes on, then
+// waits for the component to report ready again; the others are restarted
+// by ending their Run and starting a new one (an exec child's process
+// group goes with its Run). Restart returns once the restart was asked
+// for, or ctx ended.
+type Restarter interface {
+	Restart(ctx context.Context) error
+}
+
+// HealthOptions is implemented by a kind's option structs when the
+// component can be a Checker. Config calls it to refuse a health: entry
+// that cannot work: own says whether these options give the component a
+// check of its own (the default health check); refuse, when not empty,
+// says why health checks do not apply at all (an exec oneshot).
+type HealthOptions interface {
+	HealthCheck() (own bool, refuse string)
 }
 
 // Item is one thing a tracker saw: a scrobble, a stream message, a link

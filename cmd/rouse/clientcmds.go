@@ -52,7 +52,7 @@ func (p painter) state(s string) string {
 		code = "32"
 	case "catching_up", "starting", "waiting":
 		code = "33"
-	case "degraded", "failed":
+	case "degraded", "failed", "unhealthy":
 		code = "31"
 	case "stopped", "paused", "idle":
 		code = "90"

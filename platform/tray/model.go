@@ -125,7 +125,7 @@ func Build(in Input) Model {
 			ready++
 		case "failed":
 			failed++
-		case "degraded":
+		case "degraded", "unhealthy":
 			degraded++
 		case "starting", "waiting":
 			starting++

@@ -43,7 +43,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -57,14 +56,18 @@ import (
 
 	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/trackers/probe"
 )
 
 // Kind is the container tracker kind.
 var Kind = trackers.KindOf("container", false, DefaultOptions, New)
 
 var (
-	_ trackers.Component = (*Tracker)(nil)
-	_ trackers.Resumer   = (*Tracker)(nil)
+	_ trackers.Component     = (*Tracker)(nil)
+	_ trackers.Resumer       = (*Tracker)(nil)
+	_ trackers.Checker       = (*Tracker)(nil)
+	_ trackers.Restarter     = (*Tracker)(nil)
+	_ trackers.HealthOptions = (*Options)(nil)
 )
 
 // Timing of the parts that are not options.
@@ -121,7 +124,7 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 		cli:    cli,
 		resume: make(chan struct{}, 1),
 		rand:   rand.Int64N,
-		http:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		http:   probe.NewHTTPClient(),
 	}, nil
 }
 
@@ -301,7 +304,7 @@ func (w *watch) loop(ctx context.Context, ev client.EventsResult) error {
 			w.rep.Set(trackers.StateStarting) // the agent set it so
 			if t.opts.RestartOnWake {
 				w.h.Report(trackers.StateStarting, nil)
-				if err := t.restart(ctx, w.id); err != nil {
+				if err := t.restart(ctx, w.id, "wake"); err != nil {
 					return err
 				}
 			}
@@ -510,14 +513,64 @@ func (t *Tracker) start(ctx context.Context, id string, info container.InspectRe
 	return nil
 }
 
-func (t *Tracker) restart(ctx context.Context, id string) error {
+func (t *Tracker) restart(ctx context.Context, id, why string) error {
 	cctx, cancel := context.WithTimeout(ctx, callTimeout+time.Duration(defaultStopTimeout)*time.Second)
 	defer cancel()
-	t.log.Info("restarting container on wake", "id", short(id))
+	t.log.Info("restarting container", "id", short(id), "why", why)
 	if _, err := t.cli.ContainerRestart(cctx, id, client.ContainerRestartOptions{}); err != nil {
 		return fmt.Errorf("restart %s: %w", t.opts.target(), err)
 	}
 	return nil
+}
+
+// Check checks the container once (trackers.Checker), the default health
+// check: its ready.tcp, ready.http or ready.exec check when it has one;
+// otherwise it must be running and, when Docker's HEALTHCHECK decides its
+// readiness, healthy.
+func (t *Tracker) Check(ctx context.Context) error {
+	id := t.ID()
+	if id == "" {
+		return errors.New("no container found yet")
+	}
+	if !t.checkless() {
+		return t.check(ctx, id)
+	}
+	info, err := t.inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !info.State.Running:
+		return fmt.Errorf("%s is not running (%s)", t.opts.target(), info.State.Status)
+	case info.State.Paused:
+		return fmt.Errorf("%s is paused", t.opts.target())
+	}
+	health, err := t.healthMode(info)
+	if err != nil {
+		return err
+	}
+	if health && info.State.Health != nil && info.State.Health.Status != container.Healthy {
+		msg := fmt.Sprintf("%s is %s", t.opts.target(), info.State.Health.Status)
+		if n := len(info.State.Health.Log); n > 0 {
+			if out := lastLine(info.State.Health.Log[n-1].Output); out != "" {
+				msg += ": " + out
+			}
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+// Restart restarts the container through the Engine API (docker
+// restart), the agent's answer to a failed health check
+// (trackers.Restarter); Run sees it die and start on the event stream and
+// reports it ready again.
+func (t *Tracker) Restart(ctx context.Context) error {
+	id := t.ID()
+	if id == "" {
+		return errors.New("no container found yet")
+	}
+	return t.restart(ctx, id, "health check failed")
 }
 
 // stop stops the container with its own stop timeout (stop_on_stop).
@@ -551,24 +604,13 @@ func (t *Tracker) check(ctx context.Context, id string) error {
 	r := t.opts.Ready
 	switch {
 	case r.TCP != "":
-		var d net.Dialer
-		c, err := d.DialContext(cctx, "tcp", r.TCP)
-		if err != nil {
+		if err := probe.TCP(cctx, r.TCP); err != nil {
 			return fmt.Errorf("ready.tcp: %w", err)
 		}
-		return c.Close()
+		return nil
 	case r.HTTP != "":
-		req, err := http.NewRequestWithContext(cctx, http.MethodGet, r.HTTP, nil)
-		if err != nil {
+		if err := probe.HTTP(cctx, t.http, r.HTTP); err != nil {
 			return fmt.Errorf("ready.http: %w", err)
-		}
-		resp, err := t.http.Do(req)
-		if err != nil {
-			return fmt.Errorf("ready.http: %w", err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return fmt.Errorf("ready.http: GET %s: %s", r.HTTP, resp.Status)
 		}
 		return nil
 	case len(r.Exec) > 0:

@@ -169,3 +169,8 @@ func (o *Options) target() string {
 	}
 	return fmt.Sprintf("compose service %q of project %q", o.Compose.Service, o.Compose.Project)
 }
+
+// HealthCheck says whether a health: entry may repeat the readiness check
+// (trackers.HealthOptions): a container always has one (its ready check,
+// else running and, with a HEALTHCHECK, healthy).
+func (o *Options) HealthCheck() (own bool, refuse string) { return true, "" }

@@ -105,8 +105,10 @@ import (
 var Kind = trackers.KindOf("exec", false, DefaultOptions, New)
 
 var (
-	_ trackers.Component = (*Tracker)(nil)
-	_ trackers.Resumer   = (*Tracker)(nil)
+	_ trackers.Component     = (*Tracker)(nil)
+	_ trackers.Resumer       = (*Tracker)(nil)
+	_ trackers.Checker       = (*Tracker)(nil)
+	_ trackers.HealthOptions = (*Options)(nil)
 )
 
 // Tracker supervises one command. Build it with New.
@@ -208,6 +210,18 @@ func (t *Tracker) setPid(pid int) {
 		t.jail = nil // closed with its run
 	}
 	t.mu.Unlock()
+}
+
+// Check runs the readiness check once (trackers.Checker): the health
+// check by default. With no check configured it passes while a child runs.
+func (t *Tracker) Check(ctx context.Context) error {
+	if t.check == nil {
+		if t.Pid() == 0 {
+			return errors.New("no child is running")
+		}
+		return nil
+	}
+	return t.check(ctx)
 }
 
 // Output returns the last output lines of the child (stdout and stderr

@@ -4,13 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/trackers/probe"
 )
 
 // Options configure one exec component. Every field's comment states its
@@ -62,16 +61,12 @@ type Options struct {
 	OutputLines int `yaml:"output_lines"`
 }
 
-// Ready is the readiness check: at most one field is set.
-type Ready struct {
-	// TCP is host:port; ready when a TCP connection to it succeeds.
-	TCP string `yaml:"tcp"`
-	// HTTP is an http(s) URL; ready when a GET answers 2xx.
-	HTTP string `yaml:"http"`
-	// Command is an argv; ready when it exits 0. It runs with the same
-	// environment and directory as the supervised process.
-	Command []string `yaml:"command"`
-}
+// Ready is the readiness check: at most one field is set. TCP is
+// host:port, ready when a TCP connection to it succeeds; HTTP an http(s)
+// URL, ready when a GET answers 2xx; Command an argv, ready when it exits
+// 0 (it runs with the same environment and directory as the supervised
+// process, in the run's jail).
+type Ready = probe.Spec
 
 // Backoff is a capped exponential backoff.
 type Backoff struct {
@@ -100,10 +95,7 @@ const (
 // EnvAllowlist names the only variables of the agent's environment a child
 // inherits. Everything else (the API token above all) stays out unless the
 // user writes it in env.
-var EnvAllowlist = []string{
-	"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ",
-	"XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK",
-}
+var EnvAllowlist = probe.EnvAllowlist
 
 // DefaultOptions returns Options with every default filled in.
 func DefaultOptions() *Options {
@@ -118,6 +110,16 @@ func DefaultOptions() *Options {
 }
 
 var _ trackers.Validator = (*Options)(nil)
+
+// HealthCheck says whether a health: entry may repeat the ready check
+// (trackers.HealthOptions): there is one when ready: is set; a oneshot,
+// done once it exited, has no health to check.
+func (o *Options) HealthCheck() (own bool, refuse string) {
+	if o.Oneshot {
+		return false, "a oneshot is done once it exits 0: health checks do not apply; remove health, or oneshot"
+	}
+	return o.Ready.Count() > 0, ""
+}
 
 // Validate checks the options; keys are relative to the tracker's entry.
 func (o *Options) Validate() []trackers.FieldError {
@@ -146,29 +148,8 @@ func (o *Options) Validate() []trackers.FieldError {
 			add("dir", "%q: %v", o.Dir, err)
 		}
 	}
-	set := 0
-	if o.Ready.TCP != "" {
-		set++
-		if host, port, err := net.SplitHostPort(o.Ready.TCP); err != nil || host == "" || port == "" {
-			add("ready.tcp", "must be host:port, got %q", o.Ready.TCP)
-		}
-	}
-	if o.Ready.HTTP != "" {
-		set++
-		u, err := url.Parse(o.Ready.HTTP)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("ready.http", "must be an http:// or https:// URL, got %q", o.Ready.HTTP)
-		}
-	}
-	if o.Ready.Command != nil {
-		set++
-		if len(o.Ready.Command) == 0 || strings.TrimSpace(o.Ready.Command[0]) == "" {
-			add("ready.command", "must be a non-empty argv")
-		}
-	}
-	if set > 1 {
-		add("ready", "set at most one of tcp, http, command (got %d)", set)
-	}
+	errs = append(errs, o.Ready.Validate("ready")...)
+	set := o.Ready.Count()
 	if o.Oneshot && set > 0 {
 		add("ready", "a oneshot is ready when it exits 0: remove ready, or oneshot")
 	}

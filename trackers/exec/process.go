@@ -1,22 +1,18 @@
 package exec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	osexec "os/exec"
-	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/rouse-dev/rouse/internal/home"
+	"github.com/rouse-dev/rouse/trackers/probe"
 )
 
 // readerGrace is how long output readers may run after the process group
@@ -72,12 +68,12 @@ func resolve(argv []string, extraEnv map[string]string, dir string) (spec, error
 	if len(argv) == 0 {
 		return spec{}, errors.New("empty command")
 	}
-	env := childEnv(extraEnv)
+	env := probe.Env(extraEnv)
 	name, err := home.Expand(argv[0])
 	if err != nil {
 		return spec{}, err
 	}
-	path, err := lookPath(name, env)
+	path, err := probe.LookPath(name, env)
 	if err != nil {
 		return spec{}, err
 	}
@@ -87,26 +83,6 @@ func resolve(argv []string, extraEnv map[string]string, dir string) (spec, error
 	args := slices.Clone(argv)
 	args[0] = name
 	return spec{path: path, argv: args, env: env, dir: dir}, nil
-}
-
-// childEnv is the allowlisted part of the agent's environment plus extra,
-// sorted.
-func childEnv(extra map[string]string) []string {
-	m := make(map[string]string, len(EnvAllowlist)+len(extra))
-	for _, k := range EnvAllowlist {
-		if v, ok := os.LookupEnv(k); ok {
-			m[k] = v
-		}
-	}
-	for k, v := range extra {
-		m[k] = v
-	}
-	env := make([]string, 0, len(m))
-	for k, v := range m {
-		env = append(env, k+"="+v)
-	}
-	slices.Sort(env)
-	return env
 }
 
 // dirError is a working directory that cannot be used; its message names
@@ -157,29 +133,6 @@ func isDir(p string) error {
 		return errors.New("not a directory")
 	}
 	return nil
-}
-
-// lookPath finds name in the PATH of env (the child's, which the user may
-// have changed), skipping empty and relative entries.
-func lookPath(name string, env []string) (string, error) {
-	if strings.ContainsRune(name, '/') || strings.ContainsRune(name, filepath.Separator) {
-		return name, nil
-	}
-	var pathList string
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			pathList = v
-		}
-	}
-	for _, d := range filepath.SplitList(pathList) {
-		if d == "" || !filepath.IsAbs(d) {
-			continue
-		}
-		if p, err := osexec.LookPath(filepath.Join(d, name)); err == nil {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("not found in PATH %q: install it or give its full path in command", pathList)
 }
 
 // osProcess is a real child in its own process group, and in its jail.
@@ -356,85 +309,20 @@ func (r *goReader) Close() {
 }
 
 // checker is a readiness check: nil error means ready.
-type checker func(ctx context.Context) error
+type checker = probe.Func
 
 // newChecker builds the check o.Ready asks for; nil when there is none.
 // close releases what the check holds (idle HTTP connections). A command
-// check runs in the jail of the run it checks (jailOf), so what it leaves
-// behind goes with the run.
+// check runs with the child's environment and directory, in the jail of
+// the run it checks (jailOf), so what it leaves behind goes with the run.
 func newChecker(o *Options, jailOf func() *jail) (check checker, close func()) {
-	r := o.Ready
-	switch {
-	case r.TCP != "":
-		return func(ctx context.Context) error {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", r.TCP)
-			if err != nil {
-				return fmt.Errorf("ready.tcp: %w", err)
-			}
-			return c.Close()
-		}, func() {}
-	case r.HTTP != "":
-		tr := &http.Transport{DisableKeepAlives: true}
-		client := &http.Client{Transport: tr}
-		return func(ctx context.Context) error {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.HTTP, nil)
-			if err != nil {
-				return fmt.Errorf("ready.http: %w", err)
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return fmt.Errorf("ready.http: %w", err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode < 200 || resp.StatusCode > 299 {
-				return fmt.Errorf("ready.http: GET %s: %s", r.HTTP, resp.Status)
-			}
-			return nil
-		}, tr.CloseIdleConnections
-	case len(r.Command) > 0:
-		return func(ctx context.Context) error {
-			sp, err := resolve(r.Command, o.Env, o.Dir)
-			if err != nil {
-				return fmt.Errorf("ready.command: %w", err)
-			}
-			return runCheck(ctx, sp, jailOf())
-		}, func() {}
-	}
-	return nil, func() {}
+	return probe.New(o.Ready, "ready", func(ctx context.Context, argv []string) error {
+		sp, err := resolve(argv, o.Env, o.Dir)
+		if err != nil {
+			return err
+		}
+		return probe.Run(ctx, probe.Cmd{Path: sp.path, Argv: sp.argv, Env: sp.env, Dir: sp.dir, Prepare: jailOf().prepare})
+	})
 }
 
-// runCheck runs a readiness command in its own process group, in j, killed
-// as a group when ctx ends.
-func runCheck(ctx context.Context, sp spec, j *jail) error {
-	var out bytes.Buffer
-	cmd := osexec.CommandContext(ctx, sp.path)
-	attr := sysProcAttr()
-	cmd.Args, cmd.Env, cmd.Dir = sp.argv, j.prepare(attr, sp.env), sp.dir
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = attr
-	cmd.Cancel = func() error { return killGroup(cmd.Process) }
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	if cmd.Process != nil {
-		_ = killGroup(cmd.Process) // nothing it started outlives the check
-	}
-	if err == nil {
-		return nil
-	}
-	if last := lastLine(out.String()); last != "" {
-		return fmt.Errorf("ready.command: %w: %s", err, last)
-	}
-	return fmt.Errorf("ready.command: %w", err)
-}
-
-func lastLine(s string) string {
-	s = strings.TrimRight(s, "\r\n")
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
-}
+func lastLine(s string) string { return probe.LastLine(s) }
