@@ -31,6 +31,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rouse-dev/rouse/scheduler"
+	"github.com/rouse-dev/rouse/trackers/probe"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -189,6 +190,10 @@ type Tracker struct {
 	// boot like any other. It is not part of Hash: changing it rebuilds
 	// the entry point, not the component.
 	OnDemand *OnDemand `yaml:"on_demand"`
+	// Health keeps checking the component once it is ready; retries
+	// failures in a row make it unhealthy and restart it. Default nil:
+	// no health check.
+	Health *Health `yaml:"health"`
 	// Options are the kind-specific keys, decoded into the kind's
 	// NewOptions() value (a pointer) and validated.
 	Options any `yaml:"-"`
@@ -230,6 +235,41 @@ const (
 	OnFailureRollback = "rollback"
 	OnFailureKeep     = "keep"
 )
+
+// Health is a tracker's health check (Tracker.Health), as compose's
+// healthcheck: after the component is ready (and start_period has passed)
+// check runs every interval under timeout; retries failures in a row make
+// the component unhealthy, and it is restarted.
+type Health struct {
+	// Check is the check to run: tcp, http or command, at most one.
+	// Default: the kind's own readiness check (exec's ready:, a
+	// container's readiness); a kind without one needs it.
+	Check probe.Spec `yaml:"check"`
+	// Interval is the time between checks. Default 10s, at least 100ms.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout bounds one check; one that takes longer failed. Default
+	// 2s, at least 10ms.
+	Timeout time.Duration `yaml:"timeout"`
+	// Retries is how many failures in a row make the component
+	// unhealthy. Default 3, from 1 to MaxHealthRetries.
+	Retries int `yaml:"retries"`
+	// StartPeriod is how long after the component became ready the first
+	// check waits (a warm-up). Default 0, not negative.
+	StartPeriod time.Duration `yaml:"start_period"`
+}
+
+// The health check's defaults and bound (Health).
+const (
+	DefaultHealthInterval = 10 * time.Second
+	DefaultHealthTimeout  = 2 * time.Second
+	DefaultHealthRetries  = 3
+	MaxHealthRetries      = 100
+)
+
+// DefaultHealth returns a Health with its defaults filled in.
+func DefaultHealth() Health {
+	return Health{Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout, Retries: DefaultHealthRetries}
+}
 
 // The start limit's defaults and bound (Tracker.StartLimit).
 const (

@@ -44,6 +44,17 @@ func (o *probeOptions) Validate() []trackers.FieldError {
 	return out
 }
 
+// HealthCheck: the test kind repeats its ready.tcp check; tagged
+// "oneshot" it refuses health checks.
+func (o *probeOptions) HealthCheck() (bool, string) {
+	for _, t := range o.Tags {
+		if t == "oneshot" {
+			return false, "a oneshot has no health"
+		}
+	}
+	return o.Ready.TCP != "", ""
+}
+
 // testKinds are the kinds the tests parse against: a probe with options, a
 // kind without options, a stand-in for the network kind the embedded
 // default names, and decode_test.go's kind of every option shape.
@@ -268,6 +279,20 @@ func TestParseErrors(t *testing.T) {
 			`rouse.yaml:5: trackers[0].depends_on[0].restart: applies to a required dependency: an optional one is not waited for, got "true"`, ErrInvalidValue},
 		{"StartLimitOutOfRange", "trackers:\n  - name: a\n    kind: plain\n    start_limit: -1\n",
 			`rouse.yaml:4: trackers[0].start_limit: must be 0 (the default, 5) or from 1 to 1000, got "-1"`, ErrInvalidValue},
+		{"HealthWithoutACheckOnAKindWithoutOne", "trackers:\n  - name: a\n    kind: plain\n    health: {interval: 5s}\n",
+			`rouse.yaml:4: trackers[0].health.check: required: a plain tracker has no readiness check of its own to repeat; set health.check to {tcp: HOST:PORT}, {http: URL} or {command: [ARGV]}`, ErrRequired},
+		{"HealthRefusedByTheKind", "trackers:\n  - name: a\n    kind: probe\n    url: http://x/\n    tags: [oneshot]\n    health: {check: {tcp: \"127.0.0.1:1\"}}\n",
+			`rouse.yaml:6: trackers[0].health: a oneshot has no health`, ErrInvalidValue},
+		{"HealthRetriesOutOfRange", "trackers:\n  - name: a\n    kind: plain\n    health:\n      check: {tcp: \"127.0.0.1:1\"}\n      retries: 0\n",
+			`rouse.yaml:6: trackers[0].health.retries: must be from 1 to 100, got "0"`, ErrInvalidValue},
+		{"HealthIntervalTooShort", "trackers:\n  - name: a\n    kind: plain\n    health: {check: {command: [true]}, interval: 1ms}\n",
+			`rouse.yaml:4: trackers[0].health.interval: must be at least 100ms, got "1ms"`, nil},
+		{"HealthCheckTwoKinds", "trackers:\n  - name: a\n    kind: plain\n    health:\n      check: {tcp: \"127.0.0.1:1\", http: \"http://x/\"}\n",
+			`rouse.yaml:5: trackers[0].health.check: set at most one of tcp, http, command (got 2)`, ErrInvalidValue},
+		{"HealthCheckBadAddress", "trackers:\n  - name: a\n    kind: plain\n    health:\n      check: {tcp: nope}\n",
+			`rouse.yaml:5: trackers[0].health.check.tcp: must be host:port, got "nope"`, ErrInvalidValue},
+		{"HealthUnknownKey", "trackers:\n  - name: a\n    kind: plain\n    health: {check: {tcp: \"127.0.0.1:1\"}, retires: 2}\n",
+			`rouse.yaml:4: trackers[0].health.retires: unknown key; did you mean "retries"? expected one of: check, interval, retries, start_period, timeout`, ErrUnknownKey},
 		{"StartWindowTooShort", "trackers:\n  - name: a\n    kind: plain\n    start_window: 500ms\n",
 			`rouse.yaml:4: trackers[0].start_window: must be 0 (the default) or at least 1s, got "500ms"`, nil},
 		{"BadDuration", "heartbeat:\n  max: 10\n",
@@ -614,4 +639,29 @@ trackers:
 	if n, w := b.Limits(); n != DefaultStartLimit || w != DefaultStartWindow {
 		t.Errorf("b's start limit %d in %s, want the defaults", n, w)
 	}
+}
+
+func TestHealth(t *testing.T) {
+	t.Run("DefaultsAndTheKindsOwnCheck", func(t *testing.T) {
+		c := parseOK(t, "trackers:\n  - name: a\n    kind: probe\n    url: http://x/\n    ready: {tcp: \"127.0.0.1:9\"}\n    health: {}\n  - name: b\n    kind: plain\n")
+		h := c.Trackers[0].Health
+		if h == nil {
+			t.Fatal("health: {} left Health nil")
+		}
+		if d := DefaultHealth(); h.Interval != d.Interval || h.Timeout != d.Timeout || h.Retries != d.Retries || h.StartPeriod != d.StartPeriod || h.Check.Count() != 0 {
+			t.Errorf("health = %+v, want the defaults %+v", *h, DefaultHealth())
+		}
+		if c.Trackers[1].Health != nil {
+			t.Errorf("a tracker without health: got %+v", c.Trackers[1].Health)
+		}
+	})
+	t.Run("GivenValuesAndCheck", func(t *testing.T) {
+		c := parseOK(t, "trackers:\n  - name: a\n    kind: plain\n    health:\n      check: {command: [true]}\n      interval: 1s\n      timeout: 500ms\n      retries: 2\n      start_period: 30s\n")
+		h := c.Trackers[0].Health
+		want := Health{Interval: time.Second, Timeout: 500 * time.Millisecond, Retries: 2, StartPeriod: 30 * time.Second}
+		want.Check.Command = []string{"true"}
+		if h == nil || h.Interval != want.Interval || h.Timeout != want.Timeout || h.Retries != want.Retries || h.StartPeriod != want.StartPeriod || len(h.Check.Command) != 1 {
+			t.Errorf("health = %+v, want %+v", h, want)
+		}
+	})
 }

@@ -406,6 +406,12 @@ func (j *Job) decodeNode(d *decoder, n *yaml.Node, key string) {
 	j.Hash = d.hash(n)
 }
 
+// decodeNode reads a tracker's health check over its defaults.
+func (h *Health) decodeNode(d *decoder, n *yaml.Node, key string) {
+	*h = DefaultHealth()
+	d.decodeStruct(n, reflect.ValueOf(h).Elem(), key, nil)
+}
+
 // decodeNode reads a job's http request over its defaults.
 func (h *JobHTTP) decodeNode(d *decoder, n *yaml.Node, key string) {
 	if h.Method == "" {

@@ -233,6 +233,9 @@ func (v *validator) trackers() {
 		if t.OnDemand != nil {
 			v.onDemand(key+".on_demand", t.OnDemand)
 		}
+		if t.Health != nil {
+			v.health(key, t, ok)
+		}
 		if ok && t.Options != nil {
 			if val, isV := t.Options.(trackers.Validator); isV {
 				for _, fe := range val.Validate() {
@@ -429,6 +432,40 @@ func (c *Config) OnDemandManaged() map[string]bool {
 		}
 	}
 	return managed
+}
+
+// health checks a tracker's health: entry; kindOK: its kind is known.
+func (v *validator) health(key string, t *Tracker, kindOK bool) {
+	h, hk := t.Health, key+".health"
+	v.atLeast(hk+".interval", h.Interval, 100*time.Millisecond)
+	v.atLeast(hk+".timeout", h.Timeout, 10*time.Millisecond)
+	if h.Retries < 1 || h.Retries > MaxHealthRetries {
+		v.fail(hk+".retries", v.value(hk+".retries", strconv.Itoa(h.Retries)), wrapf(ErrInvalidValue, "must be from 1 to %d", MaxHealthRetries))
+	}
+	if h.StartPeriod < 0 {
+		v.fail(hk+".start_period", v.value(hk+".start_period", h.StartPeriod.String()), wrapf(ErrInvalidValue, "must not be negative"))
+	}
+	for _, fe := range h.Check.Validate("check") {
+		value := ""
+		if !strings.Contains(fe.Msg, "got ") {
+			value = v.value(hk+"."+fe.Key, "")
+		}
+		v.fail(hk+"."+fe.Key, value, wrapf(ErrInvalidValue, "%s", fe.Msg))
+	}
+	if !kindOK {
+		return // the kind is reported; what it checks cannot be known
+	}
+	own, refuse := false, ""
+	if ho, isHO := t.Options.(trackers.HealthOptions); isHO {
+		own, refuse = ho.HealthCheck()
+	}
+	switch {
+	case refuse != "":
+		v.fail(hk, "", wrapf(ErrInvalidValue, "%s", refuse))
+	case !own && h.Check.Count() == 0:
+		v.failHint(hk+".check", "", wrapf(ErrRequired, "required: a %s tracker has no readiness check of its own to repeat", t.Kind),
+			"set health.check to {tcp: HOST:PORT}, {http: URL} or {command: [ARGV]}")
+	}
 }
 
 func sortedKeys(m map[string]bool) []string {
