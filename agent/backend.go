@@ -68,6 +68,7 @@ func (a *Agent) service(u *unit) wire.Service {
 	if d, ok := u.comp.(detailer); ok {
 		ws.Detail = d.Detail()
 	}
+	ws.Health = u.healthView()
 	return ws
 }
 

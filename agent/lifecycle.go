@@ -444,6 +444,10 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s:%d: trackers %q: %w", cfg.Source, t.Line, t.Name, err)
 		}
+		hc, err := newHealth(&t, comp)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s:%d: trackers %q: %w", cfg.Source, t.Line, t.Name, err)
+		}
 		nu := a.newUnit(t.Name, t.Kind, comp, req, opt, deadline, needsNet, counts, hash, log, desired)
 		if demand {
 			// Started by its chain, not at boot: idle until then (unless
@@ -454,6 +458,7 @@ func (a *Agent) buildUnits(cfg *config.Config, old map[string]*unit, desired map
 				nu.state = stateIdle
 			}
 		}
+		nu.health = hc
 		nu.startLimit, nu.startWindow = t.Limits()
 		nu.autoDeadline = t.DeadlineAuto
 		nu.restartOn = restartOn

@@ -202,9 +202,14 @@ func (a *Agent) launch(u *unit) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
+		var hwg sync.WaitGroup
+		if u.health != nil {
+			hwg.Go(func() { a.healthLoop(ctx, u, r) })
+		}
 		err := runSafely(ctx, u.comp, host{a: a, u: u, r: r})
 		cancelled := ctx.Err() != nil
 		cancel()
+		hwg.Wait()
 		wait := a.retryWait(u.attempts)
 		u.mu.Lock()
 		r.err = err

@@ -72,6 +72,9 @@ type unit struct {
 	heldFor     string
 	held        trackers.State
 	heldRestart bool
+
+	health *healthSetup // the health check (health.go); nil: none
+	hs     healthState  // its record, under mu
 }
 
 // failedLocked records a failure at now (u.mu held) and reports whether
@@ -111,6 +114,9 @@ type run struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // set before done is closed
+	// sick: it failed its health check and is being restarted; what it
+	// reports no longer counts (under unit.mu).
+	sick bool
 }
 
 // host is what a component's Run reports through; reports from an old run
@@ -195,7 +201,7 @@ func newExit(at time.Time, err error) *wire.Exit {
 
 func (h host) Report(s trackers.State, err error) {
 	h.u.mu.Lock()
-	if h.u.run != h.r {
+	if h.u.run != h.r || h.r.sick {
 		h.u.mu.Unlock()
 		return
 	}

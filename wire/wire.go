@@ -75,6 +75,23 @@ type Service struct {
 	// (its on_demand.listen); "" for a component that runs all the time.
 	// A component on demand is "idle" while no chain needs it.
 	OnDemand string `json:"on_demand,omitempty"`
+	// Health is its health check (a tracker's health:), nil without one.
+	Health *HealthStatus `json:"health,omitempty"`
+}
+
+// HealthStatus is a component's health check as the API shows it.
+type HealthStatus struct {
+	Check         string `json:"check"` // what runs: "tcp 127.0.0.1:9330", "its readiness check"
+	IntervalMS    int64  `json:"interval_ms"`
+	TimeoutMS     int64  `json:"timeout_ms"`
+	Retries       int    `json:"retries"` // failures in a row that make it unhealthy
+	StartPeriodMS int64  `json:"start_period_ms"`
+	// Failures is the failures in a row so far (0 after a pass).
+	Failures   int        `json:"consecutive_failures"`
+	LastCheck  *time.Time `json:"last_check,omitempty"`
+	LastResult string     `json:"last_result,omitempty"` // "ok" or "failed"
+	LastOutput string     `json:"last_output,omitempty"` // the last failure's output, bounded
+	Restarts   int        `json:"health_restarts"`       // restarts for failing it since the agent started
 }
 
 // Exit is how a component's Run, or the child an exec component
