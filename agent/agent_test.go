@@ -46,6 +46,17 @@ type probe struct {
 	mu       sync.Mutex
 	host     trackers.Host
 	ready    chan struct{} // closed by the test to make a never-ready probe ready
+	// check is its readiness check (trackers.Checker), the health check
+	// of a spec with health; nil passes.
+	check func(ctx context.Context) error
+}
+
+// Check runs the probe's check (trackers.Checker).
+func (p *probe) Check(ctx context.Context) error {
+	if p.check == nil {
+		return nil
+	}
+	return p.check(ctx)
 }
 
 func (p *probe) Run(ctx context.Context, h trackers.Host) error {
@@ -148,6 +159,7 @@ type spec struct {
 	auto     bool     // deadline: auto
 	restart  []string // required dependencies with restart: true
 	onDemand *config.OnDemand
+	health   *config.Health
 }
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -168,7 +180,7 @@ func testAgent(t testing.TB, dir string, specs []spec) (*Agent, func()) {
 	cfg.Scheduler.Enabled = &off
 	for _, s := range specs {
 		s.p.name = s.name
-		tr := config.Tracker{Name: s.name, Kind: "probe", Options: &probeOptions{s.p}, Deadline: s.deadline, DeadlineAuto: s.auto, Hash: s.name, OnDemand: s.onDemand}
+		tr := config.Tracker{Name: s.name, Kind: "probe", Options: &probeOptions{s.p}, Deadline: s.deadline, DeadlineAuto: s.auto, Hash: s.name, OnDemand: s.onDemand, Health: s.health}
 		for _, r := range s.requires {
 			tr.DependsOn = append(tr.DependsOn, config.Dependency{Name: r, Restart: slices.Contains(s.restart, r)})
 		}

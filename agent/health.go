@@ -107,7 +107,7 @@ func (u *unit) healthView() *wire.HealthStatus {
 func (a *Agent) healthLoop(ctx context.Context, u *unit, r *run) {
 	hc := u.health
 	every := hc.cfg.Interval + trackers.IntervalJitter(u.name, hc.cfg.Interval)
-	for {
+	for ctx.Err() == nil {
 		if !a.waitHealthReady(ctx, u, r, 0) {
 			return
 		}
@@ -159,6 +159,9 @@ func (a *Agent) healthLoop(ctx context.Context, u *unit, r *run) {
 func (a *Agent) waitHealthReady(ctx context.Context, u *unit, r *run, d time.Duration) bool {
 	for d == 0 {
 		ch, _ := u.wait()
+		if ctx.Err() != nil {
+			return false
+		}
 		if a.healthCounts(u, r) {
 			return true
 		}
