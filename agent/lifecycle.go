@@ -123,6 +123,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if _, err := a.startWake("boot", time.Now().Round(0).UTC(), 0, false); err != nil {
 		a.log.Error("cannot record the boot restore", "err", err)
 	}
+	// The on-demand entry points, once the components are built.
+	a.mu.Lock()
+	cfg := a.cfg
+	a.mu.Unlock()
+	a.syncFronts(cfg)
 	<-ctx.Done()
 	a.stop()
 	return nil
@@ -707,6 +712,7 @@ func (a *Agent) shutdown() {
 	timeout := a.cfg.ShutdownTimeout
 	g := a.graph
 	a.mu.Unlock()
+	a.stopFronts() // no demand arrives while the components stop
 	a.supersedeChains("", time.Time{})
 	a.log.Info("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -848,6 +854,7 @@ func (a *Agent) applyConfig(cfg *config.Config) error {
 	a.log.Info("config applied", "started", len(fresh), "removed", removed, "components", len(names))
 	a.reshapeChains()
 	a.sweepHolds()
+	a.followFronts(cfg)
 	a.learnDeadlines(ctx, fresh)
 	for _, u := range fresh {
 		u.mu.Lock()

@@ -67,6 +67,7 @@ type Agent struct {
 	flushQ    chan chan struct{} // asks the state writer to write now
 	views     viewCache          // the API's rendered read views (views.go)
 
+	fronts  fronts            // the on-demand entry points (fronts.go)
 	chainMu sync.Mutex        // guards chains and each chain's fields (chains.go)
 	chains  map[string]*chain // on-demand chains, by component, made on first use
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -29,7 +30,12 @@ const helperFlag = "-rouse-e2e-helper"
 //	proxy ADDR TARGET DELAY  after DELAY, listen on ADDR and forward every
 //	                      connection to TARGET (a stand-in for an SSH tunnel)
 //	hang                  never listen, never exit
+//	http ADDR DELAY BODY  after DELAY, serve HTTP on ADDR: every request gets
+//	                      200 and BODY
+//	echo ADDR DELAY       after DELAY, a TCP echo server on ADDR
 const (
+	ModeHTTP        = "http"
+	ModeEcho        = "echo"
 	ModeProxy       = "proxy"
 	ModeListen      = "listen"
 	ModeSpawnListen = "spawn-listen"
@@ -132,6 +138,41 @@ func runHelper(mode string, args []string) error {
 		return proxy(args[0], args[1], term)
 	case ModeHang:
 		<-term
+		return nil
+	case ModeHTTP, ModeEcho:
+		if (mode == ModeHTTP && len(args) != 3) || (mode == ModeEcho && len(args) != 2) {
+			return fmt.Errorf("%s ADDR DELAY [BODY], got %q", mode, args)
+		}
+		if up, err := waitFor(args[1], term); !up {
+			return err
+		}
+		l, err := net.Listen("tcp", args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Println(mode, "on", args[0])
+		if mode == ModeHTTP {
+			body := args[2]
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				io.WriteString(w, body)
+			}), ReadHeaderTimeout: 10 * time.Second}
+			go srv.Serve(l) //nolint:errcheck // ends with the listener
+		} else {
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer c.Close()
+						io.Copy(c, c) //nolint:errcheck // an echo: ends with the connection
+					}()
+				}
+			}()
+		}
+		<-term
+		l.Close()
 		return nil
 	}
 	return fmt.Errorf("unknown helper mode %q", mode)
