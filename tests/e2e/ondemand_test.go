@@ -195,4 +195,3 @@ func TestOnDemandTCP(t *testing.T) {
 	a.Stop()
 	a.CheckNoSurvivors()
 }
-
