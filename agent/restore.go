@@ -141,7 +141,7 @@ func (a *Agent) afterChange(c *change) {
 	}
 	lvl := slog.LevelDebug
 	switch c.to {
-	case trackers.StateDegraded, trackers.StateFailed:
+	case trackers.StateDegraded, trackers.StateFailed, trackers.StateUnhealthy:
 		lvl = slog.LevelWarn
 	case trackers.StateStopped:
 		lvl = slog.LevelInfo

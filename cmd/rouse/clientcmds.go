@@ -213,6 +213,22 @@ func printService(out io.Writer, s wire.Service) {
 	if s.LastError != "" && s.Blocked == "" {
 		fmt.Fprintf(out, "  last error: %s\n", s.LastError)
 	}
+	if h := s.Health; h != nil {
+		fmt.Fprintf(out, "  health: %s every %s (timeout %s, unhealthy after %d failures in a row",
+			h.Check, time.Duration(h.IntervalMS)*time.Millisecond, time.Duration(h.TimeoutMS)*time.Millisecond, h.Retries)
+		if h.StartPeriodMS > 0 {
+			fmt.Fprintf(out, ", first after %s", time.Duration(h.StartPeriodMS)*time.Millisecond)
+		}
+		fmt.Fprintln(out, ")")
+		if h.LastCheck != nil {
+			fmt.Fprintf(out, "    last check: %s, %s · failures in a row: %d · health restarts: %d\n", ago(*h.LastCheck), h.LastResult, h.Failures, h.Restarts)
+		} else {
+			fmt.Fprintf(out, "    no check yet · health restarts: %d\n", h.Restarts)
+		}
+		if h.LastOutput != "" {
+			fmt.Fprintf(out, "    last failure: %s\n", h.LastOutput)
+		}
+	}
 	if len(s.Output) > 0 {
 		fmt.Fprintf(out, "  last %d lines of output:\n", len(s.Output))
 		for _, l := range s.Output {
