@@ -68,6 +68,8 @@ import (
 
 	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/trackers/internal/stream"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // Kind is the roon tracker kind.
@@ -111,6 +113,9 @@ type Stats struct {
 // Detail is what the API shows of the tracker besides its state (never
 // the token).
 type Detail struct {
+	// The connection's record, as the websocket kind shows it:
+	// connects, reconnects, disconnects by code, the last disconnect.
+	wire.StreamDetail
 	Core    string `json:"core,omitempty"`    // the core's display name
 	Address string `json:"address,omitempty"` // where the core is reached
 	Paired  bool   `json:"paired"`            // registered: enabled in Roon and connected
@@ -122,7 +127,21 @@ type Detail struct {
 func (t *Tracker) Detail() any {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return Detail{Core: t.coreName, Address: t.addr, Paired: t.paired, Zones: t.zoneCount, Stats: t.stats}
+	return Detail{StreamDetail: t.conns.Detail(), Core: t.coreName, Address: t.addr, Paired: t.paired, Zones: t.zoneCount, Stats: t.stats}
+}
+
+// disconnected records a dropped connection: counted by code for Detail,
+// logged, and noted as an event when the host takes notes.
+func (t *Tracker) disconnected(h trackers.Host, log *slog.Logger, code string, err error) {
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	}
+	t.conns.Disconnected(code, reason)
+	log.Info("disconnected from the Roon Core", "code", code, "reason", reason)
+	if n, ok := h.(trackers.Noter); ok {
+		n.Note("disconnect", fmt.Sprintf("code %s: %s", code, reason))
+	}
 }
 
 // Tracker is a Roon extension. It implements trackers.Component and
@@ -147,8 +166,9 @@ type Tracker struct {
 	mu        sync.Mutex
 	rep       trackers.Reporter
 	stats     Stats
-	addr      string // the core's address; "" until discovered
-	coreID    string // the last core registered with
+	conns     stream.Record // connections and disconnects, for Detail
+	addr      string        // the core's address; "" until discovered
+	coreID    string        // the last core registered with
 	coreName  string
 	paired    bool // registered on the live connection
 	zoneCount int
@@ -319,6 +339,10 @@ type sessionResult struct {
 	dialFailed bool
 	progressed bool // the core answered info: reset the backoff
 	woke       bool // a wake found it dead: redial at once
+	// code is the disconnect's code label (a close code, "timeout",
+	// "error"); "" when the connection was not dropped (a failed dial, a
+	// stop).
+	code string
 }
 
 type reqKind int
@@ -392,6 +416,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 		return sessionResult{err: err, dialFailed: true}
 	}
 	t.count(func(s *Stats) { s.Dials++ })
+	t.conns.Connected()
 	sctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
@@ -402,6 +427,9 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 		t.stats.Dropped++
 		t.paired, t.zoneCount = false, 0
 		t.mu.Unlock()
+		if res.code != "" && ctx.Err() == nil {
+			t.disconnected(h, log, res.code, res.err)
+		}
 	}()
 	msgs := make(chan []byte)
 	readErr := make(chan error, 1)
@@ -449,7 +477,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 
 	c := &conn{t: t, h: h, log: log, c: wsc, ctx: sctx, pending: map[uint64]pendingReq{}, zones: map[string]zoneView{}}
 	if err := c.request(svcRegistry+"/info", nil, pendingReq{kind: reqInfo}); err != nil {
-		return sessionResult{err: err}
+		return sessionResult{err: err, code: "error"}
 	}
 	c.await("info")
 	log.Debug("connected to the Roon Core", "address", addr)
@@ -460,15 +488,17 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 			_ = wsc.Close(ws.StatusGoingAway, "shutting down")
 			return sessionResult{progressed: res.progressed}
 		case err := <-readErr:
+			code, _ := stream.CloseCode(err)
 			var ce ws.CloseError
 			if errors.As(err, &ce) {
 				err = fmt.Errorf("the Roon Core closed the connection: %d %s", ce.Code, ce.Reason)
 			} else if errors.Is(err, errMOO) {
 				t.count(func(s *Stats) { s.Malformed++ })
+				code = strconv.Itoa(int(ws.StatusProtocolError)) // closed by us for a bad frame
 			} else {
 				err = fmt.Errorf("connection to the Roon Core lost: %w", err)
 			}
-			return sessionResult{err: err, progressed: res.progressed, woke: woke}
+			return sessionResult{err: err, progressed: res.progressed, woke: woke, code: code}
 		case b := <-msgs:
 			out, err := c.handle(b)
 			if err != nil {
@@ -476,7 +506,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 					t.count(func(s *Stats) { s.Malformed++ })
 				}
 				_ = wsc.Close(ws.StatusProtocolError, "bad message")
-				return sessionResult{err: err, progressed: res.progressed}
+				return sessionResult{err: err, progressed: res.progressed, code: strconv.Itoa(int(ws.StatusProtocolError))}
 			}
 			if out.progressed {
 				res.progressed = true
@@ -506,7 +536,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 		case <-pingTimer.C:
 			if c.awaiting != "" && time.Since(c.awaitSince) >= answerTimeout {
 				_ = wsc.Close(ws.StatusGoingAway, "no answer")
-				return sessionResult{err: fmt.Errorf("the Roon Core did not answer %s within %v", c.awaiting, answerTimeout), progressed: res.progressed}
+				return sessionResult{err: fmt.Errorf("the Roon Core did not answer %s within %v", c.awaiting, answerTimeout), progressed: res.progressed, code: "timeout"}
 			}
 			if !pinging {
 				ping(t.opts.PingInterval, false)
@@ -519,12 +549,12 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 		case p := <-pings:
 			pinging = false
 			if p.err != nil {
-				return sessionResult{err: p.err, progressed: res.progressed, woke: woke}
+				return sessionResult{err: p.err, progressed: res.progressed, woke: woke, code: "timeout"}
 			}
 			if p.wake {
 				woke = false
 				if err := c.afterWake(); err != nil {
-					return sessionResult{err: err, progressed: res.progressed}
+					return sessionResult{err: err, progressed: res.progressed, code: "error"}
 				}
 			}
 			pingTimer.Reset(t.opts.PingInterval)

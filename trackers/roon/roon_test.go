@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -414,5 +415,58 @@ func TestHostileCore(t *testing.T) {
 				t.Errorf("%d plays remembered, want at most %d", n, maxZones)
 			}
 		})
+	})
+}
+
+// GET /api/v1/services/{name} shows a roon tracker's connection as it
+// shows a websocket stream's: connects, reconnects, disconnects by close
+// code, and the last disconnect with its time, code and reason.
+func TestStreamDetail(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, nil)
+		r.pair()
+		r.until("one item", time.Second, func() bool { return r.items() == 1 })
+		d := r.tr.Detail().(Detail)
+		if d.Connects != 1 || d.Reconnects != 0 || len(d.DisconnectsByCode) != 0 || d.LastDisconnect != nil {
+			t.Fatalf("before any drop: %+v", d.StreamDetail)
+		}
+		closedAt := time.Now()
+		r.core.Close(1001, "core restarting")
+		r.until("dropped once", 5*time.Second, func() bool { return r.tr.Stats().Dropped == 1 })
+		r.waitState(trackers.StateReady, 5*time.Second)
+		r.core.Drop()
+		r.until("dropped twice", 5*time.Second, func() bool { return r.tr.Stats().Dropped == 2 })
+		r.waitState(trackers.StateReady, 5*time.Second)
+		r.core.Freeze()
+		r.until("dropped thrice", time.Minute, func() bool { return r.tr.Stats().Dropped == 3 })
+		r.core.Thaw()
+		r.waitState(trackers.StateReady, time.Minute)
+
+		d = r.tr.Detail().(Detail)
+		want := map[string]int{"1001": 1, "1006": 1, "timeout": 1}
+		if !maps.Equal(d.DisconnectsByCode, want) {
+			t.Errorf("disconnects by code %v, want %v", d.DisconnectsByCode, want)
+		}
+		if d.Connects != 4 || d.Reconnects != 3 {
+			t.Errorf("connects %d, reconnects %d; want 4, 3", d.Connects, d.Reconnects)
+		}
+		l := d.LastDisconnect
+		if l == nil || l.Code != "timeout" || !strings.Contains(l.Reason, "did not answer a ping") || l.At.Before(closedAt) {
+			t.Errorf("last disconnect %+v, want the frozen core's timeout", l)
+		}
+		// The same keys as the websocket kind's detail, beside roon's own.
+		b, err := json.Marshal(r.tr.Detail())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"connects", "reconnects", "disconnects_by_code", "last_disconnect", "core", "paired", "stats"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("detail JSON lacks %q: %s", k, b)
+			}
+		}
 	})
 }

@@ -37,7 +37,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -54,6 +53,7 @@ import (
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/jpath"
 	"github.com/rouse-dev/rouse/trackers/internal/redact"
+	"github.com/rouse-dev/rouse/trackers/internal/stream"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -517,7 +517,7 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 				flush(ctx) // a no-op once paused; kept for a Pause racing a batch
 			}
 		case err := <-readErr:
-			code, reason := closeCode(err)
+			code, reason := stream.CloseCode(err)
 			return code, reason, gotMsg
 		case err := <-pingErr:
 			return "timeout", err.Error(), gotMsg
@@ -557,15 +557,6 @@ func (t *Tracker) pinger(ctx context.Context, h trackers.Host, log *slog.Logger,
 		}
 		timer.Reset(t.opts.PingInterval)
 	}
-}
-
-// closeCode turns a read error into a code label and a reason.
-func closeCode(err error) (string, string) {
-	var ce ws.CloseError
-	if errors.As(err, &ce) {
-		return strconv.Itoa(int(ce.Code)), ce.Reason
-	}
-	return strconv.Itoa(int(ws.StatusAbnormalClosure)), err.Error()
 }
 
 // item turns a message into an item.
