@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/rouse-dev/rouse/internal/testdocker"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
@@ -244,6 +246,55 @@ func genericSuite(t *testing.T, e *testdocker.Engine) {
 		r.waitFor("check failing", errHas("ready.exec: test exited with code 1"))
 		e.Exec(id, "touch", "/tmp/up")
 		r.waitFor("ready", isReady)
+	})
+
+	t.Run("TheHealthCheckAndTheRestartAfterItFailed", func(t *testing.T) {
+		name := uniq("health")
+		id := e.Create(testdocker.Spec{Name: name, StopTimeout: 1, Cmd: []string{"sh", "-c", "touch /tmp/up; exec sleep 3600"}})
+		r := run(t, e, func(o *Options) { o.Container = name; o.Ready.Exec = []string{"test", "-f", "/tmp/up"} })
+		r.waitFor("ready", isReady)
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		if err := r.tr.Check(ctx); err != nil {
+			t.Fatalf("the check of a ready container: %v", err)
+		}
+		startedBefore := e.Inspect(id).State.StartedAt
+		e.Exec(id, "rm", "/tmp/up")
+		if err := r.tr.Check(ctx); err == nil || !strings.Contains(err.Error(), "ready.exec: test exited with code 1") {
+			t.Fatalf("the check after the file went: %v", err)
+		}
+		// The agent's answer to failed checks: docker restart. Run sees
+		// the container die and start, and reports it ready again.
+		if err := r.tr.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.waitFor("not ready after the restart", func(rep fakehost.Report) bool { return rep.State == trackers.StateStarting })
+		r.waitFor("ready again", isReady)
+		if after := e.Inspect(id).State.StartedAt; after == startedBefore {
+			t.Fatalf("the container was not restarted (started at %s both times)", after)
+		}
+		if err := r.tr.Check(ctx); err != nil {
+			t.Fatalf("the check after the restart: %v", err)
+		}
+	})
+
+	t.Run("WithoutACheckTheHealthCheckIsTheContainersState", func(t *testing.T) {
+		name := uniq("state")
+		id := e.Create(testdocker.Spec{Name: name, StopTimeout: 1})
+		r := run(t, e, func(o *Options) { o.Container = name })
+		r.waitFor("ready", isReady)
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		if err := r.tr.Check(ctx); err != nil {
+			t.Fatalf("a running container: %v", err)
+		}
+		if _, err := e.Client().ContainerPause(ctx, id, client.ContainerPauseOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = e.Client().ContainerUnpause(context.Background(), id, client.ContainerUnpauseOptions{}) }()
+		if err := r.tr.Check(ctx); err == nil || !strings.Contains(err.Error(), "paused") {
+			t.Fatalf("a paused container: %v", err)
+		}
 	})
 
 	t.Run("ATCPCheckWaitsForTheService", func(t *testing.T) {
