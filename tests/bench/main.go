@@ -149,9 +149,6 @@ func main() {
 func run(o options, w io.Writer) (*report, error) {
 	r := &report{Machine: describeMachine()}
 	printMachine(w, r.Machine)
-	if o.Parallel {
-		pollEvery = 10 * time.Millisecond
-	}
 	if o.RouseBin == "" {
 		dir, err := os.MkdirTemp("", "rouse-bench-bin")
 		if err != nil {

@@ -87,7 +87,10 @@ func TestQuickRun(t *testing.T) {
 		if len(back.Idle) != 2 || back.Idle[0].RSSMB <= 0 {
 			t.Errorf("idle %+v", back.Idle)
 		}
-		if back.Supervisord == nil || back.Supervisord.RouseMS <= 0 || back.Supervisord.SupervisordMS <= 0 || back.Supervisord.PM2MS <= 0 {
+		// Every program waits programDelay before it listens: no restart
+		// can be timed shorter.
+		least := ms(programDelay)
+		if sv := back.Supervisord; sv == nil || sv.RouseMS < least || sv.SupervisordMS < least || sv.PM2MS < least || sv.RouseCPUMS <= 0 {
 			t.Errorf("supervisord %+v", back.Supervisord)
 		}
 		if back.PreSleep == nil || back.PreSleep.MaxMS <= 0 || back.PreSleep.GrowthKB <= 0 {

@@ -468,24 +468,58 @@ func (j *jail) members() []int {
 type proc struct {
 	pid, ppid, pgid int
 	zombie          bool
+	token           string // a live child of the agent's ROUSE_EXEC_ID, "" otherwise
 }
 
-// scanProcs reads every process's stat.
+// procKey names a process across scans: its pid and start time.
+type procKey struct {
+	pid   int
+	start uint64
+}
+
+// tokens caches the ROUSE_EXEC_ID of the agent's live children by pid and
+// start time, so that each is read from /proc/PID/environ once, not once
+// per scan and stopping run (fifty runs stopping together read fifty
+// environments each). Only a token found is kept: a child seen between
+// its fork and its exec still shows the agent's environment. Only scans
+// touch it, and they run one at a time (procScans); each scan keeps only
+// the children it saw.
+var tokens = map[procKey]string{}
+
+// scanProcs reads every process's stat, and the token of the agent's live
+// children.
 func scanProcs() []proc {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
+	self := os.Getpid()
+	seen := make(map[procKey]string, len(tokens))
 	out := make([]proc, 0, len(ents))
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		if p, ok := readProc(pid); ok {
-			out = append(out, p)
+		st, ok := readStat(pid)
+		if !ok {
+			continue
 		}
+		p := procOf(pid, st)
+		if p.ppid == self && !p.zombie {
+			k := procKey{pid, st.start}
+			tok, ok := tokens[k]
+			if !ok {
+				tok = envToken(pid)
+			}
+			if tok != "" {
+				seen[k] = tok
+			}
+			p.token = tok
+		}
+		out = append(out, p)
 	}
+	tokens = seen
 	return out
 }
 
@@ -494,7 +528,11 @@ func readProc(pid int) (proc, bool) {
 	if !ok {
 		return proc{}, false
 	}
-	return proc{pid: pid, ppid: st.ppid, pgid: st.pgid, zombie: st.state == "Z" || st.state == "X"}, true
+	return procOf(pid, st), true
+}
+
+func procOf(pid int, st procStat) proc {
+	return proc{pid: pid, ppid: st.ppid, pgid: st.pgid, zombie: st.state == "Z" || st.state == "X"}
 }
 
 // treeMembers lists the live processes of a run in procs: the leader, the
@@ -510,7 +548,7 @@ func treeMembers(procs []proc, self, leader int, token string) []int {
 		switch {
 		case leader > 0 && p.pgid == leader: // the leader too, while it lives
 			roots = append(roots, p.pid)
-		case p.ppid == self && token != "" && !p.zombie && hasToken(p.pid, token):
+		case p.ppid == self && token != "" && !p.zombie && p.token == token:
 			roots = append(roots, p.pid)
 		}
 	}
@@ -550,4 +588,19 @@ func hasToken(pid int, token string) bool {
 		}
 	}
 	return false
+}
+
+// envToken is the ROUSE_EXEC_ID in pid's environment, "" when none.
+func envToken(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return ""
+	}
+	tok := ""
+	for kv := range bytes.SplitSeq(b, []byte{0}) {
+		if v, ok := bytes.CutPrefix(kv, []byte(idEnv+"=")); ok {
+			tok = string(v)
+		}
+	}
+	return tok
 }

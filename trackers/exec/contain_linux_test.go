@@ -226,14 +226,52 @@ func TestTreeMembers(t *testing.T) {
 		{pid: 400, ppid: 7, pgid: 400},                  // unrelated
 		{pid: 401, ppid: self, pgid: 401, zombie: true}, // a zombie child
 	}
-	got := treeMembers(procs, self, 200, "")
-	want := map[int]bool{200: true, 201: true, 202: true, 203: true}
-	if len(got) != len(want) {
-		t.Fatalf("members %v, want %v", got, want)
-	}
-	for _, pid := range got {
-		if !want[pid] {
+	check := func(got []int, want map[int]bool) {
+		t.Helper()
+		if len(got) != len(want) {
 			t.Fatalf("members %v, want %v", got, want)
+		}
+		for _, pid := range got {
+			if !want[pid] {
+				t.Fatalf("members %v, want %v", got, want)
+			}
+		}
+	}
+	check(treeMembers(procs, self, 200, ""), map[int]bool{200: true, 201: true, 202: true, 203: true})
+
+	// With a token: orphans of the run adopted by the agent, and theirs.
+	procs = append(procs,
+		proc{pid: 500, ppid: self, pgid: 500, token: "run"},               // a daemon of the run
+		proc{pid: 501, ppid: 500, pgid: 500},                              // and its child
+		proc{pid: 600, ppid: self, pgid: 600, token: "other"},             // another run's
+		proc{pid: 601, ppid: self, pgid: 601, token: "run", zombie: true}, // dead
+		proc{pid: 602, ppid: 7, pgid: 602, token: "run"},                  // not the agent's child
+	)
+	check(treeMembers(procs, self, 200, "run"), map[int]bool{200: true, 201: true, 202: true, 203: true, 500: true, 501: true})
+}
+
+func TestScanReadsTheTokensOfTheAgentsChildren(t *testing.T) {
+	cmd := osexec.Command("sleep", "30")
+	cmd.Env = []string{"A=1", idEnv + "=tok1", "B=2"}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	eventually(t, "the child to have exec'd", func() bool { return envToken(cmd.Process.Pid) == "tok1" })
+	for range 2 { // the second from the cache
+		var found bool
+		for _, p := range scanProcs() {
+			if p.pid == cmd.Process.Pid {
+				found = true
+				if p.token != "tok1" {
+					t.Fatalf("token %q, want tok1", p.token)
+				}
+			} else if p.ppid != os.Getpid() && p.token != "" {
+				t.Fatalf("pid %d (not a child of the agent) has token %q", p.pid, p.token)
+			}
+		}
+		if !found {
+			t.Fatal("the child is not in the scan")
 		}
 	}
 }

@@ -2,6 +2,7 @@ package exec
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	osexec "os/exec"
@@ -166,7 +167,7 @@ func (r *reaper) deliverExits() {
 // agent refers to (see the package's containment notes), and returns how
 // many it reaped.
 func reapAdopted() int {
-	if !pidfdsHeld() {
+	if !pidfdsHeld() || !zombieChild() {
 		return 0
 	}
 	zombies := zombieChildren()
@@ -194,6 +195,19 @@ func reapAdopted() int {
 		unix.Close(fd)
 	}
 	return n
+}
+
+// zombieChild reports whether any child of the agent is a zombie, without
+// reaping it: one waitid instead of reading every thread's children and
+// every child's stat on each SIGCHLD (a wake restarting fifty components
+// sends a hundred). True when it cannot tell.
+func zombieChild() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	if errors.Is(err, unix.ECHILD) {
+		return false
+	}
+	return err != nil || info.Signo != 0
 }
 
 // zombieChildren lists the agent's children that are zombies.

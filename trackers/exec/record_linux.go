@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -41,9 +42,20 @@ type groupRecord struct {
 	Token string `json:"token,omitempty"`
 }
 
-// recordMu orders the record file operations of every Tracker in this
-// process (an old and a new Run of one component may overlap on a reload).
-var recordMu sync.Mutex
+// recordLocks order the record file operations on one state directory (an
+// old and a new Run of one component may overlap on a reload). Components
+// with other directories do not wait: fifty restarted on a wake queued
+// behind one process-wide lock for up to 190 ms. Striped by the
+// directory's hash, so the set stays bounded whatever the config.
+var (
+	recordLocks [64]sync.Mutex
+	recordSeed  = maphash.MakeSeed()
+)
+
+// recordLock is the lock of dir's record.
+func recordLock(dir string) *sync.Mutex {
+	return &recordLocks[maphash.String(recordSeed, dir)%uint64(len(recordLocks))]
+}
 
 // bootID is this boot's id, "" when the kernel does not say.
 var bootID = sync.OnceValue(func() string {
@@ -107,8 +119,9 @@ func recordGroup(dir string, pid int, token string) (*groupRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	recordMu.Lock()
-	defer recordMu.Unlock()
+	mu := recordLock(dir)
+	mu.Lock()
+	defer mu.Unlock()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -139,8 +152,9 @@ func dropRecord(dir string, rec *groupRecord) {
 	if rec == nil {
 		return
 	}
-	recordMu.Lock()
-	defer recordMu.Unlock()
+	mu := recordLock(dir)
+	mu.Lock()
+	defer mu.Unlock()
 	if cur, err := readRecord(dir); err == nil && cur == *rec {
 		os.Remove(filepath.Join(dir, recordFile))
 	}
@@ -215,8 +229,9 @@ func sweepStale(dir string, log *slog.Logger) {
 	if dir == "" {
 		return
 	}
-	recordMu.Lock()
-	defer recordMu.Unlock()
+	mu := recordLock(dir)
+	mu.Lock()
+	defer mu.Unlock()
 	rec, err := readRecord(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return
