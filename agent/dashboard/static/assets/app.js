@@ -284,6 +284,17 @@
       else if (x.error) how = '';
       details.append(el('div', { class: 'muted last-exit' }, 'last exit ', relTime(s.last_exit.at), how));
     }
+    if (s.health) {
+      // The health check: what runs, the last result, failures in a row.
+      const hc = s.health;
+      const line = el('div', { class: 'muted health' }, 'health: ' + hc.check + ' every ' + (hc.interval_ms / 1000) + 's');
+      if (hc.last_check) line.append(' · last ' + hc.last_result + ' ', relTime(hc.last_check));
+      else line.append(' · not checked yet');
+      if (hc.consecutive_failures) line.append(' · ' + hc.consecutive_failures + ' of ' + hc.retries + ' failures in a row');
+      if (hc.health_restarts) line.append(' · restarted ' + hc.health_restarts + '× for failing it');
+      details.append(line);
+      if (hc.last_output && hc.consecutive_failures) details.append(el('div', { class: 'err health-output', text: hc.last_output }));
+    }
     if (s.on_demand) details.append(el('div', { class: 'muted on-demand', text: 'starts on demand at ' + s.on_demand }));
     else if (s.state === 'idle') details.append(el('div', { class: 'muted on-demand', text: 'starts with the on-demand components that need it' }));
     if (s.depends_on && s.depends_on.length) details.append(el('div', { class: 'muted', text: 'needs ' + s.depends_on.join(', ') }));
