@@ -63,6 +63,7 @@ type chain struct {
 	required  map[string]bool // name and what it requires, transitively
 	trigger   string
 	startedAt time.Time
+	deadline  time.Duration // the bound of the start under way
 	starting  bool
 	stopping  bool
 	cancel    context.CancelCauseFunc
@@ -265,6 +266,23 @@ func (a *Agent) startChain(name, trigger string) <-chan struct{} {
 	}
 	root := a.unit(name)
 	a.chainMu.Lock()
+	starting, members := ch.starting, slices.Clone(ch.members)
+	a.chainMu.Unlock()
+	if !starting {
+		// `deadline: auto` is chosen before every start, as before a
+		// wake's restore: a member's deadline (and so the chain's, which
+		// the entry point holds its clients for) follows its history.
+		var us []*unit
+		for _, n := range members {
+			if u := a.unit(n); u != nil {
+				us = append(us, u)
+			}
+		}
+		lctx, lcancel := context.WithTimeout(a.runCtx, time.Second)
+		a.learnDeadlines(lctx, us)
+		lcancel()
+	}
+	a.chainMu.Lock()
 	if ch.starting {
 		done := ch.done
 		a.chainMu.Unlock()
@@ -289,11 +307,11 @@ func (a *Agent) startChain(name, trigger string) <-chan struct{} {
 		ch.hub.Publish(struct{}{})
 		return closed
 	}
-	members := slices.Clone(ch.members)
+	members = slices.Clone(ch.members)
 	deadline := a.chainDeadline(members)
 	ctx, cancel := context.WithCancelCause(a.runCtx)
 	ctx, cancelT := context.WithTimeoutCause(ctx, deadline, errChainDeadline)
-	ch.starting, ch.cancel, ch.done = true, cancel, make(chan struct{})
+	ch.starting, ch.cancel, ch.done, ch.deadline = true, cancel, make(chan struct{}), deadline
 	done := ch.done
 	var units []*unit
 	for _, n := range members {
@@ -410,6 +428,7 @@ func (a *Agent) chainReason(ch *chain, units []*unit, results []result, cause er
 	required := ch.required
 	members := ch.members
 	name := ch.name
+	deadline := ch.deadline
 	a.chainMu.Unlock()
 	for _, n := range members {
 		if !required[n] {
@@ -444,7 +463,7 @@ func (a *Agent) chainReason(ch *chain, units []*unit, results []result, cause er
 				pending = append(pending, u.name)
 			}
 		}
-		return fmt.Sprintf("the chain's deadline (%s) passed before %s was ready", a.chainDeadline(members), strings.Join(pending, ", ")), "deadline"
+		return fmt.Sprintf("the chain's deadline (%s) passed before %s was ready", deadline, strings.Join(pending, ", ")), "deadline"
 	}
 	for i, u := range units {
 		if u.name == name && results[i].err != "" {
@@ -688,7 +707,7 @@ func (a *Agent) Chain(name string) wire.Chain {
 	for k, t := range ch.ended {
 		ended[k] = t
 	}
-	starting, stopping, failed, t0 := ch.starting, ch.stopping, ch.failed, ch.startedAt
+	starting, stopping, failed, t0, startDeadline := ch.starting, ch.stopping, ch.failed, ch.startedAt, ch.deadline
 	// The members as they are now, read with the chain's fields (a start
 	// holds them under chainMu too): one consistent view.
 	snaps := make([]snapshot, len(members))
@@ -705,7 +724,13 @@ func (a *Agent) Chain(name string) wire.Chain {
 	}
 	a.chainMu.Unlock()
 	est := a.chainEstimates(ch)
-	v.DeadlineMS = a.chainDeadline(members).Milliseconds()
+	// The deadline of the start under way, else the one a start would
+	// have now: what the entry point holds a client for.
+	if starting {
+		v.DeadlineMS = startDeadline.Milliseconds()
+	} else {
+		v.DeadlineMS = a.chainDeadline(members).Milliseconds()
+	}
 	now := time.Now()
 	var rootState trackers.State
 	var rootSnap snapshot

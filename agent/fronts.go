@@ -23,22 +23,21 @@ type frontRun struct {
 	done   chan struct{}
 }
 
-// frontOptions are the entry points cfg asks for: its on_demand keys, each
-// holding clients for its chain's deadline.
+// frontOptions are the entry points cfg asks for: its on_demand keys.
 func (a *Agent) frontOptions(cfg *config.Config) map[string]ondemand.Options {
 	want := map[string]ondemand.Options{}
-	a.mu.Lock()
-	g := a.graph
-	a.mu.Unlock()
 	for _, t := range cfg.Trackers {
 		o := t.OnDemand
 		if o == nil {
 			continue
 		}
-		members, _ := closure(g, t.Name)
+		// Hold is only the upper bound: the Front holds a client for the
+		// chain's deadline as the chain's view says it at the time
+		// (learned deadlines change it), so a change of a member's
+		// deadline does not rebuild the entry point and drop its clients.
 		want[t.Name] = ondemand.Options{
 			Name: t.Name, Listen: o.Listen, Upstream: o.Upstream, Mode: o.Mode,
-			IdleStop: o.IdleStop, Hold: a.chainDeadline(members),
+			IdleStop: o.IdleStop, Hold: cfg.Deadlines.Wake,
 		}
 	}
 	return want

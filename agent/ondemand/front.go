@@ -396,18 +396,34 @@ const (
 	outGone            // the client or the Front went away
 )
 
-// await waits, up to Hold, until the chain is ready or fails. entry is the
-// view when the client arrived: a failure already in it is the previous
-// start's, which the client's Demand retries, so only a failure of another
-// start counts. An idle chain (a start that was swallowed by a stop in
-// progress) is demanded again.
+// holdFor is how long a client is held for the chain whose view is v: its
+// deadline now, at most Options.Hold.
+func (f *Front) holdFor(v wire.Chain) time.Duration {
+	if d := time.Duration(v.DeadlineMS) * time.Millisecond; d > 0 && d < f.o.Hold {
+		return d
+	}
+	return f.o.Hold
+}
+
+// await waits, up to the hold (holdFor, from the client's arrival, following
+// the view's deadline as it changes), until the chain is ready or fails.
+// entry is the view when the client arrived: a failure already in it is
+// the previous start's, which the client's Demand retries, so only a
+// failure of another start counts. An idle chain (a start that was
+// swallowed by a stop in progress) is demanded again.
 func (f *Front) await(ctx context.Context, entry wire.Chain) (wire.Chain, outcome) {
 	changed, stop := f.chains.Watch(f.o.Name)
 	defer stop()
-	timer := time.NewTimer(f.o.Hold)
+	arrived := time.Now()
+	hold := f.holdFor(entry)
+	timer := time.NewTimer(hold)
 	defer timer.Stop()
 	for {
 		v := f.chains.Chain(f.o.Name)
+		if h := f.holdFor(v); h != hold {
+			hold = h
+			timer.Reset(max(time.Until(arrived.Add(h)), 0))
+		}
 		switch v.State {
 		case wire.ChainReady:
 			return v, outReady

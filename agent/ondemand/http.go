@@ -85,9 +85,9 @@ func (f *Front) notReady(w http.ResponseWriter, r *http.Request, entry wire.Chai
 	case outFailed:
 		writeError(w, http.StatusBadGateway, wire.CodeChainFailed, fmt.Sprintf("%s could not start: %s", f.o.Name, failure(v)))
 	case outTimeout:
-		f.log.Info("on-demand request held too long", "hold", f.o.Hold, "state", v.State)
+		f.log.Info("on-demand request held too long", "hold", f.holdFor(v), "state", v.State)
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(v)))
-		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, fmt.Sprintf("%s is not ready after %s (chain %s): try again later", f.o.Name, f.o.Hold, v.State))
+		writeError(w, http.StatusServiceUnavailable, wire.CodeUnavailable, fmt.Sprintf("%s is not ready after %s (chain %s): try again later", f.o.Name, f.holdFor(v), v.State))
 	case outGone:
 	}
 }

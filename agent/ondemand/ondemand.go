@@ -44,8 +44,11 @@ type Options struct {
 	Mode     string        // ModeHTTP or ModeTCP
 	IdleStop time.Duration // 0: never
 	// Hold bounds how long a non-browser request or a tcp connection is
-	// held while the chain starts (the chain's deadline); then 503 with
-	// Retry-After (http) or the connection is closed (tcp).
+	// held while the chain starts; then 503 with Retry-After (http) or the
+	// connection is closed (tcp). A client is held for the chain's
+	// deadline as its view says now (wire.Chain.DeadlineMS, read when the
+	// client arrives and again on every change of the view, so it follows
+	// `deadline: auto` and config edits), at most Hold.
 	Hold time.Duration
 	// MaxHeld caps the clients waiting on the chain at once: held
 	// requests, held tcp connections and waiting pages' event streams.

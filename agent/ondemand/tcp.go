@@ -96,7 +96,7 @@ func (f *Front) upstreamFor(ctx context.Context, v wire.Chain) (net.Conn, bool) 
 				f.log.Info("on-demand connection closed: chain failed", "reason", failure(v))
 				return nil, false
 			case outTimeout:
-				f.log.Info("on-demand connection held too long", "hold", f.o.Hold, "state", v.State)
+				f.log.Info("on-demand connection held too long", "hold", f.holdFor(v), "state", v.State)
 				return nil, false
 			case outGone:
 				return nil, false

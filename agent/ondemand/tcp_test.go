@@ -295,6 +295,7 @@ func TestIdleStop(t *testing.T) {
 func TestIdleStopCountsHTTPRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newFake("blog", wire.ChainIdle, comps()...)
+		c.view.DeadlineMS = time.Hour.Milliseconds() // the hold: the chain's deadline
 		_, ln, stop := pipeFront(t, Options{Name: "blog", Upstream: "127.0.0.1:9", IdleStop: time.Minute, Hold: time.Hour}, c, func(net.Conn) {})
 		defer stop()
 		tr := &http.Transport{DialContext: ln.Dial}
