@@ -64,6 +64,9 @@ func (a *Agent) service(u *unit) wire.Service {
 			ws.OnDemand = t.OnDemand.Listen
 		}
 		a.mu.Unlock()
+		if ws.OnDemand != "" {
+			ws.OnDemandError = a.frontError(u.name)
+		}
 	}
 	if d, ok := u.comp.(detailer); ok {
 		ws.Detail = d.Detail()
@@ -153,6 +156,9 @@ func overall(h wire.Health) string {
 	}
 	st := wire.StatusOK
 	for _, c := range h.Components {
+		if c.OnDemandError != "" && c.Required {
+			return wire.StatusDegraded // nobody can reach it through its entry point
+		}
 		switch trackers.State(c.State) {
 		case trackers.StateFailed, trackers.StateDegraded, trackers.StateUnhealthy:
 			if c.Required {
@@ -184,6 +190,15 @@ func (a *Agent) Ready(ctx context.Context, detail bool) wire.Ready {
 	}
 	for _, u := range a.allUnits() {
 		s := u.snapshot()
+		if u.counts && u.demand && !s.stopped {
+			if why := a.frontError(u.name); why != "" {
+				r := u.name + "'s on-demand entry point is not listening"
+				if detail {
+					r += ": " + why
+				}
+				reasons = append(reasons, r)
+			}
+		}
 		if !u.counts || s.stopped || s.state.IsReady() || s.state == stateIdle {
 			continue // an idle on-demand component is as it should be
 		}

@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/rouse-dev/rouse/agent/config"
 	"github.com/rouse-dev/rouse/agent/ondemand"
+	"github.com/rouse-dev/rouse/internal/backoff"
 )
 
 // fronts are the agent's on-demand entry points, one per tracker with an
@@ -14,6 +16,39 @@ type fronts struct {
 	mu   sync.Mutex
 	on   bool // Run started them: config changes follow
 	runs map[string]*frontRun
+
+	// errs is why an entry point does not listen (its address is taken),
+	// by component; under errMu, not mu (syncFronts holds mu while it
+	// waits for an entry point to stop, and the API must not wait).
+	errMu sync.Mutex
+	errs  map[string]string
+}
+
+// frontError is why name's entry point does not listen, "" when it does
+// (or when name has none).
+func (a *Agent) frontError(name string) string {
+	a.fronts.errMu.Lock()
+	defer a.fronts.errMu.Unlock()
+	return a.fronts.errs[name]
+}
+
+// setFrontError records why name's entry point does not listen ("": it
+// does) and refreshes the API's views when that changed.
+func (a *Agent) setFrontError(name, why string) {
+	a.fronts.errMu.Lock()
+	prev := a.fronts.errs[name]
+	if why == "" {
+		delete(a.fronts.errs, name)
+	} else {
+		if a.fronts.errs == nil {
+			a.fronts.errs = map[string]string{}
+		}
+		a.fronts.errs[name] = why
+	}
+	a.fronts.errMu.Unlock()
+	if prev != why {
+		a.refreshViews()
+	}
 }
 
 // frontRun is one Front running under the agent.
@@ -56,9 +91,16 @@ func (a *Agent) followFronts(cfg *config.Config) {
 
 // syncFronts makes the running entry points those of cfg: an entry point
 // whose options changed is rebuilt, one no longer configured stops (its
-// chain keeps running until stopped otherwise), a new one starts. An
-// address that cannot be bound is logged; the component stays idle and can
-// still be started by name.
+// chain keeps running until stopped otherwise), a new one starts, and one
+// whose options did not change keeps running, its connections with it.
+//
+// An address that cannot be bound (another program has the port) is one
+// error line in the log, the component's on_demand_error in the API and
+// `rouse status`, a reason of /readyz and a degraded overall status when
+// the component counts; the component stays idle and can still be started
+// by name; and the entry point tries to bind again with the heartbeat's
+// backoff until it can (the program holding the port may go away) or the
+// config changes.
 func (a *Agent) syncFronts(cfg *config.Config) {
 	want := a.frontOptions(cfg)
 	a.fronts.mu.Lock()
@@ -71,6 +113,18 @@ func (a *Agent) syncFronts(cfg *config.Config) {
 		fr.cancel()
 		<-fr.done
 		delete(a.fronts.runs, name)
+		a.setFrontError(name, "")
+	}
+	a.fronts.errMu.Lock()
+	var stale []string
+	for name := range a.fronts.errs {
+		if _, ok := want[name]; !ok {
+			stale = append(stale, name)
+		}
+	}
+	a.fronts.errMu.Unlock()
+	for _, name := range stale {
+		a.setFrontError(name, "")
 	}
 	a.mu.Lock()
 	closing := a.closing
@@ -85,11 +139,15 @@ func (a *Agent) syncFronts(cfg *config.Config) {
 		f, err := ondemand.New(o, a, a.log)
 		if err != nil {
 			a.log.Error("cannot build the on-demand entry point", "component", name, "err", err)
+			a.setFrontError(name, err.Error())
 			continue
 		}
-		if err := f.Listen(); err != nil {
-			a.log.Error("cannot listen for the on-demand entry point; start the component by name meanwhile", "component", name, "listen", o.Listen, "err", err)
-			continue
+		// The first bind here, so the error is there when syncFronts
+		// returns; the retries in the entry point's goroutine.
+		lerr := f.Listen()
+		if lerr != nil {
+			a.log.Error("cannot listen for the on-demand entry point; trying again, start the component by name meanwhile", "component", name, "listen", o.Listen, "err", lerr)
+			a.setFrontError(name, lerr.Error())
 		}
 		ctx, cancel := context.WithCancel(a.runCtx)
 		fr := &frontRun{opts: o, cancel: cancel, done: make(chan struct{})}
@@ -99,10 +157,40 @@ func (a *Agent) syncFronts(cfg *config.Config) {
 		a.fronts.runs[name] = fr
 		a.goRun(func() {
 			defer close(fr.done)
+			if lerr != nil && !a.listenAgain(ctx, name, f) {
+				return
+			}
 			if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 				a.log.Error("on-demand entry point stopped", "component", name, "err", err)
+				a.setFrontError(name, err.Error())
 			}
 		})
+	}
+}
+
+// listenAgain tries to bind f's address with the heartbeat's backoff
+// (equal jitter: never at once) until it can, true, or ctx ends, false.
+func (a *Agent) listenAgain(ctx context.Context, name string, f *ondemand.Front) bool {
+	a.mu.Lock()
+	p := backoff.Policy{Initial: a.cfg.Heartbeat.Initial, Max: a.cfg.Heartbeat.Max}
+	a.mu.Unlock()
+	t := time.NewTimer(p.Equal(0))
+	defer t.Stop()
+	for try := 1; ; try++ {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		err := f.Listen()
+		if err == nil {
+			a.log.Info("on-demand entry point can listen now", "component", name, "listen", f.Addr().String(), "tries", try+1)
+			a.setFrontError(name, "")
+			return true
+		}
+		a.log.Debug("still cannot listen for the on-demand entry point", "component", name, "err", err)
+		a.setFrontError(name, err.Error())
+		t.Reset(p.Equal(try))
 	}
 }
 
@@ -115,5 +203,6 @@ func (a *Agent) stopFronts() {
 		fr.cancel()
 		<-fr.done
 		delete(a.fronts.runs, name)
+		a.setFrontError(name, "")
 	}
 }

@@ -75,6 +75,10 @@ type Service struct {
 	// (its on_demand.listen); "" for a component that runs all the time.
 	// A component on demand is "idle" while no chain needs it.
 	OnDemand string `json:"on_demand,omitempty"`
+	// OnDemandError says why the entry point does not listen (its address
+	// is taken by another program); rouse tries again with backoff.
+	// "" while it listens.
+	OnDemandError string `json:"on_demand_error,omitempty"`
 	// Health is its health check (a tracker's health:), nil without one.
 	Health *HealthStatus `json:"health,omitempty"`
 }

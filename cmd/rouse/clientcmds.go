@@ -175,6 +175,9 @@ func serviceNote(s wire.Service) string {
 	if s.Blocked != "" {
 		return s.Blocked
 	}
+	if s.OnDemandError != "" {
+		return "on demand, not listening: " + s.OnDemandError
+	}
 	note := s.LastError
 	if s.NextRetryAt != nil {
 		note = fmt.Sprintf("next try in %s: %s", humanDuration(max(0, time.Until(*s.NextRetryAt)).Round(time.Second)), note)
@@ -195,6 +198,12 @@ func printService(out io.Writer, s wire.Service) {
 	}
 	if len(s.DependsOn) > 0 {
 		fmt.Fprintf(out, "  needs: %s\n", strings.Join(s.DependsOn, ", "))
+	}
+	switch {
+	case s.OnDemandError != "":
+		fmt.Fprintf(out, "  on demand: %s, NOT listening (trying again): %s\n", s.OnDemand, s.OnDemandError)
+	case s.OnDemand != "":
+		fmt.Fprintf(out, "  on demand: %s\n", s.OnDemand)
 	}
 	fmt.Fprintf(out, "  attempts: %d · restarts: %d\n", s.Attempts, s.Restarts)
 	switch {

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rouse-dev/rouse/wire"
+)
+
+// An on-demand entry point that cannot listen shows in `rouse status` (the
+// NOTE column) and in `rouse status NAME`.
+func TestStatusShowsAnEntryPointThatCannotListen(t *testing.T) {
+	why := "ondemand: blog: listen on 127.0.0.1:8080: bind: address already in use"
+	s := wire.Service{Name: "blog", Kind: "exec", State: "idle", Since: time.Now(), OnDemand: "127.0.0.1:8080", OnDemandError: why}
+	var all bytes.Buffer
+	printStatus(&all, wire.Health{Status: wire.StatusDegraded, Components: []wire.Service{s}})
+	if !strings.Contains(all.String(), "on demand, not listening: ondemand: blog: listen on 127.0.0.1:8080") {
+		t.Errorf("rouse status:\n%s", all.String())
+	}
+	var one bytes.Buffer
+	printService(&one, s)
+	if !strings.Contains(one.String(), "on demand: 127.0.0.1:8080, NOT listening (trying again): "+why) {
+		t.Errorf("rouse status blog:\n%s", one.String())
+	}
+	s.OnDemandError = ""
+	one.Reset()
+	printService(&one, s)
+	if !strings.Contains(one.String(), "on demand: 127.0.0.1:8080\n") {
+		t.Errorf("rouse status blog, listening:\n%s", one.String())
+	}
+}
