@@ -57,6 +57,7 @@ type Front struct {
 	seq      uint64    // bumped on every begin and end of activity
 	lastEnd  time.Time // when the last activity ended
 	running  bool
+	demanded string         // the view (state and start) the last Demand was made on
 	handlers sync.WaitGroup // http handlers, hijacked ones included
 }
 
@@ -378,8 +379,19 @@ func (f *Front) acquire() bool {
 func (f *Front) release() { <-f.held }
 
 // demand asks for the chain, logging when a client wakes an idle or failed
-// one.
+// one. Demand returns before the chain's view changes; until it does, the
+// clients that arrive meanwhile (and find the same view) do not ask again:
+// a second Demand queued behind a start that fails would start the chain
+// again at once.
 func (f *Front) demand(v wire.Chain, via string) {
+	key := v.State + " " + startOf(v).String()
+	f.mu.Lock()
+	if f.demanded == key {
+		f.mu.Unlock()
+		return
+	}
+	f.demanded = key
+	f.mu.Unlock()
 	if v.State == wire.ChainIdle || v.State == wire.ChainFailed || v.State == "" {
 		f.log.Info("on-demand chain demanded", "via", via, "state", v.State)
 	}
@@ -409,8 +421,8 @@ func (f *Front) holdFor(v wire.Chain) time.Duration {
 // the view's deadline as it changes), until the chain is ready or fails.
 // entry is the view when the client arrived: a failure already in it is
 // the previous start's, which the client's Demand retries, so only a
-// failure of another start counts. An idle chain (a start that was
-// swallowed by a stop in progress) is demanded again.
+// failure of another start counts. A chain that goes idle after being
+// busy (a stop that swallowed the demand) is demanded again.
 func (f *Front) await(ctx context.Context, entry wire.Chain) (wire.Chain, outcome) {
 	changed, stop := f.chains.Watch(f.o.Name)
 	defer stop()
@@ -418,6 +430,7 @@ func (f *Front) await(ctx context.Context, entry wire.Chain) (wire.Chain, outcom
 	hold := f.holdFor(entry)
 	timer := time.NewTimer(hold)
 	defer timer.Stop()
+	busy := false
 	for {
 		v := f.chains.Chain(f.o.Name)
 		if h := f.holdFor(v); h != hold {
@@ -431,8 +444,13 @@ func (f *Front) await(ctx context.Context, entry wire.Chain) (wire.Chain, outcom
 			if entry.State != wire.ChainFailed || !startOf(v).Equal(startOf(entry)) {
 				return v, outFailed
 			}
+		case wire.ChainStarting, wire.ChainStopping:
+			busy = true
 		case wire.ChainIdle:
-			f.chains.Demand(f.o.Name)
+			if busy {
+				busy = false
+				f.demand(v, "retry")
+			}
 		}
 		select {
 		case <-ctx.Done():

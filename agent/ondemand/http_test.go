@@ -263,6 +263,77 @@ func TestHTTP(t *testing.T) {
 		}
 	})
 
+	t.Run("ClientsArrivingTogetherDemandOnce", func(t *testing.T) {
+		up := app(t)
+		c := newFake("blog", wire.ChainIdle, comps()...)
+		release := make(chan struct{})
+		// This agent's view says starting only a while after Demand.
+		c.onDemand = func(c *fakeChains) {
+			go func() {
+				<-release
+				now := time.Now()
+				c.update(func(v *wire.Chain) { v.State, v.StartedAt = wire.ChainStarting, &now })
+				c.setState(wire.ChainReady, "")
+			}()
+		}
+		f := runFront(t, Options{Name: "blog", Upstream: upstreamOf(up)}, c)
+		const n = 8
+		codes := make(chan int, n)
+		for range n {
+			go func() {
+				resp, err := http.Get("http://" + f.Addr().String() + "/")
+				if err != nil {
+					codes <- 0
+					return
+				}
+				resp.Body.Close()
+				codes <- resp.StatusCode
+			}()
+		}
+		c.waitWatches(t, n)
+		close(release)
+		for range n {
+			if code := <-codes; code != 200 {
+				t.Errorf("a client got %d", code)
+			}
+		}
+		if d, _ := c.counts(); d != 1 {
+			t.Errorf("%d demands from %d clients arriving together, want 1", d, n)
+		}
+	})
+
+	t.Run("ADemandSwallowedByAStopIsMadeAgain", func(t *testing.T) {
+		up := app(t)
+		c := newFake("blog", wire.ChainStopping, comps()...)
+		c.onDemand = func(c *fakeChains) {
+			c.mu.Lock()
+			first := c.demands == 1
+			c.mu.Unlock()
+			if !first {
+				c.setState(wire.ChainReady, "")
+			}
+		}
+		f := runFront(t, Options{Name: "blog", Upstream: upstreamOf(up)}, c)
+		got := make(chan int, 1)
+		go func() {
+			resp, err := http.Get("http://" + f.Addr().String() + "/")
+			if err != nil {
+				got <- 0
+				return
+			}
+			resp.Body.Close()
+			got <- resp.StatusCode
+		}()
+		c.waitWatches(t, 1)
+		c.setState(wire.ChainIdle, "idle for 30m0s") // the stop ends; the first demand was lost
+		if code := <-got; code != 200 {
+			t.Errorf("got %d, want the app", code)
+		}
+		if d, _ := c.counts(); d != 2 {
+			t.Errorf("%d demands, want 2", d)
+		}
+	})
+
 	t.Run("ForeignHostIsRefused", func(t *testing.T) {
 		up := app(t)
 		c := newFake("blog", wire.ChainIdle, comps()...)
