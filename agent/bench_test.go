@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/rouse-dev/rouse/trackers"
 )
 
 // BenchmarkRestore1000 restores 1,000 synthetic components with known start
@@ -67,4 +69,37 @@ func BenchmarkRestore1000(b *testing.B) {
 	b.ReportMetric(float64(crit.Milliseconds()), "critical-path-ms")
 	b.ReportMetric(float64(len(path)), "critical-path-len")
 	b.ReportMetric((sum/float64(b.N)-1)*float64(crit.Milliseconds())/float64(len(path)), "overhead-ms/hop")
+}
+
+// BenchmarkRenderViews1000 renders the API's views (health and services,
+// JSON and gzipped) for 1,000 components: what the renderer pays per
+// change during a wake, at most every viewInterval.
+//
+//	go test -run '^$' -bench RenderViews -benchmem ./agent/
+func BenchmarkRenderViews1000(b *testing.B) {
+	specs := make([]spec, 1000)
+	for i := range specs {
+		specs[i] = spec{name: fmt.Sprintf("c%04d", i), p: &probe{}}
+		if i > 0 {
+			specs[i].requires = []string{fmt.Sprintf("c%04d", i-1)}
+		}
+	}
+	a, stop := testAgent(b, b.TempDir(), specs)
+	defer stop()
+	if _, err := a.startWake("manual", time.Now(), 0, false); err != nil {
+		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); a.stateOf("c0999") != trackers.StateReady; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the boot restore did not finish")
+		}
+	}
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		a.views.cur.Store(nil) // as after a change: nothing to reuse
+		r := a.refreshViews()
+		size = len(r.health.plain)
+	}
+	b.ReportMetric(float64(size)/1024, "health-KB")
 }

@@ -2,12 +2,13 @@ package agent
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // The API's read views — GET /api/v1/health and /api/v1/services — are
@@ -39,17 +40,29 @@ const (
 // rendered is one rendering of the views.
 type rendered struct {
 	at       time.Time
-	health   []byte // wire.Health
-	services []byte // wire.Services
-	healthGz []byte // the same, gzipped
-	servGz   []byte
+	health   *view // wire.Health
+	services *view // wire.Services
+}
+
+// view is one rendered document and, made once on first use, its gzipped
+// form. A rendering whose bytes equal the previous one's keeps the
+// previous view, so an unchanged document is never compressed again.
+type view struct {
+	plain []byte
+	once  sync.Once
+	gz    []byte
+}
+
+// gzipped is v compressed (made on the first call).
+func (v *view) gzipped() []byte {
+	v.once.Do(func() { v.gz = gzipBytes(v.plain) })
+	return v.gz
 }
 
 // viewCache holds the latest rendering.
 type viewCache struct {
 	cur     atomic.Pointer[rendered]
-	mu      sync.Mutex   // one rendering at a time; guards zw
-	zw      *gzip.Writer // reused across renderings
+	mu      sync.Mutex   // one rendering at a time
 	renders atomic.Int64 // how many so far
 	running atomic.Bool  // renderViews is running
 }
@@ -80,12 +93,22 @@ func (a *Agent) renderViews(ctx context.Context) {
 	}
 }
 
-// refreshViews renders the views now and returns them.
+// refreshViews renders the views now and returns them. The health view
+// is compressed here, off the requests' path (what browsers and Go's
+// client ask for); the services view when first asked.
 func (a *Agent) refreshViews() *rendered {
 	a.views.mu.Lock()
 	defer a.views.mu.Unlock()
 	r := a.render()
-	r.healthGz, r.servGz = a.views.gzip(r.health), a.views.gzip(r.services)
+	if prev := a.views.cur.Load(); prev != nil {
+		if bytes.Equal(prev.health.plain, r.health.plain) {
+			r.health = prev.health
+		}
+		if bytes.Equal(prev.services.plain, r.services.plain) {
+			r.services = prev.services
+		}
+	}
+	r.health.gzipped()
 	a.views.cur.Store(r)
 	a.views.renders.Add(1)
 	return r
@@ -135,35 +158,41 @@ func (a *Agent) render() *rendered {
 	hb = bytes.Replace(hb, []byte(`"components":null`), append([]byte(`"components":`), list...), 1)
 	sb := make([]byte, 0, len(list)+len(`{"services":}`)+1)
 	sb = append(append(append(sb, `{"services":`...), list...), '}')
-	return &rendered{at: at, health: append(hb, '\n'), services: append(sb, '\n')}
+	return &rendered{at: at, health: &view{plain: append(hb, '\n')}, services: &view{plain: append(sb, '\n')}}
 }
 
-// gzip compresses b (fastest level: a rendering is made up to 20 times a
-// second during a restore). v.mu is held.
-func (v *viewCache) gzip(b []byte) []byte {
+// gzipWriters are reused across renderings: one holds about half a
+// megabyte of tables, so an idle agent lets the pool drop it.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return zw
+}}
+
+// gzipBytes compresses b (fastest level: a rendering is made up to 20
+// times a second during a restore).
+func gzipBytes(b []byte) []byte {
 	var buf bytes.Buffer
 	buf.Grow(len(b) / 6)
-	if v.zw == nil {
-		v.zw, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	} else {
-		v.zw.Reset(&buf)
-	}
-	_, _ = v.zw.Write(b)
-	_ = v.zw.Close()
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&buf)
+	_, _ = zw.Write(b)
+	_ = zw.Close()
+	zw.Reset(nil)
+	gzipWriters.Put(zw)
 	return buf.Bytes()
 }
 
 // HealthGzip is HealthJSON gzipped (api.GzipSnapshotter).
-func (a *Agent) HealthGzip(ctx context.Context) []byte { return a.currentViews().healthGz }
+func (a *Agent) HealthGzip(ctx context.Context) []byte { return a.currentViews().health.gzipped() }
 
 // ServicesGzip is ServicesJSON gzipped (api.GzipSnapshotter).
-func (a *Agent) ServicesGzip(ctx context.Context) []byte { return a.currentViews().servGz }
+func (a *Agent) ServicesGzip(ctx context.Context) []byte { return a.currentViews().services.gzipped() }
 
 // HealthJSON is GET /api/v1/health as rendered JSON (api.Snapshotter).
-func (a *Agent) HealthJSON(ctx context.Context) []byte { return a.currentViews().health }
+func (a *Agent) HealthJSON(ctx context.Context) []byte { return a.currentViews().health.plain }
 
 // ServicesJSON is GET /api/v1/services as rendered JSON (api.Snapshotter).
-func (a *Agent) ServicesJSON(ctx context.Context) []byte { return a.currentViews().services }
+func (a *Agent) ServicesJSON(ctx context.Context) []byte { return a.currentViews().services.plain }
 
 var _ interface {
 	HealthJSON(context.Context) []byte

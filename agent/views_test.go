@@ -86,6 +86,26 @@ func TestViews(t *testing.T) {
 				t.Errorf("a state change is not in the view one interval later: %s %+v", h.Status, h.Components[1])
 			}
 		}
+		{ // an unchanged document is not compressed again; a changed one is
+			gz1, sgz1 := a.HealthGzip(ctx), a.ServicesGzip(ctx)
+			a.refreshViews()
+			if gz2, sgz2 := a.HealthGzip(ctx), a.ServicesGzip(ctx); &gz1[0] != &gz2[0] || &sgz1[0] != &sgz2[0] {
+				t.Error("an unchanged view was compressed again")
+			}
+			a.setState(a.unit("app"), trackers.StateReady, nil)
+			a.refreshViews()
+			gz3 := a.HealthGzip(ctx)
+			if &gz1[0] == &gz3[0] {
+				t.Fatal("a changed view kept the old compressed body")
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(gz3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if plain, err := io.ReadAll(zr); err != nil || !bytes.Equal(plain, a.HealthJSON(ctx)) {
+				t.Errorf("the new compressed body is not the new view (err %v)", err)
+			}
+		}
 		{ // 100 changes over 500 ms are at most one rendering per interval
 			time.Sleep(2 * viewInterval)
 			before := a.views.renders.Load()

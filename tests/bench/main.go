@@ -25,7 +25,9 @@
 //  6. presleep: PrepareForSleep(true) to the inhibitor lock's release, on a
 //     50 MB store with a busy writer, against logind's 5 s.
 //
-// The rouse binary is built from this checkout unless -rouse names one.
+// The rouse binary is built from this checkout as the packages build it
+// (CGO_ENABLED=0, -trimpath, -ldflags=-s -w: packaging/main.go) unless
+// -rouse names one: the memory measured is that of the binary users get.
 // Helper processes (the programs supervised in 5.) are this program run
 // again with a helper flag.
 package main
@@ -39,6 +41,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -155,7 +159,7 @@ func run(o options, w io.Writer) (*report, error) {
 			return nil, err
 		}
 		defer os.RemoveAll(dir)
-		if o.RouseBin, err = harness.Build(dir); err != nil {
+		if o.RouseBin, err = buildRelease(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -331,4 +335,21 @@ func loadAvg() string {
 // stepIndex orders the steps as the tables are numbered.
 func stepIndex(name string) int {
 	return slices.Index([]string{"restore", "storm", "cold", "idle", "supervisord", "presleep"}, name)
+}
+
+// buildRelease compiles ./cmd/rouse into dir as packaging/main.go does for
+// the packages, and returns the binary's path.
+func buildRelease(dir string) (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	bin := filepath.Join(dir, "rouse")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/rouse")
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/rouse: %w\n%s", err, b)
+	}
+	return bin, nil
 }

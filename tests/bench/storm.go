@@ -5,14 +5,18 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/rouse-dev/rouse/tests/internal/harness"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -29,6 +33,10 @@ import (
 //   - the agent's CPU per request: its CPU time (schedstat, all threads)
 //     over the idle window, less its CPU over as long a window without the
 //     load just before, divided by the requests answered;
+//   - the floor: the same load on a bare net/http server (this program
+//     run as a helper) answering every request with the agent's own
+//     gzipped body, measured the same way; what no agent on Go's net/http
+//     can go below on this machine;
 //   - the restore itself with and without the load: wakes alternating, each followed on the event stream; the medians'
 //     ratio is how much the polling slowed the restore (StormRuns wakes of
 //     each).
@@ -51,7 +59,8 @@ type stormResult struct {
 	Idle           latencies `json:"idle"`
 	Storm          latencies `json:"storm"`
 	CPUPerReqMS    float64   `json:"agent_cpu_per_request_ms"`
-	RestoreMS      float64   `json:"restore_ms"` // median without the load
+	FloorCPUMS     float64   `json:"bare_server_cpu_per_request_ms"` // the same bytes from a bare net/http server
+	RestoreMS      float64   `json:"restore_ms"`                     // median without the load
 	RestoreLoadMS  float64   `json:"restore_under_load_ms"`
 	Slowdown       float64   `json:"restore_slowdown"` // under load / without
 	RestoreRuns    []float64 `json:"restore_runs_ms"`
@@ -86,6 +95,8 @@ func benchStorm(t *tb, o options) *stormResult {
 		base := float64(cpu1-cpu0) * float64(busy) / float64(quiet)
 		r.CPUPerReqMS = round3(max(0, float64(cpu2-cpu1)-base) / 1e6 / float64(n))
 	}
+
+	r.FloorCPUMS = floorCPU(t, o, ld)
 
 	var plain, loaded []time.Duration
 	var during loadRun
@@ -240,7 +251,7 @@ func printStorm(w io.Writer, r *stormResult) {
 	}{{"idle agent", r.Idle}, {fmt.Sprintf("during %d wakes", len(r.RestoreLoadRun)), r.Storm}} {
 		fmt.Fprintf(w, "%-26s %8d %6d %9.2f %9.2f %9.2f\n", row.name, row.l.Count, row.l.Fails, row.l.P50MS, row.l.P99MS, row.l.MaxMS)
 	}
-	fmt.Fprintf(w, "   agent CPU per request: %.3f ms\n", r.CPUPerReqMS)
+	fmt.Fprintf(w, "   agent CPU per request: %.3f ms (a bare net/http server sending the same bytes, measured the same way: %.3f ms)\n", r.CPUPerReqMS, r.FloorCPUMS)
 	fmt.Fprintf(w, "   restore without the load %.0f ms %v, with it %.0f ms %v: %.3f×\n\n",
 		r.RestoreMS, r.RestoreRuns, r.RestoreLoadMS, r.RestoreLoadRun, r.Slowdown)
 }
@@ -268,3 +279,89 @@ func procCPUns(t *tb, pid int) int64 {
 
 // round3 rounds to three decimals for the JSON line.
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
+
+// floorCPU is the CPU per request of a bare net/http server (this program
+// as a helper, in a process of its own as the agent is) answering every
+// request with the body the agent answered ld's request with, under the
+// same load and measured as the agent is.
+func floorCPU(t *tb, o options, ld *loader) float64 {
+	req, err := http.NewRequest(http.MethodGet, ld.url, nil)
+	if err != nil {
+		t.Fatalf("floor: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+ld.token)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := ld.hc.Do(req)
+	if err != nil {
+		t.Fatalf("floor: the agent's body: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("floor: the agent's body: %v (encoding %q)", err, resp.Header.Get("Content-Encoding"))
+	}
+	file := filepath.Join(t.TempDir(), "body")
+	if err := os.WriteFile(file, body, 0o600); err != nil {
+		t.Fatalf("floor: %v", err)
+	}
+	addr := harness.FreeAddr(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatalf("floor: %v", err)
+	}
+	cmd := exec.Command(self, helperArg, "servebytes", addr, file)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("floor: %v", err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	bare := newLoader(addr, ld.token)
+	defer bare.close()
+	bare.url = "http://" + addr + "/"
+	harness.Eventually(t, 10*time.Second, "the bare server to answer", func() bool {
+		r := &loadRun{}
+		bare.one(r)
+		return r.count() == 1
+	})
+	pid := cmd.Process.Pid
+	cpu0 := procCPUns(t, pid)
+	t0 := time.Now()
+	time.Sleep(o.StormIdle)
+	cpu1, quiet := procCPUns(t, pid), time.Since(t0)
+	t0 = time.Now()
+	run := bare.runWhile(stormRate, func() { time.Sleep(o.StormIdle) })
+	cpu2, busy := procCPUns(t, pid), time.Since(t0)
+	n := run.count()
+	if n == 0 || run.fails > 0 {
+		t.Fatalf("floor: %d answers, %d failures", n, run.fails)
+	}
+	base := float64(cpu1-cpu0) * float64(busy) / float64(quiet)
+	return round3(max(0, float64(cpu2-cpu1)-base) / 1e6 / float64(n))
+}
+
+// serveBytes is the floor's server: ADDR FILE, every request answered 200
+// with FILE's bytes as gzipped JSON.
+func serveBytes(args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("want servebytes ADDR FILE, got %q", args)
+	}
+	body, err := os.ReadFile(args[1])
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	n := strconv.Itoa(len(body))
+	return http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Encoding", "gzip")
+		h.Set("Content-Length", n)
+		_, _ = w.Write(body)
+	}))
+}

@@ -71,6 +71,9 @@ func runHelperIfAsked() {
 }
 
 func helper(mode string, args []string) error {
+	if mode == "servebytes" {
+		return serveBytes(args)
+	}
 	if mode != "pidlisten" || len(args) < 2 {
 		return fmt.Errorf("want pidlisten ADDR DELAY [MARKER [REPORT]], got %s %q", mode, args)
 	}
