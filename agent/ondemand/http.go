@@ -67,6 +67,13 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // notReady answers a request that found the chain not ready.
 func (f *Front) notReady(w http.ResponseWriter, r *http.Request, entry wire.Chain) {
+	if entry.State == wire.ChainFailed && subrequest(r) {
+		// The browser's own follow-up (a favicon, an asset, a script's
+		// fetch) does not start a failed chain again under the page that
+		// says why it failed; loading the page does.
+		writeError(w, http.StatusBadGateway, wire.CodeChainFailed, fmt.Sprintf("%s could not start: %s", f.o.Name, failure(entry)))
+		return
+	}
 	f.demand(entry, "http")
 	if browser(r) {
 		f.servePage(w, r)
@@ -130,6 +137,14 @@ func (f *Front) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 // WebSocket) is held instead of shown the waiting page.
 func browser(r *http.Request) bool {
 	return r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// subrequest reports whether a browser sent r on its own account, not as a
+// page load: it says so in Sec-Fetch-Mode (every current browser sends
+// it). A client without Sec-Fetch-* (curl, an API client) is not one.
+func subrequest(r *http.Request) bool {
+	m := r.Header.Get("Sec-Fetch-Mode")
+	return m != "" && m != "navigate"
 }
 
 // serveOwn serves the paths under Prefix. They need no token: they show

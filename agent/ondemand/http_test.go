@@ -334,6 +334,27 @@ func TestHTTP(t *testing.T) {
 		}
 	})
 
+	t.Run("ABrowsersSubrequestDoesNotRetryAFailedChain", func(t *testing.T) {
+		up := app(t)
+		c := newFake("blog", wire.ChainFailed, comps()...)
+		c.view.Reason = "db: exited with status 1"
+		f := runFront(t, Options{Name: "blog", Upstream: upstreamOf(up)}, c)
+		r := get(t, f, "/favicon.ico", "Accept", "image/avif,image/webp,*/*", "Sec-Fetch-Mode", "no-cors", "Sec-Fetch-Dest", "image")
+		if e := errorCode(t, r); r.StatusCode != http.StatusBadGateway || e.Code != wire.CodeChainFailed || !strings.Contains(e.Message, "db: exited") {
+			t.Errorf("favicon under a failed chain: %d %+v", r.StatusCode, e)
+		}
+		if d, _ := c.counts(); d != 0 {
+			t.Errorf("the favicon demanded the failed chain %d times", d)
+		}
+		r = get(t, f, "/", "Accept", html, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document")
+		if r.StatusCode != 503 {
+			t.Errorf("loading the page: %d, want the waiting page", r.StatusCode)
+		}
+		if d, _ := c.counts(); d != 1 {
+			t.Errorf("loading the page demanded %d times, want 1 (try again)", d)
+		}
+	})
+
 	t.Run("ForeignHostIsRefused", func(t *testing.T) {
 		up := app(t)
 		c := newFake("blog", wire.ChainIdle, comps()...)
