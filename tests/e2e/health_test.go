@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rouse-dev/rouse/internal/testdocker"
 	"github.com/rouse-dev/rouse/tests/internal/harness"
 )
 
@@ -103,4 +104,48 @@ trackers:
 // to be reaped).
 func syscallGone(pid int) bool {
 	return syscall.Kill(pid, 0) == syscall.ESRCH
+}
+
+// The container path through the binary and a private dockerd: a
+// container whose server hangs (its process SIGSTOPped) fails its health
+// check — an http check given in health.check — retries times in a row, is
+// unhealthy, and is restarted with docker restart (the same container,
+// started again), then ready.
+func TestAHungContainerIsRestarted(t *testing.T) {
+	e := testdocker.Start(t)
+	p := harness.NewPower(t, true)
+	addr := harness.FreeAddr(t)
+	name := fmt.Sprintf("e2e-hung-%d", time.Now().UnixNano()%1e6)
+	id := e.Create(testdocker.Spec{Name: name, StopTimeout: 1,
+		Cmd: []string{"sh", "-c", "echo ok > /tmp/index.html; exec httpd -f -p " + addr + " -h /tmp"}})
+	cfg := baseConfig + containerEntry("web", name, e.Host(), fmt.Sprintf(`ready: {http: "http://%s/"}
+health: {check: {http: "http://%s/"}, interval: 1s, timeout: 500ms, retries: 3}`, addr, addr))
+	a := harness.Start(t, bin, harness.Options{Config: cfg, BusAddr: p.Addr()})
+	a.WaitStates(guard, map[string]string{"web": "ready"})
+	harness.Eventually(t, guard, "a passing health check", func() bool {
+		h := a.Services()["web"].Health
+		return h != nil && h.LastResult == "ok"
+	})
+	before := e.Inspect(id).State
+	if err := syscall.Kill(before.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stoppedAt := time.Now()
+	a.WaitLog(`msg="unhealthy; restarting" component=web failures=3`, guard)
+	harness.Eventually(t, guard, "the container restarted and web ready again", func() bool {
+		s := e.Inspect(id).State
+		return s.StartedAt != before.StartedAt && s.Running && a.Services()["web"].State == "ready"
+	})
+	t.Logf("hung container restarted and ready %s after SIGSTOP", time.Since(stoppedAt).Round(time.Millisecond))
+	s := a.Services()["web"]
+	if s.Health == nil || s.Health.Restarts != 1 {
+		t.Fatalf("web after the restart: health %+v", s.Health)
+	}
+	if !strings.Contains(a.Log(), `msg="restarting container" component=web`) || !strings.Contains(a.Log(), `why="health check failed"`) {
+		t.Errorf("the restart was not a docker restart of the container:\n%s", a.Log())
+	}
+	if strings.Count(a.Log(), `msg="starting container" component=web`) > 0 && s.Restarts != 0 {
+		t.Errorf("restarted by a new Run (restarts %d), want in place", s.Restarts)
+	}
+	a.Stop()
 }
