@@ -31,6 +31,7 @@ var pageFS embed.FS
 var waitPage = template.Must(template.New("wait.html").Funcs(template.FuncMap{
 	"secs":   secs,
 	"status": statusLine,
+	"title":  heading,
 }).ParseFS(pageFS, "page/wait.html"))
 
 // pageCSP lets the waiting page load its own script and style and open its
@@ -271,6 +272,20 @@ func secs(ms int64) string {
 		return "–"
 	}
 	return strconv.FormatFloat(float64(ms)/1000, 'f', 1, 64) + " s"
+}
+
+// heading is the page's title line; the script keeps the same wording.
+func heading(v wire.Chain) string {
+	switch v.State {
+	case wire.ChainReady:
+		return v.Name + " is ready"
+	case wire.ChainFailed:
+		return v.Name + " could not start"
+	case wire.ChainStopping:
+		return v.Name + " is stopping"
+	default:
+		return "Starting " + v.Name
+	}
 }
 
 // statusLine is the page's sentence about the chain; the script keeps the

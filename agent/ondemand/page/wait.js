@@ -5,6 +5,7 @@
   "use strict";
   var main = document.getElementById("rouse-wait");
   var tbody = document.getElementById("components").tBodies[0];
+  var title = document.getElementById("title");
   var status = document.getElementById("status");
   var retry = document.getElementById("retry");
   var view = null, at = 0, done = false;
@@ -27,6 +28,14 @@
       case "stopping": return v.name + " is stopping; it starts again right after.";
       case "starting": return "Starting " + v.name + ": " + n + " of " + v.components.length + " ready\u2026";
       default: return "Waiting for " + v.name + " to start\u2026";
+    }
+  }
+  function heading(v) {
+    switch (v.state) {
+      case "ready": return v.name + " is ready";
+      case "failed": return v.name + " could not start";
+      case "stopping": return v.name + " is stopping";
+      default: return "Starting " + v.name;
     }
   }
   function cell(tr, text, cls) {
@@ -62,6 +71,7 @@
     });
     tbody.replaceChildren(rows);
     main.dataset.state = view.state;
+    title.textContent = heading(view);
     status.textContent = line(view);
     retry.hidden = view.state !== "failed";
   }
