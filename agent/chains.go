@@ -73,6 +73,13 @@ type chain struct {
 	began     map[string]bool      // members this start waited for
 	ended     map[string]time.Time // when each one's bring-up ended
 	est       map[string]time.Duration
+
+	// The bring-ups a start that failed left going (on_failure: keep, or
+	// a manual start): members it cut short while they were starting go
+	// on under their own deadlines. A stop, the next start and a sleep
+	// end them (bgCancel under chainMu; bg waited for under opMu).
+	bgCancel context.CancelCauseFunc
+	bg       sync.WaitGroup
 }
 
 // closure returns name and its dependencies (required and optional,
@@ -269,6 +276,7 @@ func (a *Agent) startChain(name, trigger string) <-chan struct{} {
 	starting, members := ch.starting, slices.Clone(ch.members)
 	a.chainMu.Unlock()
 	if !starting {
+		a.endKept(ch) // this start takes over what the last one left going
 		// `deadline: auto` is chosen before every start, as before a
 		// wake's restore: a member's deadline (and so the chain's, which
 		// the entry point holds its clients for) follows its history.
@@ -360,8 +368,11 @@ func (a *Agent) runChain(ctx context.Context, ch *chain, units []*unit) {
 		a.chainMu.Lock()
 		ch.ended[units[i].name] = time.Now()
 		a.chainMu.Unlock()
-		if units[i].name == name && !r.state.IsReady() && rollback {
-			ch.cancel(errChainFailed) // the others need not go on: they are rolled back
+		if units[i].name == name && !r.state.IsReady() {
+			// The verdict is the root's: no optional member keeps the
+			// client, the waiting page and a rollback waiting. What is
+			// still starting is rolled back, or goes on (keepStarting).
+			ch.cancel(errChainFailed)
 		}
 		ch.hub.Publish(struct{}{})
 	})
@@ -379,6 +390,9 @@ func (a *Agent) runChain(ctx context.Context, ch *chain, units []*unit) {
 		reason, why = a.chainReason(ch, units, results, cause)
 		a.metrics.chainFailures.WithLabelValues(name, why).Inc()
 		a.log.Warn("chain failed", "chain", name, "trigger", trigger, "reason", reason, "rollback", rollback)
+	}
+	if !ok && !superseded && !rollback {
+		a.keepStarting(ch, units, results)
 	}
 	// The record: what this start waited for, like a wake's restore.
 	var rec []*unit
@@ -403,6 +417,7 @@ func (a *Agent) runChain(ctx context.Context, ch *chain, units []*unit) {
 		ch.hub.Publish(struct{}{})
 		a.releaseChain(name)
 	}
+
 	if !superseded && len(rec) > 0 {
 		a.recordChain(ctx, name, trigger, t0, rec, recRes, total, eff)
 	}
@@ -420,6 +435,59 @@ func (a *Agent) runChain(ctx context.Context, ch *chain, units []*unit) {
 
 // errChainFailed cancels the rest of a start whose component failed.
 var errChainFailed = errors.New("the chain failed")
+
+// keepStarting follows a failed start that is not rolled back (on_failure:
+// keep, or a manual start): each member whose bring-up the failure cut
+// short while it was starting goes on, under its own deadline (degraded
+// when it passes, then the heartbeat's), as if the start had not failed.
+// Failed and waiting members are the heartbeat's already.
+func (a *Agent) keepStarting(ch *chain, units []*unit, results []result) {
+	a.mu.Lock()
+	bound := a.cfg.Deadlines.Wake
+	a.mu.Unlock()
+	a.chainMu.Lock()
+	defer a.chainMu.Unlock()
+	var ctx context.Context
+	for i, u := range units {
+		if results[i].state.IsReady() || results[i].blocked {
+			continue
+		}
+		u.mu.Lock()
+		going := u.state == trackers.StateStarting && u.run != nil
+		if going {
+			u.op++ // the heartbeat leaves it to this bring-up
+		}
+		u.mu.Unlock()
+		if !going {
+			continue
+		}
+		results[i].err = "the chain failed while it was starting; it goes on"
+		if ctx == nil {
+			ctx, ch.bgCancel = context.WithCancelCause(a.runCtx)
+		}
+		ch.bg.Add(1)
+		a.goRun(func() {
+			defer ch.bg.Done()
+			bctx, cancel := context.WithTimeout(ctx, bound)
+			defer cancel()
+			a.bringUp(bctx, u, false)
+			a.release(u)
+		})
+	}
+}
+
+// endKept ends the bring-ups keepStarting left going and waits for them
+// (ch.opMu held): a stop or a new start takes the members over.
+func (a *Agent) endKept(ch *chain) {
+	a.chainMu.Lock()
+	cancel := ch.bgCancel
+	ch.bgCancel = nil
+	a.chainMu.Unlock()
+	if cancel != nil {
+		cancel(errSuperseded)
+	}
+	ch.bg.Wait()
+}
 
 // chainReason says which required member made a start fail, and why, and
 // the failure's kind for the metrics (failed, deadline, stopped, blocked).
@@ -507,6 +575,7 @@ func (a *Agent) stopChain(name, why string, user bool) {
 	}
 	ch.stopping, ch.failed, ch.reason = true, false, why
 	a.chainMu.Unlock()
+	a.endKept(ch)
 	ch.hub.Publish(struct{}{})
 	a.log.Info("chain stopping", "chain", name, "why", why)
 	a.releaseChain(name)
@@ -570,6 +639,10 @@ func (a *Agent) supersedeChains(trigger string, at time.Time) {
 	for _, ch := range a.chains {
 		if ch.starting {
 			ch.cancel(errSuperseded)
+		}
+		if ch.bgCancel != nil {
+			ch.bgCancel(errSuperseded) // the wake restores them
+			ch.bgCancel = nil
 		}
 		if trigger == "" {
 			continue

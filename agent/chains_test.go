@@ -296,11 +296,14 @@ func TestOnDemandChains(t *testing.T) {
 			if v.Reason != "db: failed: refused" {
 				t.Fatalf("reason %q", v.Reason)
 			}
-			if s := a.stateOf("sidecar"); s != trackers.StateReady {
+			if s := a.stateOf("sidecar"); s != trackers.StateReady && s != trackers.StateStarting {
 				t.Fatalf("sidecar %s: keep leaves it running", s)
 			}
 			// The heartbeat retries db, and blog follows: the chain is ready.
 			waitChain(t, a, "blog", wire.ChainReady)
+			if s, n := a.stateOf("sidecar"), side.runs.Load(); s != trackers.StateReady || n != 1 {
+				t.Fatalf("sidecar %s after %d runs, want ready from its one run", s, n)
+			}
 		})
 	})
 	t.Run("AManualStartHoldsTheChainAndAStopLetsGo", func(t *testing.T) {

@@ -42,3 +42,84 @@ func TestChainLearnsAutoDeadlines(t *testing.T) {
 		}
 	})
 }
+
+// What a failed demand start leaves, by on_failure, with an optional
+// sidecar still starting when a required dependency fails: the chain's
+// verdict comes at once under both (an optional member never holds it up);
+// rollback stops everything this start started, the sidecar included;
+// keep leaves every member going — the sidecar finishes its start under
+// its own deadline — until the idle stop (or rouse stop), which ends
+// them all.
+func TestAFailedStartAndItsSidecar(t *testing.T) {
+	for _, c := range []struct {
+		onFailure string
+		never     bool   // the sidecar is never ready, else it takes 5 s
+		after     string // the members an hour after the failure
+	}{
+		{"rollback", false, "db=idle sidecar=idle blog=idle"},
+		{"keep", false, "db=failed sidecar=ready blog=waiting"},
+		// Never ready: its deadline (10 s) still applies after the
+		// failure, then the heartbeat's retries.
+		{"keep", true, "db=failed sidecar=degraded blog=waiting"},
+	} {
+		t.Run(c.onFailure+"/"+c.after, func(t *testing.T) {
+			dir := t.TempDir()
+			synctest.Test(t, func(t *testing.T) {
+				db, blog, other := &probe{latency: time.Millisecond, failN: 1 << 20}, &probe{latency: time.Millisecond}, &probe{latency: time.Millisecond}
+				side := &probe{latency: 5 * time.Second}
+				if c.never {
+					side = &probe{never: true, ready: make(chan struct{})} // made in the bubble
+				}
+				a, stop := testAgent(t, dir, blogChain(db, side, blog, other, c.onFailure))
+				defer stop()
+				restoreNow(t, a, "boot", false)
+				t0 := time.Now()
+				a.Demand("blog")
+				v := waitChain(t, a, "blog", wire.ChainFailed)
+				if got := time.Since(t0); got != 0 {
+					t.Fatalf("failed after %v: the optional sidecar held the verdict up", got)
+				}
+				if v.Reason != "db: failed: refused" {
+					t.Fatalf("reason %q", v.Reason)
+				}
+				time.Sleep(time.Hour)
+				synctest.Wait()
+				if got := states(a, "db", "sidecar", "blog"); got != c.after {
+					t.Fatalf("an hour after the failure: %s, want %s", got, c.after)
+				}
+				a.IdleStop("blog")
+				waitChain(t, a, "blog", wire.ChainIdle)
+				time.Sleep(time.Hour)
+				synctest.Wait()
+				if got, want := states(a, "db", "sidecar", "blog"), "db=idle sidecar=idle blog=idle"; got != want {
+					t.Fatalf("after the idle stop: %s, want %s", got, want)
+				}
+			})
+		})
+	}
+}
+
+// An idle stop while a kept sidecar is still starting ends its bring-up:
+// it is idle, and its deadline passing later does not mark it degraded.
+func TestAnIdleStopEndsAKeptStart(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		db, side, blog, other := &probe{latency: time.Millisecond, failN: 1 << 20}, &probe{never: true, ready: make(chan struct{})}, &probe{latency: time.Millisecond}, &probe{latency: time.Millisecond}
+		a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "keep"))
+		defer stop()
+		restoreNow(t, a, "boot", false)
+		a.Demand("blog")
+		waitChain(t, a, "blog", wire.ChainFailed)
+		time.Sleep(time.Second)
+		if s := a.stateOf("sidecar"); s != "starting" {
+			t.Fatalf("sidecar %s, want still starting", s)
+		}
+		a.IdleStop("blog")
+		waitChain(t, a, "blog", wire.ChainIdle)
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if got, want := states(a, "db", "sidecar", "blog"), "db=idle sidecar=idle blog=idle"; got != want {
+			t.Fatalf("%s, want %s", got, want)
+		}
+	})
+}
