@@ -24,6 +24,7 @@ var (
 	dialTimeout       = 10 * time.Second  // to the upstream
 	shutdownGrace     = 5 * time.Second
 	keepAliveEvery    = 25 * time.Second // an SSE comment, so a dead watcher is noticed
+	sseWriteTimeout   = 10 * time.Second // per event
 )
 
 // Front is one on-demand entry point: it listens on Options.Listen, starts
@@ -116,7 +117,7 @@ func New(opts Options, chains Chains, log *slog.Logger) (*Front, error) {
 	if opts.Mode == ModeHTTP {
 		f.transport = &http.Transport{
 			Proxy:                 nil, // the upstream is local: never an HTTP_PROXY
-			DialContext:           d.DialContext,
+			DialContext:           func(ctx context.Context, _, _ string) (net.Conn, error) { return f.dial(ctx) },
 			MaxIdleConns:          64,
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
@@ -297,8 +298,10 @@ func (f *Front) kickIdle() {
 
 // idleLoop asks Chains to stop the chain once nothing used it for
 // IdleStop: no open connection, no request, and no new start of the chain
-// (a start by wake or by hand counts as use). It asks once per quiet
-// period; the next connection demands the chain again.
+// (a start by wake or by hand counts as use), counted from the end of the
+// last activity or from when the chain became ready; never while it
+// starts. It asks once per quiet period; the next connection demands the
+// chain again.
 //
 // Its timer runs on Go's clock, which stands still while the machine
 // sleeps: time asleep does not count as idle.
@@ -309,7 +312,8 @@ func (f *Front) idleLoop(ctx context.Context) {
 	defer timer.Stop()
 	since := time.Now() // start of the current quiet period
 	settled := false    // this quiet period was dealt with
-	lastStart := startOf(f.chains.Chain(f.o.Name))
+	first := f.chains.Chain(f.o.Name)
+	lastStart, lastState := startOf(first), first.State
 	var seenSeq uint64
 	for {
 		f.mu.Lock()
@@ -331,6 +335,10 @@ func (f *Front) idleLoop(ctx context.Context) {
 				settled = true
 				switch v := f.chains.Chain(f.o.Name); v.State {
 				case wire.ChainIdle, wire.ChainStopping:
+				case wire.ChainStarting:
+					// Not while it starts (a waiting page may be
+					// watching): the quiet period restarts when it is
+					// ready.
 				default:
 					f.log.Info("on-demand chain idle: stopping it", "idle_stop", f.o.IdleStop, "state", v.State)
 					f.chains.IdleStop(f.o.Name)
@@ -349,11 +357,16 @@ func (f *Front) idleLoop(ctx context.Context) {
 				continue
 			}
 			v := f.chains.Chain(f.o.Name)
-			if s := startOf(v); (v.State == wire.ChainStarting || v.State == wire.ChainReady) && !s.Equal(lastStart) {
-				lastStart = s
+			s := startOf(v)
+			newStart := (v.State == wire.ChainStarting || v.State == wire.ChainReady) && !s.Equal(lastStart)
+			if newStart || v.State == wire.ChainReady && lastState != wire.ChainReady {
 				since = time.Now()
 				settled = false
 			}
+			if newStart {
+				lastStart = s
+			}
+			lastState = v.State
 		}
 	}
 }

@@ -226,6 +226,8 @@ func (f *Front) serveEvents(w http.ResponseWriter, r *http.Request) {
 	defer keep.Stop()
 	send := true
 	for {
+		// A watcher that stops reading is dropped, not waited for.
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 		if send {
 			v := f.chains.Chain(f.o.Name)
 			b, _ := json.Marshal(v)

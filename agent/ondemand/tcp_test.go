@@ -1,6 +1,7 @@
 package ondemand
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -276,6 +277,36 @@ func TestIdleStop(t *testing.T) {
 			}
 		})
 	})
+	t.Run("NotWhileItStartsAndCountedFromReady", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c := newFake("cache", wire.ChainIdle, comps()...)
+			_, ln, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP, IdleStop: 10 * time.Minute, Hold: time.Second}, c, pipeEcho)
+			defer stop()
+			// A client demands a slow start and goes away (the hold
+			// runs out); a waiting page would be watching without
+			// activity.
+			conn, _ := ln.Dial(t.Context(), "", "")
+			_, _ = conn.Read(make([]byte, 1))
+			conn.Close()
+			time.Sleep(3 * time.Hour)
+			synctest.Wait()
+			if _, s := c.counts(); s != 0 {
+				t.Fatalf("stopped %d times while starting", s)
+			}
+			c.setState(wire.ChainReady, "")
+			synctest.Wait()
+			time.Sleep(10*time.Minute - time.Nanosecond)
+			synctest.Wait()
+			if _, s := c.counts(); s != 0 {
+				t.Fatalf("stopped before idle_stop after it became ready")
+			}
+			time.Sleep(time.Nanosecond)
+			synctest.Wait()
+			if _, s := c.counts(); s != 1 {
+				t.Fatalf("%d idle stops, want 1", s)
+			}
+		})
+	})
 	t.Run("ZeroNeverStops", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			c := newFake("cache", wire.ChainReady, comps()...)
@@ -291,33 +322,50 @@ func TestIdleStop(t *testing.T) {
 }
 
 // TestIdleStopCountsHTTPRequests: in http mode a request in flight (here a
-// held one) is activity and an idle keep-alive connection is not.
+// proxied one the app takes an hour to answer) is activity and an idle
+// keep-alive connection is not.
 func TestIdleStopCountsHTTPRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newFake("blog", wire.ChainIdle, comps()...)
-		c.view.DeadlineMS = time.Hour.Milliseconds() // the hold: the chain's deadline
-		_, ln, stop := pipeFront(t, Options{Name: "blog", Upstream: "127.0.0.1:9", IdleStop: time.Minute, Hold: time.Hour}, c, func(net.Conn) {})
+		c := newFake("blog", wire.ChainReady, comps()...)
+		slowApp := func(conn net.Conn) {
+			defer conn.Close()
+			br := bufio.NewReader(conn)
+			for {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				time.Sleep(time.Hour)
+				if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+					return
+				}
+			}
+		}
+		_, ln, stop := pipeFront(t, Options{Name: "blog", Upstream: "127.0.0.1:9", IdleStop: time.Minute}, c, slowApp)
 		defer stop()
 		tr := &http.Transport{DialContext: ln.Dial}
 		defer tr.CloseIdleConnections()
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			resp, err := (&http.Client{Transport: tr}).Get("http://127.0.0.1:8080/") // held for the hour
+			resp, err := (&http.Client{Transport: tr}).Get("http://127.0.0.1:8080/")
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+				t.Errorf("got %q from the app", b)
+			}
 			resp.Body.Close() // the connection stays open, idle
 		}()
 		synctest.Wait()
 		time.Sleep(59 * time.Minute)
 		synctest.Wait()
 		if _, s := c.counts(); s != 0 {
-			t.Fatalf("stopped with a request held")
+			t.Fatalf("stopped with a request in flight")
 		}
-		<-done // the hold runs out: 503
+		<-done // the app answers after the hour
 		time.Sleep(time.Minute - time.Nanosecond)
 		synctest.Wait()
 		if _, s := c.counts(); s != 0 {
