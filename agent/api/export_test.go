@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"time"
+
+	"github.com/rouse-dev/rouse/internal/hostcheck"
 )
 
 // Hooks for the external tests.
@@ -31,9 +33,9 @@ func (s *Server) SetNow(now func() time.Time) { s.now = now }
 // SetLookupHost replaces the resolver used for listen: localhost:P; see
 // SetKeepAliveInterval.
 func SetLookupHost(f func(ctx context.Context, host string) ([]net.IPAddr, error)) (restore func()) {
-	old := lookupHost
-	lookupHost = f
-	return func() { lookupHost = old }
+	old := hostcheck.LookupHost
+	hostcheck.LookupHost = f
+	return func() { hostcheck.LookupHost = old }
 }
 
 // SetShutdownGrace changes how long Serve waits for in-flight requests.

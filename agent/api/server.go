@@ -61,7 +61,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -378,48 +377,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// lookupHost resolves a listen host name (a var for tests).
-var lookupHost = func(ctx context.Context, host string) ([]net.IPAddr, error) {
-	return net.DefaultResolver.LookupIPAddr(ctx, host)
-}
-
 // loopbackAddr checks that listen binds loopback only and returns the
-// address to bind. A loopback IP is bound as is. "localhost" is resolved
-// once, here: it counts as loopback only when every address it resolves
-// to is loopback (/etc/hosts may say "0.0.0.0 localhost"), and the
-// resolved address is bound, so a later change of /etc/hosts cannot widen
-// what was checked. Any other name is refused.
+// address to bind, by hostcheck.LoopbackBind: the rule `rouse config
+// check` applies too.
 func loopbackAddr(listen string) (string, error) {
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
 		return "", fmt.Errorf("api: listen address %q: %w", listen, err)
 	}
-	refuse := func(why string) error {
-		return fmt.Errorf("api: refusing to listen on %q: %s; use 127.0.0.1:%s or [::1]:%s, or set allow_non_loopback: true in the config to expose the API beyond this machine", listen, why, port, port)
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		if !ip.IsLoopback() {
-			return "", refuse("not a loopback address")
-		}
-		return listen, nil
-	}
-	if !strings.EqualFold(host, "localhost") {
-		return "", refuse("not a loopback address")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	addrs, err := lookupHost(ctx, host)
-	if err != nil || len(addrs) == 0 {
-		return "", refuse(fmt.Sprintf("localhost does not resolve (%v)", err))
-	}
-	var bind net.IP
-	for _, a := range addrs {
-		if !a.IP.IsLoopback() {
-			return "", refuse(fmt.Sprintf("localhost resolves to %s, which is not a loopback address (check /etc/hosts)", a.IP))
-		}
-		if bind == nil || (bind.To4() == nil && a.IP.To4() != nil) {
-			bind = a.IP
-		}
+	bind, err := hostcheck.LoopbackBind(context.Background(), host)
+	if err != nil {
+		return "", fmt.Errorf("api: refusing to listen on %q: %v; use 127.0.0.1:%s or [::1]:%s, or set allow_non_loopback: true in the config to expose the API beyond this machine", listen, err, port, port)
 	}
 	return net.JoinHostPort(bind.String(), port), nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rouse-dev/rouse/internal/hostcheck"
 	"github.com/rouse-dev/rouse/scheduler"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/wire"
@@ -148,11 +150,25 @@ func (v *validator) listen() {
 		v.fail("listen", val, wrapf(ErrInvalidValue, "must have a port number from 0 to 65535"))
 		return
 	}
-	if c.AllowNonLoopback || IsLoopbackHost(host) {
+	if c.AllowNonLoopback {
 		return
 	}
-	v.failHint("listen", val, wrapf(ErrNotLoopback, "must be a loopback address (127.0.0.1, [::1] or localhost)"),
-		"set allow_non_loopback: true to listen on "+describeHost(host))
+	if err := loopback(host); err != nil {
+		v.failHint("listen", val, err, "set allow_non_loopback: true to listen on "+describeHost(host))
+	}
+}
+
+// loopback applies the rule `rouse run` binds by (hostcheck.LoopbackBind:
+// "localhost" counts only when it resolves to loopback addresses alone)
+// to a listen host.
+func loopback(host string) error {
+	if _, err := hostcheck.LoopbackBind(context.Background(), host); err != nil {
+		if strings.EqualFold(host, "localhost") {
+			return wrapf(ErrNotLoopback, "must be a loopback address (127.0.0.1, [::1] or localhost): %v", err)
+		}
+		return wrapf(ErrNotLoopback, "must be a loopback address (127.0.0.1, [::1] or localhost)")
+	}
+	return nil
 }
 
 func describeHost(host string) string {
@@ -160,16 +176,6 @@ func describeHost(host string) string {
 		return "every interface"
 	}
 	return host
-}
-
-// IsLoopbackHost reports whether host (no port) is "localhost" or a
-// loopback IP address.
-func IsLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 const cronHint = `must be a cron expression like "0 3 * * *" or a descriptor like "@daily" or "@every 5m"`
@@ -284,9 +290,10 @@ func (v *validator) onDemand(key string, o *OnDemand) {
 	lk := key + ".listen"
 	if o.Listen == "" {
 		v.fail(lk, "", wrapf(ErrRequired, "required: the host:port rouse listens on for this component, like \"127.0.0.1:8080\""))
-	} else if host, ok := v.hostPort(lk, o.Listen, false); ok && !o.AllowNonLoopback && !IsLoopbackHost(host) {
-		v.failHint(lk, v.value(lk, o.Listen), wrapf(ErrNotLoopback, "must be a loopback address (127.0.0.1, [::1] or localhost)"),
-			"set on_demand.allow_non_loopback: true to listen on "+describeHost(host))
+	} else if host, ok := v.hostPort(lk, o.Listen, false); ok && !o.AllowNonLoopback {
+		if err := loopback(host); err != nil {
+			v.failHint(lk, v.value(lk, o.Listen), err, "set on_demand.allow_non_loopback: true to listen on "+describeHost(host))
+		}
 	}
 	uk := key + ".upstream"
 	if o.Upstream == "" {
