@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -179,7 +180,8 @@ func (d *decoder) explains(key string) bool {
 	return false
 }
 
-var lineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+// lineRE is compiled on first use: only an invalid file needs it.
+var lineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:yaml: )?line (\d+): `) })
 
 // document parses data into its single document's root node (nil for an
 // empty file).
@@ -212,7 +214,7 @@ func (d *decoder) document(data []byte) (*yaml.Node, Errors) {
 func (d *decoder) syntaxError(err error) *FieldError {
 	msg := err.Error()
 	line := 0
-	if m := lineRE.FindStringSubmatch(msg); m != nil {
+	if m := lineRE().FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,10 +32,37 @@ const (
 	QuickCheckJob  = "quick-check"
 )
 
-var (
-	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	envRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-)
+// validName reports whether s matches [A-Za-z0-9][A-Za-z0-9._-]{0,63}:
+// a component or job name (they appear in URLs). Written out rather than
+// a regexp, which would be compiled at every start.
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// validEnvName reports whether s matches [A-Za-z_][A-Za-z0-9_]*.
+func validEnvName(s string) bool {
+	if len(s) == 0 || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 // validator collects errors for one Validate call.
 type validator struct {
@@ -212,7 +238,7 @@ func (v *validator) trackers() {
 		switch {
 		case t.Name == "":
 			v.fail(nk, "", wrapf(ErrRequired, "required: every tracker needs a name"))
-		case !nameRE.MatchString(t.Name):
+		case !validName(t.Name):
 			v.fail(nk, t.Name, wrapf(ErrInvalidValue, "must be letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"))
 		case t.Name == StoreName || t.Name == SchedulerName:
 			v.fail(nk, t.Name, wrapf(ErrDuplicate, "is reserved for the built-in %s component", t.Name))
@@ -581,7 +607,7 @@ func (v *validator) jobs() {
 		switch {
 		case j.Name == "":
 			v.fail(nk, "", wrapf(ErrRequired, "required: every job needs a name"))
-		case !nameRE.MatchString(j.Name):
+		case !validName(j.Name):
 			v.fail(nk, j.Name, wrapf(ErrInvalidValue, "must be letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"))
 		default:
 			if j.Name == MaintenanceJob || j.Name == QuickCheckJob {
@@ -603,7 +629,7 @@ func (v *validator) jobs() {
 			v.schedule(key+".schedule", "", "") // required
 		}
 		for name := range j.Env {
-			if !envRE.MatchString(name) {
+			if !validEnvName(name) {
 				v.fail(key+".env."+name, "", wrapf(ErrInvalidValue, "must be an environment variable name (letters, digits, _; not starting with a digit)"))
 			}
 		}

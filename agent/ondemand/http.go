@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rouse-dev/rouse/wire"
@@ -28,11 +29,15 @@ const (
 //go:embed page
 var pageFS embed.FS
 
-var waitPage = template.Must(template.New("wait.html").Funcs(template.FuncMap{
-	"secs":   secs,
-	"status": statusLine,
-	"title":  heading,
-}).ParseFS(pageFS, "page/wait.html"))
+// waitPage is parsed on first use, not at package init: most agents
+// never show it.
+var waitPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("wait.html").Funcs(template.FuncMap{
+		"secs":   secs,
+		"status": statusLine,
+		"title":  heading,
+	}).ParseFS(pageFS, "page/wait.html"))
+})
 
 // pageCSP lets the waiting page load its own script and style and open its
 // event stream, and nothing else.
@@ -198,7 +203,7 @@ func (f *Front) servePage(w http.ResponseWriter, _ *http.Request) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Retry-After", strconv.Itoa(retryAfter(v)))
 	w.WriteHeader(http.StatusServiceUnavailable)
-	if err := waitPage.Execute(w, v); err != nil {
+	if err := waitPage().Execute(w, v); err != nil {
 		f.log.Debug("on-demand waiting page not written", "err", err)
 	}
 }
