@@ -46,6 +46,9 @@ type probe struct {
 	mu       sync.Mutex
 	host     trackers.Host
 	ready    chan struct{} // closed by the test to make a never-ready probe ready
+	// waitUser: Run reports waiting for the user with this error first
+	// (as a Roon extension not enabled yet does).
+	waitUser string
 	// check is its readiness check (trackers.Checker), the health check
 	// of a spec with health; nil passes.
 	check func(ctx context.Context) error
@@ -87,6 +90,9 @@ func (p *probe) Run(ctx context.Context, h trackers.Host) error {
 			p.stopped(p.name)
 		}
 	}()
+	if p.waitUser != "" {
+		h.Report(trackers.StateWaiting, errors.New(p.waitUser))
+	}
 	if p.never {
 		select {
 		case <-p.ready:

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -121,5 +122,35 @@ func TestAnIdleStopEndsAKeptStart(t *testing.T) {
 		if got, want := states(a, "db", "sidecar", "blog"), "db=idle sidecar=idle blog=idle"; got != want {
 			t.Fatalf("%s, want %s", got, want)
 		}
+	})
+}
+
+// A component waiting for the user (it reports waiting itself: "enable the
+// extension in Roon") is not slow: the wake's summary counts it under
+// waiting_for_user, not timed_out, and stores it so.
+func TestWakeSummaryCountsWaitingForTheUserApart(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		ok := &probe{latency: time.Millisecond}
+		roon := &probe{never: true, ready: make(chan struct{}), waitUser: "enable the extension in Roon (Settings > Extensions)"}
+		slow := &probe{never: true, ready: make(chan struct{})}
+		a, stop := testAgent(t, dir, []spec{{name: "ok", p: ok}, {name: "roon", p: roon}, {name: "slow", p: slow, deadline: time.Second}})
+		defer stop()
+		restoreNow(t, a, "manual", true)
+		want := wire.RestoreSummary{Ready: 1, TimedOut: 1, WaitingForUser: 1}
+		got := a.lastWake.Restore
+		got.DurationMS, got.ParallelEfficiency = 0, 0
+		if got != want {
+			t.Fatalf("summary %+v, want %+v", got, want)
+		}
+		ws, err := a.Wakes(context.Background(), 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := ws[0].Restore; r.WaitingForUser != 1 || r.TimedOut != 1 {
+			t.Fatalf("stored summary %+v", r)
+		}
+		close(slow.ready)
+		close(roon.ready)
 	})
 }

@@ -298,6 +298,9 @@ type result struct {
 	// blocked: it waits for a component the user stopped; the summary
 	// counts it with the stopped ones, not as timed out.
 	blocked bool
+	// userWait: it runs and waits for the user (StateWaiting reported by
+	// the component itself); the summary counts it apart, not as timed out.
+	userWait bool
 }
 
 // errBlocked: a required dependency is degraded, failed or stopped.
@@ -397,7 +400,7 @@ func (a *Agent) bringUp(ctx context.Context, u *unit, resume bool) result {
 			return a.giveUp(ctx, u, depsAt, waited, errDeadline.Error())
 		}
 		if errors.Is(err, errUserWait) {
-			return result{state: trackers.StateWaiting, dur: time.Since(depsAt), waited: waited, err: u.snapshot().lastErr}
+			return result{state: trackers.StateWaiting, dur: time.Since(depsAt), waited: waited, err: u.snapshot().lastErr, userWait: true}
 		}
 		return result{state: u.snapshot().state, dur: time.Since(depsAt), waited: waited, err: err.Error()}
 	}
@@ -588,7 +591,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 		lvl = slog.LevelWarn
 	}
 	a.log.Log(context.Background(), lvl, "restore finished", "wake", w.ID, "detected_by", w.DetectedBy,
-		"ready", w.Restore.Ready, "timed_out", w.Restore.TimedOut, "failed", w.Restore.Failed,
+		"ready", w.Restore.Ready, "timed_out", w.Restore.TimedOut, "failed", w.Restore.Failed, "waiting_for_user", w.Restore.WaitingForUser,
 		"skipped", w.Restore.Skipped, "duration", total.Round(time.Microsecond), "parallel_efficiency", eff)
 	if err := a.store.FinishWake(context.WithoutCancel(ctx), *w); err != nil {
 		a.log.Error("cannot store the wake summary", "wake", w.ID, "err", err)
@@ -636,6 +639,8 @@ func summarize(units []*unit, results []result, total time.Duration) (wire.Resto
 		switch {
 		case r.blocked:
 			s.Skipped++
+		case r.userWait:
+			s.WaitingForUser++
 		case r.state.IsReady():
 			s.Ready++
 		case r.state == trackers.StateFailed:

@@ -231,6 +231,9 @@ type RestoreSummary struct {
 	TimedOut   int   `json:"timed_out"`
 	Failed     int   `json:"failed"`
 	Skipped    int   `json:"skipped"` // stopped by the user, or blocked by one that is
+	// WaitingForUser counts components that are running and wait for the
+	// user (a Roon extension to enable): not slow, so not timed out.
+	WaitingForUser int `json:"waiting_for_user"`
 	// ParallelEfficiency is the sum of the components' own start times
 	// divided by the restore's wall time: above 1, they overlapped.
 	ParallelEfficiency float64 `json:"parallel_efficiency,omitempty"`

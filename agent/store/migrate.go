@@ -119,6 +119,11 @@ ALTER TABLE job_runs ADD COLUMN wake_id INTEGER;
 	`
 ALTER TABLE wakes ADD COLUMN parallel_efficiency REAL NOT NULL DEFAULT 0;
 `,
+	// 5: components a restore left waiting for the user (a Roon extension
+	// to enable), counted apart from the timed-out ones.
+	`
+ALTER TABLE wakes ADD COLUMN waiting_for_user INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // schemaVersion is the schema version this binary writes.

@@ -124,9 +124,9 @@ func (s *Store) CreateWake(ctx context.Context, w wire.Wake) (int64, error) {
 	var id int64
 	err := s.writeTx(ctx, "create wake", func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO wakes(detected_by, slept_at, woke_at, slept_seconds,
-			duration_ms, ready, timed_out, failed, skipped, done, parallel_efficiency) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			duration_ms, ready, timed_out, failed, skipped, done, parallel_efficiency, waiting_for_user) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			w.DetectedBy, nsPtr(w.SleptAt), nsOrNow(w.WokeAt), w.SleptSeconds,
-			w.Restore.DurationMS, w.Restore.Ready, w.Restore.TimedOut, w.Restore.Failed, w.Restore.Skipped, w.Done, w.Restore.ParallelEfficiency)
+			w.Restore.DurationMS, w.Restore.Ready, w.Restore.TimedOut, w.Restore.Failed, w.Restore.Skipped, w.Done, w.Restore.ParallelEfficiency, w.Restore.WaitingForUser)
 		if err != nil {
 			return err
 		}
@@ -147,8 +147,8 @@ func (s *Store) CreateWake(ctx context.Context, w wire.Wake) (int64, error) {
 func (s *Store) FinishWake(ctx context.Context, w wire.Wake) error {
 	return s.writeTx(ctx, fmt.Sprintf("finish wake %d", w.ID), func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE wakes SET duration_ms = ?, ready = ?, timed_out = ?, failed = ?,
-			skipped = ?, done = ?, parallel_efficiency = ? WHERE id = ?`,
-			w.Restore.DurationMS, w.Restore.Ready, w.Restore.TimedOut, w.Restore.Failed, w.Restore.Skipped, w.Done, w.Restore.ParallelEfficiency, w.ID)
+			skipped = ?, done = ?, parallel_efficiency = ?, waiting_for_user = ? WHERE id = ?`,
+			w.Restore.DurationMS, w.Restore.Ready, w.Restore.TimedOut, w.Restore.Failed, w.Restore.Skipped, w.Done, w.Restore.ParallelEfficiency, w.Restore.WaitingForUser, w.ID)
 		if err != nil {
 			return err
 		}
@@ -182,13 +182,13 @@ func insertWakeComponents(ctx context.Context, tx *sql.Tx, id int64, cs []wire.W
 	return nil
 }
 
-const wakeCols = `id, detected_by, slept_at, woke_at, slept_seconds, duration_ms, ready, timed_out, failed, skipped, done, parallel_efficiency`
+const wakeCols = `id, detected_by, slept_at, woke_at, slept_seconds, duration_ms, ready, timed_out, failed, skipped, done, parallel_efficiency, waiting_for_user`
 
 func scanWake(sc interface{ Scan(...any) error }) (wire.Wake, error) {
 	var w wire.Wake
 	var slept, woke sql.NullInt64
 	err := sc.Scan(&w.ID, &w.DetectedBy, &slept, &woke, &w.SleptSeconds, &w.Restore.DurationMS,
-		&w.Restore.Ready, &w.Restore.TimedOut, &w.Restore.Failed, &w.Restore.Skipped, &w.Done, &w.Restore.ParallelEfficiency)
+		&w.Restore.Ready, &w.Restore.TimedOut, &w.Restore.Failed, &w.Restore.Skipped, &w.Done, &w.Restore.ParallelEfficiency, &w.Restore.WaitingForUser)
 	w.SleptAt, w.WokeAt = ptrNS(slept), fromNS(woke)
 	w.Components = []wire.WakeComponent{}
 	return w, err

@@ -469,6 +469,9 @@ func printRestore(out io.Writer, w wire.Wake) {
 	if r.Skipped > 0 {
 		fmt.Fprintf(out, ", %d stopped or blocked", r.Skipped)
 	}
+	if r.WaitingForUser > 0 {
+		fmt.Fprintf(out, ", %d waiting for you", r.WaitingForUser)
+	}
 	fmt.Fprintln(out)
 	for _, c := range w.Components {
 		var what string

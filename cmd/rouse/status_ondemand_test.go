@@ -31,3 +31,13 @@ func TestStatusShowsAnEntryPointThatCannotListen(t *testing.T) {
 		t.Errorf("rouse status blog, listening:\n%s", one.String())
 	}
 }
+
+// The closing line of `rouse wake --follow` counts the components waiting
+// for the user apart from the timed-out ones.
+func TestRestoreLineCountsWaitingForTheUser(t *testing.T) {
+	var b bytes.Buffer
+	printRestore(&b, wire.Wake{Restore: wire.RestoreSummary{DurationMS: 1200, Ready: 3, WaitingForUser: 1}})
+	if got := strings.SplitN(b.String(), "\n", 2)[0]; got != "restore done in 1.2s: 3 ready, 0 timed out, 0 failed, 1 waiting for you" {
+		t.Errorf("got %q", got)
+	}
+}
