@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -368,9 +369,11 @@ func (t *Tracker) decodeNode(d *decoder, n *yaml.Node, key string) {
 		t.NeedsNetwork = ptr(kind.NeedsNetwork)
 	}
 	opts := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line, Column: n.Column, Content: rest}
+	before := len(d.errs)
 	if kind.NewOptions == nil {
 		var empty struct{}
 		d.decodeStruct(opts, reflect.ValueOf(&empty).Elem(), key, nil)
+		d.hintTrackerKeys(before, key, t.Kind, nil)
 		return
 	}
 	o := kind.NewOptions()
@@ -380,7 +383,36 @@ func (t *Tracker) decodeNode(d *decoder, n *yaml.Node, key string) {
 		return
 	}
 	d.decodeValue(opts, ov.Elem(), key)
+	var optNames []string
+	if ov.Elem().Kind() == reflect.Struct {
+		optNames = infoOf(ov.Elem().Type()).names
+	}
+	d.hintTrackerKeys(before, key, t.Kind, optNames)
 	t.Options = o
+}
+
+// hintTrackerKeys rewrites the hint of the unknown-key errors that the
+// kind's options reported (from d.errs[from:]) for keys directly in the
+// tracker entry at key: such a key is neither the kind's nor one every
+// tracker has, so the hint names both lists and guesses from both
+// (`helth` → "health", not only the kind's keys).
+func (d *decoder) hintTrackerKeys(from int, key, kind string, optNames []string) {
+	common := infoOf(reflect.TypeFor[Tracker]()).names
+	known := "expected one of: " + strings.Join(optNames, ", ") + ", or for every tracker: " + strings.Join(common, ", ")
+	if len(optNames) == 0 {
+		known = "kind " + kind + " has no keys of its own; expected one of: " + strings.Join(common, ", ")
+	}
+	all := append(slices.Clone(optNames), common...)
+	for _, e := range d.errs[from:] {
+		name, ok := strings.CutPrefix(e.Key, key+".")
+		if !ok || !errors.Is(e, ErrUnknownKey) || strings.ContainsAny(name, ".[") {
+			continue
+		}
+		e.Hint = known
+		if guess := closest(name, all); guess != "" {
+			e.Hint = fmt.Sprintf("did you mean %q? %s", guess, known)
+		}
+	}
 }
 
 // decodeNode reads an on_demand key over its defaults.

@@ -92,7 +92,7 @@ func TestDecodeErrorsForEveryOptionShape(t *testing.T) {
 		{"DurationFromAMapping", "steps: [{a: 1}]", `f:4: trackers[0].steps[0]: must be a duration like "10s" or "1m30s", not a mapping`},
 		{"NestedUnknownKey", "nested: {of: true}", `f:4: trackers[0].nested.of: unknown key; expected one of: on`},
 		{"StringFromAList", "keep: [a]", `f:4: trackers[0].keep: must be a string, not a list`},
-		{"UnexportedFieldIsNotAKey", "hidden: 1", `f:4: trackers[0].hidden: unknown key; expected one of: counts, keep, limit, mode, mode2, nested, port, ratio, shared, steps`},
+		{"UnexportedFieldIsNotAKey", "hidden: 1", `f:4: trackers[0].hidden: unknown key; expected one of: counts, keep, limit, mode, mode2, nested, port, ratio, shared, steps, or for every tracker: deadline, depends_on, health, kind, name, needs_network, on_demand, required, start_limit, start_window`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
