@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -197,6 +198,14 @@ func (f *Front) servePage(w http.ResponseWriter, _ *http.Request) {
 	v := f.chains.Chain(f.o.Name)
 	if v.Name == "" {
 		v.Name = f.o.Name
+	}
+	if v.State == wire.ChainIdle || v.State == "" {
+		// The demand has not reached the view yet: its members still
+		// carry the last start's elapsed times, which are not this one's.
+		v.Components = slices.Clone(v.Components)
+		for i := range v.Components {
+			v.Components[i].ElapsedMS = 0
+		}
 	}
 	h := w.Header()
 	setPageHeaders(h)

@@ -131,6 +131,27 @@ func TestHTTP(t *testing.T) {
 		}
 	})
 
+	t.Run("AnIdleChainsPageShowsNoTimesFromTheLastStart", func(t *testing.T) {
+		// The agent's Demand returns before the view changes: the page
+		// is rendered from the idle view, whose members still hold the
+		// elapsed times of the start before the idle stop.
+		up := app(t)
+		c := newFake("blog", wire.ChainIdle,
+			wire.ChainComponent{Name: "db", State: "idle", Required: true, ElapsedMS: 2689, EstimatedMS: 2689},
+			wire.ChainComponent{Name: "app", State: "idle", Required: true, ElapsedMS: 3107, EstimatedMS: 417})
+		c.onDemand = func(*fakeChains) {}
+		f := runFront(t, Options{Name: "blog", Upstream: upstreamOf(up)}, c)
+		b := body(t, get(t, f, "/", "Accept", html))
+		if strings.Contains(b, "3.1 s") || strings.Contains(b, `value="3107"`) {
+			t.Errorf("the page shows the last start's elapsed times:\n%s", b)
+		}
+		for _, want := range []string{`<td class="elapsed">–</td><td class="estimated">2.7 s</td>`, `<td class="estimated">0.4 s</td>`} {
+			if !strings.Contains(b, want) {
+				t.Errorf("waiting page lacks %q:\n%s", want, b)
+			}
+		}
+	})
+
 	t.Run("EventsFollowTheChainUntilReady", func(t *testing.T) {
 		up := app(t)
 		c := newFake("blog", wire.ChainStarting, comps()...)

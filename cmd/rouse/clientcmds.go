@@ -178,6 +178,9 @@ func serviceNote(s wire.Service) string {
 	if s.OnDemandError != "" {
 		return "on demand, not listening: " + s.OnDemandError
 	}
+	if s.OnDemand != "" && s.State == "idle" {
+		return "starts on demand: " + s.OnDemand
+	}
 	note := s.LastError
 	if s.NextRetryAt != nil {
 		note = fmt.Sprintf("next try in %s: %s", humanDuration(max(0, time.Until(*s.NextRetryAt)).Round(time.Second)), note)
@@ -202,6 +205,8 @@ func printService(out io.Writer, s wire.Service) {
 	switch {
 	case s.OnDemandError != "":
 		fmt.Fprintf(out, "  on demand: %s, NOT listening (trying again): %s\n", s.OnDemand, s.OnDemandError)
+	case s.OnDemand != "" && s.State == "idle":
+		fmt.Fprintf(out, "  on demand: %s (the first connection there, or rouse start %s, starts it)\n", s.OnDemand, s.Name)
 	case s.OnDemand != "":
 		fmt.Fprintf(out, "  on demand: %s\n", s.OnDemand)
 	}

@@ -27,8 +27,33 @@ func TestStatusShowsAnEntryPointThatCannotListen(t *testing.T) {
 	s.OnDemandError = ""
 	one.Reset()
 	printService(&one, s)
+	if !strings.Contains(one.String(), "on demand: 127.0.0.1:8080 (the first connection there, or rouse start blog, starts it)\n") {
+		t.Errorf("rouse status blog, listening and idle:\n%s", one.String())
+	}
+	s.State = "ready"
+	one.Reset()
+	printService(&one, s)
 	if !strings.Contains(one.String(), "on demand: 127.0.0.1:8080\n") {
-		t.Errorf("rouse status blog, listening:\n%s", one.String())
+		t.Errorf("rouse status blog, listening and ready:\n%s", one.String())
+	}
+}
+
+// An idle on-demand component says in `rouse status` where it listens: a
+// newcomer's first question is where to connect to start it.
+func TestStatusNotesWhereAnIdleComponentStarts(t *testing.T) {
+	blog := wire.Service{Name: "blog", Kind: "exec", State: "idle", Since: time.Now(), OnDemand: "127.0.0.1:8080"}
+	db := wire.Service{Name: "db", Kind: "exec", State: "idle", Since: time.Now()}
+	var all bytes.Buffer
+	printStatus(&all, wire.Health{Status: wire.StatusOK, Components: []wire.Service{db, blog}})
+	lines := strings.Split(all.String(), "\n")
+	if len(lines) < 4 || !strings.HasSuffix(strings.TrimSpace(lines[3]), "starts on demand: 127.0.0.1:8080") || strings.Contains(lines[2], "on demand:") {
+		t.Errorf("rouse status:\n%s", all.String())
+	}
+	blog.State = "ready"
+	all.Reset()
+	printStatus(&all, wire.Health{Status: wire.StatusOK, Components: []wire.Service{blog}})
+	if strings.Contains(all.String(), "starts on demand") {
+		t.Errorf("a ready component is noted as starting on demand:\n%s", all.String())
 	}
 }
 
