@@ -87,7 +87,7 @@ func (a *Agent) noComponent(name string) error {
 	if name == "store" {
 		msg = fmt.Sprintf("the store is not a component you can start or stop: it opens and closes with the agent (stop the agent instead); the components are: %s", strings.Join(names, ", "))
 	}
-	return fmt.Errorf("%s: %w", msg, api.ErrNotFound)
+	return api.Errorf(api.ErrNotFound, "%s", msg)
 }
 
 // Services lists every component in config order.
@@ -347,7 +347,7 @@ func (a *Agent) ChainView(ctx context.Context, name string) (wire.Chain, error) 
 		return wire.Chain{}, a.noComponent(name)
 	}
 	if !u.demand {
-		return wire.Chain{}, fmt.Errorf("%s does not start on demand (it has no on_demand key, and components that run all the time need it): %w", name, api.ErrNotFound)
+		return wire.Chain{}, api.Errorf(api.ErrNotFound, "%s does not start on demand (it has no on_demand key, and components that run all the time need it)", name)
 	}
 	return a.Chain(name), nil
 }
@@ -372,10 +372,10 @@ func (a *Agent) Restart(ctx context.Context, name string) (string, error) {
 
 func unavailable(err error) error {
 	if errors.Is(err, scheduler.ErrNotRunning) {
-		return fmt.Errorf("the scheduler is not running (asleep, or stopped by the user): %w", api.ErrUnavailable)
+		return api.Errorf(api.ErrUnavailable, "the scheduler is not running (asleep, or stopped by the user)")
 	}
 	if errors.Is(err, store.ErrClosed) {
-		return fmt.Errorf("the store is closed (the machine is going to sleep or waking): %w", api.ErrUnavailable)
+		return api.Errorf(api.ErrUnavailable, "the store is closed (the machine is going to sleep or waking)")
 	}
 	return err
 }
@@ -386,7 +386,7 @@ func (a *Agent) Wake(ctx context.Context) (wire.Wake, error) {
 	asleep := a.asleep
 	a.mu.Unlock()
 	if asleep {
-		return wire.Wake{}, fmt.Errorf("the machine is going to sleep: %w", api.ErrConflict)
+		return wire.Wake{}, api.Errorf(api.ErrConflict, "the machine is going to sleep")
 	}
 	w, err := a.startWake("manual", time.Now().Round(0).UTC(), 0, true)
 	a.refreshViews()
@@ -503,7 +503,7 @@ func (a *Agent) Wakes(ctx context.Context, limit int, before int64) ([]wire.Wake
 func (a *Agent) WakeByID(ctx context.Context, id int64) (wire.Wake, error) {
 	w, err := a.store.Wake(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return w, fmt.Errorf("no wake %d: %w", id, api.ErrNotFound)
+		return w, api.Errorf(api.ErrNotFound, "no wake %d", id)
 	}
 	return w, unavailable(err)
 }
@@ -516,20 +516,20 @@ func (a *Agent) Subscribe(ctx context.Context, lastID int64) <-chan wire.Event {
 // Items reads one batch of a tracker's items.
 func (a *Agent) Items(ctx context.Context, tracker string, q api.ItemQuery) ([]api.Item, error) {
 	if a.unit(tracker) == nil || tracker == "scheduler" {
-		return nil, fmt.Errorf("no tracker named %q: %w", tracker, api.ErrNotFound)
+		return nil, api.Errorf(api.ErrNotFound, "no tracker named %q", tracker)
 	}
 	sq := store.ItemQuery{Limit: q.Limit, Oldest: q.Oldest, MaxBytes: q.MaxBytes, OmitAbove: q.OmitAbove}
 	if q.Since != "" {
 		t, err := parseSince(q.Since)
 		if err != nil {
-			return nil, fmt.Errorf("since: %v: %w", err, api.ErrBadRequest)
+			return nil, api.Errorf(api.ErrBadRequest, "since: %v", err)
 		}
 		sq.Since = t
 	}
 	if q.Cursor != "" {
 		seq, err := strconv.ParseInt(q.Cursor, 10, 64)
 		if err != nil || seq < 0 {
-			return nil, fmt.Errorf("cursor: not a cursor from a previous page: %w", api.ErrBadRequest)
+			return nil, api.Errorf(api.ErrBadRequest, "cursor: not a cursor from a previous page")
 		}
 		if q.Oldest {
 			sq.AfterSeq = seq
@@ -561,7 +561,7 @@ func parseSince(s string) (time.Time, error) {
 
 func (a *Agent) scheduler() (*scheduler.Scheduler, error) {
 	if a.sched == nil {
-		return nil, fmt.Errorf("the scheduler is disabled in the config: %w", api.ErrNotFound)
+		return nil, api.Errorf(api.ErrNotFound, "the scheduler is disabled in the config")
 	}
 	return a.sched, nil
 }
@@ -583,7 +583,7 @@ func (a *Agent) RunJob(ctx context.Context, name string) (wire.JobRun, error) {
 	}
 	r, err := s.RunNow(ctx, name)
 	if errors.Is(err, scheduler.ErrUnknownJob) {
-		return r, fmt.Errorf("no job named %q: %w", name, api.ErrNotFound)
+		return r, api.Errorf(api.ErrNotFound, "no job named %q", name)
 	}
 	return r, unavailable(err)
 }
@@ -596,7 +596,7 @@ func (a *Agent) JobRuns(ctx context.Context, name string, limit int, before int6
 	}
 	rs, err := s.RunsBefore(ctx, name, limit, before)
 	if errors.Is(err, scheduler.ErrUnknownJob) {
-		return nil, fmt.Errorf("no job named %q: %w", name, api.ErrNotFound)
+		return nil, api.Errorf(api.ErrNotFound, "no job named %q", name)
 	}
 	return rs, unavailable(err)
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,7 +69,7 @@ func (g *gate) wait(ctx context.Context) error {
 	if g.up.Load() {
 		return nil
 	}
-	return fmt.Errorf("the agent is %s: %w", g.starting(), api.ErrUnavailable)
+	return api.Errorf(api.ErrUnavailable, "the agent is %s", g.starting())
 }
 
 func (g *gate) Health(ctx context.Context) wire.Health {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/rouse-dev/rouse/wire"
@@ -119,3 +120,20 @@ var (
 	ErrConflict    = errors.New("conflict")      // 409
 	ErrUnavailable = errors.New("not available") // 503 (the store is closed while asleep, ...)
 )
+
+// Errorf is an error of kind sentinel (one of the Err values above) whose
+// message is the formatted text alone: the sentinel picks the status and
+// the code, which the response carries already, so a whole sentence need
+// not end in ": not found" (which the CLI would print before "(404
+// not_found)").
+func Errorf(sentinel error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: sentinel}
+}
+
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }

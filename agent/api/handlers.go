@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -167,7 +166,7 @@ func dryRun(r *http.Request) (bool, error) {
 func (s *Server) startPlan(w http.ResponseWriter, r *http.Request, name string) error {
 	cb, ok := s.b.(ChainBackend)
 	if !ok {
-		return fmt.Errorf("this agent plans no chains: %w", ErrNotFound)
+		return Errorf(ErrNotFound, "this agent plans no chains")
 	}
 	p, err := cb.StartPlan(r.Context(), name)
 	if err != nil {
@@ -184,7 +183,7 @@ func (s *Server) startPlan(w http.ResponseWriter, r *http.Request, name string) 
 func (s *Server) getChain(w http.ResponseWriter, r *http.Request) error {
 	cb, ok := s.b.(ChainBackend)
 	if !ok {
-		return fmt.Errorf("no component starts on demand here: %w", ErrNotFound)
+		return Errorf(ErrNotFound, "no component starts on demand here")
 	}
 	c, err := cb.ChainView(r.Context(), r.PathValue("name"))
 	if err != nil {
