@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"regexp"
@@ -60,17 +61,20 @@ func Load(path string, kinds trackers.Kinds) (*Config, error) {
 // content), for the watcher.
 func load(path string, kinds trackers.Kinds) (*Config, string, error) {
 	if err := CheckPermissions(path); err != nil {
-		return nil, fingerprintOf(path, nil), err
+		return nil, fingerprintOf(path), err
 	}
-	data, size, err := readLimited(path)
+	data, fi, err := readLimited(path)
 	if err != nil {
-		return nil, fingerprintOf(path, nil), fmt.Errorf("read config: %w", err)
+		return nil, fingerprintOf(path), fmt.Errorf("read config: %w", err)
 	}
-	if size > MaxFileBytes {
-		return nil, fingerprintOf(path, nil), Errors{tooLarge(path, data, size)}
+	// The fingerprint comes from the same read and the same stat as the
+	// outcome: a file caught in the middle of a write is told apart from
+	// the finished one, whose own event then reloads it.
+	fp := fingerprint(fi, data)
+	if fi.Size() > MaxFileBytes {
+		return nil, fp, Errors{tooLarge(path, data, fi.Size())}
 	}
 	c, err := Parse(path, data, kinds)
-	fp := fingerprintOf(path, data)
 	if c != nil {
 		c.fingerprint = fp
 	}
@@ -78,23 +82,36 @@ func load(path string, kinds trackers.Kinds) (*Config, string, error) {
 }
 
 // readLimited reads path, but never more than one byte past MaxFileBytes,
-// and says how large the file is.
-func readLimited(path string) ([]byte, int64, error) {
+// and returns the stat of the open file taken after the read, whose size
+// is at least what was read.
+func readLimited(path string) ([]byte, fs.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
-	size := int64(len(data))
-	if fi, err := f.Stat(); err == nil && fi.Size() > size {
-		size = fi.Size()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
 	}
-	return data, size, nil
+	if fi.Size() < int64(len(data)) {
+		fi = sizedInfo{fi, int64(len(data))}
+	}
+	return data, fi, nil
 }
+
+// sizedInfo is a FileInfo whose size is corrected to what was read (a
+// file that grew between the read and the stat cannot be smaller).
+type sizedInfo struct {
+	fs.FileInfo
+	size int64
+}
+
+func (s sizedInfo) Size() int64 { return s.size }
 
 // Parse parses data as a config file named file (used only in messages)
 // over Default(), then validates it. kinds are the tracker kinds a tracker

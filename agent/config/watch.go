@@ -74,21 +74,23 @@ func NewWatcher(path string, kinds trackers.Kinds, logger *slog.Logger, onChange
 	}
 }
 
-// fingerprintOf digests what a reload saw: the file's mode and content
-// (data nil: read it), or its absence.
-func fingerprintOf(path string, data []byte) string {
-	fi, err := os.Stat(path)
-	if err != nil {
+// fingerprintOf digests what a reload would see now: the file's mode and
+// content (never more than Parse would read), or its absence.
+func fingerprintOf(path string) string {
+	if _, err := os.Stat(path); err != nil {
 		return "missing"
 	}
-	if data == nil {
-		// Never more than Parse would read: a file too large to parse
-		// is told apart by its size and time.
-		data, _, err = readLimited(path)
-		if err != nil {
-			return "unreadable"
-		}
+	data, fi, err := readLimited(path)
+	if err != nil {
+		return "unreadable"
 	}
+	return fingerprint(fi, data)
+}
+
+// fingerprint digests one read of the file: its mode and content and, for
+// a file too large to parse (which was not read whole), its size and
+// modification time.
+func fingerprint(fi fs.FileInfo, data []byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%o\n", fi.Mode())
 	if fi.Size() > MaxFileBytes {
@@ -121,8 +123,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	kick := make(chan struct{}, 1)
 	last := w.loaded
 	if last == "" {
-		last = fingerprintOf(w.path, nil)
-	} else if fingerprintOf(w.path, nil) != last {
+		last = fingerprintOf(w.path)
+	} else if fingerprintOf(w.path) != last {
 		kick <- struct{}{} // changed since it was loaded: reload at once
 	}
 	ctx, cancel := context.WithCancel(ctx)
