@@ -16,6 +16,11 @@ type fronts struct {
 	mu   sync.Mutex
 	on   bool // Run started them: config changes follow
 	runs map[string]*frontRun
+	// bound are entry points built and bound at boot, before the API
+	// shows any component, so that a client who saw the agent up never
+	// finds the port closed; syncFronts runs them (connections wait in
+	// the listen backlog meanwhile).
+	bound map[string]boundFront
 
 	// errs is why an entry point does not listen (its address is taken),
 	// by component; under errMu, not mu (syncFronts holds mu while it
@@ -56,6 +61,56 @@ type frontRun struct {
 	opts   ondemand.Options
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// boundFront is an entry point bound at boot, not running yet.
+type boundFront struct {
+	opts  ondemand.Options
+	front *ondemand.Front
+	err   error // Listen's error: the retries begin when it runs
+}
+
+// bindFronts builds cfg's entry points and binds their addresses (boot
+// step 3, before the gate opens); syncFronts runs them.
+func (a *Agent) bindFronts(cfg *config.Config) {
+	a.fronts.mu.Lock()
+	defer a.fronts.mu.Unlock()
+	for name, o := range a.frontOptions(cfg) {
+		f, lerr, ok := a.newFront(name, o)
+		if !ok {
+			continue
+		}
+		if a.fronts.bound == nil {
+			a.fronts.bound = map[string]boundFront{}
+		}
+		a.fronts.bound[name] = boundFront{opts: o, front: f, err: lerr}
+	}
+}
+
+// dropBoundLocked closes the entry points bound at boot that no run took
+// (a.fronts.mu held).
+func (a *Agent) dropBoundLocked() {
+	for name, b := range a.fronts.bound {
+		_ = b.front.Close()
+		delete(a.fronts.bound, name)
+	}
+}
+
+// newFront builds name's entry point and binds its address; a bind error
+// is logged and recorded (the caller retries). ok is false when the entry
+// point cannot be built at all.
+func (a *Agent) newFront(name string, o ondemand.Options) (f *ondemand.Front, lerr error, ok bool) {
+	f, err := ondemand.New(o, a, a.log)
+	if err != nil {
+		a.log.Error("cannot build the on-demand entry point", "component", name, "err", err)
+		a.setFrontError(name, err.Error())
+		return nil, nil, false
+	}
+	if lerr = f.Listen(); lerr != nil {
+		a.log.Error("cannot listen for the on-demand entry point; trying again, start the component by name meanwhile", "component", name, "listen", o.Listen, "err", lerr)
+		a.setFrontError(name, lerr.Error())
+	}
+	return f, lerr, true
 }
 
 // frontOptions are the entry points cfg asks for: its on_demand keys.
@@ -130,24 +185,24 @@ func (a *Agent) syncFronts(cfg *config.Config) {
 	closing := a.closing
 	a.mu.Unlock()
 	if closing {
+		a.dropBoundLocked()
 		return
 	}
+	defer a.dropBoundLocked()
 	for name, o := range want {
 		if _, ok := a.fronts.runs[name]; ok {
 			continue
 		}
-		f, err := ondemand.New(o, a, a.log)
-		if err != nil {
-			a.log.Error("cannot build the on-demand entry point", "component", name, "err", err)
-			a.setFrontError(name, err.Error())
+		// Bound at boot, or built and bound now (so the error is there
+		// when syncFronts returns); the retries in the entry point's
+		// goroutine.
+		var f *ondemand.Front
+		var lerr error
+		if b, ok := a.fronts.bound[name]; ok && b.opts == o {
+			f, lerr = b.front, b.err
+			delete(a.fronts.bound, name)
+		} else if f, lerr, ok = a.newFront(name, o); !ok {
 			continue
-		}
-		// The first bind here, so the error is there when syncFronts
-		// returns; the retries in the entry point's goroutine.
-		lerr := f.Listen()
-		if lerr != nil {
-			a.log.Error("cannot listen for the on-demand entry point; trying again, start the component by name meanwhile", "component", name, "listen", o.Listen, "err", lerr)
-			a.setFrontError(name, lerr.Error())
 		}
 		ctx, cancel := context.WithCancel(a.runCtx)
 		fr := &frontRun{opts: o, cancel: cancel, done: make(chan struct{})}
@@ -205,4 +260,5 @@ func (a *Agent) stopFronts() {
 		delete(a.fronts.runs, name)
 		a.setFrontError(name, "")
 	}
+	a.dropBoundLocked()
 }

@@ -158,3 +158,41 @@ func TestFrontsFollowAConfigEdit(t *testing.T) {
 		t.Fatalf("blog: on_demand %q error %q", s.OnDemand, s.OnDemandError)
 	}
 }
+
+// The entry point's address is bound at boot, before the API shows any
+// component: a client that saw the agent up never finds the port closed,
+// and a request sent before the entry point runs waits in the backlog and
+// is answered once it does.
+func TestFrontIsBoundAtBoot(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	od := &config.OnDemand{Listen: addr, Upstream: "127.0.0.1:9", Mode: "http"}
+	a, stop := testAgent(t, t.TempDir(), []spec{{name: "blog", p: &probe{latency: time.Millisecond}, onDemand: od}})
+	defer stop()
+
+	c, err := net.Dial("tcp", addr) // booted, not run: the backlog takes it
+	if err != nil {
+		t.Fatalf("entry point not bound after boot: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("GET /.rouse/chain HTTP/1.1\r\nHost: " + addr + "\r\nConnection: close\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	cfg := a.cfg
+	a.mu.Unlock()
+	a.syncFronts(cfg)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("the request sent before the entry point ran: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /.rouse/chain: %s", resp.Status)
+	}
+}

@@ -236,6 +236,9 @@ func (a *Agent) boot(ctx context.Context) (err error) {
 	a.mu.Lock()
 	a.units, a.names, a.graph = units, names, g
 	a.mu.Unlock()
+	// The on-demand entry points' addresses, bound before anyone can see
+	// the components (Run serves them once the boot restore began).
+	a.bindFronts(a.cfg)
 	a.gate.openUp()
 	return nil
 }

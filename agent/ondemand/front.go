@@ -162,6 +162,19 @@ func (f *Front) setListener(ln net.Listener) {
 	}
 }
 
+// Close releases the address of a Front that was bound (Listen) but
+// never Run; a running Front closes its listener when Run's context ends.
+func (f *Front) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.running || f.ln == nil {
+		return nil
+	}
+	err := f.ln.Close()
+	f.ln = nil
+	return err
+}
+
 // Addr is the address the Front listens on (after Listen), or nil.
 func (f *Front) Addr() net.Addr {
 	f.mu.Lock()
