@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -199,8 +202,12 @@ func printService(out io.Writer, s wire.Service) {
 	if s.Blocked != "" {
 		fmt.Fprintln(out, "  "+s.Blocked)
 	}
-	if len(s.DependsOn) > 0 {
-		fmt.Fprintf(out, "  needs: %s\n", strings.Join(s.DependsOn, ", "))
+	needs := slices.Clone(s.DependsOn)
+	for _, o := range s.Optional {
+		needs = append(needs, o+" (optional)")
+	}
+	if len(needs) > 0 {
+		fmt.Fprintf(out, "  needs: %s\n", strings.Join(needs, ", "))
 	}
 	switch {
 	case s.OnDemandError != "":
@@ -243,6 +250,7 @@ func printService(out io.Writer, s wire.Service) {
 			fmt.Fprintf(out, "    last failure: %s\n", h.LastOutput)
 		}
 	}
+	printStream(out, s.Detail)
 	if len(s.Output) > 0 {
 		fmt.Fprintf(out, "  last %d lines of output:\n", len(s.Output))
 		for _, l := range s.Output {
@@ -515,4 +523,66 @@ func humanDuration(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// streamDetail is the detail of a component that holds a long-lived
+// connection (websocket, roon: wire.StreamDetail), with roon's core.
+type streamDetail struct {
+	Connects          *int             `json:"connects"` // present only in a stream's detail
+	Reconnects        int              `json:"reconnects"`
+	DisconnectsByCode map[string]int   `json:"disconnects_by_code"`
+	LastDisconnect    *wire.Disconnect `json:"last_disconnect"`
+	Core              string           `json:"core"`
+	Address           string           `json:"address"`
+	Paired            *bool            `json:"paired"`
+	Zones             *int             `json:"zones"`
+}
+
+// printStream prints the connection record of a websocket or roon
+// component (Service.Detail, as the API shows it); any other detail
+// prints nothing.
+func printStream(out io.Writer, detail any) {
+	if detail == nil {
+		return
+	}
+	b, err := json.Marshal(detail)
+	if err != nil {
+		return
+	}
+	var d streamDetail
+	if json.Unmarshal(b, &d) != nil || d.Connects == nil {
+		return
+	}
+	if d.Core != "" || d.Address != "" || d.Paired != nil {
+		core := cmp.Or(d.Core, "core")
+		if d.Address != "" {
+			core += " at " + d.Address
+		}
+		paired := "not paired"
+		if d.Paired != nil && *d.Paired {
+			paired = "paired"
+		}
+		fmt.Fprintf(out, "  roon: %s, %s", core, paired)
+		if d.Zones != nil {
+			fmt.Fprintf(out, ", %d zones", *d.Zones)
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintf(out, "  connection: %d connects · %d reconnects", *d.Connects, d.Reconnects)
+	if len(d.DisconnectsByCode) > 0 {
+		codes := slices.Sorted(maps.Keys(d.DisconnectsByCode))
+		parts := make([]string, len(codes))
+		for i, c := range codes {
+			parts[i] = fmt.Sprintf("%s ×%d", c, d.DisconnectsByCode[c])
+		}
+		fmt.Fprintf(out, " · disconnects by code: %s", strings.Join(parts, ", "))
+	}
+	fmt.Fprintln(out)
+	if l := d.LastDisconnect; l != nil {
+		fmt.Fprintf(out, "    last disconnect: %s, code %s", ago(l.At), l.Code)
+		if l.Reason != "" {
+			fmt.Fprintf(out, ": %s", l.Reason)
+		}
+		fmt.Fprintln(out)
+	}
 }

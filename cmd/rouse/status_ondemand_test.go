@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rouse-dev/rouse/trackers/roon"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -64,5 +66,63 @@ func TestRestoreLineCountsWaitingForTheUser(t *testing.T) {
 	printRestore(&b, wire.Wake{Restore: wire.RestoreSummary{DurationMS: 1200, Ready: 3, WaitingForUser: 1}})
 	if got := strings.SplitN(b.String(), "\n", 2)[0]; got != "restore done in 1.2s: 3 ready, 0 timed out, 0 failed, 1 waiting for you" {
 		t.Errorf("got %q", got)
+	}
+}
+
+// serviceViaAPI is s as the CLI receives it: through JSON, so Detail is
+// a generic map.
+func serviceViaAPI(t *testing.T, s wire.Service) wire.Service {
+	t.Helper()
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out wire.Service
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// `rouse status NAME` shows a websocket or roon component's connection
+// record (the API's detail), and optional dependencies beside required
+// ones.
+func TestStatusNameShowsTheStreamDetailAndOptionalDependencies(t *testing.T) {
+	at := time.Now().Add(-5 * time.Minute)
+	stream := wire.StreamDetail{Connects: 3, Reconnects: 2, DisconnectsByCode: map[string]int{"1006": 1, "timeout": 1},
+		LastDisconnect: &wire.Disconnect{At: at, Code: "timeout", Reason: "no pong within 60s"}}
+	var ws bytes.Buffer
+	printService(&ws, serviceViaAPI(t, wire.Service{Name: "feed", Kind: "websocket", State: "ready", Since: at,
+		DependsOn: []string{"network"}, Optional: []string{"tunnel"}, Detail: stream}))
+	for _, want := range []string{
+		"  needs: network, tunnel (optional)\n",
+		"  connection: 3 connects · 2 reconnects · disconnects by code: 1006 ×1, timeout ×1\n",
+		"    last disconnect: 5m ago, code timeout: no pong within 60s\n",
+	} {
+		if !strings.Contains(ws.String(), want) {
+			t.Errorf("rouse status feed lacks %q:\n%s", want, ws.String())
+		}
+	}
+	if strings.Contains(ws.String(), "roon:") {
+		t.Errorf("a websocket component shows a roon line:\n%s", ws.String())
+	}
+
+	var rn bytes.Buffer
+	printService(&rn, serviceViaAPI(t, wire.Service{Name: "roon", Kind: "roon", State: "ready", Since: at,
+		Detail: roon.Detail{StreamDetail: wire.StreamDetail{Connects: 1, DisconnectsByCode: map[string]int{}}, Core: "Studio", Address: "192.0.2.5:9330", Paired: true, Zones: 3}}))
+	for _, want := range []string{"  roon: Studio at 192.0.2.5:9330, paired, 3 zones\n", "  connection: 1 connects · 0 reconnects\n"} {
+		if !strings.Contains(rn.String(), want) {
+			t.Errorf("rouse status roon lacks %q:\n%s", want, rn.String())
+		}
+	}
+	if strings.Contains(rn.String(), "last disconnect") || strings.Contains(rn.String(), "by code") {
+		t.Errorf("a stream that never dropped shows a disconnect:\n%s", rn.String())
+	}
+
+	var sched bytes.Buffer
+	printService(&sched, serviceViaAPI(t, wire.Service{Name: "scheduler", Kind: "scheduler", State: "ready", Since: at,
+		Detail: map[string]any{"next_runs": []string{"maintenance"}}}))
+	if strings.Contains(sched.String(), "connection:") {
+		t.Errorf("a detail that is not a stream's shows a connection line:\n%s", sched.String())
 	}
 }
