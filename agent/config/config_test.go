@@ -284,7 +284,7 @@ func TestParseErrors(t *testing.T) {
 		{"StartLimitOutOfRange", "trackers:\n  - name: a\n    kind: plain\n    start_limit: -1\n",
 			`rouse.yaml:4: trackers[0].start_limit: must be 0 (the default, 5) or from 1 to 1000, got "-1"`, ErrInvalidValue},
 		{"HealthWithoutACheckOnAKindWithoutOne", "trackers:\n  - name: a\n    kind: plain\n    health: {interval: 5s}\n",
-			`rouse.yaml:4: trackers[0].health.check: required: a plain tracker has no readiness check of its own to repeat; set health.check to {tcp: HOST:PORT}, {http: URL} or {command: [ARGV]}`, ErrRequired},
+			`rouse.yaml:4: trackers[0].health.check: required: this plain tracker has no readiness check of its own to repeat; set health.check to {tcp: HOST:PORT}, {http: URL} or {command: [ARGV]}`, ErrRequired},
 		{"HealthRefusedByTheKind", "trackers:\n  - name: a\n    kind: probe\n    url: http://x/\n    tags: [oneshot]\n    health: {check: {tcp: \"127.0.0.1:1\"}}\n",
 			`rouse.yaml:6: trackers[0].health: a oneshot has no health`, ErrInvalidValue},
 		{"HealthRetriesOutOfRange", "trackers:\n  - name: a\n    kind: plain\n    health:\n      check: {tcp: \"127.0.0.1:1\"}\n      retries: 0\n",

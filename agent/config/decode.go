@@ -113,7 +113,12 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string) {
 		}
 		before := len(d.errs)
 		d.decodeValue(n, nv.Elem(), key)
-		if len(d.errs) == before {
+		// A mapping decoded with errors inside (health: {retires: 2},
+		// on_demand: {upstrem: x, mode: htp}) is kept all the same, so
+		// that validation reports its other problems in the same run;
+		// the values that failed stay at their defaults and explains()
+		// drops what they would cause.
+		if len(d.errs) == before || (n.Kind == yaml.MappingNode && nv.Elem().Kind() == reflect.Struct) {
 			v.Set(nv)
 		}
 	case reflect.Struct:

@@ -126,3 +126,31 @@ trackers:
 		t.Fatalf("without on_demand nothing is managed, got %v", m)
 	}
 }
+
+// A typo inside on_demand or health does not hide the other problems of
+// the same mapping: `config check` names them all in one run, not one
+// more after each fix.
+func TestErrorsInsideOnDemandAndHealthAllAtOnce(t *testing.T) {
+	src := "trackers:\n  - name: blog\n    kind: plain\n" +
+		"    health: {check: {tcp: \"127.0.0.1:1\"}, retires: 2, start_period: -1s}\n" +
+		"    on_demand:\n      listen: 127.0.0.1:8080\n      upstrem: 127.0.0.1:9002\n      mode: htp\n      idle_stop: 20\n"
+	_, err := Parse("rouse.yaml", []byte(src), testKinds)
+	if err == nil {
+		t.Fatal("parsed")
+	}
+	for _, want := range []string{
+		`rouse.yaml:4: trackers[0].health.retires: unknown key; did you mean "retries"?`,
+		`rouse.yaml:4: trackers[0].health.start_period: must not be negative, got "-1s"`,
+		`rouse.yaml:5: trackers[0].on_demand.upstream: required`,
+		`rouse.yaml:7: trackers[0].on_demand.upstrem: unknown key; did you mean "upstream"?`,
+		`rouse.yaml:8: trackers[0].on_demand.mode: must be one of http, tcp, got "htp"`,
+		`rouse.yaml:9: trackers[0].on_demand.idle_stop: must be a duration like "10s" or "1m30s", got "20"`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if n := strings.Count(err.Error(), "on_demand.idle_stop:"); n != 1 {
+		t.Errorf("idle_stop reported %d times:\n%v", n, err)
+	}
+}

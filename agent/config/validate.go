@@ -496,7 +496,7 @@ func (v *validator) health(key string, t *Tracker, kindOK bool) {
 	case refuse != "":
 		v.fail(hk, "", wrapf(ErrInvalidValue, "%s", refuse))
 	case !own && h.Check.Count() == 0:
-		v.failHint(hk+".check", "", wrapf(ErrRequired, "required: a %s tracker has no readiness check of its own to repeat", t.Kind),
+		v.failHint(hk+".check", "", wrapf(ErrRequired, "required: this %s tracker has no readiness check of its own to repeat", t.Kind),
 			"set health.check to {tcp: HOST:PORT}, {http: URL} or {command: [ARGV]}")
 	}
 }
