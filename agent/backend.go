@@ -111,8 +111,20 @@ func (a *Agent) Service(ctx context.Context, name string) (wire.Service, error) 
 
 // Health is the overall picture.
 func (a *Agent) Health(ctx context.Context) wire.Health {
+	h := a.healthBase()
+	h.Components = a.Services(ctx)
+	var f statusFold
+	for i := range h.Components {
+		f.add(&h.Components[i])
+	}
+	h.Status = f.status(h)
+	return h
+}
+
+// healthBase is Health without its components and status.
+func (a *Agent) healthBase() wire.Health {
 	h := wire.Health{
-		Components: a.Services(ctx), Version: a.opts.Version, StartedAt: a.startedAt,
+		Version: a.opts.Version, StartedAt: a.startedAt,
 		Store: wire.StoreHealth{State: a.store.State(), Path: a.store.Path()},
 	}
 	if h.Store.State == wire.StoreOpen {
@@ -142,37 +154,49 @@ func (a *Agent) Health(ctx context.Context) wire.Health {
 		ps := pm.Status()
 		h.Power = &wire.Power{Sources: ps.Sources, Logind: ps.Logind, LockHeld: ps.LockHeld, LockError: ps.LockError, Error: ps.LastError}
 	}
-	h.Status = overall(h)
 	return h
 }
 
-// overall folds components and store into one status.
-func overall(h wire.Health) string {
-	if h.Store.State == wire.StoreError {
-		return wire.StatusError
+// statusFold folds components, one at a time, and then the store into
+// one status (the zero value has seen no component).
+type statusFold struct {
+	starting bool // a component is starting, or waiting on one not stopped
+	degraded bool // a required component failed, or cannot be reached
+}
+
+func (f *statusFold) add(c *wire.Service) {
+	if c.OnDemandError != "" && c.Required {
+		f.degraded = true // nobody can reach it through its entry point
+		return
 	}
-	if h.Waking {
+	switch trackers.State(c.State) {
+	case trackers.StateFailed, trackers.StateDegraded, trackers.StateUnhealthy:
+		if c.Required {
+			f.degraded = true
+		}
+	case trackers.StateWaiting:
+		if c.Blocked == "" {
+			f.starting = true
+		}
+	case trackers.StateStarting:
+		f.starting = true
+	}
+}
+
+// status is the overall status of h (its store and whether it wakes)
+// with the components added.
+func (f *statusFold) status(h wire.Health) string {
+	switch {
+	case h.Store.State == wire.StoreError:
+		return wire.StatusError
+	case h.Waking:
+		return wire.StatusStarting
+	case f.degraded:
+		return wire.StatusDegraded
+	case f.starting:
 		return wire.StatusStarting
 	}
-	st := wire.StatusOK
-	for _, c := range h.Components {
-		if c.OnDemandError != "" && c.Required {
-			return wire.StatusDegraded // nobody can reach it through its entry point
-		}
-		switch trackers.State(c.State) {
-		case trackers.StateFailed, trackers.StateDegraded, trackers.StateUnhealthy:
-			if c.Required {
-				return wire.StatusDegraded
-			}
-		case trackers.StateWaiting:
-			if c.Blocked == "" {
-				st = wire.StatusStarting
-			}
-		case trackers.StateStarting:
-			st = wire.StatusStarting
-		}
-	}
-	return st
+	return wire.StatusOK
 }
 
 // Ready is /readyz: the store open and every required component ready.

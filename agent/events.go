@@ -19,9 +19,14 @@ const subscriberBuffer = 64
 
 // bus fans events out to subscribers and keeps a bounded backlog.
 type bus struct {
-	mu      sync.Mutex
-	nextID  int64
-	backlog []wire.Event // at most backlogSize, oldest first; full, the oldest is shifted out
+	mu     sync.Mutex
+	nextID int64
+	// backlog is a ring of the last backlogSize events: while it is not
+	// full, oldest first; once full, the oldest is at head, where the next
+	// event overwrites it (a publish costs the same however long the
+	// history: no shifting of the whole backlog per event).
+	backlog []wire.Event
+	head    int
 	subs    map[*subscriber]struct{}
 	changed chan struct{} // 1-slot: something was published (the API views are stale)
 }
@@ -45,11 +50,12 @@ func (b *bus) publish(ev wire.Event) {
 	if ev.At.IsZero() {
 		ev.At = time.Now().Round(0).UTC()
 	}
-	if len(b.backlog) == backlogSize {
-		copy(b.backlog, b.backlog[1:])
-		b.backlog = b.backlog[:backlogSize-1]
+	if len(b.backlog) < backlogSize {
+		b.backlog = append(b.backlog, ev)
+	} else {
+		b.backlog[b.head] = ev
+		b.head = (b.head + 1) % backlogSize
 	}
-	b.backlog = append(b.backlog, ev)
 	for s := range b.subs {
 		select {
 		case s.ch <- ev:
@@ -78,8 +84,8 @@ func (b *bus) subscribe(ctx context.Context, lastID int64) <-chan wire.Event {
 	b.mu.Lock()
 	var pending []wire.Event
 	if lastID > 0 {
-		for _, ev := range b.backlog {
-			if ev.ID > lastID {
+		for i := range b.backlog {
+			if ev := b.backlog[(b.head+i)%len(b.backlog)]; ev.ID > lastID {
 				pending = append(pending, ev)
 			}
 		}

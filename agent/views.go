@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // The API's read views — GET /api/v1/health and /api/v1/services — are
@@ -40,31 +44,58 @@ const (
 // rendered is one rendering of the views.
 type rendered struct {
 	at       time.Time
-	health   *view // wire.Health
-	services *view // wire.Services
+	list     []byte // the components' entries, a JSON array
+	health   *view  // wire.Health
+	services *view  // wire.Services, made from list when first asked
 }
 
-// view is one rendered document and, made once on first use, its gzipped
-// form. A rendering whose bytes equal the previous one's keeps the
-// previous view, so an unchanged document is never compressed again.
+// view is one rendered document (made on first use when build is set)
+// and, made once on first use, its gzipped form. A rendering whose bytes
+// equal the previous one's keeps the previous view, so an unchanged
+// document is never compressed again.
 type view struct {
-	plain []byte
-	once  sync.Once
-	gz    []byte
+	build     func() []byte
+	plainOnce sync.Once
+	plain     []byte
+	once      sync.Once
+	gz        []byte
+}
+
+// bytes is the document.
+func (v *view) bytes() []byte {
+	v.plainOnce.Do(func() {
+		if v.build != nil {
+			v.plain, v.build = v.build(), nil
+		}
+	})
+	return v.plain
 }
 
 // gzipped is v compressed (made on the first call).
 func (v *view) gzipped() []byte {
-	v.once.Do(func() { v.gz = gzipBytes(v.plain) })
+	v.once.Do(func() { v.gz = gzipBytes(v.bytes()) })
 	return v.gz
 }
 
 // viewCache holds the latest rendering.
 type viewCache struct {
 	cur     atomic.Pointer[rendered]
-	mu      sync.Mutex   // one rendering at a time
+	mu      sync.Mutex   // one rendering at a time; guards comps and gen
 	renders atomic.Int64 // how many so far
 	running atomic.Bool  // renderViews is running
+	// comps is each component's last entry and its JSON: a rendering
+	// encodes again only the components whose entry changed (a wake
+	// changes a few between two renderings, not all of them).
+	comps   map[*unit]*compJSON
+	gen     uint64 // renderings made; an entry not seen in one is dropped
+	encoded int    // component entries encoded so far (the cache's misses)
+}
+
+// compJSON is one component's entry as last rendered.
+type compJSON struct {
+	svc  wire.Service
+	js   []byte
+	seen uint64 // the rendering that last listed it
 }
 
 // renderViews renders after every burst of published events, at most
@@ -104,7 +135,7 @@ func (a *Agent) refreshViews() *rendered {
 		if bytes.Equal(prev.health.plain, r.health.plain) {
 			r.health = prev.health
 		}
-		if bytes.Equal(prev.services.plain, r.services.plain) {
+		if bytes.Equal(prev.list, r.list) {
 			r.services = prev.services
 		}
 	}
@@ -139,26 +170,133 @@ func (a *Agent) currentViews() *rendered {
 	return a.refreshViews()
 }
 
-// render marshals the services list once and splices it into the health
-// document.
+// render builds the services list from each component's cached JSON
+// (encoding only the entries that changed) and splices it into the
+// health document; the services document is made from the same list on
+// its first request. a.views.mu is held.
 func (a *Agent) render() *rendered {
 	at := time.Now()
-	h := a.Health(context.Background())
-	list, err := json.Marshal(h.Components)
-	if err != nil { // wire types only: cannot happen
-		panic(err)
-	}
-	h.Components = nil
+	h := a.healthBase()
+	parts, size, fold := a.componentsJSON()
+	h.Status = fold.status(h)
 	hb, err := json.Marshal(h)
-	if err != nil {
+	if err != nil { // wire types only: cannot happen
 		panic(err)
 	}
 	// "components" is a top-level key of wire.Health only (inside JSON
 	// strings quotes are escaped), so the first match is the field.
-	hb = bytes.Replace(hb, []byte(`"components":null`), append([]byte(`"components":`), list...), 1)
-	sb := make([]byte, 0, len(list)+len(`{"services":}`)+1)
-	sb = append(append(append(sb, `{"services":`...), list...), '}')
-	return &rendered{at: at, health: &view{plain: append(hb, '\n')}, services: &view{plain: append(sb, '\n')}}
+	const key = `"components":`
+	i := bytes.Index(hb, []byte(key+`null`))
+	if i < 0 {
+		panic("the health document has no components key")
+	}
+	rest := hb[i+len(key+`null`):]
+	full := make([]byte, 0, i+len(key)+size+len(rest)+1)
+	full = append(full, hb[:i+len(key)]...)
+	start := len(full)
+	full = append(full, '[')
+	for i, p := range parts {
+		if i > 0 {
+			full = append(full, ',')
+		}
+		full = append(full, p...)
+	}
+	full = append(full, ']')
+	list := full[start:len(full):len(full)]
+	full = append(append(full, rest...), '\n')
+	return &rendered{at: at, list: list, health: &view{plain: full},
+		services: &view{build: func() []byte {
+			sb := make([]byte, 0, len(list)+len(`{"services":}`)+1)
+			return append(append(append(sb, `{"services":`...), list...), '}', '\n')
+		}}}
+}
+
+// componentsJSON is every component's entry as JSON (as Services lists
+// them), each taken from the cache when it is unchanged since the last
+// rendering, their total size with separators, and their status folded.
+func (a *Agent) componentsJSON() ([][]byte, int, statusFold) {
+	v := &a.views
+	if v.comps == nil {
+		v.comps = map[*unit]*compJSON{}
+	}
+	v.gen++
+	us := a.allUnits()
+	parts := make([][]byte, len(us))
+	size := 2
+	var fold statusFold
+	for i, u := range us {
+		ws := a.service(u)
+		fold.add(&ws)
+		c := v.comps[u]
+		if c == nil {
+			c = &compJSON{}
+			v.comps[u] = c
+		}
+		c.seen = v.gen
+		if c.js == nil || !sameService(&c.svc, &ws) {
+			c.svc = ws
+			js, err := json.Marshal(&c.svc)
+			if err != nil { // wire types only: cannot happen
+				panic(err)
+			}
+			v.encoded++
+			c.js = js
+		}
+		parts[i] = c.js
+		size += len(c.js) + 1
+	}
+	if len(v.comps) > len(us) {
+		for u, c := range v.comps {
+			if c.seen != v.gen {
+				delete(v.comps, u) // removed by a config edit
+			}
+		}
+	}
+	return parts, size, fold
+}
+
+// sameService reports whether a and b encode the same, comparing every
+// field of wire.Service (TestSameServiceSeesEveryField fails when one is
+// added and not compared here). It may say false for equal entries (a
+// time with another monotonic reading): the entry is then encoded again.
+func sameService(a, b *wire.Service) bool {
+	return a.Name == b.Name && a.Kind == b.Kind && a.State == b.State && a.Since == b.Since &&
+		a.Attempts == b.Attempts && a.LastError == b.LastError && sameTime(a.NextRetryAt, b.NextRetryAt) &&
+		a.Restarts == b.Restarts && sameExit(a.LastExit, b.LastExit) && a.Blocked == b.Blocked &&
+		a.StartLimited == b.StartLimited && slices.Equal(a.DependsOn, b.DependsOn) &&
+		(a.DependsOn == nil) == (b.DependsOn == nil) && slices.Equal(a.Optional, b.Optional) &&
+		(a.Optional == nil) == (b.Optional == nil) && a.Required == b.Required &&
+		a.DeadlineMS == b.DeadlineMS && samePtr(a.DeadlineAuto, b.DeadlineAuto) &&
+		slices.Equal(a.Output, b.Output) && (a.Output == nil) == (b.Output == nil) &&
+		reflect.DeepEqual(a.Detail, b.Detail) && a.NeedsNet == b.NeedsNet && a.Desired == b.Desired &&
+		sameTime(a.StartedAt, b.StartedAt) && a.OnDemand == b.OnDemand && a.OnDemandError == b.OnDemandError &&
+		sameHealth(a.Health, b.Health)
+}
+
+// samePtr: both nil, or both set to equal values.
+func samePtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func sameTime(a, b *time.Time) bool { return samePtr(a, b) }
+
+func sameExit(a, b *wire.Exit) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.At == b.At && a.Error == b.Error && samePtr(a.Code, b.Code)
+}
+
+func sameHealth(a, b *wire.HealthStatus) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.LastCheck, y.LastCheck = nil, nil
+	return x == y && sameTime(a.LastCheck, b.LastCheck)
 }
 
 // gzipWriters are reused across renderings: one holds about half a
@@ -189,10 +327,10 @@ func (a *Agent) HealthGzip(ctx context.Context) []byte { return a.currentViews()
 func (a *Agent) ServicesGzip(ctx context.Context) []byte { return a.currentViews().services.gzipped() }
 
 // HealthJSON is GET /api/v1/health as rendered JSON (api.Snapshotter).
-func (a *Agent) HealthJSON(ctx context.Context) []byte { return a.currentViews().health.plain }
+func (a *Agent) HealthJSON(ctx context.Context) []byte { return a.currentViews().health.bytes() }
 
 // ServicesJSON is GET /api/v1/services as rendered JSON (api.Snapshotter).
-func (a *Agent) ServicesJSON(ctx context.Context) []byte { return a.currentViews().services.plain }
+func (a *Agent) ServicesJSON(ctx context.Context) []byte { return a.currentViews().services.bytes() }
 
 var _ interface {
 	HealthJSON(context.Context) []byte

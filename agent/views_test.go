@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"reflect"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -131,4 +133,128 @@ func TestViews(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A rendering encodes again only the components whose entry changed, and
+// its bytes are exactly what encoding the whole document gives.
+func TestTheViewsEncodeOnlyChangedComponents(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		a, stop := testAgent(t, dir, []spec{
+			{name: "db", p: &probe{latency: 10 * time.Millisecond}},
+			{name: "app", p: &probe{latency: 20 * time.Millisecond}, requires: []string{"db"}},
+			{name: "web", p: &probe{latency: 20 * time.Millisecond}, requires: []string{"app"}},
+		})
+		defer stop()
+		restoreNow(t, a, "boot", false)
+		time.Sleep(2 * viewInterval)
+		synctest.Wait()
+		ctx := context.Background()
+		whole := func() []byte {
+			b, err := json.Marshal(a.Health(ctx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return append(b, '\n')
+		}
+		encoded := func() int {
+			a.views.mu.Lock()
+			defer a.views.mu.Unlock()
+			return a.views.encoded
+		}
+		a.refreshViews()
+		n0 := encoded()
+		a.refreshViews()
+		if n := encoded() - n0; n != 0 {
+			t.Errorf("nothing changed, %d entries encoded again", n)
+		}
+		a.setState(a.unit("web"), trackers.StateDegraded, errors.New("slow")) // the leaf: nothing follows it
+		r := a.refreshViews()
+		if n := encoded() - n0; n != 1 {
+			t.Errorf("one component changed, %d entries encoded again", n)
+		}
+		if want := whole(); !bytes.Equal(r.health.plain, want) {
+			t.Errorf("health view\n%s\nwant\n%s", r.health.plain, want)
+		}
+		var h wire.Health
+		if err := json.Unmarshal(r.health.plain, &h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Components[2].State != "degraded" || h.Components[2].LastError != "slow" || h.Components[1].State != "ready" {
+			t.Errorf("components after the change: %+v", h.Components)
+		}
+	})
+}
+
+// sameService compares every field of wire.Service: each field (and each
+// field of a pointed-to struct) set on its own makes it report a change.
+func TestSameServiceSeesEveryField(t *testing.T) {
+	nonZero := func(t *testing.T, v reflect.Value) {
+		switch v.Kind() {
+		case reflect.String:
+			v.SetString("x")
+		case reflect.Int, reflect.Int64:
+			v.SetInt(7)
+		case reflect.Bool:
+			v.SetBool(true)
+		case reflect.Slice:
+			v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+			if v.Index(0).Kind() == reflect.String {
+				v.Index(0).SetString("x")
+			}
+		case reflect.Interface:
+			v.Set(reflect.ValueOf(map[string]int{"x": 1}))
+		case reflect.Struct:
+			if v.Type() != reflect.TypeFor[time.Time]() {
+				t.Fatalf("no test value for %s", v.Type())
+			}
+			v.Set(reflect.ValueOf(time.Unix(7, 0)))
+		case reflect.Pointer:
+			v.Set(reflect.New(v.Type().Elem()))
+		default:
+			t.Fatalf("no test value for %s", v.Type())
+		}
+	}
+	st := reflect.TypeFor[wire.Service]()
+	for i := range st.NumField() {
+		f := st.Field(i)
+		var a, b wire.Service
+		nonZero(t, reflect.ValueOf(&b).Elem().Field(i))
+		if sameService(&a, &b) || sameService(&b, &a) {
+			t.Errorf("a change of %s is not seen", f.Name)
+		}
+		if c := b; !sameService(&b, &c) {
+			t.Errorf("equal entries with %s set are not the same", f.Name)
+		}
+		// A slice set to empty encodes [] where nil encodes null.
+		if f.Type.Kind() == reflect.Slice {
+			a, b = wire.Service{}, wire.Service{}
+			reflect.ValueOf(&b).Elem().Field(i).Set(reflect.MakeSlice(f.Type, 0, 0))
+			if sameService(&a, &b) {
+				t.Errorf("%s: nil and empty are not told apart", f.Name)
+			}
+		}
+		if f.Type.Kind() != reflect.Pointer || f.Type.Elem().Kind() != reflect.Struct || f.Type.Elem() == reflect.TypeFor[time.Time]() {
+			continue
+		}
+		et := f.Type.Elem()
+		for j := range et.NumField() {
+			var a, b wire.Service
+			reflect.ValueOf(&a).Elem().Field(i).Set(reflect.New(et))
+			pb := reflect.New(et)
+			reflect.ValueOf(&b).Elem().Field(i).Set(pb)
+			nonZero(t, pb.Elem().Field(j))
+			if sameService(&a, &b) || sameService(&b, &a) {
+				t.Errorf("a change of %s.%s is not seen", f.Name, et.Field(j).Name)
+			}
+			// Equal values behind different pointers are the same.
+			c := b
+			pc := reflect.New(et)
+			pc.Elem().Set(pb.Elem())
+			reflect.ValueOf(&c).Elem().Field(i).Set(pc)
+			if !sameService(&b, &c) {
+				t.Errorf("%s.%s: equal values behind two pointers are not the same", f.Name, et.Field(j).Name)
+			}
+		}
+	}
 }
