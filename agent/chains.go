@@ -625,6 +625,9 @@ func (a *Agent) park(u *unit, timeout time.Duration) {
 	var c *change
 	if !u.stopped && u.parkedLocked() {
 		u.attempts, u.nextRetry, u.lastErr = 0, time.Time{}, ""
+		// The next start from idle is a start, not a restart: RESTARTS
+		// counts what came back after failing, not each demand.
+		u.launched = false
 		c = a.setStateLocked(u, stateIdle, nil)
 	}
 	u.mu.Unlock()
@@ -848,6 +851,14 @@ func (a *Agent) Chain(name string) wire.Chain {
 		}
 	default:
 		v.State = wire.ChainStarting
+	}
+	if v.State == wire.ChainIdle {
+		// Nothing is under way: the last start's times are history (the
+		// wakes record keeps them), not progress.
+		v.StartedAt = nil
+		for i := range v.Components {
+			v.Components[i].ElapsedMS = 0
+		}
 	}
 	return v
 }

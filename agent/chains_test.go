@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +159,11 @@ func TestOnDemandChains(t *testing.T) {
 			if v.Reason != "idle for 1m0s" {
 				t.Fatalf("reason %q", v.Reason)
 			}
+			// An idle chain shows no progress: the last start's times
+			// are history.
+			if v.StartedAt != nil || slices.ContainsFunc(v.Components, func(c wire.ChainComponent) bool { return c.ElapsedMS != 0 }) {
+				t.Fatalf("idle chain shows times of the last start: %+v", v)
+			}
 			if got, want := states(a, "db", "sidecar", "blog", "other"), "db=idle sidecar=idle blog=idle other=ready"; got != want {
 				t.Fatalf("%s, want %s", got, want)
 			}
@@ -176,6 +182,12 @@ func TestOnDemandChains(t *testing.T) {
 			waitChain(t, a, "blog", wire.ChainReady)
 			if db.runs.Load() != 2 || blog.runs.Load() != 2 {
 				t.Fatalf("runs db %d blog %d, want 2 each", db.runs.Load(), blog.runs.Load())
+			}
+			// A start from idle is not a restart.
+			for _, n := range []string{"db", "blog"} {
+				if r := a.svc(t, n).Restarts; r != 0 {
+					t.Fatalf("%s: restarts %d after two demands and no failure, want 0", n, r)
+				}
 			}
 		})
 	})

@@ -62,7 +62,7 @@ func newHealth(t *config.Tracker, comp trackers.Component) (*healthSetup, error)
 	default:
 		c, ok := comp.(trackers.Checker)
 		if !ok {
-			return nil, fmt.Errorf("health: a %s tracker has no readiness check of its own: set health.check", t.Kind)
+			return nil, fmt.Errorf("health: this %s tracker has no readiness check of its own: set health.check", t.Kind)
 		}
 		h.check, h.what = c.Check, "its readiness check"
 	}
