@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -688,8 +689,14 @@ func (a *Agent) sweepHolds() {
 	}
 	for _, n := range slices.Backward(g.order) {
 		u := a.unit(n)
+		// Under chainMu, so no start adds a hold between the check and
+		// the drop; one unit's lock at a time (the lock order, restore.go).
+		a.chainMu.Lock()
 		u.mu.Lock()
-		for h := range u.holders {
+		holders := slices.Collect(maps.Keys(u.holders))
+		u.mu.Unlock()
+		var stale []string
+		for _, h := range holders {
 			hu := a.unit(h)
 			valid := u.demand && hu != nil && hu.demand && in(h, n)
 			if valid && hu != u {
@@ -698,12 +705,17 @@ func (a *Agent) sweepHolds() {
 				hu.mu.Unlock()
 			}
 			if !valid {
-				delete(u.holders, h)
+				stale = append(stale, h)
 			}
+		}
+		u.mu.Lock()
+		for _, h := range stale {
+			delete(u.holders, h)
 		}
 		parked := u.parkedLocked()
 		running := u.run != nil || (u.state != stateIdle && u.state != trackers.StateStopped)
 		u.mu.Unlock()
+		a.chainMu.Unlock()
 		if parked && running {
 			a.park(u, timeout)
 		}

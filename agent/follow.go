@@ -40,6 +40,14 @@ func (a *Agent) follow(c *change) {
 
 // holdDependent makes d, ready and running, wait for dep, which is now is.
 func (a *Agent) holdDependent(d *unit, dep string, is trackers.State) {
+	// Whether dep is itself blocked, read before d is locked: no lock is
+	// taken under a unit's (the lock order, restore.go).
+	depBlocked := ""
+	if is != trackers.StateStopped {
+		if du := a.unit(dep); du != nil {
+			depBlocked = du.snapshot().blocked
+		}
+	}
 	d.mu.Lock()
 	restart := slices.Contains(d.restartOn, dep)
 	if d.heldFor != "" {
@@ -57,10 +65,8 @@ func (a *Agent) holdDependent(d *unit, dep string, is trackers.State) {
 	blocked := ""
 	if is == trackers.StateStopped {
 		blocked = (&blockedError{dep: dep, is: string(is)}).Error()
-	} else if du := a.unit(dep); du != nil {
-		if b := du.snapshot().blocked; b != "" {
-			blocked = (&blockedError{dep: dep, is: "blocked (" + strings.TrimPrefix(b, "blocked: ") + ")"}).Error()
-		}
+	} else if depBlocked != "" {
+		blocked = (&blockedError{dep: dep, is: "blocked (" + strings.TrimPrefix(depBlocked, "blocked: ") + ")"}).Error()
 	}
 	if blocked != "" {
 		why = errors.New(blocked)

@@ -43,6 +43,11 @@ type Agent struct {
 	stopAPI   func()
 	undo      []func()
 
+	// Lock order: a chain's opMu, then chainMu, then one unit's mu, then
+	// mu. mu is the innermost (nothing is locked under it), and no unit's
+	// lock is taken while another unit's is held. A unit's lock under mu,
+	// or mu under one unit's lock while another path holds them the other
+	// way round, deadlocks the agent (TestLockOrder).
 	mu         sync.Mutex
 	cfg        *config.Config
 	units      map[string]*unit
@@ -490,10 +495,13 @@ func (a *Agent) unit(name string) *unit {
 // wait for a demand (parked), in graph order.
 func (a *Agent) activeUnits() []*unit {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	var us []*unit
+	all := make([]*unit, 0, len(a.graph.order))
 	for _, n := range a.graph.order {
-		u := a.units[n]
+		all = append(all, a.units[n])
+	}
+	a.mu.Unlock()
+	var us []*unit
+	for _, u := range all {
 		u.mu.Lock()
 		stopped := u.stopped || u.parkedLocked()
 		u.mu.Unlock()
