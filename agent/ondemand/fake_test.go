@@ -89,7 +89,9 @@ func (c *fakeChains) IdleStop(string) {
 		fn(c)
 		return
 	}
-	c.setState(wire.ChainIdle, "idle")
+	// As the agent's view: an idle chain shows no start (so two idle
+	// periods read the same).
+	c.update(func(v *wire.Chain) { v.State, v.Reason, v.StartedAt = wire.ChainIdle, "idle", nil })
 }
 
 // update changes the view and tells the watchers.

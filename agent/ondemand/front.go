@@ -58,7 +58,12 @@ type Front struct {
 	seq      uint64    // bumped on every begin and end of activity
 	lastEnd  time.Time // when the last activity ended
 	running  bool
-	demanded string         // the view (state and start) the last Demand was made on
+	demanded string // the view (state, start, idle period) the last Demand was made on
+	// The chain's state as last seen by any of the Front's goroutines,
+	// and how many times it was seen going back to idle: an idle view
+	// shows no start, so this tells one idle period from the next.
+	lastSeen string
+	idles    uint64
 	handlers sync.WaitGroup // http handlers, hijacked ones included
 }
 
@@ -264,7 +269,9 @@ func (f *Front) follow(ctx context.Context, started chan<- struct{}) {
 	defer stop()
 	defer f.ready.Store(false)
 	for {
-		f.ready.Store(f.chains.Chain(f.o.Name).State == wire.ChainReady)
+		v := f.chains.Chain(f.o.Name)
+		f.saw(v.State)
+		f.ready.Store(v.State == wire.ChainReady)
 		if started != nil {
 			close(started)
 			started = nil
@@ -410,8 +417,9 @@ func (f *Front) release() { <-f.held }
 // a second Demand queued behind a start that fails would start the chain
 // again at once.
 func (f *Front) demand(v wire.Chain, via string) {
-	key := v.State + " " + startOf(v).String()
 	f.mu.Lock()
+	f.sawLocked(v.State)
+	key := fmt.Sprint(v.State, " ", startOf(v), " ", f.idles)
 	if f.demanded == key {
 		f.mu.Unlock()
 		return
@@ -422,6 +430,20 @@ func (f *Front) demand(v wire.Chain, via string) {
 		f.log.Info("on-demand chain demanded", "via", via, "state", v.State)
 	}
 	f.chains.Demand(f.o.Name)
+}
+
+// saw records a state of the chain's view that one of f's goroutines read.
+func (f *Front) saw(state string) {
+	f.mu.Lock()
+	f.sawLocked(state)
+	f.mu.Unlock()
+}
+
+func (f *Front) sawLocked(state string) {
+	if state == wire.ChainIdle && f.lastSeen != "" && f.lastSeen != wire.ChainIdle {
+		f.idles++
+	}
+	f.lastSeen = state
 }
 
 // outcome is how waiting for the chain ended.
@@ -459,6 +481,7 @@ func (f *Front) await(ctx context.Context, entry wire.Chain) (wire.Chain, outcom
 	busy := false
 	for {
 		v := f.chains.Chain(f.o.Name)
+		f.saw(v.State)
 		if h := f.holdFor(v); h != hold {
 			hold = h
 			timer.Reset(max(time.Until(arrived.Add(h)), 0))
