@@ -402,6 +402,9 @@ func (t *Tracker) decodeNode(d *decoder, n *yaml.Node, key string) {
 // tracker has, so the hint names both lists and guesses from both
 // (`helth` → "health", not only the kind's keys).
 func (d *decoder) hintTrackerKeys(from int, key, kind string, optNames []string) {
+	if len(d.errs) == from {
+		return // no error to hint at (the lists are built only when one is)
+	}
 	common := infoOf(reflect.TypeFor[Tracker]()).names
 	known := "expected one of: " + strings.Join(optNames, ", ") + ", or for every tracker: " + strings.Join(common, ", ")
 	if len(optNames) == 0 {
