@@ -120,7 +120,7 @@ func BenchmarkRenderViews1000(b *testing.B) {
 					u.mu.Unlock()
 				}
 				r := a.refreshViews()
-				size = len(r.health.plain)
+				size = len(r.head) + r.listSize() + len(r.tail)
 			}
 			b.ReportMetric(float64(size)/1024, "health-KB")
 		})

@@ -41,12 +41,58 @@ const (
 	viewStale  = 5 * time.Second
 )
 
-// rendered is one rendering of the views.
+// rendered is one rendering of the views. The documents are made of the
+// components' cached entries (parts) between a head and a tail; the
+// health document is assembled in a buffer the renderer reuses, to be
+// compressed (what browsers and Go's client ask for), and made as bytes
+// of its own only when a client asks for it uncompressed, so a rendering
+// allocates its compressed form, not another copy of every entry.
 type rendered struct {
-	at       time.Time
-	list     []byte // the components' entries, a JSON array
-	health   *view  // wire.Health
-	services *view  // wire.Services, made from list when first asked
+	at         time.Time
+	head, tail []byte   // the health document around its components array
+	parts      [][]byte // each component's entry, cached (shared between renderings)
+	health     *view    // wire.Health
+	services   *view    // wire.Services, made from parts when first asked
+}
+
+// appendList appends the components array.
+func (r *rendered) appendList(b []byte) []byte {
+	b = append(b, '[')
+	for i, p := range r.parts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, p...)
+	}
+	return append(b, ']')
+}
+
+// listSize is the length of the components array.
+func (r *rendered) listSize() int {
+	n := 2 + max(0, len(r.parts)-1)
+	for _, p := range r.parts {
+		n += len(p)
+	}
+	return n
+}
+
+// appendHealth appends the health document.
+func (r *rendered) appendHealth(b []byte) []byte {
+	return append(r.appendList(append(b, r.head...)), r.tail...)
+}
+
+// sameParts reports whether two renderings list the same entries: an
+// unchanged entry is the very same cached slice.
+func sameParts(a, b [][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) || (len(a[i]) > 0 && &a[i][0] != &b[i][0]) {
+			return false
+		}
+	}
+	return true
 }
 
 // view is one rendered document (made on first use when build is set)
@@ -89,6 +135,7 @@ type viewCache struct {
 	comps   map[*unit]*compJSON
 	gen     uint64 // renderings made; an entry not seen in one is dropped
 	encoded int    // component entries encoded so far (the cache's misses)
+	scratch []byte // the health document being compressed (reused)
 }
 
 // compJSON is one component's entry as last rendered.
@@ -125,21 +172,27 @@ func (a *Agent) renderViews(ctx context.Context) {
 }
 
 // refreshViews renders the views now and returns them. The health view
-// is compressed here, off the requests' path (what browsers and Go's
-// client ask for); the services view when first asked.
+// is compressed here, off the requests' path; the services view and the
+// uncompressed health view when first asked.
 func (a *Agent) refreshViews() *rendered {
 	a.views.mu.Lock()
 	defer a.views.mu.Unlock()
 	r := a.render()
-	if prev := a.views.cur.Load(); prev != nil {
-		if bytes.Equal(prev.health.plain, r.health.plain) {
-			r.health = prev.health
-		}
-		if bytes.Equal(prev.list, r.list) {
-			r.services = prev.services
-		}
+	prev := a.views.cur.Load()
+	same := prev != nil && sameParts(prev.parts, r.parts)
+	if same {
+		r.services = prev.services
 	}
-	r.health.gzipped()
+	if same && bytes.Equal(prev.head, r.head) && bytes.Equal(prev.tail, r.tail) {
+		r.health = prev.health
+	} else {
+		doc := r.appendHealth(a.views.scratch[:0])
+		if cap(doc) <= 4<<20 { // keep a buffer up to 4 MB (about 15,000 components)
+			a.views.scratch = doc
+		}
+		gz := gzipBytes(doc)
+		r.health.once.Do(func() { r.health.gz = gz })
+	}
 	a.views.cur.Store(r)
 	a.views.renders.Add(1)
 	return r
@@ -177,7 +230,7 @@ func (a *Agent) currentViews() *rendered {
 func (a *Agent) render() *rendered {
 	at := time.Now()
 	h := a.healthBase()
-	parts, size, fold := a.componentsJSON()
+	parts, fold := a.componentsJSON()
 	h.Status = fold.status(h)
 	hb, err := json.Marshal(h)
 	if err != nil { // wire types only: cannot happen
@@ -190,31 +243,21 @@ func (a *Agent) render() *rendered {
 	if i < 0 {
 		panic("the health document has no components key")
 	}
-	rest := hb[i+len(key+`null`):]
-	full := make([]byte, 0, i+len(key)+size+len(rest)+1)
-	full = append(full, hb[:i+len(key)]...)
-	start := len(full)
-	full = append(full, '[')
-	for i, p := range parts {
-		if i > 0 {
-			full = append(full, ',')
-		}
-		full = append(full, p...)
-	}
-	full = append(full, ']')
-	list := full[start:len(full):len(full)]
-	full = append(append(full, rest...), '\n')
-	return &rendered{at: at, list: list, health: &view{plain: full},
-		services: &view{build: func() []byte {
-			sb := make([]byte, 0, len(list)+len(`{"services":}`)+1)
-			return append(append(append(sb, `{"services":`...), list...), '}', '\n')
-		}}}
+	r := &rendered{at: at, head: hb[:i+len(key)], tail: append(hb[i+len(key+`null`):], '\n'), parts: parts}
+	r.health = &view{build: func() []byte {
+		return r.appendHealth(make([]byte, 0, len(r.head)+r.listSize()+len(r.tail)))
+	}}
+	r.services = &view{build: func() []byte {
+		b := append(make([]byte, 0, len(`{"services":}`)+r.listSize()+1), `{"services":`...)
+		return append(r.appendList(b), '}', '\n')
+	}}
+	return r
 }
 
 // componentsJSON is every component's entry as JSON (as Services lists
 // them), each taken from the cache when it is unchanged since the last
-// rendering, their total size with separators, and their status folded.
-func (a *Agent) componentsJSON() ([][]byte, int, statusFold) {
+// rendering, and their status folded.
+func (a *Agent) componentsJSON() ([][]byte, statusFold) {
 	v := &a.views
 	if v.comps == nil {
 		v.comps = map[*unit]*compJSON{}
@@ -222,7 +265,6 @@ func (a *Agent) componentsJSON() ([][]byte, int, statusFold) {
 	v.gen++
 	us := a.allUnits()
 	parts := make([][]byte, len(us))
-	size := 2
 	var fold statusFold
 	for i, u := range us {
 		ws := a.service(u)
@@ -243,7 +285,6 @@ func (a *Agent) componentsJSON() ([][]byte, int, statusFold) {
 			c.js = js
 		}
 		parts[i] = c.js
-		size += len(c.js) + 1
 	}
 	if len(v.comps) > len(us) {
 		for u, c := range v.comps {
@@ -252,7 +293,7 @@ func (a *Agent) componentsJSON() ([][]byte, int, statusFold) {
 			}
 		}
 	}
-	return parts, size, fold
+	return parts, fold
 }
 
 // sameService reports whether a and b encode the same, comparing every
