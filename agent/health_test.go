@@ -67,7 +67,12 @@ func TestHealth(t *testing.T) {
 				{name: "web", p: web, requires: []string{"db"}},
 			})
 			defer stop()
-			events := a.Subscribe(t.Context(), 0)
+			// Bounded in fake time: an event that never comes ends the
+			// stream (and fails below) instead of running the checks'
+			// clock until the test binary's timeout.
+			sctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+			defer cancel()
+			events := a.Subscribe(sctx, 0)
 			restoreNow(t, a, "boot", false)
 			time.Sleep(time.Minute)
 			synctest.Wait()
@@ -92,7 +97,7 @@ func TestHealth(t *testing.T) {
 			cl.fail.Store(true)
 			failFrom := time.Now()
 			var unhealthyAt time.Time
-			var webWaited bool
+			var webWaited, webBack bool
 			for ev := range events {
 				if ev.State == nil {
 					continue
@@ -108,8 +113,12 @@ func TestHealth(t *testing.T) {
 					webWaited = true
 				}
 				if ev.State.Name == "web" && ev.State.State == "ready" && webWaited {
+					webBack = true
 					break
 				}
+			}
+			if !webBack {
+				t.Fatalf("within the hour: db unhealthy at %v, web waited %v, never ready again", unhealthyAt, webWaited)
 			}
 			// Fake time: the third failure comes at most 3 × the interval
 			// (plus its fixed jitter, at most 1/20) after the first.
