@@ -281,6 +281,11 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 			attempt, lastErr = 0, "" // it was connected: a new outage
 		}
 		t.rep.Report(h, trackers.StateStarting, res.err)
+		if res.connected {
+			// Counted once the host knows readiness is lost, so whoever
+			// sees the drop counted never sees the old "ready" after it.
+			t.count(func(s *Stats) { s.Dropped++ })
+		}
 		if res.woke {
 			continue // a wake found the connection dead: redial at once
 		}
@@ -339,6 +344,7 @@ type sessionResult struct {
 	dialFailed bool
 	progressed bool // the core answered info: reset the backoff
 	woke       bool // a wake found it dead: redial at once
+	connected  bool // the dial succeeded: its end is a dropped connection
 	// code is the disconnect's code label (a close code, "timeout",
 	// "error"); "" when the connection was not dropped (a failed dial, a
 	// stop).
@@ -423,8 +429,8 @@ func (t *Tracker) session(ctx context.Context, h trackers.Host, log *slog.Logger
 		cancel()
 		wsc.CloseNow()
 		wg.Wait()
+		res.connected = true // (set here: a return replaces res whole)
 		t.mu.Lock()
-		t.stats.Dropped++
 		t.paired, t.zoneCount = false, 0
 		t.mu.Unlock()
 		if res.code != "" && ctx.Err() == nil {
