@@ -1,8 +1,6 @@
 package ondemand
 
 import (
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -54,17 +52,7 @@ func TestHoldFollowsTheChainsDeadline(t *testing.T) {
 			c.view.DeadlineMS = 45000
 			_, ln, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP, Hold: 5 * time.Minute}, c, pipeEcho)
 			defer stop()
-			conn, err := ln.Dial(t.Context(), "", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			start := time.Now()
-			n, err := conn.Read(make([]byte, 1))
-			if n != 0 || !errors.Is(err, io.EOF) {
-				t.Errorf("read %d, %v; want the connection closed", n, err)
-			}
-			if held := time.Since(start); held != 45*time.Second {
+			if held := heldUntilClosed(t, ln); held != 45*time.Second {
 				t.Errorf("held %s, want the chain's deadline, 45s", held)
 			}
 		})
@@ -75,14 +63,7 @@ func TestHoldFollowsTheChainsDeadline(t *testing.T) {
 			c.view.DeadlineMS = (10 * time.Minute).Milliseconds()
 			_, ln, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP, Hold: time.Minute}, c, pipeEcho)
 			defer stop()
-			conn, err := ln.Dial(t.Context(), "", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			start := time.Now()
-			_, _ = conn.Read(make([]byte, 1))
-			if held := time.Since(start); held != time.Minute {
+			if held := heldUntilClosed(t, ln); held != time.Minute {
 				t.Errorf("held %s, want Hold, 1m", held)
 			}
 		})

@@ -531,7 +531,7 @@ func TestHTTPHoldRunsOut(t *testing.T) {
 				v.Components[0].State, v.Components[0].ElapsedMS = "starting", 500 // 1.5 s left of db's estimate
 			})
 		}
-		f, ln, stop := pipeFront(t, Options{Name: "blog", Upstream: "127.0.0.1:9", Hold: 5 * time.Minute}, c, func(net.Conn) {})
+		_, ln, stop := pipeFront(t, Options{Name: "blog", Upstream: "127.0.0.1:9", Hold: 5 * time.Minute}, c, func(net.Conn) {})
 		defer stop()
 		tr := &http.Transport{DialContext: ln.Dial}
 		defer tr.CloseIdleConnections()
@@ -550,6 +550,5 @@ func TestHTTPHoldRunsOut(t *testing.T) {
 		if ra := resp.Header.Get("Retry-After"); ra != "2" {
 			t.Errorf("Retry-After %q, want 2 (db's 1.5 s left, rounded up)", ra)
 		}
-		_ = f
 	})
 }

@@ -166,6 +166,33 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	}
 }
 
+// heldUntilClosed connects to a Front on ln whose chain never becomes
+// ready, checks the Front closes the connection with nothing sent, and
+// returns how long it was held.
+func heldUntilClosed(t *testing.T, ln *pipeListener) time.Duration {
+	t.Helper()
+	conn, err := ln.Dial(t.Context(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	n, err := conn.Read(make([]byte, 1))
+	if n != 0 || !errors.Is(err, io.EOF) {
+		t.Errorf("read %d, %v; want the connection closed", n, err)
+	}
+	return time.Since(start)
+}
+
+// idleStopsAfter lets d pass in the bubble, once everything settled, and
+// returns how many idle stops the chain has had.
+func idleStopsAfter(c *fakeChains, d time.Duration) int {
+	time.Sleep(d)
+	synctest.Wait()
+	_, s := c.counts()
+	return s
+}
+
 // pipeEcho answers like echoServer, on a net.Pipe (which cannot
 // half-close: it echoes each read at once).
 func pipeEcho(c net.Conn) {
@@ -178,17 +205,7 @@ func TestTCPHoldRunsOut(t *testing.T) {
 		c := newFake("cache", wire.ChainIdle, comps()...)
 		_, ln, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP, Hold: 90 * time.Second}, c, pipeEcho)
 		defer stop()
-		conn, err := ln.Dial(t.Context(), "", "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		start := time.Now()
-		n, err := conn.Read(make([]byte, 1))
-		if n != 0 || !errors.Is(err, io.EOF) {
-			t.Errorf("read %d, %v; want the connection closed", n, err)
-		}
-		if held := time.Since(start); held != 90*time.Second {
+		if held := heldUntilClosed(t, ln); held != 90*time.Second {
 			t.Errorf("held %s, want the hold, 1m30s", held)
 		}
 	})
@@ -216,26 +233,18 @@ func TestIdleStop(t *testing.T) {
 			}
 			conn, _ := ln.Dial(t.Context(), "", "")
 			ping(t, conn)
-			time.Sleep(2 * time.Hour) // an open connection is activity, however quiet
-			synctest.Wait()
-			if _, s := c.counts(); s != 0 {
+			if s := idleStopsAfter(c, 2*time.Hour); s != 0 { // an open connection is activity, however quiet
 				t.Fatalf("stopped %d times with a connection open", s)
 			}
 			conn.Close()
 			synctest.Wait()
-			time.Sleep(30*time.Minute - time.Nanosecond)
-			synctest.Wait()
-			if _, s := c.counts(); s != 0 {
+			if s := idleStopsAfter(c, 30*time.Minute-time.Nanosecond); s != 0 {
 				t.Fatalf("stopped before idle_stop passed")
 			}
-			time.Sleep(time.Nanosecond)
-			synctest.Wait()
-			if _, s := c.counts(); s != 1 {
+			if s := idleStopsAfter(c, time.Nanosecond); s != 1 {
 				t.Fatalf("%d idle stops at idle_stop, want 1", s)
 			}
-			time.Sleep(5 * time.Hour)
-			synctest.Wait()
-			if _, s := c.counts(); s != 1 {
+			if s := idleStopsAfter(c, 5*time.Hour); s != 1 {
 				t.Fatalf("%d idle stops after a long quiet, want still 1", s)
 			}
 			conn, _ = ln.Dial(t.Context(), "", "")
@@ -245,9 +254,7 @@ func TestIdleStop(t *testing.T) {
 			}
 			conn.Close()
 			synctest.Wait()
-			time.Sleep(30 * time.Minute)
-			synctest.Wait()
-			if _, s := c.counts(); s != 2 {
+			if s := idleStopsAfter(c, 30*time.Minute); s != 2 {
 				t.Errorf("%d idle stops after the second quiet period, want 2", s)
 			}
 		})
@@ -257,22 +264,16 @@ func TestIdleStop(t *testing.T) {
 			c := newFake("cache", wire.ChainIdle, comps()...)
 			_, _, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP, IdleStop: 10 * time.Minute}, c, pipeEcho)
 			defer stop()
-			time.Sleep(time.Hour) // idle and nothing to stop
-			synctest.Wait()
-			if _, s := c.counts(); s != 0 {
+			if s := idleStopsAfter(c, time.Hour); s != 0 { // idle and nothing to stop
 				t.Fatalf("an idle chain was stopped %d times", s)
 			}
 			now := time.Now()
 			c.update(func(v *wire.Chain) { v.State, v.StartedAt, v.Trigger = wire.ChainReady, &now, "manual" })
 			synctest.Wait()
-			time.Sleep(10*time.Minute - time.Nanosecond)
-			synctest.Wait()
-			if _, s := c.counts(); s != 0 {
+			if s := idleStopsAfter(c, 10*time.Minute-time.Nanosecond); s != 0 {
 				t.Fatalf("stopped before idle_stop after its start")
 			}
-			time.Sleep(time.Nanosecond)
-			synctest.Wait()
-			if _, s := c.counts(); s != 1 {
+			if s := idleStopsAfter(c, time.Nanosecond); s != 1 {
 				t.Fatalf("%d idle stops, want 1", s)
 			}
 		})
@@ -288,21 +289,15 @@ func TestIdleStop(t *testing.T) {
 			conn, _ := ln.Dial(t.Context(), "", "")
 			_, _ = conn.Read(make([]byte, 1))
 			conn.Close()
-			time.Sleep(3 * time.Hour)
-			synctest.Wait()
-			if _, s := c.counts(); s != 0 {
+			if s := idleStopsAfter(c, 3*time.Hour); s != 0 {
 				t.Fatalf("stopped %d times while starting", s)
 			}
 			c.setState(wire.ChainReady, "")
 			synctest.Wait()
-			time.Sleep(10*time.Minute - time.Nanosecond)
-			synctest.Wait()
-			if _, s := c.counts(); s != 0 {
+			if s := idleStopsAfter(c, 10*time.Minute-time.Nanosecond); s != 0 {
 				t.Fatalf("stopped before idle_stop after it became ready")
 			}
-			time.Sleep(time.Nanosecond)
-			synctest.Wait()
-			if _, s := c.counts(); s != 1 {
+			if s := idleStopsAfter(c, time.Nanosecond); s != 1 {
 				t.Fatalf("%d idle stops, want 1", s)
 			}
 		})
@@ -312,9 +307,7 @@ func TestIdleStop(t *testing.T) {
 			c := newFake("cache", wire.ChainReady, comps()...)
 			_, _, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP}, c, pipeEcho)
 			defer stop()
-			time.Sleep(1000 * time.Hour)
-			synctest.Wait()
-			if _, s := c.counts(); s != 0 {
+			if s := idleStopsAfter(c, 1000*time.Hour); s != 0 {
 				t.Errorf("idle_stop 0 stopped the chain %d times", s)
 			}
 		})
@@ -360,20 +353,14 @@ func TestIdleStopCountsHTTPRequests(t *testing.T) {
 			resp.Body.Close() // the connection stays open, idle
 		}()
 		synctest.Wait()
-		time.Sleep(59 * time.Minute)
-		synctest.Wait()
-		if _, s := c.counts(); s != 0 {
+		if s := idleStopsAfter(c, 59*time.Minute); s != 0 {
 			t.Fatalf("stopped with a request in flight")
 		}
 		<-done // the app answers after the hour
-		time.Sleep(time.Minute - time.Nanosecond)
-		synctest.Wait()
-		if _, s := c.counts(); s != 0 {
+		if s := idleStopsAfter(c, time.Minute-time.Nanosecond); s != 0 {
 			t.Fatalf("stopped too early")
 		}
-		time.Sleep(time.Nanosecond)
-		synctest.Wait()
-		if _, s := c.counts(); s != 1 {
+		if s := idleStopsAfter(c, time.Nanosecond); s != 1 {
 			t.Fatalf("%d idle stops with only an idle keep-alive connection, want 1", s)
 		}
 	})
