@@ -34,6 +34,22 @@ func blogChain(db, sidecar, blog, other *probe, onFailure string) []spec {
 	}
 }
 
+// bootedBlog starts an agent on blogChain and waits for its boot restore.
+// The caller defers stop; a failed restore stops the agent here.
+func bootedBlog(t *testing.T, dir string, db, sidecar, blog, other *probe, onFailure string) (*Agent, func()) {
+	t.Helper()
+	a, stop := testAgent(t, dir, blogChain(db, sidecar, blog, other, onFailure))
+	booted := false
+	defer func() {
+		if !booted {
+			stop()
+		}
+	}()
+	restoreNow(t, a, "boot", false)
+	booted = true
+	return a, stop
+}
+
 // waitChain waits (fake time) until name's chain is in state, or fails
 // after a minute.
 func waitChain(t *testing.T, a *Agent, name, state string) wire.Chain {
@@ -66,9 +82,8 @@ func TestOnDemandChains(t *testing.T) {
 		dir := t.TempDir()
 		synctest.Test(t, func(t *testing.T) {
 			db, side, blog, other := &probe{latency: 2 * time.Second}, &probe{latency: time.Millisecond}, &probe{latency: time.Second}, &probe{latency: time.Millisecond}
-			a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "rollback"))
+			a, stop := bootedBlog(t, dir, db, side, blog, other, "rollback")
 			defer stop()
-			restoreNow(t, a, "boot", false)
 			restoreNow(t, a, "manual", true)
 			if got, want := states(a, "db", "sidecar", "blog", "other"), "db=idle sidecar=idle blog=idle other=ready"; got != want {
 				t.Fatalf("%s, want %s", got, want)
@@ -88,9 +103,8 @@ func TestOnDemandChains(t *testing.T) {
 		dir := t.TempDir()
 		synctest.Test(t, func(t *testing.T) {
 			db, side, blog, other := &probe{latency: 2 * time.Second}, &probe{latency: 300 * time.Millisecond}, &probe{latency: time.Second}, &probe{latency: time.Millisecond}
-			a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "rollback"))
+			a, stop := bootedBlog(t, dir, db, side, blog, other, "rollback")
 			defer stop()
-			restoreNow(t, a, "boot", false)
 			t0 := time.Now()
 			a.Demand("blog")
 			a.Demand("blog") // a second request while it starts is not a second start
@@ -148,9 +162,8 @@ func TestOnDemandChains(t *testing.T) {
 			var order []string
 			stopped := func(n string) { mu.Lock(); order = append(order, n); mu.Unlock() }
 			db, side, blog, other := &probe{latency: 20 * time.Millisecond, stopped: stopped}, &probe{latency: time.Millisecond, stopped: stopped}, &probe{latency: 10 * time.Millisecond, stopped: stopped}, &probe{latency: time.Millisecond}
-			a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "rollback"))
+			a, stop := bootedBlog(t, dir, db, side, blog, other, "rollback")
 			defer stop()
-			restoreNow(t, a, "boot", false)
 			a.Demand("blog")
 			waitChain(t, a, "blog", wire.ChainReady)
 			a.IdleStop("blog")
@@ -195,9 +208,8 @@ func TestOnDemandChains(t *testing.T) {
 		dir := t.TempDir()
 		synctest.Test(t, func(t *testing.T) {
 			db, side, blog, other := &probe{latency: 20 * time.Millisecond}, &probe{latency: time.Millisecond}, &probe{latency: 10 * time.Millisecond}, &probe{latency: time.Millisecond}
-			a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "rollback"))
+			a, stop := bootedBlog(t, dir, db, side, blog, other, "rollback")
 			defer stop()
-			restoreNow(t, a, "boot", false)
 			a.Demand("blog")
 			waitChain(t, a, "blog", wire.ChainReady)
 			a.BeforeSleep(context.Background(), power.Event{})
@@ -244,9 +256,8 @@ func TestOnDemandChains(t *testing.T) {
 		dir := t.TempDir()
 		synctest.Test(t, func(t *testing.T) {
 			db, side, blog, other := &probe{latency: time.Millisecond, failN: 1000}, &probe{latency: 5 * time.Second}, &probe{latency: time.Millisecond}, &probe{latency: time.Millisecond}
-			a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "rollback"))
+			a, stop := bootedBlog(t, dir, db, side, blog, other, "rollback")
 			defer stop()
-			restoreNow(t, a, "boot", false)
 			t0 := time.Now()
 			a.Demand("blog")
 			v := waitChain(t, a, "blog", wire.ChainFailed)
@@ -278,9 +289,8 @@ func TestOnDemandChains(t *testing.T) {
 		dir := t.TempDir()
 		synctest.Test(t, func(t *testing.T) {
 			db, side, blog, other := &probe{never: true, ready: make(chan struct{})}, &probe{latency: time.Millisecond}, &probe{latency: time.Millisecond}, &probe{latency: time.Millisecond}
-			a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "rollback"))
+			a, stop := bootedBlog(t, dir, db, side, blog, other, "rollback")
 			defer stop()
-			restoreNow(t, a, "boot", false)
 			t0 := time.Now()
 			a.Demand("blog")
 			v := waitChain(t, a, "blog", wire.ChainFailed)
@@ -300,9 +310,8 @@ func TestOnDemandChains(t *testing.T) {
 		dir := t.TempDir()
 		synctest.Test(t, func(t *testing.T) {
 			db, side, blog, other := &probe{latency: time.Millisecond, failN: 1}, &probe{latency: time.Millisecond}, &probe{latency: time.Millisecond}, &probe{latency: time.Millisecond}
-			a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "keep"))
+			a, stop := bootedBlog(t, dir, db, side, blog, other, "keep")
 			defer stop()
-			restoreNow(t, a, "boot", false)
 			a.Demand("blog")
 			v := waitChain(t, a, "blog", wire.ChainFailed)
 			if v.Reason != "db: failed: refused" {
@@ -322,9 +331,8 @@ func TestOnDemandChains(t *testing.T) {
 		dir := t.TempDir()
 		synctest.Test(t, func(t *testing.T) {
 			db, side, blog, other := &probe{latency: 20 * time.Millisecond}, &probe{latency: time.Millisecond}, &probe{latency: 10 * time.Millisecond}, &probe{latency: time.Millisecond}
-			a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "rollback"))
+			a, stop := bootedBlog(t, dir, db, side, blog, other, "rollback")
 			defer stop()
-			restoreNow(t, a, "boot", false)
 			got, err := a.Start(context.Background(), "blog")
 			if err != nil || got != wire.ActionStarted {
 				t.Fatalf("start: %q %v", got, err)
@@ -353,9 +361,8 @@ func TestOnDemandChains(t *testing.T) {
 		dir := t.TempDir()
 		synctest.Test(t, func(t *testing.T) {
 			db, side, blog, other := &probe{latency: 20 * time.Millisecond}, &probe{latency: time.Millisecond}, &probe{latency: 10 * time.Millisecond}, &probe{latency: time.Millisecond}
-			a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "rollback"))
+			a, stop := bootedBlog(t, dir, db, side, blog, other, "rollback")
 			defer stop()
-			restoreNow(t, a, "boot", false)
 			ch, unwatch := a.Watch("blog")
 			a.Demand("blog")
 			seen := map[string]bool{}

@@ -71,9 +71,8 @@ func TestAFailedStartAndItsSidecar(t *testing.T) {
 				if c.never {
 					side = &probe{never: true, ready: make(chan struct{})} // made in the bubble
 				}
-				a, stop := testAgent(t, dir, blogChain(db, side, blog, other, c.onFailure))
+				a, stop := bootedBlog(t, dir, db, side, blog, other, c.onFailure)
 				defer stop()
-				restoreNow(t, a, "boot", false)
 				t0 := time.Now()
 				a.Demand("blog")
 				v := waitChain(t, a, "blog", wire.ChainFailed)
@@ -106,9 +105,8 @@ func TestAnIdleStopEndsAKeptStart(t *testing.T) {
 	dir := t.TempDir()
 	synctest.Test(t, func(t *testing.T) {
 		db, side, blog, other := &probe{latency: time.Millisecond, failN: 1 << 20}, &probe{never: true, ready: make(chan struct{})}, &probe{latency: time.Millisecond}, &probe{latency: time.Millisecond}
-		a, stop := testAgent(t, dir, blogChain(db, side, blog, other, "keep"))
+		a, stop := bootedBlog(t, dir, db, side, blog, other, "keep")
 		defer stop()
-		restoreNow(t, a, "boot", false)
 		a.Demand("blog")
 		waitChain(t, a, "blog", wire.ChainFailed)
 		time.Sleep(time.Second)
