@@ -17,7 +17,7 @@ import (
 // one has a health loop beside it, started and waited for by the Run's
 // goroutine (launch), so it never outlives the Run. The loop waits until
 // the component is ready, then start_period, then checks it every
-// interval (plus the component's fixed IntervalJitter), each check under
+// interval (moved onto the machine's shared grid, trackers.PollDelay), each check under
 // timeout. A success clears the failure count; retries failures in a row
 // make the component unhealthy — not ready, so its dependents wait
 // (follow.go) — with the failing check's output as its error (stored and
@@ -106,7 +106,6 @@ func (u *unit) healthView() *wire.HealthStatus {
 // or until it hands the component to a restart of its Run.
 func (a *Agent) healthLoop(ctx context.Context, u *unit, r *run) {
 	hc := u.health
-	every := hc.cfg.Interval + trackers.IntervalJitter(u.name, hc.cfg.Interval)
 	for ctx.Err() == nil {
 		if !a.waitHealthReady(ctx, u, r, 0) {
 			return
@@ -116,7 +115,7 @@ func (a *Agent) healthLoop(ctx context.Context, u *unit, r *run) {
 		}
 		fails := 0
 		for {
-			if !a.waitHealthReady(ctx, u, r, every) {
+			if !a.waitHealthReady(ctx, u, r, trackers.PollDelay(time.Now(), hc.cfg.Interval)) {
 				break
 			}
 			cctx, cancel := context.WithTimeout(ctx, hc.cfg.Timeout)

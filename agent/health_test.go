@@ -121,9 +121,10 @@ func TestHealth(t *testing.T) {
 				t.Fatalf("within the hour: db unhealthy at %v, web waited %v, never ready again", unhealthyAt, webWaited)
 			}
 			// Fake time: the third failure comes at most 3 × the interval
-			// (plus its fixed jitter, at most 1/20) after the first.
-			// And not before the third failing check: two intervals at least.
-			if d := unhealthyAt.Sub(failFrom); d > 3*(10*time.Second+500*time.Millisecond) || d < 2*10*time.Second {
+			// (each moved by at most 1/40 onto the shared grid,
+			// trackers.PollDelay) after the first, and not before the third
+			// failing check: two intervals at least.
+			if d := unhealthyAt.Sub(failFrom); d > 3*(10*time.Second+250*time.Millisecond) || d < 2*(10*time.Second-250*time.Millisecond) {
 				t.Fatalf("unhealthy %s after the check began to fail, want within (2, 3] × the interval", d)
 			}
 			synctest.Wait()
@@ -176,8 +177,8 @@ func TestHealth(t *testing.T) {
 			if len(ts) == 0 {
 				t.Fatal("no check after the start period")
 			}
-			if d := ts[0].Sub(ready); d < 31*time.Second || d > 31*time.Second+100*time.Millisecond {
-				t.Fatalf("first check %s after ready, want start period + interval (31s, + jitter)", d)
+			if d := ts[0].Sub(ready); d < 31*time.Second-25*time.Millisecond || d > 31*time.Second+100*time.Millisecond {
+				t.Fatalf("first check %s after ready, want start period + interval (31s, ± 1/40 of the interval)", d)
 			}
 			if p.runs.Load() != 2 {
 				t.Fatalf("runs %d: retries 1 restarts it after one failure", p.runs.Load())

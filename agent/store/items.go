@@ -22,7 +22,8 @@ var _ trackers.Store = (*Store)(nil)
 // tracker's cursor, atomically: when anything fails nothing is stored and
 // the cursor does not move. cursor "" leaves the cursor unchanged. An
 // item's Data must be valid JSON (empty is stored as null); a zero Time is
-// stored as now. It returns how many items were new.
+// stored as now. It returns how many items were new; no items and cursor
+// "" touch nothing.
 //
 // Saves are group-committed: calls that arrive while a commit is under way
 // are committed together in the next transaction, each in its own
@@ -40,6 +41,15 @@ func (s *Store) SaveItems(ctx context.Context, tracker string, items []trackers.
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("save items %s: %w", tracker, err)
+	}
+	if len(items) == 0 && cursor == "" { // an idle poll costs no transaction
+		s.mu.RLock()
+		closed := s.w == nil
+		s.mu.RUnlock()
+		if closed {
+			return 0, fmt.Errorf("save items %s: %w", tracker, ErrClosed)
+		}
+		return 0, nil
 	}
 	req := &saveReq{tracker: tracker, items: items, cursor: cursor, done: make(chan struct{}), lead: make(chan struct{})}
 	s.saves.mu.Lock()

@@ -111,6 +111,7 @@ func TestRetryTimingUnderFakeTime(t *testing.T) {
 			h := fakehost.New()
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error)
+			start := time.Now()
 			go func() { done <- tr.Run(ctx, h) }()
 			time.Sleep(time.Second + 2*time.Second + 4*time.Second + time.Millisecond)
 			synctest.Wait()
@@ -120,12 +121,18 @@ func TestRetryTimingUnderFakeTime(t *testing.T) {
 			if err := h.Last().Err; err == nil || !strings.Contains(err.Error(), "retry budget (3) spent") {
 				t.Fatalf("err = %v", err)
 			}
-			time.Sleep(59 * time.Second)
+			// The poll ended 7 s in; the next is due a minute later, on
+			// the machine's shared grid (trackers.PollDelay).
+			next := start.Add(7 * time.Second).Add(trackers.PollDelay(start.Add(7*time.Second), time.Minute))
+			if d := next.Sub(start.Add(7 * time.Second)); d < 58*time.Second || d > 62*time.Second {
+				t.Fatalf("next poll %v after the first, want about a minute", d)
+			}
+			time.Sleep(time.Until(next) - time.Millisecond)
 			synctest.Wait()
 			if n := len(s.times()); n != 4 {
 				t.Fatalf("polled again before the interval: %d", n)
 			}
-			time.Sleep(time.Second + tr.jitter) // the tracker's own addition to the interval
+			time.Sleep(2 * time.Millisecond)
 			synctest.Wait()
 			if n := len(s.times()); n != 5 {
 				t.Fatalf("no poll at the interval: %d", n)
@@ -219,6 +226,7 @@ func TestMaxPagesContinuesAtTheNextPoll(t *testing.T) {
 		h := fakehost.New()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
+		start := time.Now()
 		go func() { done <- tr.Run(ctx, h) }()
 		synctest.Wait()
 		if st.Len("m") != 400 || h.Last().State != trackers.StateCatchingUp {
@@ -227,7 +235,7 @@ func TestMaxPagesContinuesAtTheNextPoll(t *testing.T) {
 		if c, _ := st.Cursor(ctx, "m"); c != "" {
 			t.Fatalf("cursor moved mid catch-up: %s", c)
 		}
-		time.Sleep(time.Minute + tr.jitter)
+		time.Sleep(trackers.PollDelay(start, time.Minute)) // the first poll took no time
 		synctest.Wait()
 		if st.Len("m") != 500 || h.Last().State != trackers.StateReady {
 			t.Fatalf("after the second poll: %d items, states %v", st.Len("m"), h.States())

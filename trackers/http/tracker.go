@@ -77,13 +77,12 @@ var Kind = trackers.KindOf("http", true, DefaultOptions, New)
 // Tracker is an http poller. It implements trackers.Component, Resumer and
 // Pauser.
 type Tracker struct {
-	name   string
-	jitter time.Duration // added to every interval (trackers.IntervalJitter)
-	store  trackers.Store
-	log    *slog.Logger
-	opts   Options
-	tmpl   *template.Template
-	limit  *trackers.ItemLimit
+	name  string
+	store trackers.Store
+	log   *slog.Logger
+	opts  Options
+	tmpl  *template.Template
+	limit *trackers.ItemLimit
 
 	// prepare, when set, is called at the start of each Run and may
 	// replace the URL template and add secrets (the lastfm preset reads its
@@ -144,7 +143,6 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 	return &Tracker{
 		secrets: redact.Secrets(nil).FromURL(sample).FromHeaders(o.Headers),
 		name:    deps.Name,
-		jitter:  trackers.IntervalJitter(deps.Name, o.Interval),
 		store:   deps.Store,
 		log:     log,
 		opts:    o,
@@ -242,7 +240,7 @@ func (t *Tracker) Run(ctx context.Context, h trackers.Host) error {
 			t.rep.Report(h, trackers.StateStarting, err)
 		}
 		if wait < t.opts.Interval {
-			wait = t.opts.Interval + t.jitter
+			wait = trackers.PollDelay(t.now(), t.opts.Interval)
 		}
 		timer := time.NewTimer(wait)
 		select {
