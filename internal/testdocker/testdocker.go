@@ -8,8 +8,13 @@
 // host's network namespace (NetworkMode "host") with either engine.
 //
 // Nothing is pulled: Image builds a small image from Debian's busybox-static
-// with the Engine API's import (a tar of a directory holding /bin/busybox and
-// its applet links), the way `docker import` does.
+// with `docker import` (a tar of a directory holding /bin/busybox and its
+// applet links).
+//
+// Setting up and looking at containers goes through the docker CLI (create,
+// import, inspect, kill, pause, exec, rm), a client independent of the one
+// under test; Client is rouse's own Engine API client of this engine, for
+// what a test follows from Go (the event stream).
 //
 // The engine and everything it made are removed when the test ends: the
 // containers (forced), then dockerd by its PID (SIGTERM, SIGKILL after a
@@ -21,6 +26,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,8 +39,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
+	"github.com/rouse-dev/rouse/internal/engine"
 )
 
 // Guards against a hung engine; never speed expectations.
@@ -54,12 +59,12 @@ type Engine struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{}
-	client *client.Client
+	client *engine.Client
 }
 
 // Start runs a private dockerd for t and waits until it answers. It fails
 // the test when dockerd is missing (scripts/test-deps.sh installs Debian's
-// docker.io) or when the test does not run as root.
+// docker.io, with the docker CLI) or when the test does not run as root.
 func Start(t testing.TB) *Engine { return start(t, false) }
 
 // StartPodman runs a private `podman system service` (Podman's
@@ -78,8 +83,10 @@ func start(t testing.TB, podman bool) *Engine {
 	if podman {
 		bin, pkg = "podman", "podman"
 	}
-	if _, err := exec.LookPath(bin); err != nil {
-		t.Fatalf("testdocker: %s not found (install Debian's %s; scripts/test-deps.sh does): %v", bin, pkg, err)
+	for _, b := range []string{bin, "docker"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Fatalf("testdocker: %s not found (install Debian's %s and docker.io; scripts/test-deps.sh does): %v", b, pkg, err)
+		}
 	}
 	// A short directory: unix socket paths are limited to ~100 bytes.
 	dir, err := os.MkdirTemp("", "tdock")
@@ -90,7 +97,7 @@ func start(t testing.TB, podman bool) *Engine {
 		cgroup: fmt.Sprintf("rouse-testdocker-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)}
 	t.Cleanup(e.cleanup)
 	e.launch()
-	cli, err := client.New(client.WithHost(e.Host()))
+	cli, err := engine.New(e.Host())
 	if err != nil {
 		t.Fatalf("testdocker: client: %v", err)
 	}
@@ -102,8 +109,36 @@ func start(t testing.TB, podman bool) *Engine {
 // Host is the engine's address (unix://…), for DOCKER_HOST or engine:.
 func (e *Engine) Host() string { return "unix://" + e.sock }
 
-// Client is an Engine API client of this engine.
-func (e *Engine) Client() *client.Client { return e.client }
+// Client is rouse's Engine API client of this engine.
+func (e *Engine) Client() *engine.Client { return e.client }
+
+// docker runs the docker CLI against this engine and returns its standard
+// output; a failure fails the test with its standard error.
+func (e *Engine) docker(stdin io.Reader, args ...string) []byte {
+	e.t.Helper()
+	out, err := e.tryDocker(stdin, args...)
+	if err != nil {
+		e.t.Fatalf("testdocker: %v", err)
+	}
+	return out
+}
+
+func (e *Engine) tryDocker(stdin io.Reader, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "docker", append([]string{"--host", e.Host()}, args...)...)
+	// A private config directory: no contexts, credential helpers or
+	// plugins of the machine's user.
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(e.dir, "cli"), "DOCKER_CONTEXT=", "DOCKER_HOST=")
+	cmd.Stdin = stdin
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
+}
 
 func (e *Engine) launch() {
 	e.t.Helper()
@@ -149,7 +184,7 @@ func (e *Engine) waitUp() {
 	deadline := time.Now().Add(startGuard)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := e.client.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+		_, err := e.client.Ping(ctx)
 		cancel()
 		if err == nil {
 			return
@@ -209,9 +244,7 @@ func (e *Engine) Restart() {
 func (e *Engine) Image() string {
 	e.t.Helper()
 	const ref = "rouse-test/bb:1"
-	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
-	defer cancel()
-	if _, err := e.client.ImageInspect(ctx, ref); err == nil {
+	if _, err := e.tryDocker(nil, "image", "inspect", ref); err == nil {
 		return ref
 	}
 	bb, err := os.ReadFile("/bin/busybox")
@@ -240,11 +273,7 @@ func (e *Engine) Image() string {
 	if err := tw.Close(); err != nil {
 		e.t.Fatal(err)
 	}
-	r, err := e.client.ImageImport(ctx, client.ImageImportSource{Source: &buf, SourceName: "-"}, ref, client.ImageImportOptions{})
-	if err != nil {
-		e.t.Fatalf("testdocker: import: %v", err)
-	}
-	r.Close()
+	e.docker(&buf, "import", "-", ref)
 	return ref
 }
 
@@ -262,82 +291,71 @@ type Spec struct {
 // Create creates (does not start) a container on the host's network.
 func (e *Engine) Create(s Spec) string {
 	e.t.Helper()
-	cfg := &container.Config{Image: e.Image(), Cmd: s.Cmd, Labels: s.Labels}
-	if len(cfg.Cmd) == 0 {
-		cfg.Cmd = []string{"sleep", "100000"}
+	args := []string{"create", "--name", s.Name, "--network", "host"}
+	for k, v := range s.Labels {
+		args = append(args, "--label", k+"="+v)
 	}
 	if s.Health != nil {
 		iv := s.HealthInterval
 		if iv == 0 {
 			iv = 200 * time.Millisecond
 		}
-		cfg.Healthcheck = &container.HealthConfig{
-			// A generous timeout: on a loaded machine a check that
-			// fails at once must fail by its exit, not by the clock.
-			Test: append([]string{"CMD-SHELL"}, strings.Join(s.Health, " ")), Interval: iv, Timeout: 60 * time.Second, Retries: 1,
-		}
+		// A generous timeout: on a loaded machine a check that fails at
+		// once must fail by its exit, not by the clock.
+		args = append(args, "--health-cmd", strings.Join(s.Health, " "), "--health-interval", iv.String(),
+			"--health-timeout", "60s", "--health-retries", "1")
 	}
 	if s.StopTimeout > 0 {
-		st := s.StopTimeout
-		cfg.StopTimeout = &st
+		args = append(args, "--stop-timeout", fmt.Sprint(s.StopTimeout))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
-	defer cancel()
-	hc := &container.HostConfig{NetworkMode: "host"}
 	if e.podman {
-		hc.CgroupParent = "/" + e.cgroup // dockerd takes it as a daemon flag
+		args = append(args, "--cgroup-parent", "/"+e.cgroup) // dockerd takes it as a daemon flag
 		// Podman's compat API raises the open-files and process limits to its own maxima,
 		// which a sandbox without CAP_SYS_RESOURCE refuses; ask for less.
-		hc.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: 1024, Hard: 1024}, {Name: "nproc", Soft: 1024, Hard: 1024}}
+		args = append(args, "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 	}
-	r, err := e.client.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hc, Name: s.Name})
-	if err != nil {
-		e.t.Fatalf("testdocker: create %s: %v", s.Name, err)
+	args = append(args, e.Image())
+	if len(s.Cmd) == 0 {
+		args = append(args, "sleep", "100000")
+	} else {
+		args = append(args, s.Cmd...)
 	}
-	return r.ID
+	return strings.TrimSpace(string(e.docker(nil, args...)))
 }
 
-// Inspect returns the container's state.
-func (e *Engine) Inspect(id string) container.InspectResponse {
+// Inspect returns the container as `docker inspect` shows it.
+func (e *Engine) Inspect(id string) engine.Container {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
-	defer cancel()
-	r, err := e.client.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
-	if err != nil {
-		e.t.Fatalf("testdocker: inspect %s: %v", id, err)
+	var cs []engine.Container
+	if err := json.Unmarshal(e.docker(nil, "container", "inspect", id), &cs); err != nil || len(cs) != 1 || cs[0].State == nil {
+		e.t.Fatalf("testdocker: inspect %s: %v (%d containers)", id, err, len(cs))
 	}
-	return r.Container
+	return cs[0]
 }
 
 // Running reports whether the container runs.
 func (e *Engine) Running(id string) bool { return e.Inspect(id).State.Running }
 
 // Kill sends SIGKILL to the container, as `docker kill` does.
-func (e *Engine) Kill(id string) {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
-	defer cancel()
-	if _, err := e.client.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
-		e.t.Fatalf("testdocker: kill %s: %v", id, err)
+func (e *Engine) Kill(id string) { e.docker(nil, "kill", "--signal", "KILL", id) }
+
+// Pause freezes the container (`docker pause`).
+func (e *Engine) Pause(id string) { e.docker(nil, "pause", id) }
+
+// Unpause thaws a paused container; unlike the others it only logs a
+// failure, for deferred clean-up.
+func (e *Engine) Unpause(id string) {
+	if _, err := e.tryDocker(nil, "unpause", id); err != nil {
+		e.t.Logf("testdocker: %v", err)
 	}
 }
 
-// Exec runs argv in the container and waits for it (attached: Podman's
-// compat API does not report the end of a detached exec).
+// Exec runs argv in the container and waits for it (`docker exec`,
+// attached: Podman's compat API does not report the end of a detached
+// exec).
 func (e *Engine) Exec(id string, argv ...string) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), startGuard)
-	defer cancel()
-	cr, err := e.client.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		e.t.Fatalf("testdocker: exec %v in %s: %v", argv, id, err)
-	}
-	ar, err := e.client.ExecAttach(ctx, cr.ID, client.ExecAttachOptions{})
-	if err != nil {
-		e.t.Fatalf("testdocker: exec %v in %s: %v", argv, id, err)
-	}
-	_, _ = io.Copy(io.Discard, ar.Reader)
-	ar.Close()
+	e.docker(nil, append([]string{"exec", id}, argv...)...)
 }
 
 func (e *Engine) cleanup() {
@@ -346,15 +364,13 @@ func (e *Engine) cleanup() {
 		up := e.cmd != nil
 		e.mu.Unlock()
 		if up {
-			ctx, cancel := context.WithTimeout(context.Background(), stopGuard)
-			if r, err := e.client.ContainerList(ctx, client.ContainerListOptions{All: true}); err == nil {
-				for _, c := range r.Items {
-					_, _ = e.client.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+			if out, err := e.tryDocker(nil, "ps", "--all", "--quiet", "--no-trunc"); err == nil {
+				if ids := strings.Fields(string(out)); len(ids) > 0 {
+					_, _ = e.tryDocker(nil, append([]string{"rm", "--force"}, ids...)...)
 				}
 			}
-			cancel()
 		}
-		_ = e.client.Close()
+		e.client.Close()
 	}
 	e.Stop()
 	// Whatever dockerd left mounted under its directory, deepest first.

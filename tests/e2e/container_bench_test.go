@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	rclient "github.com/rouse-dev/rouse/client"
+	"github.com/rouse-dev/rouse/internal/engine"
 	"github.com/rouse-dev/rouse/internal/testdocker"
 	"github.com/rouse-dev/rouse/tests/internal/harness"
 	"github.com/rouse-dev/rouse/wire"
@@ -65,20 +64,19 @@ func BenchmarkContainerChain(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	ev := e.Client().Events(ctx, client.EventsListOptions{Filters: make(client.Filters).Add("type", "container").Add("event", "health_status")})
+	ev, err := e.Client().Events(ctx, engine.Filters{"type": {"container"}, "event": {"health_status"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ev.Close()
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		for {
-			select {
-			case m := <-ev.Messages:
-				if m.Action == "health_status: healthy" {
-					mu.Lock()
-					healthy[ids[m.Actor.ID]] = append(healthy[ids[m.Actor.ID]], time.Unix(0, m.TimeNano))
-					mu.Unlock()
-				}
-			case <-ev.Err:
-				return
+		for m := range ev.C {
+			if m.Action == "health_status: healthy" {
+				mu.Lock()
+				healthy[ids[m.Actor.ID]] = append(healthy[ids[m.Actor.ID]], time.Unix(0, m.TimeNano))
+				mu.Unlock()
 			}
 		}
 	}()

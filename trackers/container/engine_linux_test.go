@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/client"
-
 	"github.com/rouse-dev/rouse/internal/testdocker"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
@@ -288,10 +286,8 @@ func genericSuite(t *testing.T, e *testdocker.Engine) {
 		if err := r.tr.Check(ctx); err != nil {
 			t.Fatalf("a running container: %v", err)
 		}
-		if _, err := e.Client().ContainerPause(ctx, id, client.ContainerPauseOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _, _ = e.Client().ContainerUnpause(context.Background(), id, client.ContainerUnpauseOptions{}) }()
+		e.Pause(id)
+		defer e.Unpause(id)
 		if err := r.tr.Check(ctx); err == nil || !strings.Contains(err.Error(), "paused") {
 			t.Fatalf("a paused container: %v", err)
 		}

@@ -5,8 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/api/types/container"
 	"go.uber.org/goleak"
+
+	"github.com/rouse-dev/rouse/internal/engine"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -60,13 +61,13 @@ func TestValidate(t *testing.T) {
 
 func TestHealthModeFollowsTheContainer(t *testing.T) {
 	yes, no := true, false
-	with := container.InspectResponse{Config: &container.Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD-SHELL", "true"}}}}
-	none := container.InspectResponse{Config: &container.Config{Healthcheck: &container.HealthConfig{Test: []string{"NONE"}}}}
-	without := container.InspectResponse{Config: &container.Config{}}
+	with := engine.Container{Config: &engine.Config{Healthcheck: &engine.HealthConfig{Test: []string{"CMD-SHELL", "true"}}}}
+	none := engine.Container{Config: &engine.Config{Healthcheck: &engine.HealthConfig{Test: []string{"NONE"}}}}
+	without := engine.Container{Config: &engine.Config{}}
 	cases := []struct {
 		name    string
 		ready   Ready
-		info    container.InspectResponse
+		info    engine.Container
 		want    bool
 		wantErr bool
 	}{
