@@ -86,7 +86,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show every component's state, or one in full (exit 0 when all is well, 1 otherwise)",
 		Long: `Show every component's state: attempts, restarts, next try and last error.
 With NAME, show that component in full: its last exit and the last lines of
-its output. Exit 0 when all is well (or NAME is ready), 1 otherwise.`,
+its output. Exit 0 when all is well (or NAME is ready, or idle on demand and
+listening), 1 otherwise.`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: g.completeComponents,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -105,7 +106,7 @@ its output. Exit 0 when all is well (or NAME is ready), 1 otherwise.`,
 					return enc.Encode(s)
 				}
 				printService(cmd.OutOrStdout(), s)
-				if s.State != "ready" && s.State != "catching_up" {
+				if !serviceWell(s) {
 					return codeError{1}
 				}
 				return nil
@@ -132,6 +133,19 @@ its output. Exit 0 when all is well (or NAME is ready), 1 otherwise.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the health document as JSON (for scripts)")
 	return cmd
+}
+
+// serviceWell is whether `rouse status NAME` exits 0: the component is
+// ready, or idle (an on-demand chain not running, as the whole status
+// counts it: not a problem) unless its entry point cannot listen.
+func serviceWell(s wire.Service) bool {
+	switch s.State {
+	case "ready", "catching_up":
+		return true
+	case "idle":
+		return s.OnDemandError == ""
+	}
+	return false
 }
 
 func printStatus(out io.Writer, h wire.Health) {

@@ -126,3 +126,25 @@ func TestStatusNameShowsTheStreamDetailAndOptionalDependencies(t *testing.T) {
 		t.Errorf("a detail that is not a stream's shows a connection line:\n%s", sched.String())
 	}
 }
+
+// `rouse status NAME` exits 0 for an idle on-demand component (the whole
+// status counts idle as well) unless its entry point cannot listen.
+func TestStatusOfAnIdleComponentIsWell(t *testing.T) {
+	for _, c := range []struct {
+		s    wire.Service
+		well bool
+	}{
+		{wire.Service{State: "ready"}, true},
+		{wire.Service{State: "catching_up"}, true},
+		{wire.Service{State: "idle", OnDemand: "127.0.0.1:8080"}, true},
+		{wire.Service{State: "idle"}, true}, // a dependency of an idle chain
+		{wire.Service{State: "idle", OnDemand: "127.0.0.1:8080", OnDemandError: "bind: address already in use"}, false},
+		{wire.Service{State: "starting"}, false},
+		{wire.Service{State: "stopped"}, false},
+		{wire.Service{State: "failed"}, false},
+	} {
+		if got := serviceWell(c.s); got != c.well {
+			t.Errorf("%+v: well %v, want %v", c.s, got, c.well)
+		}
+	}
+}
