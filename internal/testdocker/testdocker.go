@@ -16,10 +16,21 @@
 // under test; Client is rouse's own Engine API client of this engine, for
 // what a test follows from Go (the event stream).
 //
-// The engine and everything it made are removed when the test ends: the
-// containers (forced), then dockerd by its PID (SIGTERM, SIGKILL after a
-// guard), its managed containerd with it, the mounts left under its
-// directory, the directory, and the cgroup parent.
+// Each engine runs in a PID and mount namespace of its own, whose init is
+// Docker's tini (docker-init, shipped with docker.io): what the engine starts
+// and loses track of (Podman's conmon and the `podman container cleanup` it
+// runs when a container or exec session ends, containerd's shims) is
+// adopted and reaped by that init instead of the machine's, and the engine's
+// mounts (Podman's storage bind-mounts its overlay directory onto itself,
+// dockerd's overlay2 layers) never reach the machine's mount table.
+//
+// Close, which runs when the test ends, removes the engine and everything
+// it made: the containers (forced), the engine by its PID (SIGTERM, SIGKILL
+// after a guard), then the namespace by its init's PID (SIGKILL; the kernel
+// kills every process left in it, and the init is reaped only after the
+// last of them), which takes every mount made inside with it; then the
+// directory, and the cgroup parent. It fails the test if a process, mount
+// or directory of the engine is left.
 package testdocker
 
 import (
@@ -33,11 +44,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rouse-dev/rouse/internal/engine"
 )
@@ -56,10 +71,17 @@ type Engine struct {
 	sock   string
 	cgroup string
 
+	// The namespaces' init (docker-init as PID 1), a child of the test
+	// process; nsDone is closed once it is reaped.
+	ns     *exec.Cmd
+	nsDone chan struct{}
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	done   chan struct{}
 	client *engine.Client
+
+	closeOnce sync.Once
 }
 
 // Start runs a private dockerd for t and waits until it answers. It fails
@@ -83,9 +105,9 @@ func start(t testing.TB, podman bool) *Engine {
 	if podman {
 		bin, pkg = "podman", "podman"
 	}
-	for _, b := range []string{bin, "docker"} {
+	for _, b := range []string{bin, "docker", "docker-init", "unshare", "nsenter"} {
 		if _, err := exec.LookPath(b); err != nil {
-			t.Fatalf("testdocker: %s not found (install Debian's %s and docker.io; scripts/test-deps.sh does): %v", b, pkg, err)
+			t.Fatalf("testdocker: %s not found (install Debian's %s, docker.io and util-linux; scripts/test-deps.sh does): %v", b, pkg, err)
 		}
 	}
 	// A short directory: unix socket paths are limited to ~100 bytes.
@@ -95,7 +117,8 @@ func start(t testing.TB, podman bool) *Engine {
 	}
 	e := &Engine{t: t, podman: podman, dir: dir, sock: filepath.Join(dir, "d.sock"),
 		cgroup: fmt.Sprintf("rouse-testdocker-%d-%d", os.Getpid(), time.Now().UnixNano()%1e6)}
-	t.Cleanup(e.cleanup)
+	t.Cleanup(e.Close)
+	e.startNamespace()
 	e.launch()
 	cli, err := engine.New(e.Host())
 	if err != nil {
@@ -140,6 +163,94 @@ func (e *Engine) tryDocker(stdin io.Reader, args ...string) ([]byte, error) {
 	return out, nil
 }
 
+// startNamespace starts the init of the engine's PID and mount namespaces
+// and waits until it runs: PID 1 of a new PID namespace (Cloneflags), in a
+// new mount namespace with private propagation and its own /proc (unshare),
+// reaping whatever is orphaned in there (docker-init). Killed with the test
+// process (Pdeathsig), should the test die without its cleanup.
+func (e *Engine) startNamespace() {
+	e.t.Helper()
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--mount-proc",
+		"docker-init", "--", "sleep", "infinity")
+	log, err := os.OpenFile(filepath.Join(e.dir, "init.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		e.t.Fatalf("testdocker: %v", err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		e.t.Fatalf("testdocker: start the engine's namespaces: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		close(done)
+	}()
+	e.ns, e.nsDone = cmd, done
+	// Ready once unshare has mounted /proc and become docker-init.
+	comm := filepath.Join("/proc", fmt.Sprint(cmd.Process.Pid), "comm")
+	deadline := time.Now().Add(startGuard)
+	for {
+		b, _ := os.ReadFile(comm)
+		if strings.TrimSpace(string(b)) == "docker-init" {
+			return
+		}
+		select {
+		case <-done:
+			b, _ := os.ReadFile(filepath.Join(e.dir, "init.log"))
+			e.t.Fatalf("testdocker: the engine's namespaces ended at once: %s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("testdocker: the engine's namespaces were not up within %v", startGuard)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// startInNamespace starts cmd, which must run nsenter into the mount
+// namespace, as a process of the engine's PID namespace: from a thread whose
+// namespace for new children is the engine's (setns), put back before the
+// thread serves other goroutines. The process stays a child of the test
+// process, waited for by its PID.
+func (e *Engine) startInNamespace(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		own, err := os.Open("/proc/thread-self/ns/pid")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer own.Close()
+		theirs, err := os.Open(fmt.Sprintf("/proc/%d/ns/pid", e.ns.Process.Pid))
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer theirs.Close()
+		if err := unix.Setns(int(theirs.Fd()), unix.CLONE_NEWPID); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns: %w", err)
+			return
+		}
+		err = cmd.Start()
+		if rerr := unix.Setns(int(own.Fd()), unix.CLONE_NEWPID); rerr != nil {
+			// The thread stays locked: the runtime ends it with this
+			// goroutine.
+			errc <- errors.Join(err, fmt.Errorf("setns back: %w", rerr))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
+}
+
 func (e *Engine) launch() {
 	e.t.Helper()
 	args := []string{
@@ -151,20 +262,26 @@ func (e *Engine) launch() {
 		"--cgroup-parent", e.cgroup,
 		"--containerd-namespace", "rouse-test", "--containerd-plugins-namespace", "rouse-test-plugins",
 	}
-	cmd := exec.Command("dockerd", args...)
+	argv := append([]string{"dockerd"}, args...)
 	if e.podman {
-		cmd = exec.Command("podman", "--root", filepath.Join(e.dir, "data"), "--runroot", filepath.Join(e.dir, "exec"),
+		argv = []string{"podman", "--root", filepath.Join(e.dir, "data"), "--runroot", filepath.Join(e.dir, "exec"),
 			"--tmpdir", filepath.Join(e.dir, "tmp"), "--cgroup-manager", "cgroupfs", "--events-backend", "file",
 			"--runtime", "runc", // crun refuses this machine's hybrid cgroup layout
-			"system", "service", "--time=0", e.Host())
+			"system", "service", "--time=0", e.Host()}
 	}
+	// nsenter joins the mount namespace and execs the engine (no fork:
+	// only the PID namespace makes nsenter fork, and that one is joined by
+	// startInNamespace).
+	cmd := exec.Command("nsenter", append([]string{fmt.Sprintf("--mount=/proc/%d/ns/mnt", e.ns.Process.Pid), "--"}, argv...)...)
 	log, err := os.OpenFile(filepath.Join(e.dir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		e.t.Fatalf("testdocker: %v", err)
 	}
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	// No Pdeathsig: its thread is the one that joined the namespace; the
+	// namespace's init has one and takes the engine with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := e.startInNamespace(cmd); err != nil {
 		log.Close()
 		e.t.Fatalf("testdocker: start dockerd: %v", err)
 	}
@@ -323,7 +440,8 @@ func (e *Engine) Create(s Spec) string {
 	return strings.TrimSpace(string(e.docker(nil, args...)))
 }
 
-// Inspect returns the container as `docker inspect` shows it.
+// Inspect returns the container as `docker inspect` shows it. Its
+// State.Pid is a PID in the engine's namespace; HostPID is the test's.
 func (e *Engine) Inspect(id string) engine.Container {
 	e.t.Helper()
 	var cs []engine.Container
@@ -331,6 +449,69 @@ func (e *Engine) Inspect(id string) engine.Container {
 		e.t.Fatalf("testdocker: inspect %s: %v (%d containers)", id, err, len(cs))
 	}
 	return cs[0]
+}
+
+// HostPID is the PID of the container's main process in the test's PID
+// namespace, for signalling it behind the engine's back. (Inspect's
+// State.Pid counts in the engine's own PID namespace: never signal it.) It
+// is found by its PID in the engine's namespace (the second NSpid) among
+// the descendants of the namespace's init.
+func (e *Engine) HostPID(id string) int {
+	e.t.Helper()
+	st := e.Inspect(id).State
+	if !st.Running || st.Pid <= 0 {
+		e.t.Fatalf("testdocker: %s does not run", id)
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		e.t.Fatalf("testdocker: %v", err)
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		ns := statusField(pid, "NSpid")
+		if len(ns) >= 2 && ns[1] == strconv.Itoa(st.Pid) && e.inNamespace(pid) {
+			return pid
+		}
+	}
+	e.t.Fatalf("testdocker: no process of the engine's namespace has PID %d there", st.Pid)
+	return 0
+}
+
+// inNamespace reports whether pid descends from the namespaces' init.
+func (e *Engine) inNamespace(pid int) bool {
+	for range 64 {
+		pp := statusField(pid, "PPid")
+		if len(pp) != 1 {
+			return false
+		}
+		ppid, err := strconv.Atoi(pp[0])
+		if err != nil || ppid <= 1 {
+			return false
+		}
+		if ppid == e.ns.Process.Pid {
+			return true
+		}
+		pid = ppid
+	}
+	return false
+}
+
+// statusField is the fields of one line ("NSpid", "PPid") of
+// /proc/PID/status.
+func statusField(pid int, name string) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return strings.Fields(v)
+		}
+	}
+	return nil
 }
 
 // Running reports whether the container runs.
@@ -358,6 +539,10 @@ func (e *Engine) Exec(id string, argv ...string) {
 	e.docker(nil, append([]string{"exec", id}, argv...)...)
 }
 
+// Close removes the engine and everything it made; it runs by itself when
+// the test ends.
+func (e *Engine) Close() { e.closeOnce.Do(e.cleanup) }
+
 func (e *Engine) cleanup() {
 	if e.client != nil {
 		e.mu.Lock()
@@ -373,22 +558,8 @@ func (e *Engine) cleanup() {
 		e.client.Close()
 	}
 	e.Stop()
-	// Whatever dockerd left mounted under its directory, deepest first.
-	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		var mounts []string
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && strings.HasPrefix(f[4], e.dir+"/") {
-				mounts = append(mounts, f[4])
-			}
-		}
-		for i := len(mounts) - 1; i >= 0; i-- {
-			_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
-		}
-	}
-	if err := os.RemoveAll(e.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		e.t.Logf("testdocker: remove %s: %v", e.dir, err)
-	}
+	e.stopNamespace()
+	e.removeDir()
 	// The cgroup parent: one tree on cgroup v2, one per controller
 	// hierarchy on v1 or a hybrid layout.
 	removeCgroupTree(filepath.Join("/sys/fs/cgroup", e.cgroup))
@@ -397,6 +568,90 @@ func (e *Engine) cleanup() {
 			removeCgroupTree(filepath.Join("/sys/fs/cgroup", h.Name(), e.cgroup))
 		}
 	}
+	if left := leftovers(e.dir); left != "" {
+		e.t.Errorf("testdocker: left behind: %s", left)
+	}
+}
+
+// stopNamespace kills the namespaces' init by its PID and waits until it
+// is reaped, which the kernel allows only once every other process of the
+// PID namespace is gone; the mount namespace, and every mount in it, goes
+// with the last of them.
+func (e *Engine) stopNamespace() {
+	if e.ns == nil {
+		return
+	}
+	_ = e.ns.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-e.nsDone:
+	case <-time.After(stopGuard):
+		e.t.Errorf("testdocker: the engine's namespaces (init PID %d) did not end within %v", e.ns.Process.Pid, stopGuard)
+	}
+}
+
+// removeDir unmounts whatever is mounted under the engine's directory
+// (deepest first, lazily) and removes it, again until it stays gone, within
+// a bound. Nothing should be mounted here, nor come back: the mounts were
+// made in the engine's mount namespace and every process that could write
+// here is dead.
+func (e *Engine) removeDir() {
+	var err error
+	for range 20 {
+		mounts := mountsUnder(e.dir)
+		for i := len(mounts) - 1; i >= 0; i-- {
+			_ = syscall.Unmount(mounts[i], syscall.MNT_DETACH)
+		}
+		err = os.RemoveAll(e.dir)
+		time.Sleep(100 * time.Millisecond)
+		if _, serr := os.Lstat(e.dir); errors.Is(serr, os.ErrNotExist) && len(mountsUnder(e.dir)) == 0 {
+			return
+		}
+	}
+	e.t.Errorf("testdocker: remove %s: %v", e.dir, err)
+}
+
+// leftovers describes what is left of an engine whose directory was dir: the
+// directory itself, mounts at or under it in this mount namespace, and
+// processes whose command line or working directory names it. "" is
+// nothing.
+func leftovers(dir string) string {
+	var left []string
+	if _, err := os.Lstat(dir); err == nil {
+		left = append(left, "directory "+dir)
+	}
+	for _, m := range mountsUnder(dir) {
+		left = append(left, "mount "+m)
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if p.Name()[0] < '0' || p.Name()[0] > '9' {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		cwd, _ := os.Readlink(filepath.Join("/proc", p.Name(), "cwd"))
+		if bytes.Contains(cmdline, []byte(dir)) || cwd == dir || strings.HasPrefix(cwd, dir+"/") {
+			argv := strings.ReplaceAll(string(bytes.TrimRight(cmdline, "\x00")), "\x00", " ")
+			left = append(left, fmt.Sprintf("process %s (%.200s)", p.Name(), argv))
+		}
+	}
+	return strings.Join(left, "; ")
+}
+
+// mountsUnder lists the mount points at or under dir in this mount
+// namespace, in /proc/self/mountinfo's order (parents before children).
+func mountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			mounts = append(mounts, f[4])
+		}
+	}
+	return mounts
 }
 
 // removeCgroupTree removes an (empty) cgroup directory tree, deepest first.

@@ -127,7 +127,7 @@ health: {check: {http: "http://%s/"}, interval: 1s, timeout: 500ms, retries: 3}`
 		return h != nil && h.LastResult == "ok"
 	})
 	before := e.Inspect(id).State
-	if err := syscall.Kill(before.Pid, syscall.SIGSTOP); err != nil {
+	if err := syscall.Kill(e.HostPID(id), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stoppedAt := time.Now()

@@ -1,0 +1,86 @@
+//go:build linux
+
+package testdocker
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCloseLeavesNothing runs each engine with a container that runs, is
+// exec'd into and is killed (Podman's conmon then runs `podman container
+// cleanup` on its own, outside the API service), closes the engine and
+// watches for a while that nothing it made comes back: no process naming
+// its directory, no mount under it, no directory.
+func TestCloseLeavesNothing(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		start func(testing.TB) *Engine
+	}{{"Docker", Start}, {"Podman", StartPodman}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := c.start(t)
+			killed := e.Create(Spec{Name: "tdclean-killed"})
+			running := e.Create(Spec{Name: "tdclean-running"})
+			e.docker(nil, "start", killed, running)
+			e.Exec(running, "true")
+			// HostPID names the container's process as this test sees it.
+			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", e.HostPID(running)))
+			if got := strings.ReplaceAll(string(cmdline), "\x00", " "); err != nil || got != "sleep 100000 " {
+				t.Errorf("HostPID's process runs %q (%v), want the container's sleep", got, err)
+			}
+			e.Kill(killed)
+			dir := e.dir
+			e.Close()
+			// Long enough for an exit command started by a container's
+			// death to run to its end.
+			deadline := time.Now().Add(5 * time.Second)
+			for time.Now().Before(deadline) {
+				if left := leftovers(dir); left != "" {
+					t.Fatalf("after Close: %s", left)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestLeftoversSeesADirectoryAMountAndAProcess proves the check above can
+// fail: it names each kind of leftover.
+func TestLeftoversSeesADirectoryAMountAndAProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("a bind mount needs root")
+	}
+	dir := t.TempDir()
+	if left := leftovers(filepath.Join(dir, "gone")); left != "" {
+		t.Errorf("nothing there, yet: %q", left)
+	}
+	if left := leftovers(dir); !strings.Contains(left, "directory "+dir) {
+		t.Errorf("an existing directory: %q", left)
+	}
+	sub := filepath.Join(dir, "m")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(sub, sub, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(sub, syscall.MNT_DETACH) })
+	cmd := exec.Command("sleep", "60")
+	cmd.Dir = sub
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	left := leftovers(dir)
+	for _, want := range []string{"mount " + sub, fmt.Sprintf("process %d", cmd.Process.Pid)} {
+		if !strings.Contains(left, want) {
+			t.Errorf("leftovers %q lack %q", left, want)
+		}
+	}
+}
