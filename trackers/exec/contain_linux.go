@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -40,7 +41,15 @@ import (
 // random token of the run that its descendants inherit; the run's processes
 // are the child's descendants plus every process re-parented to the agent
 // that carries the token, and their descendants. Stopping signals all of
-// them, and SIGKILLs until none is left.
+// them, and SIGKILLs until none is left. Reading the whole process table
+// costs about 10 ms with 300 processes, and a stop needs two such reads or
+// more, so a stop looks at the agent's own children first (its children
+// files, a watched leader known by pid): when the leader has no child and
+// no other child of the agent is in its group or carries its token, the
+// group's signal reached the whole run (jail.alone); once the leader is
+// reaped and its group empty, two such looks with nothing of the run show
+// it is over (jail.over, which says why that suffices). Anything else, or
+// a look that cannot be trusted, falls back to the scan.
 //
 // A subreaper must reap what it adopts, without stealing the exit status of
 // a child some goroutine of the agent waits for with os/exec. The reaper
@@ -394,10 +403,14 @@ func (j *jail) started(pid int) {
 	}
 }
 
-// terminate sends SIGTERM to every process of the run.
+// terminate sends SIGTERM to every process of the run. The caller has sent
+// it to the leader's process group already.
 func (j *jail) terminate() {
 	if j == nil {
 		return
+	}
+	if j.mode == modeSubreaper && j.alone() {
+		return // the group was the whole run
 	}
 	for _, pid := range j.members() {
 		syscall.Kill(pid, syscall.SIGTERM)
@@ -405,13 +418,17 @@ func (j *jail) terminate() {
 }
 
 // kill SIGKILLs every process of the run and returns once none is left (or
-// after groupGoneGrace, with an error).
-func (j *jail) kill() error {
+// after groupGoneGrace, with an error). The caller has sent SIGKILL to the
+// leader's process group already; leaderReaped says the leader is reaped.
+func (j *jail) kill(leaderReaped bool) error {
 	if j == nil {
 		return nil
 	}
 	if j.mode == modeCgroup {
 		return killCgroup(j.dir)
+	}
+	if leaderReaped && j.over() {
+		return nil
 	}
 	deadline := time.Now().Add(groupGoneGrace)
 	for {
@@ -462,6 +479,200 @@ func (j *jail) members() []int {
 		return pids
 	}
 	return treeMembers(procScans.procs(), os.Getpid(), j.leader, j.token)
+}
+
+// alone reports whether the run, its leader still running, is no more than
+// the leader's process group: the leader has no child, and no child of the
+// agent but the leader is in that group or carries the run's token. False
+// when it cannot tell. Reading an empty children file cannot miss a child
+// (see readKids), and what the leader starts after the look is in its
+// group, or escapes it only after the group's SIGTERM, as with a scan.
+func (j *jail) alone() bool {
+	if j.leader <= 0 {
+		return false
+	}
+	task := "/proc/" + strconv.Itoa(j.leader) + "/task"
+	threads, err := os.ReadDir(task)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	// Gone (reaped already): whatever it had went to the agent.
+	for _, t := range threads {
+		pids, err := readPids(task + "/" + t.Name() + "/children")
+		if err != nil && !errors.Is(err, fs.ErrNotExist) || len(pids) > 0 {
+			return false
+		}
+	}
+	s := kidScans.procs()
+	return s.ok && !j.hasKid(s.kids)
+}
+
+// over reports whether nothing of the run is left, its leader reaped and
+// its group SIGKILLed, without a /proc scan; false when it cannot tell.
+//
+// Why the agent's children are enough: the agent is the subreaper of
+// everything the run started, so a process of the run that is still alive
+// is the leader, or descends from one of the agent's children that is not
+// the leader — an orphan it adopted, or the group's member. With the
+// group empty (kill(-pgid, 0) fails with ESRCH: not even a zombie is left)
+// and the leader reaped, a survivor means an adopted child carrying the
+// run's token. Two snapshots are taken, and trusted only together: a child
+// adopted between them whose parent died after the first was classified
+// would show in the second as new and dead (then a scan decides), and no
+// adopted child may have been reaped between them (adoptedReaped), which
+// could hide the orphans it left. As with a /proc scan, a process that
+// cleared ROUSE_EXEC_ID from its environment and left both the group and
+// its parent is not found.
+func (j *jail) over() bool {
+	if j.leader <= 0 || syscall.Kill(-j.leader, 0) != syscall.ESRCH {
+		return false
+	}
+	reaped := adoptedReaped.Load()
+	s1 := kidScans.procs()
+	s2 := kidScans.procs()
+	if !s1.ok || !s2.ok || adoptedReaped.Load() != reaped || j.hasKid(s1.kids) || j.hasKid(s2.kids) {
+		return false
+	}
+	before := make(map[int]bool, len(s1.kids))
+	for _, k := range s1.kids {
+		before[k.pid] = true
+	}
+	for _, k := range s2.kids {
+		if k.zombie && !before[k.pid] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasKid reports whether kids holds a live process of the run other than
+// its leader: one in the leader's group or carrying the run's token.
+func (j *jail) hasKid(kids []proc) bool {
+	for _, k := range kids {
+		if k.pid != j.leader && !k.zombie && (k.pgid == j.leader || j.token != "" && k.token == j.token) {
+			return true
+		}
+	}
+	return false
+}
+
+// kidSnap is one look at the agent's children; ok is false when it could
+// not be taken reliably (no children files, or they kept changing).
+type kidSnap struct {
+	ok   bool
+	kids []proc
+}
+
+// kidTokens caches the ROUSE_EXEC_ID of the children snapKids reads (those
+// that are no watched leader) by pid and start time, as tokens does for
+// scans; only snapKids touches it, one at a time (kidScans).
+var kidTokens = map[procKey]string{}
+
+// snapKids takes a snapshot of the agent's children: a few tries, since
+// the thread list or a children file may change under it.
+func snapKids() kidSnap {
+	for range 3 {
+		if kids, ok := readKids(); ok {
+			return kidSnap{ok: true, kids: kids}
+		}
+	}
+	return kidSnap{}
+}
+
+// readKids lists the agent's children from each thread's children file.
+// The kernel produces such a file one entry at a time, and when the entry
+// it returned last is reaped (or moves to another thread) before the next
+// one, it goes on by position and can skip a child. So each file is read
+// twice, and the first read counts only if the second holds every pid it
+// held: a skip needs an entry that went away. The thread list is read
+// before and after, and no thread may have ended (a thread that ends hands
+// its children to another). A watched leader is classified from the
+// reaper's register (pid and token) without reading /proc; any other child
+// is read: its stat, and for a live one its token. A child gone by then is
+// listed as a zombie.
+func readKids() ([]proc, bool) {
+	tasks, err := taskNames()
+	if err != nil {
+		return nil, false
+	}
+	var pids []int
+	for _, t := range tasks {
+		path := "/proc/self/task/" + strconv.Itoa(t) + "/children"
+		first, err := readPids(path)
+		if err != nil {
+			return nil, false
+		}
+		second, err := readPids(path)
+		if err != nil || !subset(first, second) {
+			return nil, false
+		}
+		pids = append(pids, second...)
+	}
+	after, err := taskNames()
+	if err != nil || !subset(tasks, after) {
+		return nil, false
+	}
+	self := os.Getpid()
+	seen := make(map[procKey]string, len(kidTokens))
+	kids := make([]proc, 0, len(pids))
+	for _, pid := range pids {
+		if tok, ok := theReaper.leaderToken(pid); ok {
+			kids = append(kids, proc{pid: pid, ppid: self, pgid: pid, token: tok})
+			continue
+		}
+		st, ok := readStat(pid)
+		if !ok || st.ppid != self {
+			kids = append(kids, proc{pid: pid, ppid: self, zombie: true})
+			continue
+		}
+		p := procOf(pid, st)
+		if !p.zombie {
+			k := procKey{pid, st.start}
+			tok, ok := kidTokens[k]
+			if !ok {
+				tok = envToken(pid)
+			}
+			if tok != "" {
+				seen[k] = tok
+			}
+			p.token = tok
+		}
+		kids = append(kids, p)
+	}
+	kidTokens = seen
+	return kids, true
+}
+
+// taskNames lists the agent's threads.
+func taskNames() ([]int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []int) bool {
+	if len(a) > len(b) {
+		return false
+	}
+	in := make(map[int]bool, len(b))
+	for _, x := range b {
+		in[x] = true
+	}
+	for _, x := range a {
+		if !in[x] {
+			return false
+		}
+	}
+	return true
 }
 
 // proc is what the subreaper needs of one process.

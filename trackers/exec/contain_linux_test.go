@@ -127,6 +127,109 @@ func TestSubreaperContainment(t *testing.T) {
 	}
 }
 
+// foregroundDaemon is a command that starts a daemon the way
+// TestDaemonizingChildIsContained's does, waiting for the middle process
+// (so the leader has no child left, and the agent reaps no zombie of the
+// run): the daemon leaves the group and session, is adopted by the
+// subreaper, and is the only trace of the run outside the leader. It
+// traps SIGTERM (writing dir/termed) and writes its pid into dir/daemon.
+func foregroundDaemon(t *testing.T, dir string) []string {
+	script := filepath.Join(dir, "daemon.sh")
+	body := `trap "touch ` + dir + `/termed; exit 0" TERM
+echo $$ >` + dir + `/daemon.tmp && mv ` + dir + `/daemon.tmp ` + dir + `/daemon
+while :; do sleep 0.05; done
+`
+	if err := os.WriteFile(script, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"sh", "-c", "setsid sh -c 'sh " + script + " &' </dev/null >/dev/null 2>&1; exec sleep 300"}
+}
+
+// A run whose only trace outside its leader is an adopted daemon: the
+// stop's look at the agent's children (jail.alone, jail.over, no /proc
+// scan when the run is alone) must find it, send it SIGTERM and see it
+// gone, whether the run is stopped or its leader dies.
+func TestAdoptedDaemonIsFoundWithoutAScan(t *testing.T) {
+	if err := becomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		end    func(t *testing.T, tr *Tracker, stop func() error)
+		termed bool // the daemon got SIGTERM first
+	}{
+		{"Stop", func(t *testing.T, _ *Tracker, stop func() error) {
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		}, true},
+		{"LeaderKilled", func(t *testing.T, tr *Tracker, _ func() error) {
+			if err := syscall.Kill(tr.Pid(), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tr, stop := startJailed(t, foregroundDaemon(t, dir), func(_ string, log *slog.Logger) (*jail, error) { return newReaperJail(log) })
+			daemon := readDaemon(t, dir)
+			checkEscaped(t, tr, daemon)
+			eventually(t, "the daemon to be adopted, the leader to have no child", func() bool {
+				d, ok := readProc(daemon)
+				kids, err := readPids(fmt.Sprintf("/proc/%d/task/%d/children", tr.Pid(), tr.Pid()))
+				return ok && d.ppid == os.Getpid() && err == nil && len(kids) == 0
+			})
+			c.end(t, tr, stop)
+			eventually(t, "the daemon to be stopped and reaped", func() bool { return procGone(daemon) })
+			if _, err := os.Stat(filepath.Join(dir, "termed")); c.termed && err != nil {
+				t.Errorf("the daemon was not sent SIGTERM before SIGKILL: %v", err)
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		})
+	}
+}
+
+// A run that is its leader alone is seen to be so, and over once the
+// leader is reaped, from the agent's children alone.
+func TestALoneRunNeedsNoScan(t *testing.T) {
+	if err := becomeSubreaper(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	j, err := newReaperJail(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	cmd := osexec.Command("sleep", "300")
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Env = j.prepare(cmd.SysProcAttr, os.Environ())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	j.started(cmd.Process.Pid)
+	done := make(chan error, 1)
+	holdReaper(log)
+	defer releaseReaper()
+	watchExit(cmd, j.id(), func(err error) { done <- err })
+	eventually(t, "the child to run sleep", func() bool { return envToken(cmd.Process.Pid) == j.id() })
+	if !j.alone() {
+		t.Fatal("alone: false for a leader without children")
+	}
+	if err := killGroup(cmd.Process); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if !j.over() {
+		t.Fatal("over: false once the lone leader is reaped")
+	}
+	if err := j.kill(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestReaperLeavesOSExecChildrenAlone(t *testing.T) {
 	if err := becomeSubreaper(); err != nil {
 		t.Fatal(err)

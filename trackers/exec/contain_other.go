@@ -17,5 +17,5 @@ func (*jail) prepare(_ *syscall.SysProcAttr, env []string) []string { return env
 func (*jail) id() string                                            { return "" }
 func (*jail) started(int)                                           {}
 func (*jail) terminate()                                            {}
-func (*jail) kill() error                                           { return nil }
+func (*jail) kill(bool) error                                       { return nil }
 func (*jail) close()                                                {}

@@ -213,7 +213,7 @@ func startInJail(sp spec, s *sink, log *slog.Logger, j *jail) (*osProcess, error
 	}
 	// Held until Stop has seen the exit: the watcher of the child's exit.
 	holdReaper(log)
-	watchExit(cmd, func(err error) {
+	watchExit(cmd, j.id(), func(err error) {
 		p.err = err
 		close(p.done)
 	})
@@ -245,7 +245,13 @@ func (p *osProcess) Stop(timeout time.Duration) {
 	if err := killGroup(p.cmd.Process); err != nil {
 		p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGKILL", "err", err)
 	}
-	if err := p.jail.kill(); err != nil {
+	reaped := false
+	select {
+	case <-p.done:
+		reaped = true
+	default:
+	}
+	if err := p.jail.kill(reaped); err != nil {
 		p.log.Warn("cannot kill every process the child started", "pid", p.Pid(), "err", err)
 	}
 	<-p.done

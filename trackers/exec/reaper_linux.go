@@ -30,6 +30,10 @@ type reaper struct {
 	done    chan struct{}
 	kc      chan struct{} // kick: look now
 	watches map[*exitWatch]struct{}
+	// leaders maps the pid of each watched child (a run's leader) to its
+	// run's token ("" without one), until it is reaped: the agent's
+	// children that are no orphan it adopted (see kidScans).
+	leaders map[int]string
 }
 
 // exitWatch is one child whose exit the reaper reports: fd is a pidfd of
@@ -46,6 +50,11 @@ var theReaper reaper
 // subreaping is set once the agent is a child subreaper: only then are
 // adopted orphans looked for.
 var subreaping atomic.Bool
+
+// adoptedReaped counts the adopted orphans the reaper has reaped: a
+// stopping run's look at the agent's children (jail.over) trusts two
+// snapshots only if no adopted child vanished between them.
+var adoptedReaped atomic.Uint64
 
 // pidfdsHeld reports, once, whether Go's os package holds a pidfd for the
 // processes it knows (os.FindProcess of the agent itself is checked): the
@@ -74,6 +83,7 @@ func (r *reaper) acquire(log *slog.Logger) {
 	if r.kc == nil {
 		r.kc = make(chan struct{}, 1)
 		r.watches = map[*exitWatch]struct{}{}
+		r.leaders = map[int]string{}
 	}
 	go r.run(r.stop, r.done, r.kc)
 }
@@ -94,9 +104,10 @@ func (r *reaper) release() {
 func holdReaper(log *slog.Logger) { theReaper.acquire(log) }
 func releaseReaper()              { theReaper.release() }
 
-// watchExit calls done with cmd.Wait's result once cmd's process exited.
-// The caller holds the reaper (acquire) until done has been called.
-func watchExit(cmd *osexec.Cmd, done func(error)) {
+// watchExit calls done with cmd.Wait's result once cmd's process exited;
+// token is its run's ROUSE_EXEC_ID ("" for none). The caller holds the
+// reaper (acquire) until done has been called.
+func watchExit(cmd *osexec.Cmd, token string, done func(error)) {
 	fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
 	if err != nil { // no pidfds here: a goroutine of its own
 		go func() { done(cmd.Wait()) }()
@@ -104,8 +115,18 @@ func watchExit(cmd *osexec.Cmd, done func(error)) {
 	}
 	theReaper.mu.Lock()
 	theReaper.watches[&exitWatch{fd: fd, cmd: cmd, done: done}] = struct{}{}
+	theReaper.leaders[cmd.Process.Pid] = token
 	theReaper.mu.Unlock()
 	theReaper.kick() // it may have exited before the watch was in place
+}
+
+// leaderToken returns the run token of pid when pid is a watched child
+// not yet reaped; ok is false for any other process.
+func (r *reaper) leaderToken(pid int) (token string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	token, ok = r.leaders[pid]
+	return token, ok
 }
 
 // kick asks the running reaper to look now.
@@ -159,7 +180,15 @@ func (r *reaper) deliverExits() {
 	r.mu.Unlock()
 	for _, w := range exited {
 		unix.Close(w.fd)
-		w.done(w.cmd.Wait()) // the child is a zombie: Wait only reaps it
+		err := w.cmd.Wait() // the child is a zombie: Wait only reaps it
+		// Out of the register only now, so a look at the agent's children
+		// never takes a leader's zombie for an unknown child. The number
+		// just freed is not handed out again before the kernel's pid
+		// allocator has gone round its whole range.
+		r.mu.Lock()
+		delete(r.leaders, w.cmd.Process.Pid)
+		r.mu.Unlock()
+		w.done(err)
 	}
 }
 
@@ -190,6 +219,7 @@ func reapAdopted() int {
 			var info unix.Siginfo
 			if unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil) == nil && info.Signo != 0 {
 				n++
+				adoptedReaped.Add(1)
 			}
 		}
 		unix.Close(fd)
@@ -210,7 +240,10 @@ func zombieChild() bool {
 	return err != nil || info.Signo != 0
 }
 
-// zombieChildren lists the agent's children that are zombies.
+// zombieChildren lists the agent's children that are zombies, leaving out
+// the watched ones (deliverExits reaps those through os/exec): when fifty
+// leaders exit at once, their zombies are not read one by one on every
+// SIGCHLD, nor does the pidfd check below run for them.
 func zombieChildren() []int {
 	self := os.Getpid()
 	var out []int
@@ -224,6 +257,9 @@ func zombieChildren() []int {
 		return out
 	}
 	for _, pid := range kids {
+		if _, watched := theReaper.leaderToken(pid); watched {
+			continue
+		}
 		if p, ok := readProc(pid); ok && p.zombie && p.ppid == self {
 			out = append(out, pid)
 		}
@@ -243,17 +279,28 @@ func childrenOfSelf() (kids []int, ok bool) {
 		return nil, false
 	}
 	for _, t := range tasks {
-		b, err := os.ReadFile(filepath.Join("/proc/self/task", t.Name(), "children"))
+		pids, err := readPids(filepath.Join("/proc/self/task", t.Name(), "children"))
 		if err != nil {
 			continue // the thread ended meanwhile
 		}
-		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				kids = append(kids, pid)
-			}
-		}
+		kids = append(kids, pids...)
 	}
 	return kids, true
+}
+
+// readPids reads a /proc children file: pids separated by spaces.
+func readPids(path string) ([]int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
 }
 
 // heldPidfds maps the pid of every pidfd open in the agent, except the fds

@@ -12,6 +12,6 @@ func holdReaper(*slog.Logger) {}
 func releaseReaper()          {}
 
 // watchExit calls done with cmd.Wait's result once cmd's process exited.
-func watchExit(cmd *osexec.Cmd, done func(error)) {
+func watchExit(cmd *osexec.Cmd, _ string, done func(error)) {
 	go func() { done(cmd.Wait()) }()
 }

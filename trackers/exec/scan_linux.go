@@ -3,52 +3,58 @@ package exec
 import "sync"
 
 // procScans coalesces /proc scans. Every stopping run of the subreaper
-// mode scans the whole process table (twice or more), so fifty components
-// restarted together on a wake made fifty concurrent scans at every step:
-// the scans were 60% of the agent's CPU and stretched such a restart
-// threefold. A caller joins the next scan to start — never one already
-// under way, which may have begun before its call and miss a process it
-// must see — and everyone who joined it gets its result.
-var procScans = scanner{scan: scanProcs}
+// mode that cannot be shown to be alone (see kidScans) scans the whole
+// process table (twice or more), so fifty components restarted together
+// on a wake made fifty concurrent scans at every step: the scans were 60%
+// of the agent's CPU and stretched such a restart threefold. A caller
+// joins the next scan to start — never one already under way, which may
+// have begun before its call and miss a process it must see — and
+// everyone who joined it gets its result.
+var procScans = scanner[[]proc]{scan: scanProcs}
+
+// kidScans coalesces snapshots of the agent's own children (snapKids) the
+// same way: a stopping run looks there first, and scans /proc only when
+// its snapshot cannot show the run is over (see jail.alone, jail.over).
+var kidScans = scanner[kidSnap]{scan: snapKids}
 
 // scanner runs scan for concurrent callers, one run at a time, each run
 // serving every caller that arrived while the previous one was going.
-type scanner struct {
-	scan func() []proc
+type scanner[T any] struct {
+	scan func() T
 
 	mu      sync.Mutex
 	cond    *sync.Cond
 	running bool
-	next    *scanRound // joined by callers while a run goes; started after it
-	runs    int        // scans made, for tests
+	next    *scanRound[T] // joined by callers while a run goes; started after it
+	runs    int           // scans made, for tests
 }
 
-type scanRound struct {
-	done  bool
-	procs []proc
+type scanRound[T any] struct {
+	done bool
+	res  T
 }
 
-// procs returns a scan that started after the call.
-func (s *scanner) procs() []proc {
+// procs returns the result of a scan that started after the call.
+func (s *scanner[T]) procs() T {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cond == nil {
 		s.cond = sync.NewCond(&s.mu)
 	}
-	var r *scanRound
+	var r *scanRound[T]
 	if s.running {
 		if s.next == nil {
-			s.next = &scanRound{}
+			s.next = &scanRound[T]{}
 		}
 		r = s.next
 	}
 	for {
 		if r != nil && r.done {
-			return r.procs
+			return r.res
 		}
 		if !s.running {
 			if r == nil {
-				r = &scanRound{}
+				r = &scanRound[T]{}
 			}
 			if s.next == r {
 				s.next = nil
@@ -56,12 +62,12 @@ func (s *scanner) procs() []proc {
 			s.running = true
 			s.runs++
 			s.mu.Unlock()
-			procs := s.scan()
+			res := s.scan()
 			s.mu.Lock()
-			r.procs, r.done = procs, true
+			r.res, r.done = res, true
 			s.running = false
 			s.cond.Broadcast()
-			return procs
+			return res
 		}
 		s.cond.Wait()
 	}

@@ -11,7 +11,7 @@ import (
 // its call.
 func TestScansAreSharedButNeverStale(t *testing.T) {
 	var started atomic.Int64
-	s := scanner{scan: func() []proc {
+	s := scanner[[]proc]{scan: func() []proc {
 		seq := started.Add(1)
 		time.Sleep(200 * time.Microsecond) // a scan takes a while
 		return []proc{{pid: int(seq)}}
