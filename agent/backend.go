@@ -248,7 +248,7 @@ func (a *Agent) Start(ctx context.Context, name string) (string, error) {
 	if u.demand {
 		return a.startChainNow(ctx, u)
 	}
-	a.metrics.startsBy.WithLabelValues(triggerManual).Inc()
+	a.metrics.startsBy.With(triggerManual).Inc()
 	u.mu.Lock()
 	u.stopped = false
 	u.attempts, u.nextRetry = 0, time.Time{}

@@ -345,7 +345,7 @@ func (a *Agent) startChain(name, trigger string) <-chan struct{} {
 	for _, u := range units {
 		a.prepareUnit(u, false)
 	}
-	a.metrics.startsBy.WithLabelValues(trigger).Inc()
+	a.metrics.startsBy.With(trigger).Inc()
 	a.log.Info("chain starting", "chain", name, "trigger", trigger, "components", len(units), "deadline", deadline)
 	ch.hub.Publish(struct{}{})
 	a.goRun(func() {
@@ -389,7 +389,7 @@ func (a *Agent) runChain(ctx context.Context, ch *chain, units []*unit) {
 	reason, why := "", ""
 	if !ok && !superseded {
 		reason, why = a.chainReason(ch, units, results, cause)
-		a.metrics.chainFailures.WithLabelValues(name, why).Inc()
+		a.metrics.chainFailures.With(name, why).Inc()
 		a.log.Warn("chain failed", "chain", name, "trigger", trigger, "reason", reason, "rollback", rollback)
 	}
 	if !ok && !superseded && !rollback {
@@ -408,7 +408,7 @@ func (a *Agent) runChain(ctx context.Context, ch *chain, units []*unit) {
 	eff := a.metrics.efficiency(trigger, recRes, total)
 	for i, u := range rec {
 		if recRes[i].state.IsReady() {
-			a.metrics.chainStepDur.WithLabelValues(name, u.name).Observe(recRes[i].dur.Seconds())
+			a.metrics.chainStepDur.With(name, u.name).Update(recRes[i].dur.Seconds())
 		}
 	}
 	if !ok && !superseded && rollback {

@@ -9,10 +9,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/rouse-dev/rouse/agent/config"
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/platform/power"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/wire"
@@ -150,7 +148,7 @@ func TestOnDemandChains(t *testing.T) {
 					t.Fatalf("db estimated %dms, want the 2000 it took", c.EstimatedMS)
 				}
 			}
-			if n := counterValue(a.metrics.startsBy.WithLabelValues("demand")); n != 1 {
+			if n := counterValue(a.metrics.startsBy.With("demand")); n != 1 {
 				t.Fatalf("demand starts counted %v", n)
 			}
 		})
@@ -280,7 +278,7 @@ func TestOnDemandChains(t *testing.T) {
 			if ws[0].DetectedBy != "demand" || ws[0].Restore.Failed != 1 || !strings.Contains(ws[0].Components[0].Error, "refused") {
 				t.Fatalf("recorded %+v", ws[0])
 			}
-			if n := counterValue(a.metrics.chainFailures.WithLabelValues("blog", "failed")); n != 1 {
+			if n := counterValue(a.metrics.chainFailures.With("blog", "failed")); n != 1 {
 				t.Fatalf("failures counted %v", n)
 			}
 		})
@@ -413,10 +411,4 @@ func TestStartPlanIsTheChainOnly(t *testing.T) {
 }
 
 // counterValue reads a counter.
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
-}
+func counterValue(c *promreg.Counter) float64 { return float64(c.Get()) }

@@ -235,7 +235,7 @@ func (a *Agent) unhealthy(ctx context.Context, u *unit, r *run, err error, fails
 	}
 	u.mu.Unlock()
 	u.log.Warn("unhealthy; restarting", "failures", fails, "err", err)
-	a.metrics.failures.WithLabelValues(u.name, "health").Inc()
+	a.metrics.failures.With(u.name, "health").Inc()
 	a.afterChange(c)
 	if inPlace {
 		rerr := rs.Restart(ctx)

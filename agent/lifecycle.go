@@ -262,7 +262,7 @@ func (a *Agent) serveAPI(ctx context.Context) (stop func(), err error) {
 	}
 	srv, err := api.New(a.gate, api.Options{
 		Listen: listen, AllowNonLoopback: allow, Token: token,
-		Gatherer: a.metrics.reg, Dashboard: a.opts.Dashboard, Logger: a.log, Version: a.opts.Version,
+		Metrics: a.metrics.reg, Dashboard: a.opts.Dashboard, Logger: a.log, Version: a.opts.Version,
 		MaxEventStreams: streams,
 	})
 	if err != nil {
@@ -523,7 +523,7 @@ func (a *Agent) startWake(detectedBy string, at time.Time, slept time.Duration, 
 	sleptAt := a.sleptAt
 	a.asleep, a.waking, a.restoreEnd = false, true, cancel
 	a.mu.Unlock()
-	a.metrics.wakes.WithLabelValues(detectedBy).Inc()
+	a.metrics.wakes.With(detectedBy).Inc()
 	if a.net != nil {
 		a.net.Recheck()
 	}
@@ -653,7 +653,7 @@ func (a *Agent) BeforeSleep(ctx context.Context, ev power.Event) {
 		a.log.Warn("cannot close the store before sleep", "err", err)
 	}
 	d := time.Since(t0)
-	a.metrics.preSleepDur.Observe(d.Seconds())
+	a.metrics.preSleepDur.Update(d.Seconds())
 	a.log.Info("ready for sleep", "duration", d.Round(time.Millisecond), "pause", paused.Round(time.Millisecond),
 		"checkpoint", checkpointed.Round(time.Millisecond), "budget_left", budgetLeft(ctx))
 	a.events.publish(wire.Event{Type: wire.EventWake, Wake: &wire.WakeEvent{Phase: wire.PhaseAsleep}})
@@ -898,7 +898,7 @@ func (a *Agent) stateWriter(ctx context.Context) {
 			window = nil
 		}
 		if len(pending) > maxPending {
-			a.metrics.droppedEvents.Add(float64(len(pending) - maxPending))
+			a.metrics.droppedEvents.Add(len(pending) - maxPending)
 			pending = pending[len(pending)-maxPending:]
 		}
 		err := a.store.AddStateEvents(context.WithoutCancel(ctx), pending)

@@ -204,7 +204,7 @@ func (a *Agent) launch(u *unit) {
 	c := a.setStateLocked(u, trackers.StateStarting, nil)
 	u.mu.Unlock()
 	a.afterChange(c)
-	a.metrics.starts.WithLabelValues(u.name).Inc()
+	a.metrics.starts.With(u.name).Inc()
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -247,11 +247,11 @@ func (a *Agent) launch(u *unit) {
 		u.mu.Unlock()
 		close(r.done)
 		if c != nil {
-			a.metrics.failures.WithLabelValues(u.name, "run").Inc()
+			a.metrics.failures.With(u.name, "run").Inc()
 		}
 		if limitHit {
 			u.log.Warn("start limit hit", "failures", u.startLimit, "window", u.startWindow)
-			a.metrics.failures.WithLabelValues(u.name, "start_limit").Inc()
+			a.metrics.failures.With(u.name, "start_limit").Inc()
 		}
 		a.afterChange(c)
 	}()
@@ -410,7 +410,7 @@ func (a *Agent) bringUp(ctx context.Context, u *unit, resume bool) result {
 		return result{state: u.snapshot().state, dur: time.Since(depsAt), waited: waited, err: err.Error()}
 	}
 	d := time.Since(depsAt)
-	a.metrics.startDur.WithLabelValues(u.name).Observe(d.Seconds())
+	a.metrics.startDur.With(u.name).Update(d.Seconds())
 	return result{state: trackers.StateReady, dur: d, waited: waited}
 }
 
@@ -476,7 +476,7 @@ func (a *Agent) giveUp(ctx context.Context, u *unit, depsAt time.Time, waited ti
 	u.mu.Unlock()
 	a.afterChange(c)
 	if c != nil {
-		a.metrics.failures.WithLabelValues(u.name, "deadline").Inc()
+		a.metrics.failures.With(u.name, "deadline").Inc()
 	}
 	if st.IsReady() {
 		return result{state: trackers.StateReady, dur: time.Since(depsAt), waited: waited}
@@ -586,14 +586,14 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 	w.Done = true
 	w.Restore, w.Components = summarize(units, results, total)
 	w.Restore.Skipped += len(a.allUnits()) - len(units) // the ones the user stopped or that wait for a demand
-	a.metrics.restoreDur.Observe(total.Seconds())
+	a.metrics.restoreDur.Update(total.Seconds())
 	trigger := triggerWake
 	if w.DetectedBy == "boot" {
 		trigger = triggerBoot
 	}
 	eff := a.metrics.efficiency(trigger, results, total)
 	w.Restore.ParallelEfficiency = eff
-	a.metrics.startsBy.WithLabelValues(trigger).Inc()
+	a.metrics.startsBy.With(trigger).Inc()
 	lvl := slog.LevelInfo
 	if w.Restore.TimedOut+w.Restore.Failed > 0 {
 		lvl = slog.LevelWarn

@@ -178,7 +178,7 @@ func (h host) Exited(err error, restartIn time.Duration) {
 	h.u.mu.Unlock()
 	h.r.cancel() // the Run ends: its goroutine sees the limit and keeps the state
 	h.u.log.Warn("start limit hit", "failures", h.u.startLimit, "window", h.u.startWindow)
-	h.a.metrics.failures.WithLabelValues(h.u.name, "start_limit").Inc()
+	h.a.metrics.failures.With(h.u.name, "start_limit").Inc()
 	h.a.afterChange(c)
 }
 

@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/wire"
 )
@@ -64,8 +64,8 @@ type Options struct {
 	Store Store
 	// Logger; nil uses the Host's logger given to Run.
 	Logger *slog.Logger
-	// Metrics registers the scheduler's collectors; nil registers none.
-	Metrics prometheus.Registerer
+	// Metrics is where the scheduler's metrics go; nil: none.
+	Metrics *promreg.Registry
 	// WaitOnline blocks until the network is up or ctx is done; scheduled
 	// runs of jobs with NeedsNetwork call it first. nil: always online.
 	WaitOnline func(ctx context.Context) error

@@ -10,10 +10,8 @@ import (
 	"time"
 	_ "time/tzdata" // America/New_York on any machine
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/rouse-dev/rouse/agent/store"
+	"github.com/rouse-dev/rouse/internal/promreg"
 )
 
 func hourly(name, policy string) Job {
@@ -442,32 +440,20 @@ func TestStoreDownDoesNotStopRuns(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		reg := prometheus.NewRegistry()
+		reg := promreg.New()
 		h := newHarness(t, utc(2026, 1, 10, 0, 10, 0), openStore(t), []Job{hourly("j", MisfireCoalesce)},
 			func(o *Options) { o.Metrics = reg })
 		h.start()
 		h.suspend(3 * time.Hour)
 		h.advance(time.Minute)
-		if got := counterValue(t, h.s.metrics.misfires.WithLabelValues("j", MisfireCoalesce)); got != 3 {
+		if got := counterValue(t, h.s.metrics.misfires.With("j", MisfireCoalesce)); got != 3 {
 			t.Fatalf("misfires = %v, want 3", got)
 		}
-		if got := counterValue(t, h.s.metrics.runs.WithLabelValues("j", ResultOK)); got != 1 {
+		if got := counterValue(t, h.s.metrics.runs.With("j", ResultOK)); got != 1 {
 			t.Fatalf("ok runs = %v, want 1", got)
 		}
-		families, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		lateness := 0
-		for _, f := range families {
-			if f.GetName() == "rouse_job_lateness_seconds" {
-				for _, m := range f.GetMetric() {
-					lateness += int(m.GetHistogram().GetSampleCount())
-				}
-			}
-		}
-		if lateness != 1 {
-			t.Fatalf("lateness observations = %d, want 1", lateness)
+		if lateness, _ := reg.Sample(`rouse_job_lateness_seconds_count{job="j"}`); lateness != 1 {
+			t.Fatalf("lateness observations = %v, want 1", lateness)
 		}
 		// A second scheduler on the same registry reuses the collectors.
 		if _, err := New(nil, Options{Store: openStore(t), Metrics: reg}); err != nil {
@@ -476,13 +462,9 @@ func TestMetrics(t *testing.T) {
 	})
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+func counterValue(t *testing.T, c *promreg.Counter) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
+	return float64(c.Get())
 }
 
 func TestRunFailsWhenTheStoreCannotBeRead(t *testing.T) {

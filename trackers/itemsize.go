@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/rouse-dev/rouse/internal/promreg"
 )
 
@@ -38,7 +36,7 @@ func CheckMaxItemBytes(n int64) *FieldError {
 type ItemLimit struct {
 	name    string
 	max     int64
-	refused prometheus.Counter
+	refused *promreg.Counter
 
 	mu         sync.Mutex
 	lastNote   time.Time
@@ -51,13 +49,11 @@ const noteEvery = 10 * time.Second
 
 // NewItemLimit builds the limit for tracker name, registering the counter
 // on reg (nil: not exported).
-func NewItemLimit(reg prometheus.Registerer, name string, max int64) *ItemLimit {
-	cv := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rouse_items_refused_total",
-		Help: "Items a tracker did not store, by tracker and reason (too_large: over max_item_bytes).",
-	}, []string{"tracker", "reason"})
-	cv, _ = promreg.Register(reg, cv) // unexported on error; the limit holds the same
-	return &ItemLimit{name: name, max: max, refused: cv.WithLabelValues(name, "too_large")}
+func NewItemLimit(reg *promreg.Registry, name string, max int64) *ItemLimit {
+	cv, _ := reg.CounterVec("rouse_items_refused_total",
+		"Items a tracker did not store, by tracker and reason (too_large: over max_item_bytes).",
+		"tracker", "reason") // unexported on error; the limit holds the same
+	return &ItemLimit{name: name, max: max, refused: cv.With(name, "too_large")}
 }
 
 // Max is max_item_bytes.

@@ -22,8 +22,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/platform/netwatch"
 )
 
@@ -159,10 +158,10 @@ type Store interface {
 
 // Deps is what the agent hands a kind's constructor.
 type Deps struct {
-	Name    string                // the component's name
-	Store   Store                 // where items and cursors go
-	Logger  *slog.Logger          // component=name attached
-	Metrics prometheus.Registerer // nil-safe: constructors must accept nil
+	Name    string            // the component's name
+	Store   Store             // where items and cursors go
+	Logger  *slog.Logger      // component=name attached
+	Metrics *promreg.Registry // nil-safe: constructors must accept nil
 	// StateDir is a directory the component may keep small state files in;
 	// empty: none (nothing is persisted). It may not exist yet: the
 	// component creates it (0700) when it first writes there.

@@ -1,12 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -146,15 +147,18 @@ func (s *Server) placeholder(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte(placeholderPage))
 }
 
-// getMetrics serves the Gatherer in the Prometheus text format.
+// getMetrics serves Options.Metrics and the process metrics in the
+// Prometheus text format (version 0.0.4).
 func (s *Server) getMetrics() handlerFunc {
-	g := s.o.Gatherer
-	if g == nil {
-		g = prometheus.DefaultGatherer
-	}
-	h := promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return func(w http.ResponseWriter, r *http.Request) error {
-		h.ServeHTTP(w, r)
+		var b bytes.Buffer
+		if s.o.Metrics != nil {
+			s.o.Metrics.WritePrometheus(&b)
+		}
+		promreg.WriteProcessMetrics(&b)
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+		_, _ = w.Write(b.Bytes())
 		return nil
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rouse-dev/rouse/agent/api/apitest"
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/wire"
 )
 
@@ -118,11 +118,13 @@ func richBackend(got map[string]string) *apitest.Backend {
 
 func TestEveryRoute(t *testing.T) {
 	got := map[string]string{}
-	reg := prometheus.NewRegistry()
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "rouse_wakes_total", Help: "Wakes."})
-	reg.MustRegister(c)
-	c.Add(3)
-	s, err := api.New(richBackend(got), api.Options{Listen: testHost, Token: testToken, Gatherer: reg, Logger: quietLogger(), Version: "test"})
+	reg := promreg.New()
+	c, err := reg.CounterVec("rouse_wakes_total", "Wakes.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.With().Add(3)
+	s, err := api.New(richBackend(got), api.Options{Listen: testHost, Token: testToken, Metrics: reg, Logger: quietLogger(), Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +138,8 @@ func TestEveryRoute(t *testing.T) {
 	}{
 		{"HealthzIsAliveWithoutToken", req{path: "/healthz", noToken: true}, 200, `"status":"alive"`, nil},
 		{"ReadyzIs503WhenNotReady", req{path: "/readyz", noToken: true}, 503, `"reasons":["slow: starting"]`, nil},
-		{"MetricsServesTheGatherer", req{path: "/metrics", noToken: true}, 200, "rouse_wakes_total 3", nil},
+		{"MetricsServesTheRegistry", req{path: "/metrics", noToken: true}, 200, "# HELP rouse_wakes_total Wakes.\n# TYPE rouse_wakes_total counter\nrouse_wakes_total 3\n", nil},
+		{"MetricsAddsTheProcessMetrics", req{path: "/metrics", noToken: true}, 200, "\ngo_goroutines ", nil},
 		{"HealthShowsStatus", req{path: "/api/v1/health"}, 200, `"status":"degraded"`, nil},
 		{"HealthFillsVersion", req{path: "/api/v1/health"}, 200, `"version":"test"`, nil},
 		{"HealthListsComponentsAsArray", req{path: "/api/v1/health"}, 200, `"components":[]`, nil},

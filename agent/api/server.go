@@ -58,6 +58,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -65,7 +66,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rouse-dev/rouse/internal/hostcheck"
 	"github.com/rouse-dev/rouse/wire"
 )
@@ -80,8 +80,9 @@ type Options struct {
 	AllowNonLoopback bool
 	// Token is the API token (hex), see LoadOrCreateToken. Required.
 	Token string
-	// Gatherer is served at /metrics (default prometheus.DefaultGatherer).
-	Gatherer prometheus.Gatherer
+	// Metrics is served at /metrics, followed by the process's go_* and
+	// process_* metrics (nil: those alone).
+	Metrics MetricsWriter
 	// Dashboard serves GET / and its assets, behind the session cookie
 	// (default: a tiny placeholder page).
 	Dashboard http.Handler
@@ -93,6 +94,12 @@ type Options struct {
 	// Version is reported by /healthz and fills Health.Version when the
 	// backend leaves it empty.
 	Version string
+}
+
+// MetricsWriter writes metrics in the Prometheus text format
+// (*promreg.Registry).
+type MetricsWriter interface {
+	WritePrometheus(w io.Writer)
 }
 
 // Server timeouts. None of them bounds how long a response may be written,

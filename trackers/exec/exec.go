@@ -94,8 +94,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
@@ -120,7 +118,7 @@ type Tracker struct {
 	out      *ring
 	lim      *limiter
 	resume   chan struct{} // 1-slot: wakes merge
-	exits    prometheus.Counter
+	exits    *promreg.Counter
 
 	// Seams: the real process and checks, or fakes in tests.
 	start      func(log *slog.Logger) (process, error)
@@ -514,15 +512,11 @@ func (t *Tracker) supervise(ctx context.Context, h trackers.Host, log *slog.Logg
 // exitsCounter is rouse_exec_child_exits_total for one component, registered
 // with reg when there is one. A component rebuilt under the same name (a
 // config reload) shares the counter already registered.
-func exitsCounter(reg prometheus.Registerer, name string, log *slog.Logger) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{
-		Name:        "rouse_exec_child_exits_total",
-		Help:        "Times an exec component's command exited by itself (it is then restarted with backoff).",
-		ConstLabels: prometheus.Labels{"component": name},
-	})
-	c, err := promreg.Register(reg, c)
+func exitsCounter(reg *promreg.Registry, name string, log *slog.Logger) *promreg.Counter {
+	cv, err := reg.CounterVec("rouse_exec_child_exits_total",
+		"Times an exec component's command exited by itself (it is then restarted with backoff).", "component")
 	if err != nil {
 		log.Warn("cannot register exec metrics", "err", err)
 	}
-	return c
+	return cv.With(name)
 }

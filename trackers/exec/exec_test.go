@@ -13,10 +13,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 	"gopkg.in/yaml.v3"
 
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
 )
 
@@ -448,7 +448,7 @@ func TestRestartBackoff(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	t.Run("CountsExitsAndSharesTheCounterAcrossRebuilds", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			reg := prometheus.NewRegistry()
+			reg := promreg.New()
 			o := DefaultOptions()
 			o.Command = []string{"fake"}
 			deps := trackers.Deps{Name: "tunnel", Logger: slog.New(slog.DiscardHandler), Metrics: reg}
@@ -474,17 +474,9 @@ func TestMetrics(t *testing.T) {
 				t.Fatalf("Run: %v", err)
 			}
 			fs.wg.Wait()
-			mfs, err := reg.Gather()
-			if err != nil {
-				t.Fatal(err)
-			}
 			var values []float64
-			for _, mf := range mfs {
-				if mf.GetName() == "rouse_exec_child_exits_total" {
-					for _, m := range mf.GetMetric() {
-						values = append(values, m.GetCounter().GetValue())
-					}
-				}
+			for _, v := range reg.Samples("rouse_exec_child_exits_total") {
+				values = append(values, v)
 			}
 			if fmt.Sprint(values) != "[3]" {
 				t.Fatalf("exit counter series %v, want one at 3", values)

@@ -7,8 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
 	"github.com/rouse-dev/rouse/trackers/internal/teststore"
@@ -21,7 +20,7 @@ func TestAnItemOverMaxItemBytesIsNotStoredAndThePollGoesOn(t *testing.T) {
 	}))
 	defer srv.Close()
 	st := teststore.Open(t)
-	reg := prometheus.NewRegistry()
+	reg := promreg.New()
 	o := DefaultOptions()
 	o.URL = srv.URL + "/?since={{.Since}}"
 	o.Items.Time = "t"
@@ -47,17 +46,9 @@ func TestAnItemOverMaxItemBytesIsNotStoredAndThePollGoesOn(t *testing.T) {
 	if len(notes) != 1 || !strings.HasPrefix(notes[0], "item_too_large: ") || !strings.Contains(notes[0], "bytes, more than max_item_bytes (1048576)") {
 		t.Fatalf("notes %q", notes)
 	}
-	mf, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var refused float64
-	for _, f := range mf {
-		if f.GetName() == "rouse_items_refused_total" {
-			for _, m := range f.GetMetric() {
-				refused += m.GetCounter().GetValue()
-			}
-		}
+	for _, v := range reg.Samples("rouse_items_refused_total") {
+		refused += v
 	}
 	if refused != 1 {
 		t.Fatalf("rouse_items_refused_total = %v, want 1", refused)

@@ -48,8 +48,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/trackers"
@@ -102,8 +100,8 @@ type Tracker struct {
 
 	wake chan time.Time // 1 slot, the latest wake wins
 
-	online    prometheus.Gauge    // nil without a registerer
-	wakeDelay prometheus.Observer // nil without a registerer
+	online    *promreg.Gauge     // nil without a registry
+	wakeDelay *promreg.Histogram // nil without a registry
 
 	// sem is held while writing; Pause takes it so that no write is in
 	// flight when it returns.
@@ -129,20 +127,15 @@ func NewTracker(opts Options, src Source, deps trackers.Deps) *Tracker {
 		sem:   make(chan struct{}, 1),
 	}
 	if deps.Metrics != nil {
-		labels := prometheus.Labels{"tracker": deps.Name}
 		// A registration error leaves the metric unexported; the tracker
 		// works the same.
-		t.online, _ = promreg.Register(deps.Metrics, prometheus.NewGauge(prometheus.GaugeOpts{
-			Name:        "rouse_network_online",
-			Help:        "1 when the network tracker last saw the machine online, else 0.",
-			ConstLabels: labels,
-		}))
-		t.wakeDelay, _ = promreg.Register(deps.Metrics, prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:        "rouse_network_after_wake_seconds",
-			Help:        "How long the network took to come back after each wake (0 when already online).",
-			ConstLabels: labels,
-			Buckets:     []float64{0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300},
-		}))
+		online, _ := deps.Metrics.GaugeVec("rouse_network_online",
+			"1 when the network tracker last saw the machine online, else 0.", "tracker")
+		t.online = online.With(deps.Name)
+		wakeDelay, _ := deps.Metrics.HistogramVec("rouse_network_after_wake_seconds",
+			"How long the network took to come back after each wake (0 when already online).",
+			[]float64{0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300}, "tracker")
+		t.wakeDelay = wakeDelay.With(deps.Name)
 	}
 	return t
 }
@@ -321,7 +314,7 @@ func (r *run) addWake(at time.Time, after time.Duration, already bool, reason st
 	r.waiting = false
 	r.log.Info("network after wake", "after", after, "already_online", already)
 	if r.t.wakeDelay != nil {
-		r.t.wakeDelay.Observe(after.Seconds())
+		r.t.wakeDelay.Update(after.Seconds())
 	}
 	r.add(at, "wake_network", wakeData{
 		Event:         "wake_network",

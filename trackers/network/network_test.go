@@ -13,10 +13,9 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/platform/netwatch"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/teststore"
@@ -419,7 +418,7 @@ func TestNetworkTracker(t *testing.T) {
 
 	t.Run("MetricsShowTheStateAndTheWakeDelay", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			reg := prometheus.NewRegistry()
+			reg := promreg.New()
 			d := deps(newTestStore(t))
 			d.Metrics = reg
 			src := newFakeSource(false)
@@ -438,9 +437,10 @@ func TestNetworkTracker(t *testing.T) {
 			if v := gauge(t, tr2.online); v != 1 {
 				t.Errorf("online gauge = %v, want 1", v)
 			}
-			h := histogram(t, reg, "rouse_network_after_wake_seconds")
-			if h.GetSampleCount() != 1 || h.GetSampleSum() != 3 {
-				t.Errorf("wake histogram count=%d sum=%v, want 1 observation of 3s", h.GetSampleCount(), h.GetSampleSum())
+			count := histogram(t, reg, "rouse_network_after_wake_seconds_count")
+			sum := histogram(t, reg, "rouse_network_after_wake_seconds_sum")
+			if count != 1 || sum != 3 {
+				t.Errorf("wake histogram count=%v sum=%v, want 1 observation of 3s", count, sum)
 			}
 		})
 	})
@@ -521,30 +521,24 @@ func TestKind(t *testing.T) {
 	})
 }
 
-func gauge(t *testing.T, g prometheus.Gauge) float64 {
+func gauge(t *testing.T, g *promreg.Gauge) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetGauge().GetValue()
+	return g.Get()
 }
 
-func histogram(t *testing.T, reg *prometheus.Registry, name string) *dto.Histogram {
+// histogram returns the one sample of name (a histogram's _count or
+// _sum), checking its labels are tracker=net.
+func histogram(t *testing.T, reg *promreg.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	samples := reg.Samples(name)
+	if len(samples) != 1 {
+		t.Fatalf("no single %s in the registry: %v", name, samples)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			if l := m.GetLabel(); len(l) != 1 || l[0].GetName() != "tracker" || l[0].GetValue() != "net" {
-				t.Errorf("%s labels = %v, want tracker=net", name, l)
-			}
-			return m.GetHistogram()
+	for series, v := range samples {
+		if want := name + `{tracker="net"}`; series != want {
+			t.Errorf("series %s, want %s", series, want)
 		}
+		return v
 	}
-	t.Fatalf("no single %s in the registry", name)
-	return nil
+	return 0
 }

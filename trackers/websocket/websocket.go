@@ -46,7 +46,6 @@ import (
 	"time"
 
 	ws "github.com/coder/websocket"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/internal/promreg"
@@ -81,7 +80,7 @@ type Tracker struct {
 	store       trackers.Store
 	log         *slog.Logger
 	opts        Options
-	disconnects *prometheus.CounterVec
+	disconnects *promreg.CounterVec
 	limit       *trackers.ItemLimit
 	secrets     redact.Secrets // from the URL and headers: never shown
 
@@ -147,12 +146,10 @@ func New(o Options, deps trackers.Deps) (*Tracker, error) {
 
 // disconnectsCounter returns the shared counter, registering it once per
 // registry.
-func disconnectsCounter(reg prometheus.Registerer) *prometheus.CounterVec {
-	cv := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rouse_websocket_disconnects_total",
-		Help: "WebSocket tracker disconnects by tracker and close code (or timeout).",
-	}, []string{"tracker", "code"})
-	cv, _ = promreg.Register(reg, cv) // unexported on error; the counts stay in Stats
+func disconnectsCounter(reg *promreg.Registry) *promreg.CounterVec {
+	cv, _ := reg.CounterVec("rouse_websocket_disconnects_total",
+		"WebSocket tracker disconnects by tracker and close code (or timeout).",
+		"tracker", "code") // unexported on error; the counts stay in Stats
 	return cv
 }
 
@@ -370,7 +367,7 @@ func (t *Tracker) scheduleCleanup(h trackers.Host, log *slog.Logger, cause error
 }
 
 func (t *Tracker) recordDisconnect(h trackers.Host, log *slog.Logger, code, reason string) {
-	t.disconnects.WithLabelValues(t.name, code).Inc()
+	t.disconnects.With(t.name, code).Inc()
 	t.mu.Lock()
 	t.stats.Disconnects++
 	t.stats.LastCode, t.stats.LastReason = code, reason

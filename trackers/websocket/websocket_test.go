@@ -10,10 +10,9 @@ import (
 	"time"
 
 	ws "github.com/coder/websocket"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
 	"github.com/rouse-dev/rouse/trackers/internal/fakehost"
 	"github.com/rouse-dev/rouse/trackers/internal/teststore"
@@ -29,14 +28,14 @@ type rig struct {
 	saves  *teststore.Faulty // the tracker's view of it, counting writes
 	host   *fakehost.Host
 	tr     *Tracker
-	reg    *prometheus.Registry
+	reg    *promreg.Registry
 	cancel context.CancelFunc
 	done   chan error
 }
 
 // newRig builds a tracker on a pipe network; call inside a bubble.
 func newRig(t *testing.T, mod func(*Options)) *rig {
-	r := &rig{t: t, net: newPipeNet(t), host: fakehost.New(), reg: prometheus.NewRegistry()}
+	r := &rig{t: t, net: newPipeNet(t), host: fakehost.New(), reg: promreg.New()}
 	r.store = teststore.Open(t)
 	r.saves = &teststore.Faulty{Store: r.store} // counts the tracker's writes
 	o := DefaultOptions()
@@ -129,7 +128,7 @@ func TestResubscribeAndFreshSync(t *testing.T) {
 		if got := r.states(); len(got) != 1 || got[0] != trackers.StateReady {
 			t.Fatalf("states %v: a quick reconnect must not flap readiness", got)
 		}
-		if v := counterValue(t, r.tr.disconnects.WithLabelValues("s", "1006")); v != 1 {
+		if v := counterValue(t, r.tr.disconnects.With("s", "1006")); v != 1 {
 			t.Fatalf("metric = %v", v)
 		}
 		if notes := r.host.Notes(); len(notes) != 1 || !strings.HasPrefix(notes[0], "disconnect: code 1006") {
@@ -207,7 +206,7 @@ func TestKeepalive(t *testing.T) {
 			if st := r.tr.Stats(); st.LastCode != "timeout" {
 				t.Fatalf("stats %+v", st)
 			}
-			if v := counterValue(t, r.tr.disconnects.WithLabelValues("s", "timeout")); v != 1 {
+			if v := counterValue(t, r.tr.disconnects.With("s", "timeout")); v != 1 {
 				t.Fatalf("metric = %v", v)
 			}
 			sc.pong()
@@ -282,7 +281,7 @@ func TestCloseCodesAreRecorded(t *testing.T) {
 				if st.LastCode != fmt.Sprint(int(c.code)) || st.LastReason != c.reason {
 					t.Fatalf("stats %+v", st)
 				}
-				if v := counterValue(t, r.tr.disconnects.WithLabelValues("s", fmt.Sprint(int(c.code)))); v != 1 {
+				if v := counterValue(t, r.tr.disconnects.With("s", fmt.Sprint(int(c.code)))); v != 1 {
 					t.Fatalf("metric = %v", v)
 				}
 				// The API's detail says the same.
@@ -429,7 +428,7 @@ func TestOptions(t *testing.T) {
 		}
 	})
 	t.Run("Two trackers share one metric on a registry", func(t *testing.T) {
-		reg := prometheus.NewRegistry()
+		reg := promreg.New()
 		a := disconnectsCounter(reg)
 		b := disconnectsCounter(reg)
 		if a != b {
@@ -441,13 +440,9 @@ func TestOptions(t *testing.T) {
 	})
 }
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+func counterValue(t *testing.T, c *promreg.Counter) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
+	return float64(c.Get())
 }
 
 func TestDialErrorsHideCredentials(t *testing.T) {
