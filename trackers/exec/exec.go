@@ -54,9 +54,12 @@
 // with the unit). So on Linux, when Deps.StateDir is set, Run records
 // the running child's group in a small file there (exec-group.json: the
 // leader's pid and pgid, its start time from /proc/<pid>/stat and the boot
-// id, and the run's ROUSE_EXEC_ID when there is one; written 0600 to a
-// temporary file and renamed) and removes it once the group
-// is stopped and reaped. The next Run of the component, in a new agent
+// id, and the run's ROUSE_EXEC_ID when there is one; 0600 in a 0700
+// directory, the JSON padded with spaces to 512 bytes and written in place
+// in one write, so a kill -9 leaves the old record or the new one; a file
+// the agent would not trust is replaced through a temporary file and a
+// rename) and blanks it (all spaces: no record) once the group is stopped
+// and reaped. The next Run of the component, in a new agent
 // process, kills what is left of a recorded group before it starts its
 // child. It kills only the recorded group: after a reboot, or when the
 // number now belongs to a process with another start time, or when no live

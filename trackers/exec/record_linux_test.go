@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -27,13 +28,15 @@ func startInDir(t *testing.T, o *Options, dir string) (*Tracker, func() error) {
 	return tr, stop
 }
 
+// recordExists reports whether dir holds a record: a file that is not
+// blank (dropRecord blanks it).
 func recordExists(t *testing.T, dir string) bool {
 	t.Helper()
-	_, err := os.Stat(filepath.Join(dir, recordFile))
+	b, err := os.ReadFile(filepath.Join(dir, recordFile))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal(err)
 	}
-	return err == nil
+	return len(bytes.TrimSpace(b)) > 0
 }
 
 func TestStaleGroupAfterAgentSIGKILL(t *testing.T) {
@@ -271,6 +274,68 @@ func TestSweepStale(t *testing.T) {
 			if fi.Mode().Perm() != want {
 				t.Errorf("%s: mode %04o, want %04o", p, fi.Mode().Perm(), want)
 			}
+		}
+	})
+
+	t.Run("RecordsAreRewrittenInPlaceAndBlankedWhenDropped", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "run", "x")
+		path := filepath.Join(dir, recordFile)
+		file := func() os.FileInfo {
+			t.Helper()
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Size() != recordSize || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("record file: %d bytes, mode %04o", fi.Size(), fi.Mode().Perm())
+			}
+			return fi
+		}
+		pid1, _ := spawn(t, "sleep", "300")
+		rec1, err := recordGroup(dir, pid1, "")
+		if err != nil || rec1 == nil {
+			t.Fatalf("recordGroup: %v, %v", rec1, err)
+		}
+		// Held open, so a replacement could not reuse its inode number.
+		held, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		first, err := held.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		file()
+		dropRecord(dir, rec1)
+		if _, err := readRecord(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("a dropped record reads as %v, want no record", err)
+		}
+		sweepStale(dir, discard) // a blank record is nothing to sweep, nor to complain of
+		pid2, _ := spawn(t, "sleep", "300")
+		rec2, err := recordGroup(dir, pid2, "")
+		if err != nil || rec2 == nil {
+			t.Fatalf("recordGroup: %v, %v", rec2, err)
+		}
+		if !os.SameFile(file(), first) {
+			t.Error("the second record is a new file, not the first one rewritten")
+		}
+		if cur, err := readRecord(dir); err != nil || cur != *rec2 {
+			t.Fatalf("readRecord: %+v, %v; want %+v", cur, err, *rec2)
+		}
+		// A file the agent would not trust is replaced, not written into.
+		if err := os.Chmod(path, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		rec3, err := recordGroup(dir, pid1, "")
+		if err != nil || rec3 == nil {
+			t.Fatalf("recordGroup: %v, %v", rec3, err)
+		}
+		if os.SameFile(file(), first) {
+			t.Error("a record file writable by others was written in place")
+		}
+		if cur, err := readRecord(dir); err != nil || cur != *rec3 {
+			t.Fatalf("readRecord: %+v, %v; want %+v", cur, err, *rec3)
 		}
 	})
 
