@@ -64,7 +64,12 @@ type Front struct {
 	// shows no start, so this tells one idle period from the next.
 	lastSeen string
 	idles    uint64
-	handlers sync.WaitGroup // http handlers, hijacked ones included
+	// An idle stop asked for the start of the chain that began at
+	// stopStart, and not yet seen taking effect: until the view leaves
+	// ready, that start takes no new request (readyFor).
+	stopAsked bool
+	stopStart time.Time
+	handlers  sync.WaitGroup // http handlers, hijacked ones included
 }
 
 // New checks opts and returns a Front for the chain of opts.Name. It does
@@ -271,7 +276,7 @@ func (f *Front) follow(ctx context.Context, started chan<- struct{}) {
 	for {
 		v := f.chains.Chain(f.o.Name)
 		f.saw(v.State)
-		f.ready.Store(v.State == wire.ChainReady)
+		f.ready.Store(f.readyFor(v))
 		if started != nil {
 			close(started)
 			started = nil
@@ -360,6 +365,9 @@ func (f *Front) idleLoop(ctx context.Context) {
 					// watching): the quiet period restarts when it is
 					// ready.
 				default:
+					if !f.askStop(seenSeq, v) {
+						continue // a client came meanwhile: a new quiet period
+					}
 					f.log.Info("on-demand chain idle: stopping it", "idle_stop", f.o.IdleStop, "state", v.State)
 					f.chains.IdleStop(f.o.Name)
 				}
@@ -389,6 +397,35 @@ func (f *Front) idleLoop(ctx context.Context) {
 			lastState = v.State
 		}
 	}
+}
+
+// askStop marks an idle stop as asked for the chain's start in v, unless a
+// connection or request began since the idle loop read seq. From then on
+// no request or connection is sent to that start (readyFor) while the
+// stop takes effect: each waits for the chain like one that found it
+// idle, instead of reaching an upstream that is being stopped (a request
+// with a body could not be sent again).
+func (f *Front) askStop(seq uint64, v wire.Chain) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.active != 0 || f.seq != seq {
+		return false
+	}
+	f.stopAsked, f.stopStart = true, startOf(v)
+	f.ready.Store(false)
+	return true
+}
+
+// readyFor reports whether a client may go to the upstream of the chain
+// whose view is v: it is ready, and it is not the start an idle stop was
+// just asked for.
+func (f *Front) readyFor(v wire.Chain) bool {
+	if v.State != wire.ChainReady {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.stopAsked || !startOf(v).Equal(f.stopStart)
 }
 
 // startOf is when the chain's current start began (zero if unknown).
@@ -443,6 +480,9 @@ func (f *Front) sawLocked(state string) {
 	if state == wire.ChainIdle && f.lastSeen != "" && f.lastSeen != wire.ChainIdle {
 		f.idles++
 	}
+	if state != wire.ChainReady {
+		f.stopAsked = false // the stop took effect (or a start superseded it)
+	}
 	f.lastSeen = state
 }
 
@@ -488,7 +528,10 @@ func (f *Front) await(ctx context.Context, entry wire.Chain) (wire.Chain, outcom
 		}
 		switch v.State {
 		case wire.ChainReady:
-			return v, outReady
+			if f.readyFor(v) {
+				return v, outReady
+			}
+			busy = true // an idle stop of this start is on its way
 		case wire.ChainFailed:
 			if entry.State != wire.ChainFailed || !startOf(v).Equal(startOf(entry)) {
 				return v, outFailed

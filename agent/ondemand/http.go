@@ -65,7 +65,7 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.forward(w, r, false)
 		return
 	}
-	if v := f.chains.Chain(f.o.Name); v.State == wire.ChainReady {
+	if v := f.chains.Chain(f.o.Name); f.readyFor(v) {
 		f.forward(w, r, false)
 	} else {
 		f.notReady(w, r, v)
@@ -130,7 +130,7 @@ func (f *Front) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client left, or the Front is stopping
 	}
 	if in, ok := r.Context().Value(inboundKey{}).(inbound); ok && !in.retried && in.r.Body == http.NoBody {
-		if v := f.chains.Chain(f.o.Name); v.State != wire.ChainReady {
+		if v := f.chains.Chain(f.o.Name); !f.readyFor(v) {
 			f.notReady(w, in.r, v)
 			return
 		}
@@ -195,7 +195,7 @@ func setPageHeaders(h http.Header) {
 // caches or indexes it as the site). Its script follows EventsPath and
 // loads the page again when the chain is ready.
 func (f *Front) servePage(w http.ResponseWriter, _ *http.Request) {
-	v := f.chains.Chain(f.o.Name)
+	v := f.pageView()
 	if v.Name == "" {
 		v.Name = f.o.Name
 	}
@@ -243,7 +243,7 @@ func (f *Front) serveEvents(w http.ResponseWriter, r *http.Request) {
 		// A watcher that stops reading is dropped, not waited for.
 		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 		if send {
-			v := f.chains.Chain(f.o.Name)
+			v := f.pageView()
 			b, _ := json.Marshal(v)
 			if _, err := fmt.Fprintf(w, "event: chain\ndata: %s\n\n", b); err != nil {
 				return
@@ -270,6 +270,17 @@ func (f *Front) serveEvents(w http.ResponseWriter, r *http.Request) {
 			send = true
 		}
 	}
+}
+
+// pageView is the chain's view for the waiting page: a ready start whose
+// idle stop was just asked for shows as stopping, so the page does not
+// load the app again before the stop and the next start.
+func (f *Front) pageView() wire.Chain {
+	v := f.chains.Chain(f.o.Name)
+	if v.State == wire.ChainReady && !f.readyFor(v) {
+		v.State = wire.ChainStopping
+	}
+	return v
 }
 
 // writeError writes the JSON error every rouse endpoint uses.

@@ -82,7 +82,7 @@ func (f *Front) serveConn(ctx context.Context, c net.Conn) {
 // waits for the chain once more.
 func (f *Front) upstreamFor(ctx context.Context, v wire.Chain) (net.Conn, bool) {
 	for try := 0; ; try++ {
-		if v.State != wire.ChainReady {
+		if !f.readyFor(v) {
 			f.demand(v, "tcp")
 			if !f.acquire() {
 				f.log.Warn("on-demand connection refused: too many waiting", "max_held", f.o.MaxHeld)

@@ -365,3 +365,76 @@ func TestIdleStopCountsHTTPRequests(t *testing.T) {
 		}
 	})
 }
+
+// A request that arrives once the idle stop is asked, before the stop
+// shows in the chain's view, does not reach the upstream being stopped
+// (a POST could not be sent again): it waits for the chain like one that
+// found it idle, and is forwarded once, to the next start.
+func TestARequestRacingTheIdleStopWaitsForTheNextStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		started := time.Now()
+		c := newFake("blog", wire.ChainReady, comps()...)
+		c.view.StartedAt = &started
+		c.onIdleStop = func(*fakeChains) {} // asked; the agent has not acted yet
+		var mu sync.Mutex
+		var got []string
+		app := func(conn net.Conn) {
+			defer conn.Close()
+			br := bufio.NewReader(conn)
+			for {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				b, _ := io.ReadAll(req.Body)
+				mu.Lock()
+				got = append(got, req.Method+" "+string(b))
+				mu.Unlock()
+				if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+					return
+				}
+			}
+		}
+		seen := func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return append([]string(nil), got...)
+		}
+		_, ln, stop := pipeFront(t, Options{Name: "blog", Upstream: "127.0.0.1:9", IdleStop: time.Minute}, c, app)
+		defer stop()
+		if s := idleStopsAfter(c, time.Minute); s != 1 {
+			t.Fatalf("%d idle stops after idle_stop, want 1", s)
+		}
+		tr := &http.Transport{DialContext: ln.Dial}
+		defer tr.CloseIdleConnections()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			resp, err := (&http.Client{Transport: tr}).Post("http://127.0.0.1:8080/comment", "text/plain", strings.NewReader("hello"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			if b, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || string(b) != "ok" {
+				t.Errorf("%d %q, want the app's 200 ok", resp.StatusCode, b)
+			}
+		}()
+		synctest.Wait()
+		if g := seen(); len(g) != 0 {
+			t.Fatalf("the upstream being stopped got %v", g)
+		}
+		// The stop takes effect; the held request demands the chain again.
+		c.setState(wire.ChainStopping, "idle")
+		c.update(func(v *wire.Chain) { v.State, v.Reason, v.StartedAt = wire.ChainIdle, "idle", nil })
+		synctest.Wait()
+		if v := c.Chain("blog"); v.State != wire.ChainStarting {
+			t.Fatalf("chain %s after the stop, want the held request to start it again", v.State)
+		}
+		c.setState(wire.ChainReady, "")
+		<-done
+		if g := seen(); len(g) != 1 || g[0] != "POST hello" {
+			t.Errorf("the upstream got %v, want the POST once, body and all", g)
+		}
+	})
+}
