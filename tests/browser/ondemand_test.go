@@ -1,3 +1,5 @@
+//go:build linux
+
 package browser_test
 
 import (
@@ -16,12 +18,13 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rouse-dev/rouse/client"
+	"github.com/rouse-dev/rouse/tests/internal/harness"
 	"github.com/rouse-dev/rouse/wire"
 )
 
 // appEnv makes this test binary the on-demand test's app: started by the
-// agent as an exec component with ROUSE_BROWSER_TEST_APP=host:port, it
-// serves its own page there until it is stopped.
+// rouse binary as an exec component with ROUSE_BROWSER_TEST_APP=host:port,
+// it serves its own page there until it is stopped.
 const appEnv = "ROUSE_BROWSER_TEST_APP"
 
 const appPage = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>The app</title></head>
@@ -41,6 +44,10 @@ func init() {
 	os.Exit(1)
 }
 
+// onDemandConfig is the issue's chain (db ready after 2 s, an optional
+// sidecar, the app behind an on-demand entry point) and a chain whose
+// required dependency fails. Every child carries the run's marker (%[7]s,
+// harness.ExecEnv) so that the harness finds any that outlives the agent.
 const onDemandConfig = `
 deadlines: {tracker: 20s, scheduler: 20s, wake: 1m}
 heartbeat: {initial: 1s, max: 5s}
@@ -48,25 +55,29 @@ trackers:
   - name: db
     kind: exec
     command: [sh, -c, "sleep 1000"]
+    env: %[7]s
     ready_after: 2s
   - name: sidecar
     kind: exec
     command: [sh, -c, "sleep 1000"]
+    env: %[7]s
     ready_after: 500ms
   - name: app
     kind: exec
     command: [%[1]q]
-    env: {%[2]s: %[3]q}
+    env: {%[2]s: %[3]q, %[8]s: %[9]q}
     ready: {http: "http://%[3]s/"}
     depends_on: [db, {name: sidecar, optional: true}]
     on_demand: {listen: %[4]q, upstream: %[3]q, mode: http, idle_stop: 3s}
   - name: baddb
     kind: exec
     command: [sh, -c, "echo cannot open the database >&2; exit 1"]
+    env: %[7]s
     start_limit: 1
   - name: broken
     kind: exec
     command: [sh, -c, "sleep 1000"]
+    env: %[7]s
     depends_on: [baddb]
     on_demand: {listen: %[5]q, upstream: %[6]q, mode: http, on_failure: rollback}
 `
@@ -114,16 +125,55 @@ func lastDemandStart(c *client.Client) (wire.Wake, bool) {
 	return wire.Wake{}, false
 }
 
+// children are the live processes that carry a's marker, a itself left out.
+func children(a *harness.Agent) []harness.Proc {
+	var out []harness.Proc
+	for _, p := range harness.Survivors(a.Marker) {
+		if p.Pid != a.Pid() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// TestOnDemandInChromium is issue 18's check through the built binary:
+// `rouse run` of this checkout (harness.Build, harness.Start: a private
+// bus with a fake logind, a per-run marker) with a chain of three exec
+// components behind an on-demand entry point. Headless Chromium opens the
+// entry point, sees the waiting page with the three components
+// progressing and ends on the app's own page without a reload
+// (screenshots kept in $ROUSE_TEST_ARTIFACTS); after idle_stop the chain
+// is stopped and a held plain client starts it again and gets the app's
+// answer; a chain whose required dependency fails is rolled back, the page
+// says why, and exactly one start is recorded. Everything is read through
+// the API; the harness checks that rouse exits 0 on SIGTERM and that no
+// child carrying the run's marker survives it.
 func TestOnDemandInChromium(t *testing.T) {
 	bin := chromiumPath(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
+	rouse, err := harness.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	power := harness.NewPower(t, true)
+	marker := harness.NewMarker()
 	appAddr, front, badUp, badFront := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	c := runAgentWith(t, fmt.Sprintf(onDemandConfig, self, appEnv, appAddr, front, badFront, badUp))
+	a := harness.Start(t, rouse, harness.Options{
+		Config: fmt.Sprintf(onDemandConfig, self, appEnv, appAddr, front, badFront, badUp,
+			harness.ExecEnv(marker), harness.MarkerEnv, marker),
+		BusAddr: power.Addr(),
+		Marker:  marker,
+	})
+	c := a.Client
+	t.Logf("rouse run: %s, pid %d, marker %s", rouse, a.Pid(), marker)
 	chain := []string{"db", "sidecar", "app"}
 	waitFor(t, "the chain to be idle before anybody asks", func() (bool, string) { return allIn(c, []string{"idle"}, chain...) })
+	if ps := children(a); len(ps) != 0 {
+		t.Fatalf("the chain runs before anybody asked: %v", ps)
+	}
 
 	ctx, perrs := newBrowser(t, bin, 1024, 640)
 	evalJS := func(js string, v any) error {
@@ -230,6 +280,11 @@ func TestOnDemandInChromium(t *testing.T) {
 		if !slices.ContainsFunc(seen, func(s string) bool { return strings.HasPrefix(s, "app:") && s != "app:ready" }) {
 			t.Errorf("the page never showed the app waiting: %v", seen)
 		}
+		// The app's page came from a child of the rouse binary that
+		// carries the run's marker: the harness's leak check sees it.
+		if ps := children(a); !slices.ContainsFunc(ps, func(p harness.Proc) bool { return strings.HasPrefix(p.Cmdline, self) }) {
+			t.Errorf("no process of the app carries the run's marker: %v", ps)
+		}
 		if w, ok := lastDemandStart(c); ok {
 			t.Logf("figures: first request to the app's page in the browser %s; the chain start as recorded: %d ms, components %+v",
 				took.Round(time.Millisecond), w.Restore.DurationMS, w.Components)
@@ -243,6 +298,10 @@ func TestOnDemandInChromium(t *testing.T) {
 
 	t.Run("Idle stops the chain and a held client starts it again", func(t *testing.T) {
 		waitFor(t, "idle_stop to stop the whole chain", func() (bool, string) { return allIn(c, []string{"idle"}, chain...) })
+		waitFor(t, "no child of rouse to run after idle_stop", func() (bool, string) {
+			ps := children(a)
+			return len(ps) == 0, fmt.Sprint(ps)
+		})
 		asked := time.Now()
 		req, _ := http.NewRequest(http.MethodGet, "http://"+front+"/", nil)
 		req.Header.Set("Accept", "*/*") // curl's

@@ -47,8 +47,9 @@ const (
 	StopGuard  = 60 * time.Second
 )
 
-// Build compiles ./cmd/rouse into dir and returns the binary's path. It is
-// meant for TestMain (once per test package).
+// Build compiles ./cmd/rouse of this checkout into dir and returns the
+// binary's path. It is meant for TestMain (once per test package), from
+// the main module or from a module that replaces rouse with this checkout.
 func Build(dir string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -64,16 +65,19 @@ func Build(dir string) (string, error) {
 	return bin, nil
 }
 
+// moduleRoot is the directory of the rouse module as the current module
+// resolves it: the root of this checkout from the main module, and the
+// replace target from a module of its own under tests/ (tests/browser).
 func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/rouse-dev/rouse").Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("go list -m github.com/rouse-dev/rouse: %w", err)
 	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the rouse module")
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", errors.New("the rouse module has no directory here: run the tests from inside this repository")
 	}
-	return filepath.Dir(mod), nil
+	return dir, nil
 }
 
 // FreeAddr returns a loopback address with a port that was free a moment
