@@ -53,6 +53,15 @@ func readDaemon(t *testing.T, dir string) int {
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil && pid > 0
 	})
+	// A failing test must not leave its daemon running on the machine
+	// (the check that failed may be the one that should have stopped
+	// it): kill it by pid at the end, if that pid is still this test's
+	// daemon.
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(b), dir) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
 	return pid
 }
 
