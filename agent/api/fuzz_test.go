@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rouse-dev/rouse/agent/api/apitest"
 	"github.com/rouse-dev/rouse/wire"
@@ -59,7 +60,11 @@ func FuzzSecurityHeaders(f *testing.F) {
 		s := newTestServer(t, b)
 		path := fuzzPaths[int(pathIdx)%len(fuzzPaths)]
 		method := fuzzMethods[int(methodIdx)%len(fuzzMethods)]
-		r := httptest.NewRequest(method, "http://"+testHost+path, nil)
+		// A client that leaves: the event stream (/api/v1/events with a
+		// good token) answers until its request's context ends.
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		r := httptest.NewRequestWithContext(ctx, method, "http://"+testHost+path, nil)
 		r.Host = host
 		set := func(k, v string) {
 			if v != "" {
