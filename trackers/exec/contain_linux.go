@@ -566,7 +566,7 @@ type kidSnap struct {
 // kidTokens caches the ROUSE_EXEC_ID of the children snapKids reads (those
 // that are no watched leader) by pid and start time, as tokens does for
 // scans; only snapKids touches it, one at a time (kidScans).
-var kidTokens = map[procKey]string{}
+var kidTokens = tokenCache{}
 
 // snapKids takes a snapshot of the agent's children: a few tries, since
 // the thread list or a children file may change under it.
@@ -613,7 +613,7 @@ func readKids() ([]proc, bool) {
 		return nil, false
 	}
 	self := os.Getpid()
-	seen := make(map[procKey]string, len(kidTokens))
+	seen := make(tokenCache, len(kidTokens))
 	kids := make([]proc, 0, len(pids))
 	for _, pid := range pids {
 		if tok, ok := theReaper.leaderToken(pid); ok {
@@ -627,15 +627,7 @@ func readKids() ([]proc, bool) {
 		}
 		p := procOf(pid, st)
 		if !p.zombie {
-			k := procKey{pid, st.start}
-			tok, ok := kidTokens[k]
-			if !ok {
-				tok = envToken(pid)
-			}
-			if tok != "" {
-				seen[k] = tok
-			}
-			p.token = tok
+			p.token = kidTokens.token(procKey{pid, st.start}, seen)
 		}
 		kids = append(kids, p)
 	}
@@ -695,7 +687,24 @@ type procKey struct {
 // its fork and its exec still shows the agent's environment. Only scans
 // touch it, and they run one at a time (procScans); each scan keeps only
 // the children it saw.
-var tokens = map[procKey]string{}
+var tokens = tokenCache{}
+
+// tokenCache holds the tokens of live children by pid and start time.
+type tokenCache map[procKey]string
+
+// token is the token of the live child k: from c, else read from
+// /proc/PID/environ. A token found is also put in next, the cache the
+// current pass builds from what it saw.
+func (c tokenCache) token(k procKey, next tokenCache) string {
+	tok, ok := c[k]
+	if !ok {
+		tok = envToken(k.pid)
+	}
+	if tok != "" {
+		next[k] = tok
+	}
+	return tok
+}
 
 // scanProcs reads every process's stat, and the token of the agent's live
 // children.
@@ -705,7 +714,7 @@ func scanProcs() []proc {
 		return nil
 	}
 	self := os.Getpid()
-	seen := make(map[procKey]string, len(tokens))
+	seen := make(tokenCache, len(tokens))
 	out := make([]proc, 0, len(ents))
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -718,15 +727,7 @@ func scanProcs() []proc {
 		}
 		p := procOf(pid, st)
 		if p.ppid == self && !p.zombie {
-			k := procKey{pid, st.start}
-			tok, ok := tokens[k]
-			if !ok {
-				tok = envToken(pid)
-			}
-			if tok != "" {
-				seen[k] = tok
-			}
-			p.token = tok
+			p.token = tokens.token(procKey{pid, st.start}, seen)
 		}
 		out = append(out, p)
 	}
