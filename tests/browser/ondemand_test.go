@@ -125,17 +125,6 @@ func lastDemandStart(c *client.Client) (wire.Wake, bool) {
 	return wire.Wake{}, false
 }
 
-// children are the live processes that carry a's marker, a itself left out.
-func children(a *harness.Agent) []harness.Proc {
-	var out []harness.Proc
-	for _, p := range harness.Survivors(a.Marker) {
-		if p.Pid != a.Pid() {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // TestOnDemandInChromium is issue 18's check through the built binary:
 // `rouse run` of this checkout (harness.Build, harness.Start: a private
 // bus with a fake logind, a per-run marker) with a chain of three exec
@@ -171,7 +160,7 @@ func TestOnDemandInChromium(t *testing.T) {
 	t.Logf("rouse run: %s, pid %d, marker %s", rouse, a.Pid(), marker)
 	chain := []string{"db", "sidecar", "app"}
 	waitFor(t, "the chain to be idle before anybody asks", func() (bool, string) { return allIn(c, []string{"idle"}, chain...) })
-	if ps := children(a); len(ps) != 0 {
+	if ps := a.Children(); len(ps) != 0 {
 		t.Fatalf("the chain runs before anybody asked: %v", ps)
 	}
 
@@ -282,7 +271,7 @@ func TestOnDemandInChromium(t *testing.T) {
 		}
 		// The app's page came from a child of the rouse binary that
 		// carries the run's marker: the harness's leak check sees it.
-		if ps := children(a); !slices.ContainsFunc(ps, func(p harness.Proc) bool { return strings.HasPrefix(p.Cmdline, self) }) {
+		if ps := a.Children(); !slices.ContainsFunc(ps, func(p harness.Proc) bool { return strings.HasPrefix(p.Cmdline, self) }) {
 			t.Errorf("no process of the app carries the run's marker: %v", ps)
 		}
 		if w, ok := lastDemandStart(c); ok {
@@ -299,7 +288,7 @@ func TestOnDemandInChromium(t *testing.T) {
 	t.Run("Idle stops the chain and a held client starts it again", func(t *testing.T) {
 		waitFor(t, "idle_stop to stop the whole chain", func() (bool, string) { return allIn(c, []string{"idle"}, chain...) })
 		waitFor(t, "no child of rouse to run after idle_stop", func() (bool, string) {
-			ps := children(a)
+			ps := a.Children()
 			return len(ps) == 0, fmt.Sprint(ps)
 		})
 		asked := time.Now()

@@ -68,7 +68,7 @@ trackers:
 		t.Errorf("after-broken is %s while its oneshot dependency failed", st)
 	}
 	// The completed oneshot holds no process; only the app's runs.
-	if left := componentProcs(a); len(left) != 1 || !strings.Contains(left[0].Cmdline, "sleep 300") {
+	if left := a.Children(); len(left) != 1 || !strings.Contains(left[0].Cmdline, "sleep 300") {
 		t.Errorf("processes of the config: %v, want only the app's", left)
 	}
 	a.Stop()
@@ -97,11 +97,11 @@ trackers:
 	// daemonized waits for the daemon and the child to run: two processes.
 	daemonized := func() {
 		t.Helper()
-		harness.Eventually(t, guard, "the child and its daemon", func() bool { return len(componentProcs(a)) == 2 })
+		harness.Eventually(t, guard, "the child and its daemon", func() bool { return len(a.Children()) == 2 })
 	}
 	gone := func(what string) {
 		t.Helper()
-		harness.Eventually(t, guard, "no process left after "+what, func() bool { return len(componentProcs(a)) == 0 })
+		harness.Eventually(t, guard, "no process left after "+what, func() bool { return len(a.Children()) == 0 })
 	}
 
 	a.WaitStates(guard, map[string]string{"tunnel": "ready"})
@@ -115,14 +115,14 @@ trackers:
 		t.Fatalf("start: %v", err)
 	}
 	daemonized()
-	before := componentProcs(a)
+	before := a.Children()
 	if _, _, err := a.Client.Restart(ctx, "tunnel"); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
 	a.WaitStates(guard, map[string]string{"tunnel": "ready"})
 	daemonized()
 	for _, old := range before {
-		for _, now := range componentProcs(a) {
+		for _, now := range a.Children() {
 			if old.Pid == now.Pid {
 				t.Fatalf("process %v survived the restart", old)
 			}
@@ -130,7 +130,7 @@ trackers:
 	}
 
 	// A config change rebuilds the component: the old run goes, daemon too.
-	before = componentProcs(a)
+	before = a.Children()
 	cfgBytes, err := os.ReadFile(a.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ trackers:
 	a.WaitStates(guard, map[string]string{"tunnel": "ready"})
 	daemonized()
 	for _, old := range before {
-		for _, now := range componentProcs(a) {
+		for _, now := range a.Children() {
 			if old.Pid == now.Pid {
 				t.Fatalf("process %v survived the config change", old)
 			}
@@ -152,18 +152,6 @@ trackers:
 
 	a.Stop()
 	gone("the agent's shutdown")
-}
-
-// componentProcs lists the live processes carrying a's marker, the agent
-// itself left out.
-func componentProcs(a *harness.Agent) []harness.Proc {
-	var out []harness.Proc
-	for _, p := range harness.Survivors(a.Marker) {
-		if p.Pid != a.Pid() {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // A oneshot with restart_on_wake runs again after a real (fake-logind)

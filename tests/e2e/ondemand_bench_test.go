@@ -29,7 +29,7 @@ func BenchmarkOnDemandFirstByte(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		a.WaitStates(guard, idleAll)
-		harness.Eventually(b, guard, "the chain stopped", func() bool { return len(componentProcs(a)) == 0 })
+		harness.Eventually(b, guard, "the chain stopped", func() bool { return len(a.Children()) == 0 })
 		before := a.LastWakeID()
 		b.StartTimer()
 		code, body, ttfb := get(b, "http://"+front+"/")

@@ -71,7 +71,7 @@ func TestOnDemandChainThroughTheBinary(t *testing.T) {
 	a := harness.Start(t, bin, harness.Options{Config: chainConfig(marker, front, db, side, app, nil, "idle_stop: 2s"), BusAddr: p.Addr(), Marker: marker})
 
 	a.WaitStates(guard, idleAll)
-	if left := componentProcs(a); len(left) != 0 {
+	if left := a.Children(); len(left) != 0 {
 		t.Fatalf("the chain runs before anybody asked: %v", left)
 	}
 	if r, err := a.Client.Ready(harness.Ctx(t, 10*time.Second)); err != nil || !r.Ready {
@@ -98,7 +98,7 @@ func TestOnDemandChainThroughTheBinary(t *testing.T) {
 
 	// idle_stop: 2s without a request stops the three.
 	a.WaitStates(guard, idleAll)
-	harness.Eventually(t, guard, "no process of the chain left", func() bool { return len(componentProcs(a)) == 0 })
+	harness.Eventually(t, guard, "no process of the chain left", func() bool { return len(a.Children()) == 0 })
 	if c := chainOf(t, a, "app"); c.State != wire.ChainIdle || !strings.Contains(c.Reason, "idle for 2s") {
 		t.Fatalf("after idle_stop: %+v", c)
 	}
@@ -150,7 +150,7 @@ func TestOnDemandRollback(t *testing.T) {
 		t.Fatalf("503 body %q: want a JSON error naming db", body)
 	}
 	a.WaitStates(guard, idleAll)
-	harness.Eventually(t, guard, "no process of the chain left", func() bool { return len(componentProcs(a)) == 0 })
+	harness.Eventually(t, guard, "no process of the chain left", func() bool { return len(a.Children()) == 0 })
 	c := chainOf(t, a, "app")
 	if c.State != wire.ChainFailed || !strings.HasPrefix(c.Reason, "db: ") || !strings.Contains(c.Reason, "exit status 1") {
 		t.Fatalf("chain %+v: want failed, naming db and its exit", c)

@@ -324,6 +324,18 @@ type Proc struct {
 
 func (p Proc) String() string { return fmt.Sprintf("%d %q", p.Pid, p.Cmdline) }
 
+// Children lists the live processes that carry a's marker, a itself left
+// out: what the agent started and has not stopped.
+func (a *Agent) Children() []Proc {
+	var out []Proc
+	for _, p := range Survivors(a.Marker) {
+		if p.Pid != a.Pid() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Survivors lists live processes whose environment or argv carries marker
 // (zombies excluded: they are dead, only not yet reaped).
 func Survivors(marker string) []Proc {
