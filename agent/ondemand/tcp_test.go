@@ -320,21 +320,10 @@ func TestIdleStop(t *testing.T) {
 func TestIdleStopCountsHTTPRequests(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newFake("blog", wire.ChainReady, comps()...)
-		slowApp := func(conn net.Conn) {
-			defer conn.Close()
-			br := bufio.NewReader(conn)
-			for {
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				_, _ = io.Copy(io.Discard, req.Body)
-				time.Sleep(time.Hour)
-				if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-					return
-				}
-			}
-		}
+		slowApp := okApp(func(req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			time.Sleep(time.Hour)
+		})
 		_, ln, stop := pipeFront(t, Options{Name: "blog", Upstream: "127.0.0.1:9", IdleStop: time.Minute}, c, slowApp)
 		defer stop()
 		tr := &http.Transport{DialContext: ln.Dial}
@@ -378,23 +367,12 @@ func TestARequestRacingTheIdleStopWaitsForTheNextStart(t *testing.T) {
 		c.onIdleStop = func(*fakeChains) {} // asked; the agent has not acted yet
 		var mu sync.Mutex
 		var got []string
-		app := func(conn net.Conn) {
-			defer conn.Close()
-			br := bufio.NewReader(conn)
-			for {
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				b, _ := io.ReadAll(req.Body)
-				mu.Lock()
-				got = append(got, req.Method+" "+string(b))
-				mu.Unlock()
-				if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
-					return
-				}
-			}
-		}
+		app := okApp(func(req *http.Request) {
+			b, _ := io.ReadAll(req.Body)
+			mu.Lock()
+			got = append(got, req.Method+" "+string(b))
+			mu.Unlock()
+		})
 		seen := func() []string {
 			mu.Lock()
 			defer mu.Unlock()
@@ -437,4 +415,23 @@ func TestARequestRacingTheIdleStopWaitsForTheNextStart(t *testing.T) {
 			t.Errorf("the upstream got %v, want the POST once, body and all", g)
 		}
 	})
+}
+
+// okApp is an HTTP upstream on a pipe: each request is handed to handle,
+// then answered 200 "ok", until the connection ends.
+func okApp(handle func(*http.Request)) func(net.Conn) {
+	return func(conn net.Conn) {
+		defer conn.Close()
+		br := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			handle(req)
+			if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+		}
+	}
 }
