@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,6 +28,8 @@ import (
 // Configs: the embedded default (store, scheduler with its maintenance
 // job, the network tracker), and 50 components: 25 exec (sleep 3600,
 // ready after 1 s) and 25 http trackers polling a local server every 60 s.
+// Beside them, a reference (idleBare): a bare Go program doing only those
+// 25 polls, measured the same way.
 
 type idleResult struct {
 	Config           string  `json:"config"`
@@ -44,6 +47,7 @@ type idleResult struct {
 const (
 	idleDefault = "embedded default"
 	idleFifty   = "50 components"
+	idleBareGo  = "bare Go, 25 polls"
 )
 
 func benchIdle(t *tb, o options) []idleResult {
@@ -63,7 +67,80 @@ func benchIdle(t *tb, o options) []idleResult {
 	return []idleResult{
 		idleOnce(t, o, idleDefault, string(config.DefaultYAML)),
 		idleOnce(t, o, idleFifty, fifty.String()),
+		idleBare(t, o, srv.URL+"/items"),
 	}
+}
+
+// idleBare measures, as idleOnce measures the agent, a bare Go program
+// (this one as a helper, in a process of its own) that does only what the
+// 50-component agent does each minute: 25 GETs of url, each from its own
+// goroutine with its own client and kept-alive connection, all due at the
+// same instant, every 60 s, each body read to its end: what those polls
+// cost a plain Go program written the obvious way, with no agent around
+// them, beside the 50-component row.
+func idleBare(t *tb, o options, url string) idleResult {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatalf("idle, bare Go: %v", err)
+	}
+	cmd := exec.Command(self, helperArg, "polls", url, "25", "60s")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("idle, bare Go: %v", err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	time.Sleep(o.IdleSettle)
+	pid := cmd.Process.Pid
+	cpu0, sw0 := procCPUns(t, pid), procSwitches(t, pid)
+	t0 := time.Now()
+	time.Sleep(o.Idle)
+	cpu1, sw1 := procCPUns(t, pid), procSwitches(t, pid)
+	win := time.Since(t0)
+	perMin := func(v float64) float64 { return round2(v * float64(time.Minute) / float64(win)) }
+	threads, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
+	return idleResult{Config: idleBareGo, WindowS: round2(win.Seconds()),
+		CPUMSPerMin: perMin(float64(cpu1-cpu0) / 1e6), WakeupsPerMin: perMin(float64(sw1 - sw0)),
+		RSSMB:     round2(float64(procStatusKB(t, pid, "VmRSS")) / 1024),
+		RSSAnonMB: round2(float64(procStatusKB(t, pid, "RssAnon")) / 1024),
+		RSSFileMB: round2(float64(procStatusKB(t, pid, "RssFile")) / 1024), ThreadsAtTheEnd: len(threads)}
+}
+
+// barePolls is idleBare's program: URL N INTERVAL. It polls at
+// once, as the trackers do when they start, then every INTERVAL on the
+// same instants, until killed.
+func barePolls(args []string) error {
+	if len(args) != 3 {
+		return fmt.Errorf("want polls URL N INTERVAL, got %q", args)
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n < 1 {
+		return fmt.Errorf("polls: bad N %q", args[1])
+	}
+	every, err := time.ParseDuration(args[2])
+	if err != nil || every <= 0 {
+		return fmt.Errorf("polls: bad INTERVAL %q", args[2])
+	}
+	start := time.Now()
+	errs := make(chan error, n)
+	for range n {
+		c := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 10 * time.Second}
+		go func() {
+			for k := 0; ; k++ {
+				time.Sleep(time.Until(start.Add(time.Duration(k) * every)))
+				resp, err := c.Get(args[0])
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	return <-errs
 }
 
 func idleOnce(t *tb, o options, name, cfg string) idleResult {

@@ -84,7 +84,7 @@ func TestQuickRun(t *testing.T) {
 		if back.Cold == nil || len(back.Cold.Runs) != o.ColdRuns || back.Cold.MedianMS <= 0 {
 			t.Errorf("cold %+v", back.Cold)
 		}
-		if len(back.Idle) != 2 || back.Idle[0].RSSMB <= 0 {
+		if len(back.Idle) != 3 || back.Idle[0].RSSMB <= 0 || back.Idle[2].Config != idleBareGo || back.Idle[2].RSSMB <= 0 {
 			t.Errorf("idle %+v", back.Idle)
 		}
 		// Every program waits programDelay before it listens: no restart

@@ -71,8 +71,11 @@ func runHelperIfAsked() {
 }
 
 func helper(mode string, args []string) error {
-	if mode == "servebytes" {
+	switch mode {
+	case "servebytes":
 		return serveBytes(args)
+	case "polls":
+		return barePolls(args)
 	}
 	if mode != "pidlisten" || len(args) < 2 {
 		return fmt.Errorf("want pidlisten ADDR DELAY [MARKER [REPORT]], got %s %q", mode, args)
