@@ -9,7 +9,8 @@
 //
 // Nothing is pulled: Image builds a small image from Debian's busybox-static
 // with `docker import` (a tar of a directory holding /bin/busybox and its
-// applet links).
+// applet links) and Docker's tini, which runs as each container's PID 1 and
+// passes the stop signal on to the command, so that a stop ends it at once.
 //
 // Setting up and looking at containers goes through the docker CLI (create,
 // import, inspect, kill, pause, exec, rm), a client independent of the one
@@ -384,6 +385,19 @@ func (e *Engine) Image() string {
 		add(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o1777}, nil)
 	}
 	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))}, bb)
+	// docker-init is Debian's static tini (a link to tini-static).
+	tini, err := exec.LookPath("docker-init")
+	if err == nil {
+		tini, err = filepath.EvalSymlinks(tini)
+	}
+	var ti []byte
+	if err == nil {
+		ti, err = os.ReadFile(tini)
+	}
+	if err != nil {
+		e.t.Fatalf("testdocker: docker-init, Docker's tini (install Debian's docker.io): %v", err)
+	}
+	add(&tar.Header{Name: "bin/tini", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(ti))}, ti)
 	for _, applet := range []string{"sh", "sleep", "httpd", "wget", "nc", "true", "false", "touch", "test", "cat", "echo", "rm", "kill"} {
 		add(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
 	}
@@ -425,13 +439,21 @@ func (e *Engine) Create(s Spec) string {
 	if s.StopTimeout > 0 {
 		args = append(args, "--stop-timeout", fmt.Sprint(s.StopTimeout))
 	}
+	// An init as PID 1, Docker's own (tini, which the image carries): it
+	// passes the stop signal on to the command, which ends on SIGTERM as
+	// any process does that is not PID 1, so a stop ends at once, as it
+	// does for a real service. As PID 1 `sleep` or httpd would ignore
+	// SIGTERM (the kernel drops a signal PID 1 has no handler for) and
+	// every stop would wait out the stop timeout for the engine's SIGKILL.
+	// (Not --init: Debian's Podman lacks its catatonit.)
+	args = append(args, "--entrypoint", "/bin/tini")
 	if e.podman {
 		args = append(args, "--cgroup-parent", "/"+e.cgroup) // dockerd takes it as a daemon flag
 		// Podman's compat API raises the open-files and process limits to its own maxima,
 		// which a sandbox without CAP_SYS_RESOURCE refuses; ask for less.
 		args = append(args, "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 	}
-	args = append(args, e.Image())
+	args = append(args, e.Image(), "--") // tini's: what follows is the command
 	if len(s.Cmd) == 0 {
 		args = append(args, "sleep", "100000")
 	} else {
@@ -451,12 +473,29 @@ func (e *Engine) Inspect(id string) engine.Container {
 	return cs[0]
 }
 
-// HostPID is the PID of the container's main process in the test's PID
-// namespace, for signalling it behind the engine's back. (Inspect's
-// State.Pid counts in the engine's own PID namespace: never signal it.) It
-// is found by its PID in the engine's namespace (the second NSpid) among
-// the descendants of the namespace's init.
+// HostPID is the PID of the container's command (Spec.Cmd) in the test's
+// PID namespace, for signalling it behind the engine's back: the one child
+// of the container's init. (Inspect's State.Pid is the init's, and counts
+// in the engine's own PID namespace: never signal it.)
 func (e *Engine) HostPID(id string) int {
+	e.t.Helper()
+	init := e.initPID(id)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", init, init))
+	kids := strings.Fields(string(b))
+	if err != nil || len(kids) != 1 {
+		e.t.Fatalf("testdocker: the init of %s (PID %d) has children %q (%v), want its command", id, init, kids, err)
+	}
+	pid, err := strconv.Atoi(kids[0])
+	if err != nil {
+		e.t.Fatalf("testdocker: %v", err)
+	}
+	return pid
+}
+
+// initPID is the PID of the container's main process, its init, in the
+// test's PID namespace. It is found by its PID in the engine's namespace
+// (the second NSpid) among the descendants of the namespace's init.
+func (e *Engine) initPID(id string) int {
 	e.t.Helper()
 	st := e.Inspect(id).State
 	if !st.Running || st.Pid <= 0 {

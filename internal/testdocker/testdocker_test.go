@@ -50,6 +50,34 @@ func TestCloseLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestAStopEndsTheCommandBySIGTERM: a test container's command ends on the
+// engine's SIGTERM (exit 143) rather than waiting out the stop timeout for
+// SIGKILL (137): a stop is as quick as a real service's, and what a test
+// stops is stopped gracefully. (A command that ignored SIGTERM would end
+// by the engine's SIGKILL after the 30 s stop timeout, with 137.)
+func TestAStopEndsTheCommandBySIGTERM(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		start func(testing.TB) *Engine
+	}{{"Docker", Start}, {"Podman", StartPodman}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := c.start(t)
+			for _, s := range []Spec{
+				{Name: "tdstop-sleep"},
+				{Name: "tdstop-sh", Cmd: []string{"sh", "-c", "touch /tmp/up; exec sleep 100000"}},
+			} {
+				id := e.Create(s)
+				e.docker(nil, "start", id)
+				e.docker(nil, "stop", "--time", "30", id)
+				if st := e.Inspect(id).State; st.Running || st.ExitCode != 128+int(syscall.SIGTERM) {
+					t.Errorf("%s after docker stop: running %v, exit code %d, want ended by SIGTERM (%d)",
+						s.Name, st.Running, st.ExitCode, 128+int(syscall.SIGTERM))
+				}
+			}
+		})
+	}
+}
+
 // TestLeftoversSeesADirectoryAMountAndAProcess proves the check above can
 // fail: it names each kind of leftover.
 func TestLeftoversSeesADirectoryAMountAndAProcess(t *testing.T) {
