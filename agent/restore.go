@@ -622,20 +622,100 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 // each the moment its required dependencies are ready, and releases them;
 // each, when set, is called as each one's bring-up ends. It returns the
 // results in the order of units.
+//
+// A unit's goroutine starts when the bring-ups of its required
+// dependencies among units have ended (at once when it has none there),
+// not all at the restore's start: a thousand goroutines made runnable at
+// once only to park in waitDeps queue the API's requests behind them for
+// tens of milliseconds (Go's run queues are first in, first out). The
+// dependency's goroutine starts its dependents before anything else once
+// its bring-up returns, and their waitDeps decides as before (ready,
+// blocked, the context's end).
 func (a *Agent) bringUpAll(ctx context.Context, units []*unit, resume bool, each func(i int, r result)) []result {
 	results := make([]result, len(units))
+	left, next := gateByDeps(units)
+	var mu sync.Mutex // guards left
 	var wg sync.WaitGroup
-	for i, u := range units {
+	var start func(i int)
+	start = func(i int) {
+		u := units[i]
 		wg.Go(func() {
 			results[i] = a.bringUp(ctx, u, resume)
+			var now []int
+			mu.Lock()
+			for _, d := range next[i] {
+				if left[d]--; left[d] == 0 {
+					now = append(now, d)
+				}
+			}
+			mu.Unlock()
+			for _, d := range now {
+				start(d)
+			}
 			a.release(u)
 			if each != nil {
 				each(i, results[i])
 			}
 		})
 	}
+	var first []int
+	for i := range units {
+		if left[i] == 0 {
+			first = append(first, i)
+		}
+	}
+	for _, i := range first {
+		start(i)
+	}
 	wg.Wait()
 	return results
+}
+
+// gateByDeps counts, for each of units, its required dependencies among
+// units (left) and lists each one's dependents there (next). A unit in or
+// behind a dependency cycle (config validation rejects them; this is a
+// guard against a hang) gets a count of zero and no entry in next: it
+// starts at once, as every unit did before, and only once.
+func gateByDeps(units []*unit) (left []int, next [][]int) {
+	idx := make(map[string]int, len(units))
+	for i, u := range units {
+		idx[u.name] = i
+	}
+	left, next = make([]int, len(units)), make([][]int, len(units))
+	for i, u := range units {
+		for _, r := range u.required {
+			if j, ok := idx[r]; ok && j != i {
+				left[i]++
+				next[j] = append(next[j], i)
+			}
+		}
+	}
+	// Kahn's walk: what it cannot reach waits on a cycle.
+	sim := slices.Clone(left)
+	queue := make([]int, 0, len(units))
+	for i := range units {
+		if sim[i] == 0 {
+			queue = append(queue, i)
+		}
+	}
+	for k := 0; k < len(queue); k++ {
+		for _, d := range next[queue[k]] {
+			if sim[d]--; sim[d] == 0 {
+				queue = append(queue, d)
+			}
+		}
+	}
+	if len(queue) < len(units) {
+		for i := range units {
+			if sim[i] > 0 {
+				left[i] = 0           // started at once
+				for j := range next { // and never again by a dependency
+					next[j] = slices.DeleteFunc(next[j], func(d int) bool { return d == i })
+				}
+			}
+		}
+	}
+	return left, next
 }
 
 // summarize counts how a restore (or a chain start) of units went.

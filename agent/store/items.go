@@ -155,17 +155,20 @@ func (s *Store) commitBatch(ctx context.Context, batch []*saveReq) {
 		}
 		defer st.Close()
 		for _, r := range batch {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT save_items`); err != nil {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(rowCtx(ctx), `SAVEPOINT save_items`); err != nil {
 				return err
 			}
 			r.added, r.err = saveOne(ctx, tx, st, r)
 			if r.err != nil {
 				r.added = 0
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO save_items`); err != nil {
+				if _, err := tx.ExecContext(rowCtx(ctx), `ROLLBACK TO save_items`); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `RELEASE save_items`); err != nil {
+			if _, err := tx.ExecContext(rowCtx(ctx), `RELEASE save_items`); err != nil {
 				return err
 			}
 		}
@@ -195,7 +198,10 @@ func saveOne(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r *saveReq) (int, er
 		if !it.Time.IsZero() {
 			at = it.Time.UnixNano()
 		}
-		res, err := st.ExecContext(ctx, r.tracker, it.ID, at, data)
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		res, err := st.ExecContext(rowCtx(ctx), r.tracker, it.ID, at, data)
 		if err != nil {
 			return 0, fmt.Errorf("item %q: %w", it.ID, err)
 		}
@@ -206,7 +212,7 @@ func saveOne(ctx context.Context, tx *sql.Tx, st *sql.Stmt, r *saveReq) (int, er
 		added += int(n)
 	}
 	if r.cursor != "" {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO cursors(tracker, cursor, updated_at) VALUES(?, ?, ?)
+		if _, err := tx.ExecContext(rowCtx(ctx), `INSERT INTO cursors(tracker, cursor, updated_at) VALUES(?, ?, ?)
 			ON CONFLICT(tracker) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
 			r.tracker, r.cursor, time.Now().UnixNano()); err != nil {
 			return 0, fmt.Errorf("set cursor: %w", err)

@@ -77,7 +77,10 @@ func (s *Store) AddStateEvents(ctx context.Context, evs []StateEvent) error {
 		}
 		defer st.Close()
 		for _, ev := range evs {
-			if _, err := st.ExecContext(ctx, ev.Component, ev.State, ev.Previous, ev.Error, nsOrNow(ev.At)); err != nil {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if _, err := st.ExecContext(rowCtx(ctx), ev.Component, ev.State, ev.Previous, ev.Error, nsOrNow(ev.At)); err != nil {
 				return err
 			}
 		}
@@ -175,7 +178,10 @@ func insertWakeComponents(ctx context.Context, tx *sql.Tx, id int64, cs []wire.W
 	}
 	defer st.Close()
 	for _, c := range cs {
-		if _, err := st.ExecContext(ctx, id, c.Name, c.State, c.DurationMS, c.WaitedMS, c.Error); err != nil {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(rowCtx(ctx), id, c.Name, c.State, c.DurationMS, c.WaitedMS, c.Error); err != nil {
 			return err
 		}
 	}

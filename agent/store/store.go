@@ -526,6 +526,17 @@ func (s *Store) readTx(ctx context.Context, op string, fn func(ctx context.Conte
 	})
 }
 
+// rowCtx is the context for one short statement of a batch inside a
+// write transaction begun with ctx: ctx without its cancellation.
+// modernc.org/sqlite starts a goroutine for every call whose context can
+// end (to interrupt the call); a batch of a thousand single-row inserts
+// (a wake's state events) made a thousand goroutines runnable at once,
+// queued ahead of the API's requests. A row takes microseconds; the
+// transaction still ends with ctx (database/sql rolls it back, and the next
+// statement fails with sql.ErrTxDone), and the batches check ctx between
+// rows. Long statements (Prune) keep ctx.
+func rowCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
