@@ -822,11 +822,24 @@ func (a *Agent) Chain(name string) wire.Chain {
 	now := time.Now()
 	var rootState trackers.State
 	var rootSnap snapshot
+	at := make(map[string]int, len(members))
+	for i, n := range members {
+		at[n] = i
+	}
 	for i, n := range members {
 		s := snaps[i]
 		c := wire.ChainComponent{Name: n, State: string(s.state), Required: required[n], EstimatedMS: est[n].Milliseconds()}
 		if !s.state.IsReady() && s.state != stateIdle {
 			c.Error = s.lastErr
+		}
+		if s.state == trackers.StateWaiting {
+			c.WaitingFor = waitingFor(a.unit(n), snaps, at)
+			if c.WaitingFor != "" && s.blocked == "" {
+				// What it waits for is in the dependency's own row, as it
+				// is now; the message of the moment it began to wait
+				// ("db is unhealthy") may be out of date.
+				c.Error = ""
+			}
 		}
 		if began[n] && !t0.IsZero() {
 			end := now
@@ -861,6 +874,10 @@ func (a *Agent) Chain(name string) wire.Chain {
 		if v.Reason == "" {
 			v.Reason = name + ": " + rootSnap.lastErr
 		}
+	case rootState == trackers.StateWaiting:
+		// Held, no start under way, and not ready: it waits, most often
+		// for a dependency that left ready (unhealthy, restarting).
+		v.State, v.Reason = wire.ChainWaiting, waitReason(v.Components, at, name, rootSnap.lastErr)
 	default:
 		v.State = wire.ChainStarting
 	}
@@ -873,4 +890,48 @@ func (a *Agent) Chain(name string) wire.Chain {
 		}
 	}
 	return v
+}
+
+// waitingFor is the first required dependency of u, a waiting member,
+// that is not ready in snaps (the chain's members, indexed by at); "" when
+// there is none (it waits for the network, or for the user).
+func waitingFor(u *unit, snaps []snapshot, at map[string]int) string {
+	if u == nil {
+		return ""
+	}
+	for _, d := range u.required {
+		if i, ok := at[d]; ok && !snaps[i].state.IsReady() {
+			return d
+		}
+	}
+	return ""
+}
+
+// waitReason says what the chain's root, waiting, waits for: down the
+// members' WaitingFor to the one that is not itself waiting for another,
+// with its state and error ("blog is waiting for db, which is unhealthy
+// (health check failed 3 times in a row: …)"), or the root's own error
+// when it waits for nothing in the chain ("blog: waiting for the
+// network").
+func waitReason(cs []wire.ChainComponent, at map[string]int, root, rootErr string) string {
+	c := cs[at[root]]
+	if c.WaitingFor == "" {
+		if rootErr == "" {
+			return root + " is waiting"
+		}
+		return root + ": " + rootErr
+	}
+	var b strings.Builder
+	b.WriteString(root)
+	seen := map[string]bool{root: true}
+	for c.WaitingFor != "" && !seen[c.WaitingFor] {
+		seen[c.WaitingFor] = true
+		c = cs[at[c.WaitingFor]]
+		b.WriteString(" is waiting for " + c.Name + ", which")
+	}
+	b.WriteString(" is " + c.State)
+	if c.Error != "" {
+		b.WriteString(" (" + c.Error + ")")
+	}
+	return b.String()
 }

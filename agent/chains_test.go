@@ -412,3 +412,75 @@ func TestStartPlanIsTheChainOnly(t *testing.T) {
 
 // counterValue reads a counter.
 func counterValue(c *promreg.Counter) float64 { return float64(c.Get()) }
+
+// TestAChainSaysWhatItWaitsFor: a member waiting for a dependency names
+// it, during a start and after; a ready chain whose dependency turns
+// unhealthy is waiting for it (not starting: no start is under way), and
+// its reason names the dependency, its state and why.
+func TestAChainSaysWhatItWaitsFor(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		cl := &checkLog{}
+		db := &probe{latency: 2 * time.Second, check: cl.check}
+		blog := &probe{latency: 10 * time.Millisecond}
+		a, stop := testAgent(t, dir, []spec{
+			{name: "db", p: db, health: health(10*time.Second, 2, 0)},
+			{name: "blog", p: blog, requires: []string{"db"}, onDemand: onDemand("rollback", time.Hour)},
+		})
+		defer stop()
+		restoreNow(t, a, "boot", false)
+		member := func(v wire.Chain, n string) wire.ChainComponent {
+			for _, c := range v.Components {
+				if c.Name == n {
+					return c
+				}
+			}
+			t.Fatalf("no %s in %+v", n, v)
+			return wire.ChainComponent{}
+		}
+
+		a.Demand("blog")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		v := a.Chain("blog")
+		if c := member(v, "blog"); v.State != wire.ChainStarting || c.State != "waiting" || c.WaitingFor != "db" || c.Error != "" {
+			t.Fatalf("blog while db starts: chain %s, %+v; want starting, blog waiting for db", v.State, c)
+		}
+		if c := member(v, "db"); c.WaitingFor != "" {
+			t.Fatalf("db waits for %q, it has no dependency", c.WaitingFor)
+		}
+		waitChain(t, a, "blog", wire.ChainReady)
+
+		cl.fail.Store(true)
+		changed, unwatch := a.Watch("blog")
+		defer unwatch()
+		deadline := time.After(time.Minute)
+		for a.Chain("blog").State == wire.ChainReady {
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatal("db's failing checks did not take the chain out of ready within a minute")
+			}
+		}
+		cl.fail.Store(false) // the restarted db passes
+		synctest.Wait()
+		v = a.Chain("blog")
+		if v.State != wire.ChainWaiting {
+			t.Fatalf("chain %s (%q) while db restarts after failing its health check, want waiting", v.State, v.Reason)
+		}
+		dbNow := member(v, "db").State
+		if want := "blog is waiting for db, which is " + dbNow + " (health check failed 2 times in a row: "; !strings.HasPrefix(v.Reason, want) {
+			t.Fatalf("reason %q, want it to begin %q", v.Reason, want)
+		}
+		if c := member(v, "blog"); c.State != "waiting" || c.WaitingFor != "db" || c.Error != "" {
+			t.Fatalf("blog: %+v, want waiting for db", c)
+		}
+		if s := a.svc(t, "blog"); s.State != "waiting" || !strings.HasPrefix(s.LastError, "waiting for db: db is ") {
+			t.Fatalf("the services view: %s %q", s.State, s.LastError)
+		}
+		v = waitChain(t, a, "blog", wire.ChainReady)
+		if v.Reason != "" || member(v, "blog").WaitingFor != "" {
+			t.Fatalf("ready again: %+v", v)
+		}
+	})
+}

@@ -449,9 +449,10 @@ type LoginCode struct {
 // dependencies in start order.
 type Chain struct {
 	Name  string `json:"name"`
-	State string `json:"state"` // ChainIdle, ChainStarting, ChainReady, ChainFailed, ChainStopping
-	// Reason says why the chain failed ("db: exited with status 1") or was
-	// stopped ("idle for 30m0s").
+	State string `json:"state"` // ChainIdle, ChainStarting, ChainWaiting, ChainReady, ChainFailed, ChainStopping
+	// Reason says why the chain failed ("db: exited with status 1"), was
+	// stopped ("idle for 30m0s"), or what it waits for ("blog is waiting
+	// for db, which is unhealthy").
 	Reason     string           `json:"reason,omitempty"`
 	Trigger    string           `json:"trigger,omitempty"` // demand, manual, wake
 	StartedAt  *time.Time       `json:"started_at,omitempty"`
@@ -461,9 +462,12 @@ type Chain struct {
 
 // ChainComponent is one component of a Chain.
 type ChainComponent struct {
-	Name        string `json:"name"`
-	State       string `json:"state"`
-	Required    bool   `json:"required"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Required bool   `json:"required"`
+	// WaitingFor is the required dependency (a member too) a waiting
+	// member waits for; "" when it waits for nothing in the chain.
+	WaitingFor  string `json:"waiting_for,omitempty"`
 	ElapsedMS   int64  `json:"elapsed_ms"`   // since this start began waiting for it
 	EstimatedMS int64  `json:"estimated_ms"` // learned as the dry-run's estimate
 	Error       string `json:"error,omitempty"`
@@ -473,6 +477,10 @@ type ChainComponent struct {
 const (
 	ChainIdle     = "idle"
 	ChainStarting = "starting"
+	// ChainWaiting: no start is under way, and the component waits (the
+	// component state "waiting"), most often for a dependency that left
+	// ready (unhealthy, restarting) and that the Reason names.
+	ChainWaiting  = "waiting"
 	ChainReady    = "ready"
 	ChainFailed   = "failed"
 	ChainStopping = "stopping"

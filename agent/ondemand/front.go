@@ -360,10 +360,10 @@ func (f *Front) idleLoop(ctx context.Context) {
 				settled = true
 				switch v := f.chains.Chain(f.o.Name); v.State {
 				case wire.ChainIdle, wire.ChainStopping:
-				case wire.ChainStarting:
-					// Not while it starts (a waiting page may be
-					// watching): the quiet period restarts when it is
-					// ready.
+				case wire.ChainStarting, wire.ChainWaiting:
+					// Not while it starts or waits for a dependency (a
+					// waiting page may be watching): the quiet period
+					// restarts when it is ready.
 				default:
 					if !f.askStop(seenSeq, v) {
 						continue // a client came meanwhile: a new quiet period
@@ -536,7 +536,7 @@ func (f *Front) await(ctx context.Context, entry wire.Chain) (wire.Chain, outcom
 			if entry.State != wire.ChainFailed || !startOf(v).Equal(startOf(entry)) {
 				return v, outFailed
 			}
-		case wire.ChainStarting, wire.ChainStopping:
+		case wire.ChainStarting, wire.ChainWaiting, wire.ChainStopping:
 			busy = true
 		case wire.ChainIdle:
 			if busy {

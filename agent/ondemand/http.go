@@ -310,6 +310,8 @@ func heading(v wire.Chain) string {
 		return v.Name + " could not start"
 	case wire.ChainStopping:
 		return v.Name + " is stopping"
+	case wire.ChainWaiting:
+		return v.Name + " is waiting"
 	default:
 		return "Starting " + v.Name
 	}
@@ -333,6 +335,8 @@ func statusLine(v wire.Chain) string {
 		return v.Name + " is stopping; it starts again right after."
 	case wire.ChainStarting:
 		return fmt.Sprintf("Starting %s: %d of %d ready…", v.Name, up, len(v.Components))
+	case wire.ChainWaiting:
+		return v.Reason + "…"
 	default:
 		return "Waiting for " + v.Name + " to start…"
 	}

@@ -152,6 +152,27 @@ func TestHTTP(t *testing.T) {
 		}
 	})
 
+	t.Run("AWaitingChainsPageSaysWhatItWaitsFor", func(t *testing.T) {
+		up := app(t)
+		c := newFake("blog", wire.ChainWaiting,
+			wire.ChainComponent{Name: "db", State: "unhealthy", Required: true, Error: "health check failed 3 times in a row: refused"},
+			wire.ChainComponent{Name: "blog", State: "waiting", Required: true, WaitingFor: "db"})
+		c.view.Reason = "blog is waiting for db, which is unhealthy (health check failed 3 times in a row: refused)"
+		c.onDemand = func(*fakeChains) {}
+		f := runFront(t, Options{Name: "blog", Upstream: upstreamOf(up)}, c)
+		b := body(t, get(t, f, "/", "Accept", html))
+		for _, want := range []string{
+			`<h1 id="title">blog is waiting</h1>`,
+			`>blog is waiting for db, which is unhealthy (health check failed 3 times in a row: refused)…</p>`,
+			`<tr data-name="blog" data-state="waiting"><td>blog</td><td class="state">waiting for db</td>`,
+			`<td class="state">unhealthy</td>`,
+		} {
+			if !strings.Contains(b, want) {
+				t.Errorf("waiting page lacks %q:\n%s", want, b)
+			}
+		}
+	})
+
 	t.Run("EventsFollowTheChainUntilReady", func(t *testing.T) {
 		up := app(t)
 		c := newFake("blog", wire.ChainStarting, comps()...)

@@ -302,6 +302,31 @@ func TestIdleStop(t *testing.T) {
 			}
 		})
 	})
+	t.Run("NotWhileItWaitsForADependency", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			c := newFake("cache", wire.ChainIdle, comps()...)
+			_, _, stop := pipeFront(t, Options{Name: "cache", Upstream: "127.0.0.1:9", Mode: ModeTCP, IdleStop: 10 * time.Minute}, c, pipeEcho)
+			defer stop()
+			now := time.Now()
+			c.update(func(v *wire.Chain) { v.State, v.StartedAt, v.Trigger = wire.ChainReady, &now, "manual" })
+			synctest.Wait()
+			// Its db turns unhealthy and restarts: the chain waits for
+			// it, as it would while starting.
+			c.setState(wire.ChainWaiting, "cache is waiting for db, which is unhealthy")
+			synctest.Wait()
+			if s := idleStopsAfter(c, 3*time.Hour); s != 0 {
+				t.Fatalf("stopped %d times while it waited for db", s)
+			}
+			c.setState(wire.ChainReady, "")
+			synctest.Wait()
+			if s := idleStopsAfter(c, 10*time.Minute-time.Nanosecond); s != 0 {
+				t.Fatalf("stopped before idle_stop after it was ready again")
+			}
+			if s := idleStopsAfter(c, time.Nanosecond); s != 1 {
+				t.Fatalf("%d idle stops, want 1", s)
+			}
+		})
+	})
 	t.Run("ZeroNeverStops", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			c := newFake("cache", wire.ChainReady, comps()...)

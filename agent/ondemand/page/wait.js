@@ -27,6 +27,7 @@
       case "failed": return v.name + " could not start: " + failure(v);
       case "stopping": return v.name + " is stopping; it starts again right after.";
       case "starting": return "Starting " + v.name + ": " + n + " of " + v.components.length + " ready\u2026";
+      case "waiting": return v.reason + "\u2026";
       default: return "Waiting for " + v.name + " to start\u2026";
     }
   }
@@ -35,6 +36,7 @@
       case "ready": return v.name + " is ready";
       case "failed": return v.name + " could not start";
       case "stopping": return v.name + " is stopping";
+      case "waiting": return v.name + " is waiting";
       default: return "Starting " + v.name;
     }
   }
@@ -55,7 +57,7 @@
       var moving = c.state === "starting" || c.state === "waiting";
       var el = c.elapsed_ms + (moving ? live : 0);
       cell(tr, c.name + (c.required ? "" : " (optional)"));
-      cell(tr, c.state, "state");
+      cell(tr, c.state + (c.waiting_for ? " for " + c.waiting_for : ""), "state");
       cell(tr, secs(el), "elapsed");
       cell(tr, secs(c.estimated_ms), "estimated");
       var p = document.createElement("progress");
