@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
@@ -12,55 +11,59 @@ import (
 )
 
 // hash is a stable digest of a node's content: aliases and merge keys
-// resolved, mapping keys sorted, comments and layout ignored. It streams
-// into the digest; checkExpansion has bounded what it can visit.
+// resolved, mapping keys sorted, comments and layout ignored. The
+// canonical form is written into one buffer reused for every entry;
+// checkExpansion has bounded what it can visit.
 func (d *decoder) hash(n *yaml.Node) string {
-	h := sha256.New()
-	w := bufio.NewWriterSize(h, 512)
-	d.canon(w, n, 0)
-	_ = w.Flush()
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+	d.buf = d.canon(d.buf[:0], n, 0)
+	sum := sha256.Sum256(d.buf)
+	return hex.EncodeToString(sum[:16])
 }
 
-func (d *decoder) canon(b *bufio.Writer, n *yaml.Node, depth int) {
+func (d *decoder) canon(b []byte, n *yaml.Node, depth int) []byte {
 	n = d.resolve(n)
 	if n == nil || depth > 200 {
-		b.WriteString("?")
-		return
+		return append(b, '?')
 	}
 	switch n.Kind {
 	case yaml.ScalarNode:
-		b.WriteString("s")
-		b.WriteString(n.ShortTag())
-		writeLen(b, n.Value)
-		b.WriteString(";")
+		b = append(b, 's')
+		b = append(b, n.ShortTag()...)
+		b = appendLen(b, n.Value)
+		return append(b, ';')
 	case yaml.SequenceNode:
-		b.WriteString("[")
+		b = append(b, '[')
 		for _, c := range n.Content {
-			d.canon(b, c, depth+1)
+			b = d.canon(b, c, depth+1)
 		}
-		b.WriteString("]")
+		return append(b, ']')
 	case yaml.MappingNode:
-		ps := d.pairs(n)
-		slices.SortStableFunc(ps, func(a, b pair) int { return strings.Compare(a.key.Value, b.key.Value) })
-		b.WriteString("{")
-		for _, p := range ps {
-			b.WriteString("k")
-			writeLen(b, p.key.Value)
-			b.WriteString("=")
-			d.canon(b, p.value, depth+1)
+		var small [16]pair
+		ps := small[:0]
+		if plainMapping(n) {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				ps = append(ps, pair{key: n.Content[i], value: n.Content[i+1]})
+			}
+		} else {
+			ps = d.pairs(n)
 		}
-		b.WriteString("}")
-	default:
-		b.WriteString("?")
+		slices.SortStableFunc(ps, func(a, b pair) int { return strings.Compare(a.key.Value, b.key.Value) })
+		b = append(b, '{')
+		for _, p := range ps {
+			b = append(b, 'k')
+			b = appendLen(b, p.key.Value)
+			b = append(b, '=')
+			b = d.canon(b, p.value, depth+1)
+		}
+		return append(b, '}')
 	}
+	return append(b, '?')
 }
 
-// writeLen writes s prefixed by its length, so that no two sequences of
+// appendLen appends s prefixed by its length, so that no two sequences of
 // strings write the same bytes.
-func writeLen(b *bufio.Writer, s string) {
-	b.Write(strconv.AppendInt(b.AvailableBuffer(), int64(len(s)), 10))
-	b.WriteByte(':')
-	b.WriteString(s)
+func appendLen(b []byte, s string) []byte {
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, ':')
+	return append(b, s...)
 }

@@ -6,40 +6,81 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// entry is a pair to decode, with its full key.
-type entry struct {
-	pair
-	full string
-}
-
-// entries yields the pairs of mapping n at key to decode, recording each
-// key's line. A key the mapping sets twice itself is reported and its
-// repeat skipped; a merged key may be overridden. Lazily, so errors keep
-// the order they are found in.
-func (d *decoder) entries(n *yaml.Node, key string) iter.Seq[entry] {
-	return func(yield func(entry) bool) {
+// entries yields the pairs of mapping n to decode, with each key pushed
+// on the key path while it is yielded. A key the mapping sets twice
+// itself is reported and its repeat skipped; a merged key may be
+// overridden. Lazily, so errors keep the order they are found in.
+func (d *decoder) entries(n *yaml.Node) iter.Seq[pair] {
+	return func(yield func(pair) bool) {
+		if plainMapping(n) {
+			// The common case: scalar keys, no merge key. Walked in place.
+			var seen map[string]int // only for large mappings; small ones are scanned
+			if len(n.Content) > 32 {
+				seen = make(map[string]int, len(n.Content)/2)
+			}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				first := 0
+				if seen != nil {
+					first = seen[k.Value]
+				} else {
+					for j := 0; j < i; j += 2 {
+						if n.Content[j].Value == k.Value {
+							first = n.Content[j].Line
+							break
+						}
+					}
+				}
+				if !d.yieldEntry(yield, pair{key: k, value: n.Content[i+1]}, first) {
+					return
+				}
+				if seen != nil && first == 0 {
+					seen[k.Value] = k.Line
+				}
+			}
+			return
+		}
 		ps := d.pairs(n)
 		var seen map[string]int // only for large mappings; small ones are scanned
 		if len(ps) > 16 {
 			seen = make(map[string]int, len(ps))
 		}
 		for i, p := range ps {
-			name := p.key.Value
-			full := join(key, name)
+			first := 0
 			if !p.merged {
-				if first := firstSet(ps[:i], seen, name); first > 0 {
-					d.fail(p.key.Line, full, "", wrapf(ErrDuplicate, "duplicate key, first set at line %d", first))
-					continue
-				}
-				if seen != nil {
-					seen[name] = p.key.Line
+				first = firstSet(ps[:i], seen, p.key.Value)
+				if seen != nil && first == 0 {
+					seen[p.key.Value] = p.key.Line
 				}
 			}
-			if !yield(entry{p, full}) {
+			if !d.yieldEntry(yield, p, first) {
 				return
 			}
 		}
 	}
+}
+
+// yieldEntry pushes p's key on the key path and yields p, or reports it
+// as a duplicate of the key first set at line first (when first > 0).
+func (d *decoder) yieldEntry(yield func(pair) bool, p pair, first int) bool {
+	mark := d.push(p.key.Value)
+	defer d.pop(mark)
+	if first > 0 {
+		d.fail(p.key.Line, d.key(), "", wrapf(ErrDuplicate, "duplicate key, first set at line %d", first))
+		return true
+	}
+	return yield(p)
+}
+
+// plainMapping reports whether every key of mapping n is a plain scalar
+// (not an alias, not a merge key), so that its pairs are its content.
+func plainMapping(n *yaml.Node) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" {
+			return false
+		}
+	}
+	return true
 }
 
 // firstSet is the line where the mapping's own keys before set name, or 0.
@@ -81,7 +122,7 @@ func (d *decoder) pairs(n *yaml.Node) []pair {
 		own = append(own, pair{key: rk, value: val})
 	}
 	if len(merges) == 0 {
-		return own // the common case: no merge keys, nothing to look up
+		return own // no merge keys, nothing to look up
 	}
 	var merged []pair
 	set := make(map[string]bool, len(own))

@@ -140,14 +140,14 @@ func Parse(file string, data []byte, kinds trackers.Kinds) (c *Config, err error
 	}
 	d.root = root
 	if root != nil {
-		d.decodeValue(root, reflect.ValueOf(c).Elem(), "")
+		d.decodeValue(root, reflect.ValueOf(c).Elem())
 	}
 	c.root = root
 	parsed := c
 	defer func() { parsed.root = nil }() // lines are looked up only while validating
-	d.expandHome(&c.Data, "data")
+	d.expandHome(&c.Data, "data", -1)
 	for i := range c.Jobs {
-		d.expandHome(&c.Jobs[i].Dir, fmt.Sprintf("jobs[%d].dir", i))
+		d.expandHome(&c.Jobs[i].Dir, "jobs[%d].dir", i)
 	}
 	for i := range c.Trackers {
 		t := &c.Trackers[i]
