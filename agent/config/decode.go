@@ -140,6 +140,11 @@ func classOf(t reflect.Type) valueClass {
 
 // decodeValue decodes n into v (settable). A null node leaves v as it is.
 func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value) {
+	d.decodeAs(n, v, classOf(v.Type()))
+}
+
+// decodeAs is decodeValue for v of class c.
+func (d *decoder) decodeAs(n *yaml.Node, v reflect.Value, c valueClass) {
 	n = d.resolve(n)
 	if n == nil {
 		return
@@ -147,7 +152,7 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value) {
 	if isNull(n) {
 		return
 	}
-	switch classOf(v.Type()) {
+	switch c {
 	case selfDecoder:
 		if v.CanAddr() {
 			v.Addr().Interface().(nodeDecoder).decodeNode(d, n)
@@ -345,12 +350,13 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value) {
 type structField struct {
 	name  string
 	index []int
+	class valueClass
 }
 
 // structInfo is what decodeStruct needs of a struct type, computed once
 // per type.
 type structInfo struct {
-	byName map[string][]int
+	byName map[string]structField
 	known  string // "expected one of: ..." for unknown keys
 	names  []string
 }
@@ -362,9 +368,9 @@ func infoOf(t reflect.Type) *structInfo {
 		return si.(*structInfo)
 	}
 	fields := fieldsOf(t)
-	si := &structInfo{byName: make(map[string][]int, len(fields))}
+	si := &structInfo{byName: make(map[string]structField, len(fields))}
 	for _, f := range fields {
-		si.byName[f.name] = f.index
+		si.byName[f.name] = f
 		si.names = append(si.names, f.name)
 	}
 	sort.Strings(si.names)
@@ -387,7 +393,7 @@ func fieldsOf(t reflect.Type) []structField {
 		name, opts, _ := strings.Cut(tag, ",")
 		if strings.Contains(","+opts+",", ",inline,") && f.Type.Kind() == reflect.Struct {
 			for _, sub := range fieldsOf(f.Type) {
-				out = append(out, structField{name: sub.name, index: append([]int{i}, sub.index...)})
+				out = append(out, structField{name: sub.name, index: append([]int{i}, sub.index...), class: sub.class})
 			}
 			continue
 		}
@@ -397,7 +403,7 @@ func fieldsOf(t reflect.Type) []structField {
 		if name == "" {
 			name = strings.ToLower(f.Name)
 		}
-		out = append(out, structField{name: name, index: []int{i}})
+		out = append(out, structField{name: name, index: []int{i}, class: classOf(f.Type)})
 	}
 	return out
 }
@@ -421,8 +427,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, rest func(k, val *
 	si := infoOf(v.Type())
 	for e := range d.entries(n) {
 		name := e.key.Value
-		if idx, ok := si.byName[name]; ok {
-			d.decodeValue(e.value, field(v, idx))
+		if f, ok := si.byName[name]; ok {
+			d.decodeAs(e.value, field(v, f.index), f.class)
 			continue
 		}
 		if rest != nil && rest(e.key, e.value) {

@@ -47,7 +47,7 @@ func (d *decoder) canon(b []byte, n *yaml.Node, depth int) []byte {
 		} else {
 			ps = d.pairs(n)
 		}
-		slices.SortStableFunc(ps, func(a, b pair) int { return strings.Compare(a.key.Value, b.key.Value) })
+		sortPairs(ps)
 		b = append(b, '{')
 		for _, p := range ps {
 			b = append(b, 'k')
@@ -58,6 +58,20 @@ func (d *decoder) canon(b []byte, n *yaml.Node, depth int) []byte {
 		return append(b, '}')
 	}
 	return append(b, '?')
+}
+
+// sortPairs sorts ps by key, stably (an insertion sort: a mapping in a
+// config has a handful of keys).
+func sortPairs(ps []pair) {
+	if len(ps) > 32 {
+		slices.SortStableFunc(ps, func(a, b pair) int { return strings.Compare(a.key.Value, b.key.Value) })
+		return
+	}
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && ps[j].key.Value < ps[j-1].key.Value; j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
 }
 
 // appendLen appends s prefixed by its length, so that no two sequences of

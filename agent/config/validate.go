@@ -230,38 +230,41 @@ func knownKinds(kinds trackers.Kinds) string {
 
 func (v *validator) trackers() {
 	c := v.c
-	first := map[string]string{} // name → key of its first use
+	first := make(map[string]int, len(c.Trackers)) // name → index of its first use
 	for i := range c.Trackers {
 		t := &c.Trackers[i]
 		key := "trackers[" + strconv.Itoa(i) + "]"
-		nk := key + ".name"
 		switch {
 		case t.Name == "":
-			v.fail(nk, "", wrapf(ErrRequired, "required: every tracker needs a name"))
+			v.fail(key+".name", "", wrapf(ErrRequired, "required: every tracker needs a name"))
 		case !validName(t.Name):
-			v.fail(nk, t.Name, wrapf(ErrInvalidValue, "must be letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"))
+			v.fail(key+".name", t.Name, wrapf(ErrInvalidValue, "must be letters, digits, '.', '_' or '-', starting with a letter or digit, at most 64 characters"))
 		case t.Name == StoreName || t.Name == SchedulerName:
-			v.fail(nk, t.Name, wrapf(ErrDuplicate, "is reserved for the built-in %s component", t.Name))
+			v.fail(key+".name", t.Name, wrapf(ErrDuplicate, "is reserved for the built-in %s component", t.Name))
 		default:
 			if prev, dup := first[t.Name]; dup {
-				v.fail(nk, t.Name, wrapf(ErrDuplicate, "duplicate name, first used by %s (line %d)", parentKey(prev), c.Line(prev)))
+				pk := "trackers[" + strconv.Itoa(prev) + "]"
+				v.fail(key+".name", t.Name, wrapf(ErrDuplicate, "duplicate name, first used by %s (line %d)", pk, c.Line(pk+".name")))
 			} else {
-				first[t.Name] = nk
+				first[t.Name] = i
 			}
 		}
-		kk := key + ".kind"
 		_, ok := v.kinds.Lookup(t.Kind)
 		switch {
 		case t.Kind == "":
-			v.failHint(kk, "", ErrRequired, knownKinds(v.kinds))
+			v.failHint(key+".kind", "", ErrRequired, knownKinds(v.kinds))
 		case !ok:
-			v.failHint(kk, t.Kind, ErrUnknownKind, knownKinds(v.kinds))
+			v.failHint(key+".kind", t.Kind, ErrUnknownKind, knownKinds(v.kinds))
 		}
-		v.zeroOrAtLeast(key+".deadline", t.Deadline, 100*time.Millisecond)
+		if t.Deadline != 0 && t.Deadline < 100*time.Millisecond {
+			v.zeroOrAtLeast(key+".deadline", t.Deadline, 100*time.Millisecond)
+		}
 		if t.StartLimit < 0 || t.StartLimit > MaxStartLimit {
 			v.fail(key+".start_limit", v.value(key+".start_limit", strconv.Itoa(t.StartLimit)), wrapf(ErrInvalidValue, "must be 0 (the default, %d) or from 1 to %d", DefaultStartLimit, MaxStartLimit))
 		}
-		v.zeroOrAtLeast(key+".start_window", t.StartWindow, time.Second)
+		if t.StartWindow != 0 && t.StartWindow < time.Second {
+			v.zeroOrAtLeast(key+".start_window", t.StartWindow, time.Second)
+		}
 		if t.OnDemand != nil {
 			v.onDemand(key+".on_demand", t.OnDemand)
 		}
@@ -284,7 +287,8 @@ func (v *validator) trackers() {
 			}
 		}
 	}
-	names := map[string]bool{StoreName: true, SchedulerName: true}
+	names := make(map[string]bool, len(c.Trackers)+2)
+	names[StoreName], names[SchedulerName] = true, true
 	for _, t := range c.Trackers {
 		names[t.Name] = true
 	}
@@ -292,6 +296,11 @@ func (v *validator) trackers() {
 		t := &c.Trackers[i]
 		seen := map[string]bool{}
 		for j, d := range t.DependsOn {
+			if d.Name != "" && names[d.Name] && !seen[d.Name] && !(d.Optional && d.Restart) &&
+				(d.Name != SchedulerName || d.Optional || c.SchedulerEnabled()) {
+				seen[d.Name] = true
+				continue // nothing to report: the key is not built
+			}
 			dk := "trackers[" + strconv.Itoa(i) + "].depends_on[" + strconv.Itoa(j) + "]"
 			switch {
 			case d.Name == "":
@@ -399,13 +408,16 @@ func (v *validator) onDemandLinks() {
 		}
 		first[i] = o.Listen
 	}
-	managed := c.OnDemandManaged()
 	roots := map[string]bool{}
 	for _, t := range c.Trackers {
 		if t.OnDemand != nil {
 			roots[t.Name] = true
 		}
 	}
+	if len(roots) == 0 {
+		return // no tracker starts on demand: no dependency can wait for one
+	}
+	managed := c.OnDemandManaged()
 	for i, t := range c.Trackers {
 		if managed[t.Name] {
 			continue
@@ -426,21 +438,20 @@ func (v *validator) onDemandLinks() {
 // only on-demand components need starts with them and stops with them.
 // The others run all the time.
 func (c *Config) OnDemandManaged() map[string]bool {
-	dependents := map[string][]string{}
 	managed := map[string]bool{}
+	for _, t := range c.Trackers {
+		if t.OnDemand != nil {
+			managed[t.Name] = true
+		}
+	}
+	if len(managed) == 0 {
+		return managed
+	}
+	dependents := map[string][]string{}
 	for _, t := range c.Trackers {
 		for _, d := range t.DependsOn {
 			dependents[d.Name] = append(dependents[d.Name], t.Name)
 		}
-	}
-	some := false
-	for _, t := range c.Trackers {
-		if t.OnDemand != nil {
-			managed[t.Name], some = true, true
-		}
-	}
-	if !some {
-		return managed
 	}
 	// The greatest fixed point: start from every tracker that has a
 	// dependent, drop those with a dependent that runs all the time.
@@ -515,7 +526,7 @@ func sortedKeys(m map[string]bool) []string {
 // starting from its member that comes first in the file.
 func (v *validator) cycles() {
 	c := v.c
-	index := map[string]int{}
+	index := make(map[string]int, len(c.Trackers))
 	for i, t := range c.Trackers {
 		if _, dup := index[t.Name]; !dup && t.Name != "" {
 			index[t.Name] = i

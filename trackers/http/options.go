@@ -198,31 +198,46 @@ type urlData struct {
 	Page  int   // 1-based page number
 }
 
-// urlTemplates holds parsed URL templates by their text, so that a URL is
-// parsed once although config validates it and New builds on it (and a
+// urlTemplates holds parsed URL templates by their text, with the
+// outcome of checkURLTemplate for each, so that a URL is parsed and
+// checked once although config validates it and New builds on it (and a
 // reload repeats both). A template is safe to Execute concurrently. The
 // cache is emptied when it passes maxURLTemplates.
 var (
-	urlTemplates  sync.Map // string → *template.Template
+	urlTemplates  sync.Map // string → *urlTemplate
 	urlTemplatesN atomic.Int64
 )
 
 const maxURLTemplates = 4096
 
+type urlTemplate struct {
+	t     *template.Template
+	check error // what checkURLTemplate says of it
+}
+
 func parseURLTemplate(s string) (*template.Template, error) {
-	if t, ok := urlTemplates.Load(s); ok {
-		return t.(*template.Template), nil
+	u, err := loadURLTemplate(s)
+	if err != nil {
+		return nil, err
+	}
+	return u.t, nil
+}
+
+func loadURLTemplate(s string) (*urlTemplate, error) {
+	if u, ok := urlTemplates.Load(s); ok {
+		return u.(*urlTemplate), nil
 	}
 	t, err := template.New("url").Option("missingkey=error").Parse(s)
 	if err != nil {
 		return nil, err
 	}
+	u := &urlTemplate{t: t, check: checkRendered(t)}
 	if urlTemplatesN.Add(1) > maxURLTemplates {
 		urlTemplates.Clear()
 		urlTemplatesN.Store(0)
 	}
-	urlTemplates.Store(s, t)
-	return t, nil
+	urlTemplates.Store(s, u)
+	return u, nil
 }
 
 func renderURL(t *template.Template, since int64, page int) (string, error) {
@@ -234,10 +249,16 @@ func renderURL(t *template.Template, since int64, page int) (string, error) {
 }
 
 func checkURLTemplate(s string) error {
-	t, err := parseURLTemplate(s)
+	u, err := loadURLTemplate(s)
 	if err != nil {
 		return fmt.Errorf("bad template: %w", err)
 	}
+	return u.check
+}
+
+// checkRendered renders t for .Since 0 and page 1 and checks that it
+// gives an http or https URL with a host.
+func checkRendered(t *template.Template) error {
 	out, err := renderURL(t, 0, 1)
 	if err != nil {
 		return fmt.Errorf("bad template: %w", err)
