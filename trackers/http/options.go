@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -210,28 +211,70 @@ var (
 
 const maxURLTemplates = 4096
 
+// urlTemplate is a parsed URL template. One whose only actions are
+// {{.Since}} and {{.Page}} (the common case) is kept as its pieces and
+// rendered by concatenation, which gives what text/template gives for
+// them; any other is a text/template.
 type urlTemplate struct {
-	t     *template.Template
-	check error // what checkURLTemplate says of it
+	parts []urlPart          // a simple template's pieces, or nil
+	t     *template.Template // the others
+	check error              // what checkURLTemplate says of it
 }
 
-func parseURLTemplate(s string) (*template.Template, error) {
-	u, err := loadURLTemplate(s)
-	if err != nil {
-		return nil, err
+// urlPart is literal text, or one of the fields (field 's': .Since, 'p':
+// .Page).
+type urlPart struct {
+	text  string
+	field byte
+}
+
+// simpleURLTemplate splits s into pieces when its only actions are
+// {{.Since}} and {{.Page}} (spaces allowed inside the braces, no trim
+// markers, comments or anything else).
+func simpleURLTemplate(s string) ([]urlPart, bool) {
+	var parts []urlPart
+	for s != "" {
+		i := strings.Index(s, "{{")
+		if i < 0 {
+			parts = append(parts, urlPart{text: s})
+			break
+		}
+		if i > 0 {
+			parts = append(parts, urlPart{text: s[:i]})
+		}
+		rest := s[i+2:]
+		j := strings.Index(rest, "}}")
+		if j < 0 {
+			return nil, false
+		}
+		switch strings.Trim(rest[:j], " ") {
+		case ".Since":
+			parts = append(parts, urlPart{field: 's'})
+		case ".Page":
+			parts = append(parts, urlPart{field: 'p'})
+		default:
+			return nil, false
+		}
+		s = rest[j+2:]
 	}
-	return u.t, nil
+	return parts, true
 }
 
-func loadURLTemplate(s string) (*urlTemplate, error) {
+func parseURLTemplate(s string) (*urlTemplate, error) {
 	if u, ok := urlTemplates.Load(s); ok {
 		return u.(*urlTemplate), nil
 	}
-	t, err := template.New("url").Option("missingkey=error").Parse(s)
-	if err != nil {
-		return nil, err
+	u := &urlTemplate{}
+	if parts, ok := simpleURLTemplate(s); ok {
+		u.parts = parts
+	} else {
+		t, err := template.New("url").Option("missingkey=error").Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		u.t = t
 	}
-	u := &urlTemplate{t: t, check: checkRendered(t)}
+	u.check = checkRendered(u)
 	if urlTemplatesN.Add(1) > maxURLTemplates {
 		urlTemplates.Clear()
 		urlTemplatesN.Store(0)
@@ -240,16 +283,30 @@ func loadURLTemplate(s string) (*urlTemplate, error) {
 	return u, nil
 }
 
-func renderURL(t *template.Template, since int64, page int) (string, error) {
+func renderURL(u *urlTemplate, since int64, page int) (string, error) {
+	if u.t == nil {
+		var b []byte
+		for _, p := range u.parts {
+			switch p.field {
+			case 's':
+				b = strconv.AppendInt(b, since, 10)
+			case 'p':
+				b = strconv.AppendInt(b, int64(page), 10)
+			default:
+				b = append(b, p.text...)
+			}
+		}
+		return string(b), nil
+	}
 	var b bytes.Buffer
-	if err := t.Execute(&b, urlData{Since: since, Page: page}); err != nil {
+	if err := u.t.Execute(&b, urlData{Since: since, Page: page}); err != nil {
 		return "", err
 	}
 	return b.String(), nil
 }
 
 func checkURLTemplate(s string) error {
-	u, err := loadURLTemplate(s)
+	u, err := parseURLTemplate(s)
 	if err != nil {
 		return fmt.Errorf("bad template: %w", err)
 	}
@@ -258,7 +315,7 @@ func checkURLTemplate(s string) error {
 
 // checkRendered renders t for .Since 0 and page 1 and checks that it
 // gives an http or https URL with a host.
-func checkRendered(t *template.Template) error {
+func checkRendered(t *urlTemplate) error {
 	out, err := renderURL(t, 0, 1)
 	if err != nil {
 		return fmt.Errorf("bad template: %w", err)

@@ -59,7 +59,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
 	"github.com/rouse-dev/rouse/internal/backoff"
@@ -81,7 +80,7 @@ type Tracker struct {
 	store trackers.Store
 	log   *slog.Logger
 	opts  Options
-	tmpl  *template.Template
+	tmpl  *urlTemplate
 	limit *trackers.ItemLimit
 
 	// prepare, when set, is called at the start of each Run and may
