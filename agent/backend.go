@@ -58,6 +58,8 @@ func (a *Agent) service(u *unit) wire.Service {
 	if o, ok := u.comp.(outputer); ok {
 		ws.Output = o.Output()
 	}
+	ws.StartsOnDemand = u.demand
+	ws.Chains = a.chainsOf(u.name)
 	if u.demand {
 		a.mu.Lock()
 		if t := a.cfg.Tracker(u.name); t != nil && t.OnDemand != nil {

@@ -115,6 +115,30 @@ func closure(g *graph, name string) (members []string, required map[string]bool)
 	return members, required
 }
 
+// chainsOf is the on-demand components whose chain has name as a member
+// (name's own excepted), in config order; nil for none. Worked out once
+// per graph (a config change builds a new one, with its config).
+func (a *Agent) chainsOf(name string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.memberOf.g != a.graph {
+		m := map[string][]string{}
+		for _, t := range a.cfg.Trackers {
+			if t.OnDemand == nil || a.graph.nodes[t.Name].name == "" {
+				continue
+			}
+			members, _ := closure(a.graph, t.Name)
+			for _, n := range members {
+				if n != t.Name {
+					m[n] = append(m[n], t.Name)
+				}
+			}
+		}
+		a.memberOf.g, a.memberOf.m = a.graph, m
+	}
+	return slices.Clone(a.memberOf.m[name])
+}
+
 // chainLocked returns name's chain (a.chainMu held), made on first use;
 // nil when name is not a component that starts on demand.
 func (a *Agent) chainLocked(name string) *chain {

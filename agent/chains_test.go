@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -481,6 +482,65 @@ func TestAChainSaysWhatItWaitsFor(t *testing.T) {
 		v = waitChain(t, a, "blog", wire.ChainReady)
 		if v.Reason != "" || member(v, "blog").WaitingFor != "" {
 			t.Fatalf("ready again: %+v", v)
+		}
+	})
+}
+
+// TestAServiceSaysWhichChainsItIsPartOf: each component's service view
+// lists the on-demand chains it is a member of (required or optional,
+// transitively), and whether it starts with them; a config change that
+// takes a component out of a chain takes it out of the list.
+func TestAServiceSaysWhichChainsItIsPartOf(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		p := func() *probe { return &probe{latency: time.Millisecond} }
+		wiki := onDemand("rollback", time.Hour)
+		wiki.Listen = "127.0.0.1:3"
+		a, stop := testAgent(t, dir, []spec{
+			{name: "disk", p: p()},
+			{name: "db", p: p(), requires: []string{"disk"}},
+			{name: "shared", p: p()},
+			{name: "sidecar", p: p()},
+			{name: "blog", p: p(), requires: []string{"db", "shared"}, optional: []string{"sidecar"}, onDemand: onDemand("rollback", time.Hour)},
+			{name: "wiki", p: p(), requires: []string{"db"}, onDemand: wiki},
+			{name: "other", p: p(), requires: []string{"shared"}},
+		})
+		defer stop()
+		restoreNow(t, a, "boot", false)
+		want := map[string]string{
+			"disk": "[blog wiki] true", "db": "[blog wiki] true", "shared": "[blog] false", "sidecar": "[blog] true",
+			"blog": "[] true", "wiki": "[] true", "other": "[] false",
+		}
+		for n, w := range want {
+			s := a.svc(t, n)
+			if got := fmt.Sprint(s.Chains, " ", s.StartsOnDemand); got != w {
+				t.Errorf("%s: chains, starts on demand: %s, want %s", n, got, w)
+			}
+		}
+		ss := a.Services(context.Background())
+		if i := slices.IndexFunc(ss, func(s wire.Service) bool { return s.Name == "db" }); i < 0 || !slices.Equal(ss[i].Chains, []string{"blog", "wiki"}) {
+			t.Errorf("the services list: %+v", ss)
+		}
+		// wiki runs all the time from now on: its chain is gone, and db,
+		// which it needs, runs all the time too.
+		a.mu.Lock()
+		cfg := *a.cfg
+		a.mu.Unlock()
+		cfg.Trackers = slices.Clone(cfg.Trackers)
+		for i := range cfg.Trackers {
+			if cfg.Trackers[i].Name == "wiki" {
+				cfg.Trackers[i].OnDemand = nil
+			}
+		}
+		if err := a.applyConfig(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		want = map[string]string{"disk": "[blog] false", "db": "[blog] false", "wiki": "[] false", "sidecar": "[blog] true"}
+		for n, w := range want {
+			s := a.svc(t, n)
+			if got := fmt.Sprint(s.Chains, " ", s.StartsOnDemand); got != w {
+				t.Errorf("after the edit, %s: chains, starts on demand: %s, want %s", n, got, w)
+			}
 		}
 	})
 }

@@ -63,6 +63,12 @@ type Agent struct {
 	booted     bool               // the first restore has begun (the heartbeat waits for it)
 	closing    bool               // shutting down: nothing new starts
 	sleepRuns  []int64            // the @sleep hooks' runs, given the next wake's id
+	// memberOf: the on-demand chains each component is a member of,
+	// worked out for graph g (chainsOf).
+	memberOf struct {
+		g *graph
+		m map[string][]string
+	}
 
 	restoreMu sync.Mutex // one restore at a time
 	runCtx    context.Context

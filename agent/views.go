@@ -311,6 +311,7 @@ func sameService(a, b *wire.Service) bool {
 		slices.Equal(a.Output, b.Output) && (a.Output == nil) == (b.Output == nil) &&
 		reflect.DeepEqual(a.Detail, b.Detail) && a.NeedsNet == b.NeedsNet && a.Desired == b.Desired &&
 		sameTime(a.StartedAt, b.StartedAt) && a.OnDemand == b.OnDemand && a.OnDemandError == b.OnDemandError &&
+		slices.Equal(a.Chains, b.Chains) && (a.Chains == nil) == (b.Chains == nil) && a.StartsOnDemand == b.StartsOnDemand &&
 		sameHealth(a.Health, b.Health)
 }
 

@@ -79,6 +79,16 @@ type Service struct {
 	// is taken by another program); rouse tries again with backoff.
 	// "" while it listens.
 	OnDemandError string `json:"on_demand_error,omitempty"`
+	// Chains are the on-demand components whose chain it is part of: it
+	// is one of their dependencies, required or optional, transitively
+	// (a component's own chain is not listed). Empty for a component in
+	// no chain.
+	Chains []string `json:"chains,omitempty"`
+	// StartsOnDemand: it runs only while a chain needs it (it has
+	// on_demand, or only on-demand components need it) and is "idle"
+	// otherwise. A member of a chain that a component running all the
+	// time needs as well runs all the time.
+	StartsOnDemand bool `json:"starts_on_demand,omitempty"`
 	// Health is its health check (a tracker's health:), nil without one.
 	Health *HealthStatus `json:"health,omitempty"`
 }

@@ -198,6 +198,9 @@ func serviceNote(s wire.Service) string {
 	if s.OnDemand != "" && s.State == "idle" {
 		return "starts on demand: " + s.OnDemand
 	}
+	if len(s.Chains) > 0 && s.State == "idle" {
+		return "starts with the chain of " + strings.Join(s.Chains, ", ")
+	}
 	note := s.LastError
 	if s.NextRetryAt != nil {
 		note = fmt.Sprintf("next try in %s: %s", humanDuration(max(0, time.Until(*s.NextRetryAt)).Round(time.Second)), note)
@@ -230,6 +233,13 @@ func printService(out io.Writer, s wire.Service) {
 		fmt.Fprintf(out, "  on demand: %s (the first connection there, or rouse start %s, starts it)\n", s.OnDemand, s.Name)
 	case s.OnDemand != "":
 		fmt.Fprintf(out, "  on demand: %s\n", s.OnDemand)
+	}
+	switch chains := strings.Join(s.Chains, ", "); {
+	case chains == "":
+	case s.StartsOnDemand:
+		fmt.Fprintf(out, "  on demand: part of the chain of %s (it runs while one of them needs it)\n", chains)
+	default:
+		fmt.Fprintf(out, "  part of the on-demand chain of %s (it runs all the time: a component that does not start on demand needs it too)\n", chains)
 	}
 	fmt.Fprintf(out, "  attempts: %d · restarts: %d\n", s.Attempts, s.Restarts)
 	switch {

@@ -59,6 +59,39 @@ func TestStatusNotesWhereAnIdleComponentStarts(t *testing.T) {
 	}
 }
 
+// `rouse status NAME` says which on-demand chains a component is part of,
+// and whether it starts with them or runs all the time; `rouse status`
+// notes it for an idle member.
+func TestStatusShowsTheChainsAComponentIsPartOf(t *testing.T) {
+	db := wire.Service{Name: "db", Kind: "exec", State: "idle", Since: time.Now(), Chains: []string{"blog", "wiki"}, StartsOnDemand: true}
+	var one bytes.Buffer
+	printService(&one, db)
+	if !strings.Contains(one.String(), "\n  on demand: part of the chain of blog, wiki (it runs while one of them needs it)\n") {
+		t.Errorf("rouse status db:\n%s", one.String())
+	}
+	var all bytes.Buffer
+	printStatus(&all, wire.Health{Status: wire.StatusOK, Components: []wire.Service{db}})
+	if !strings.Contains(all.String(), "starts with the chain of blog, wiki") {
+		t.Errorf("rouse status:\n%s", all.String())
+	}
+	db.State, db.StartsOnDemand = "ready", false
+	one.Reset()
+	printService(&one, db)
+	if !strings.Contains(one.String(), "\n  part of the on-demand chain of blog, wiki (it runs all the time: a component that does not start on demand needs it too)\n") {
+		t.Errorf("rouse status db, needed by a component that runs all the time:\n%s", one.String())
+	}
+	all.Reset()
+	printStatus(&all, wire.Health{Status: wire.StatusOK, Components: []wire.Service{db}})
+	if strings.Contains(all.String(), "chain") {
+		t.Errorf("a ready member is noted:\n%s", all.String())
+	}
+	one.Reset()
+	printService(&one, wire.Service{Name: "other", Kind: "exec", State: "ready", Since: time.Now()})
+	if strings.Contains(one.String(), "chain") {
+		t.Errorf("a component in no chain:\n%s", one.String())
+	}
+}
+
 // The closing line of `rouse wake --follow` counts the components waiting
 // for the user apart from the timed-out ones.
 func TestRestoreLineCountsWaitingForTheUser(t *testing.T) {
