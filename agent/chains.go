@@ -73,7 +73,7 @@ type chain struct {
 	reason    string
 	began     map[string]bool      // members this start waited for
 	ended     map[string]time.Time // when each one's bring-up ended
-	est       map[string]time.Duration
+	est       map[string]memberEstimate
 
 	// The bring-ups a start that failed left going (on_failure: keep, or
 	// a manual start): members it cut short while they were starting go
@@ -766,16 +766,25 @@ func (a *Agent) chainDeadline(members []string) time.Duration {
 	return min(total, bound)
 }
 
+// memberEstimate is a chain member's learned start time and the number of
+// starts on record it comes from; none on record (its first start): no
+// estimate, 0 — the dry run's guess (defaultEstimate) is not shown as one.
+type memberEstimate struct {
+	d       time.Duration
+	samples int
+}
+
 // chainEstimates returns the learned estimate of each member (as the dry
-// run's), read from the wake history once per start.
-func (a *Agent) chainEstimates(ch *chain) map[string]time.Duration {
+// run's), read from the wake history (wakes and chain starts) once per
+// start.
+func (a *Agent) chainEstimates(ch *chain) map[string]memberEstimate {
 	a.chainMu.Lock()
 	est, members := ch.est, slices.Clone(ch.members)
 	a.chainMu.Unlock()
 	if est != nil {
 		return est
 	}
-	est = map[string]time.Duration{}
+	est = map[string]memberEstimate{}
 	complete := true
 	ctx, cancel := context.WithTimeout(a.runCtx, time.Second)
 	defer cancel()
@@ -784,11 +793,8 @@ func (a *Agent) chainEstimates(ch *chain) map[string]time.Duration {
 		if err != nil {
 			complete = false
 		}
-		d, _, ok := estimate(rs)
-		if !ok {
-			d = defaultEstimate
-		}
-		est[n] = d
+		d, _, _ := estimate(rs)
+		est[n] = memberEstimate{d: d, samples: len(rs)}
 	}
 	if complete {
 		a.chainMu.Lock()
@@ -852,7 +858,8 @@ func (a *Agent) Chain(name string) wire.Chain {
 	}
 	for i, n := range members {
 		s := snaps[i]
-		c := wire.ChainComponent{Name: n, State: string(s.state), Required: required[n], EstimatedMS: est[n].Milliseconds()}
+		c := wire.ChainComponent{Name: n, State: string(s.state), Required: required[n],
+			EstimatedMS: est[n].d.Milliseconds(), Samples: est[n].samples}
 		if !s.state.IsReady() && s.state != stateIdle {
 			c.Error = s.lastErr
 		}

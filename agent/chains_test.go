@@ -111,6 +111,12 @@ func TestOnDemandChains(t *testing.T) {
 			if v.Trigger != "demand" || v.DeadlineMS != 15000 {
 				t.Fatalf("chain %+v: want trigger demand, deadline db's 5s + blog's 10s", v)
 			}
+			// Its first start: nothing on record, nothing guessed.
+			for _, c := range v.Components {
+				if c.EstimatedMS != 0 || c.Samples != 0 {
+					t.Errorf("%s on the chain's first start: estimated %d ms from %d starts, want no estimate", c.Name, c.EstimatedMS, c.Samples)
+				}
+			}
 			v = waitChain(t, a, "blog", wire.ChainReady)
 			if got := time.Since(t0); got != 3*time.Second {
 				t.Fatalf("ready after %v, want db's 2s then blog's 1s", got)
@@ -145,8 +151,8 @@ func TestOnDemandChains(t *testing.T) {
 			// Learned: the next view estimates each member from it.
 			v = a.Chain("blog")
 			for _, c := range v.Components {
-				if c.Name == "db" && c.EstimatedMS != 2000 {
-					t.Fatalf("db estimated %dms, want the 2000 it took", c.EstimatedMS)
+				if c.Name == "db" && (c.EstimatedMS != 2000 || c.Samples != 1) {
+					t.Fatalf("db estimated %dms from %d starts, want the 2000 it took, from 1", c.EstimatedMS, c.Samples)
 				}
 			}
 			if n := counterValue(a.metrics.startsBy.With("demand")); n != 1 {
@@ -515,6 +521,13 @@ func TestAServiceSaysWhichChainsItIsPartOf(t *testing.T) {
 			s := a.svc(t, n)
 			if got := fmt.Sprint(s.Chains, " ", s.StartsOnDemand); got != w {
 				t.Errorf("%s: chains, starts on demand: %s, want %s", n, got, w)
+			}
+		}
+		// shared ran from the boot: the chain's first start shows its
+		// measured time; the members that never ran have none.
+		for _, c := range a.Chain("blog").Components {
+			if c.Name == "shared" && c.Samples != 1 || c.Name == "db" && (c.Samples != 0 || c.EstimatedMS != 0) {
+				t.Errorf("on blog's first start, %s: estimated %d ms from %d starts", c.Name, c.EstimatedMS, c.Samples)
 			}
 		}
 		ss := a.Services(context.Background())

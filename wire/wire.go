@@ -477,9 +477,13 @@ type ChainComponent struct {
 	Required bool   `json:"required"`
 	// WaitingFor is the required dependency (a member too) a waiting
 	// member waits for; "" when it waits for nothing in the chain.
-	WaitingFor  string `json:"waiting_for,omitempty"`
-	ElapsedMS   int64  `json:"elapsed_ms"`   // since this start began waiting for it
-	EstimatedMS int64  `json:"estimated_ms"` // learned as the dry-run's estimate
+	WaitingFor string `json:"waiting_for,omitempty"`
+	ElapsedMS  int64  `json:"elapsed_ms"` // since this start began waiting for it
+	// EstimatedMS is learned as the dry run's estimate (the median of its
+	// last starts, wakes and chain starts) from Samples starts on record;
+	// with none (its first start) both are 0: there is no estimate yet.
+	EstimatedMS int64  `json:"estimated_ms"`
+	Samples     int    `json:"samples"`
 	Error       string `json:"error,omitempty"`
 }
 

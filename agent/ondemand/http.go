@@ -37,6 +37,8 @@ var waitPage = sync.OnceValue(func() *template.Template {
 		"secs":   secs,
 		"status": statusLine,
 		"title":  heading,
+		"up":     componentUp,
+		"est":    estimated,
 	}).ParseFS(pageFS, "page/wait.html"))
 })
 
@@ -301,6 +303,29 @@ func secs(ms int64) string {
 	return strconv.FormatFloat(float64(ms)/1000, 'f', 1, 64) + " s"
 }
 
+// noEstimate is what the page shows for a member with no start on record.
+const noEstimate = "no estimate yet"
+
+// estimated is a member's estimate for the page: its learned time, or
+// noEstimate on its first start (nothing is guessed). The script keeps
+// the same wording.
+func estimated(c wire.ChainComponent) string {
+	if c.Samples == 0 {
+		return noEstimate
+	}
+	return secs(c.EstimatedMS)
+}
+
+// firstStart: no member of the chain has a start on record.
+func firstStart(v wire.Chain) bool {
+	for _, c := range v.Components {
+		if c.Samples > 0 {
+			return false
+		}
+	}
+	return len(v.Components) > 0
+}
+
 // heading is the page's title line; the script keeps the same wording.
 func heading(v wire.Chain) string {
 	switch v.State {
@@ -334,6 +359,9 @@ func statusLine(v wire.Chain) string {
 	case wire.ChainStopping:
 		return v.Name + " is stopping; it starts again right after."
 	case wire.ChainStarting:
+		if firstStart(v) {
+			return fmt.Sprintf("Starting %s: %d of %d ready (first start, %s)…", v.Name, up, len(v.Components), noEstimate)
+		}
 		return fmt.Sprintf("Starting %s: %d of %d ready…", v.Name, up, len(v.Components))
 	case wire.ChainWaiting:
 		return v.Reason + "…"

@@ -48,9 +48,9 @@ func upstreamOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "h
 
 func comps() []wire.ChainComponent {
 	return []wire.ChainComponent{
-		{Name: "db", State: "stopped", Required: true, EstimatedMS: 2000},
-		{Name: "blog", State: "stopped", Required: true, EstimatedMS: 1000},
-		{Name: "sidecar", State: "stopped", EstimatedMS: 500},
+		{Name: "db", State: "stopped", Required: true, EstimatedMS: 2000, Samples: 3},
+		{Name: "blog", State: "stopped", Required: true, EstimatedMS: 1000, Samples: 3},
+		{Name: "sidecar", State: "stopped", EstimatedMS: 500, Samples: 3},
 	}
 }
 
@@ -137,8 +137,8 @@ func TestHTTP(t *testing.T) {
 		// elapsed times of the start before the idle stop.
 		up := app(t)
 		c := newFake("blog", wire.ChainIdle,
-			wire.ChainComponent{Name: "db", State: "idle", Required: true, ElapsedMS: 2689, EstimatedMS: 2689},
-			wire.ChainComponent{Name: "app", State: "idle", Required: true, ElapsedMS: 3107, EstimatedMS: 417})
+			wire.ChainComponent{Name: "db", State: "idle", Required: true, ElapsedMS: 2689, EstimatedMS: 2689, Samples: 1},
+			wire.ChainComponent{Name: "app", State: "idle", Required: true, ElapsedMS: 3107, EstimatedMS: 417, Samples: 1})
 		c.onDemand = func(*fakeChains) {}
 		f := runFront(t, Options{Name: "blog", Upstream: upstreamOf(up)}, c)
 		b := body(t, get(t, f, "/", "Accept", html))
@@ -148,6 +148,44 @@ func TestHTTP(t *testing.T) {
 		for _, want := range []string{`<td class="elapsed">–</td><td class="estimated">2.7 s</td>`, `<td class="estimated">0.4 s</td>`} {
 			if !strings.Contains(b, want) {
 				t.Errorf("waiting page lacks %q:\n%s", want, b)
+			}
+		}
+	})
+
+	t.Run("AFirstStartShowsNoEstimate", func(t *testing.T) {
+		// No member has a start on record: the page invents no time; a
+		// member with one (db, from wakes) shows its own.
+		up := app(t)
+		c := newFake("blog", wire.ChainStarting,
+			wire.ChainComponent{Name: "db", State: "starting", Required: true, ElapsedMS: 300},
+			wire.ChainComponent{Name: "blog", State: "waiting", Required: true, WaitingFor: "db"})
+		c.onDemand = func(*fakeChains) {}
+		f := runFront(t, Options{Name: "blog", Upstream: upstreamOf(up)}, c)
+		r := get(t, f, "/", "Accept", html)
+		b := body(t, r)
+		for _, want := range []string{
+			"Starting blog: 0 of 2 ready (first start, no estimate yet)…",
+			`<td class="estimated">no estimate yet</td><td><progress></progress></td></tr>`,
+		} {
+			if !strings.Contains(b, want) {
+				t.Errorf("waiting page lacks %q:\n%s", want, b)
+			}
+		}
+		if strings.Contains(b, "1.0 s") || strings.Contains(b, "max=") {
+			t.Errorf("the page shows an estimate nobody measured:\n%s", b)
+		}
+		if ra := r.Header.Get("Retry-After"); ra != "5" {
+			t.Errorf("Retry-After %q, want 5 (nothing known)", ra)
+		}
+		c.update(func(v *wire.Chain) { v.Components[0].EstimatedMS, v.Components[0].Samples = 2689, 2 })
+		b = body(t, get(t, f, "/", "Accept", html))
+		for _, want := range []string{
+			"Starting blog: 0 of 2 ready…",
+			`<td class="estimated">2.7 s</td><td><progress max="2689" value="300"></progress>`,
+			`<td class="estimated">no estimate yet</td>`,
+		} {
+			if !strings.Contains(b, want) {
+				t.Errorf("with db's history, the page lacks %q:\n%s", want, b)
 			}
 		}
 	})

@@ -228,8 +228,9 @@ func TestOnDemandInChromium(t *testing.T) {
 			}
 			if l.Wait && !shotFirst {
 				shotFirst = true
-				if l.Est == "" {
-					t.Errorf("the waiting page shows no estimate for db")
+				// The chain's first start: nothing on record, nothing guessed.
+				if l.Est != "no estimate yet" {
+					t.Errorf("the waiting page shows %q as db's estimate on its first start, want \"no estimate yet\"", l.Est)
 				}
 				shot("ondemand-waiting.png")
 			}
@@ -246,6 +247,9 @@ func TestOnDemandInChromium(t *testing.T) {
 		took := time.Since(asked)
 		t.Logf("the waiting page showed, in order: %v", seen)
 		t.Logf("its status line said: %q", statuses)
+		if !slices.ContainsFunc(statuses, func(s string) bool { return strings.Contains(s, "(first start, no estimate yet)") }) {
+			t.Errorf("the status line never said it is the first start: %q", statuses)
+		}
 		if final.App != "Hello from the app" {
 			t.Fatalf("the browser did not end on the app's page (seen %v)", seen)
 		}

@@ -12,6 +12,11 @@
 
   function secs(ms) { return ms > 0 ? (ms / 1000).toFixed(1) + " s" : "\u2013"; }
   function up(s) { return s === "ready" || s === "catching_up"; }
+  // Nothing is guessed for a member with no start on record.
+  function est(c) { return c.samples > 0 ? secs(c.estimated_ms) : "no estimate yet"; }
+  function firstStart(v) {
+    return v.components.length > 0 && v.components.every(function (c) { return !(c.samples > 0); });
+  }
   function failure(v) {
     if (v.reason) { return v.reason; }
     for (var i = 0; i < v.components.length; i++) {
@@ -26,7 +31,8 @@
       case "ready": return v.name + " is ready: opening it\u2026";
       case "failed": return v.name + " could not start: " + failure(v);
       case "stopping": return v.name + " is stopping; it starts again right after.";
-      case "starting": return "Starting " + v.name + ": " + n + " of " + v.components.length + " ready\u2026";
+      case "starting": return "Starting " + v.name + ": " + n + " of " + v.components.length + " ready" +
+        (firstStart(v) ? " (first start, no estimate yet)" : "") + "\u2026";
       case "waiting": return v.reason + "\u2026";
       default: return "Waiting for " + v.name + " to start\u2026";
     }
@@ -59,9 +65,10 @@
       cell(tr, c.name + (c.required ? "" : " (optional)"));
       cell(tr, c.state + (c.waiting_for ? " for " + c.waiting_for : ""), "state");
       cell(tr, secs(el), "elapsed");
-      cell(tr, secs(c.estimated_ms), "estimated");
+      cell(tr, est(c), "estimated");
       var p = document.createElement("progress");
-      if (c.estimated_ms > 0) { p.max = c.estimated_ms; p.value = up(c.state) ? c.estimated_ms : Math.min(el, c.estimated_ms); }
+      if (c.samples > 0 && c.estimated_ms > 0) { p.max = c.estimated_ms; p.value = up(c.state) ? c.estimated_ms : Math.min(el, c.estimated_ms); }
+      else if (up(c.state)) { p.max = 1; p.value = 1; }
       cell(tr, "").appendChild(p);
       rows.appendChild(tr);
       if (c.error) {
