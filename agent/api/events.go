@@ -100,18 +100,44 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
-			data, err := json.Marshal(ev)
-			if err != nil {
-				s.log.Error("api event not encodable", "id", ev.ID, "type", ev.Type, "err", err)
-				continue
+			s.encodeEvent(bw, ev)
+			// What is queued behind it goes out in the same flush: a wake
+			// publishes a thousand events within milliseconds, and a flush
+			// per event (two system calls) made the stream's goroutine hold
+			// a processor the API's requests were waiting for.
+			more := true
+			for n := 1; more && n < maxEventsPerFlush; n++ {
+				select {
+				case ev, ok := <-ch:
+					if !ok {
+						_ = flush()
+						return nil
+					}
+					s.encodeEvent(bw, ev)
+				default:
+					more = false
+				}
 			}
-			writeEvent(bw, ev, data)
 			if err := flush(); err != nil {
 				s.log.Debug("api event stream ended", "err", err)
 				return nil
 			}
 		}
 	}
+}
+
+// maxEventsPerFlush bounds how many queued events one flush carries, so a
+// client sees a long burst as it is written rather than at its end.
+const maxEventsPerFlush = 256
+
+// encodeEvent writes one event's frame to bw.
+func (s *Server) encodeEvent(bw *bufio.Writer, ev wire.Event) {
+	data, err := json.Marshal(ev)
+	if err != nil {
+		s.log.Error("api event not encodable", "id", ev.ID, "type", ev.Type, "err", err)
+		return
+	}
+	writeEvent(bw, ev, data)
 }
 
 // writeEvent frames one event. JSON from encoding/json holds no newline, so

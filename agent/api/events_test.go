@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/rouse-dev/rouse/agent/api"
 	"github.com/rouse-dev/rouse/agent/api/apitest"
 	"github.com/rouse-dev/rouse/wire"
 )
@@ -266,4 +268,47 @@ func TestAStalledReaderIsCutOffAfterTheWriteTimeout(t *testing.T) {
 		_ = srv.Close()
 		<-served
 	})
+}
+
+// flushCounter counts the handler's flushes.
+type flushCounter struct {
+	*httptest.ResponseRecorder
+	flushes int
+}
+
+func (f *flushCounter) Flush() { f.flushes++; f.ResponseRecorder.Flush() }
+
+// A burst of events already queued goes out in a few flushes, not one per
+// event, every event framed and in order.
+func TestEventStreamFlushesABurstTogether(t *testing.T) {
+	const n = 1000
+	b := &apitest.Backend{SubscribeFunc: func(ctx context.Context, lastID int64) <-chan wire.Event {
+		ch := make(chan wire.Event, n)
+		for i := range n {
+			ch <- wire.Event{ID: int64(i + 1), Type: wire.EventState, At: t0, State: &wire.StateEvent{Name: "c", State: "ready"}}
+		}
+		close(ch)
+		return ch
+	}}
+	s := newTestServer(t, b)
+	r := httptest.NewRequest(http.MethodGet, "http://"+testHost+"/api/v1/events", nil)
+	r.Header.Set("X-API-Key", testToken)
+	w := &flushCounter{ResponseRecorder: httptest.NewRecorder()}
+	s.Handler().ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Fatalf("status %d: %s", w.Code, w.Body)
+	}
+	if max := 2 + n/api.MaxEventsPerFlush; w.flushes > max {
+		t.Errorf("%d events took %d flushes, want at most %d", n, w.flushes, max)
+	}
+	lines := sseLines(strings.NewReader(w.Body.String()))
+	frame(t, lines) // retry
+	for i := range n {
+		if f := frame(t, lines); len(f) != 3 || f[0] != "id: "+itoa(int64(i+1)) {
+			t.Fatalf("frame %d: %q", i, f)
+		}
+	}
+	if _, ok := <-lines; ok {
+		t.Fatal("more than the events sent")
+	}
 }

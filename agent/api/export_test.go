@@ -12,6 +12,8 @@ import (
 
 const MaxBodyBytes = maxBodyBytes
 
+const MaxEventsPerFlush = maxEventsPerFlush
+
 // SetKeepAliveInterval changes the SSE keep-alive interval and returns a
 // function that restores it.
 func SetKeepAliveInterval(d time.Duration) (restore func()) {
