@@ -491,14 +491,14 @@ func (j *jail) alone() bool {
 	if j.leader <= 0 {
 		return false
 	}
-	task := "/proc/" + strconv.Itoa(j.leader) + "/task"
-	threads, err := os.ReadDir(task)
+	task := "/proc/" + strconv.Itoa(j.leader) + "/task/"
+	threads, err := dirNumbers(task)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false
 	}
 	// Gone (reaped already): whatever it had went to the agent.
 	for _, t := range threads {
-		pids, err := readPids(task + "/" + t.Name() + "/children")
+		pids, err := readPids(task + strconv.Itoa(t) + "/children")
 		if err != nil && !errors.Is(err, fs.ErrNotExist) || len(pids) > 0 {
 			return false
 		}
@@ -596,13 +596,9 @@ func readKids() ([]proc, bool) {
 		return nil, false
 	}
 	var pids []int
+	var buf []byte
 	for _, t := range tasks {
-		path := "/proc/self/task/" + strconv.Itoa(t) + "/children"
-		first, err := readPids(path)
-		if err != nil {
-			return nil, false
-		}
-		second, err := readPids(path)
+		first, second, err := readPidsTwice("/proc/self/task/"+strconv.Itoa(t)+"/children", &buf)
 		if err != nil || !subset(first, second) {
 			return nil, false
 		}
@@ -636,19 +632,7 @@ func readKids() ([]proc, bool) {
 }
 
 // taskNames lists the agent's threads.
-func taskNames() ([]int, error) {
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		return nil, err
-	}
-	tids := make([]int, 0, len(ents))
-	for _, e := range ents {
-		if tid, err := strconv.Atoi(e.Name()); err == nil {
-			tids = append(tids, tid)
-		}
-	}
-	return tids, nil
-}
+func taskNames() ([]int, error) { return dirNumbers("/proc/self/task") }
 
 // subset reports whether every element of a is in b.
 func subset(a, b []int) bool {

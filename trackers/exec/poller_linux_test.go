@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -86,5 +87,58 @@ func TestPoller(t *testing.T) {
 			t.Fatal("Done is not closed after Close")
 		}
 		r.Close() // twice is fine
+	})
+	t.Run("DrainReadsToTheEndWithoutThePollersGoroutine", func(t *testing.T) {
+		if !holdPoller() {
+			t.Skip("no epoll here")
+		}
+		defer releasePoller()
+		// In the poller's set but not in its epoll set: only drain can
+		// read these.
+		reader := func() (*pipeReader, *os.File) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &sink{log: slog.New(slog.DiscardHandler), ring: newRing(10), lim: &limiter{rate: logRate}}
+			r := &pipeReader{f: pr, fd: int(pr.Fd()), stream: "stdout", sink: s, done: make(chan struct{})}
+			if err := syscall.SetNonblock(r.fd, true); err != nil {
+				t.Fatal(err)
+			}
+			thePoller.mu.Lock()
+			thePoller.pipes[int32(r.fd)] = r
+			thePoller.mu.Unlock()
+			return r, pw
+		}
+		ended, w := reader()
+		defer ended.Close()
+		if _, err := w.WriteString("first\nlast without newline"); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		ended.drain()
+		select {
+		case <-ended.Done():
+		default:
+			t.Fatal("drain returned before the pipe's end, its writer closed")
+		}
+		if got := ended.sink.ring.snapshot(); !slices.Equal(got, []string{"first", "last without newline"}) {
+			t.Fatalf("lines %q", got)
+		}
+		open, w2 := reader()
+		defer open.Close()
+		defer w2.Close()
+		if _, err := w2.WriteString("so far\n"); err != nil {
+			t.Fatal(err)
+		}
+		open.drain() // must not block: the writer is still open
+		select {
+		case <-open.Done():
+			t.Fatal("Done closed while a writer is open")
+		default:
+		}
+		if got := open.sink.ring.snapshot(); !slices.Equal(got, []string{"so far"}) {
+			t.Fatalf("lines %q", got)
+		}
 	})
 }

@@ -262,6 +262,11 @@ func (p *osProcess) Stop(timeout time.Duration) {
 		p.log.Warn("processes of the child's group still running after SIGKILL", "pid", p.Pid())
 	}
 	p.jail.close()
+	for _, r := range p.readers {
+		if d, ok := r.(interface{ drain() }); ok {
+			d.drain() // the writers are gone: the end is there to read
+		}
+	}
 	t := time.NewTimer(readerGrace)
 wait:
 	for _, r := range p.readers {
