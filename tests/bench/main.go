@@ -339,17 +339,22 @@ func stepIndex(name string) int {
 
 // buildRelease compiles ./cmd/rouse into dir as packaging/main.go does for
 // the packages, and returns the binary's path.
-func buildRelease(dir string) (string, error) {
+func buildRelease(dir string) (string, error) { return buildCommand(dir, "./cmd/rouse") }
+
+// buildCommand compiles the command pkg of this module into dir as a
+// release is built (CGO_ENABLED=0, -trimpath, -ldflags=-s -w) and returns
+// the binary's path.
+func buildCommand(dir, pkg string) (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
-	bin := filepath.Join(dir, "rouse")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./cmd/rouse")
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
 	cmd.Dir = filepath.Dir(strings.TrimSpace(string(out)))
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/rouse: %w\n%s", err, b)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return bin, nil
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,9 +21,9 @@ import (
 	"github.com/rouse-dev/rouse/tests/internal/harness"
 )
 
-// Benchmark 5: against supervisord and pm2. Programs (this program run
-// again as "pidlisten") wait ~200 ms, then accept on their port and write
-// their pid to each connection. Each side supervises the same number of
+// Benchmark 5: against supervisord and pm2. Programs (./pidlisten, built
+// for the run) wait ~200 ms, then accept on their port and write their pid
+// to each connection. Each side supervises the same number of
 // them; the time measured is from "restart everything" —
 // `supervisorctl restart all` for supervisord, `pm2 restart all` for pm2 (a
 // private daemon, its own PM2_HOME), POST /api/v1/wake for rouse (exec
@@ -36,6 +35,10 @@ import (
 // the 50 ports every 2 ms instead: 25,000 connects a second, a whole core of
 // the two, which slowed most the contender that needs the CPU in that
 // window. Rounds alternate (three in the full run); the median is kept.
+// Until 2026-11 the programs were this program run again (a 16–24 MB
+// binary with every package init of the bench, ~3 ms of CPU to start each,
+// and fifty of them start at once on every restart); pidlisten is a
+// command of its own with nothing else in it, the same for all three.
 
 const (
 	helperArg    = "-rouse-bench-helper"
@@ -77,56 +80,13 @@ func helper(mode string, args []string) error {
 	case "polls":
 		return barePolls(args)
 	}
-	if mode != "pidlisten" || len(args) < 2 {
-		return fmt.Errorf("want pidlisten ADDR DELAY [MARKER [REPORT]], got %s %q", mode, args)
-	}
-	delay, err := time.ParseDuration(args[1])
-	if err != nil {
-		return err
-	}
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case <-time.After(delay):
-	case <-term:
-		return nil
-	}
-	var l net.Listener
-	for range 200 { // the previous instance may hold the port a moment longer
-		if l, err = net.Listen("tcp", args[0]); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err != nil {
-		return err
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%d\n", os.Getpid())
-			c.Close()
-		}
-	}()
-	if len(args) > 3 { // tell the bench: listening now
-		if c, err := net.DialTimeout("tcp", args[3], time.Second); err == nil {
-			fmt.Fprintf(c, "%s %d\n", args[0], os.Getpid())
-			c.Close()
-		}
-	}
-	<-term
-	return l.Close()
+	return fmt.Errorf("unknown helper mode %q", mode)
 }
 
-func helperArgv(addr, marker, report string) []string {
-	self, err := os.Executable()
-	if err != nil {
-		panic(err)
-	}
-	return []string{self, helperArg, "pidlisten", addr, programDelay.String(), marker, report}
+// helperArgv is the command line of the program on addr: it reports to
+// report once it listens; marker tags it.
+func helperArgv(helper, addr, marker, report string) []string {
+	return []string{helper, addr, programDelay.String(), marker, report}
 }
 
 // pidAt returns the pid the program on addr answers with, or "".
@@ -241,6 +201,15 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 	if err != nil {
 		t.Fatalf("supervisorctl not found: %v", err)
 	}
+	dir, err := os.MkdirTemp("", "rouse-bench-pidlisten")
+	if err != nil {
+		t.Fatalf("temp: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	helper, err := buildCommand(dir, "./tests/bench/pidlisten")
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
 	// supervisord's programs carry their own marker: rouse's are checked
 	// for survivors when its agent stops, supervisord's must not count.
 	marker, svMarker := harness.NewMarker(), harness.NewMarker()
@@ -296,13 +265,13 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 		pm           *pm2
 	)
 	parallel(t,
-		func() { conf, supLog, sPids = startSupervisord(t, ls, sd, sAddrs, svMarker, atStop) },
+		func() { conf, supLog, sPids = startSupervisord(t, ls, sd, helper, sAddrs, svMarker, atStop) },
 		func() {
 			var cfg strings.Builder
 			cfg.WriteString("scheduler: {enabled: false}\ntrackers:\n")
 			for i, a := range rAddrs {
 				fmt.Fprintf(&cfg, "  - name: p%02d\n    kind: exec\n    command: %s\n    env: %s\n    ready: {tcp: %q}\n    restart_on_wake: true\n",
-					i, harness.YAMLList(helperArgv(a, marker, ls.addr())), harness.ExecEnv(marker), a)
+					i, harness.YAMLList(helperArgv(helper, a, marker, ls.addr())), harness.ExecEnv(marker), a)
 			}
 			p := harness.NewPower(t, false)
 			ag = harness.Start(t, o.RouseBin, harness.Options{Config: cfg.String(), BusAddr: p.Addr(), Marker: marker})
@@ -310,7 +279,7 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 			waitLastWake(t, ag.Client)
 			rPids, _ = ls.waitNewPids(t, "rouse", rAddrs, nil, time.Now())
 		},
-		func() { pm = startPM2(t, ls, pAddrs, svMarker, atStop) },
+		func() { pm = startPM2(t, ls, helper, pAddrs, svMarker, atStop) },
 	)
 
 	m := &supervisorMatch{Programs: o.Programs}
@@ -355,7 +324,7 @@ func benchSupervisord(t *tb, o options) *supervisorMatch {
 
 // startSupervisord runs supervisord over the programs on addrs and waits
 // until they all answer; conf is its config file, supLog what it said.
-func startSupervisord(t *tb, ls *listening, sd string, addrs []string, marker string, atStop func(func())) (conf, supLog func() string, pids map[string]string) {
+func startSupervisord(t *tb, ls *listening, sd, helper string, addrs []string, marker string, atStop func(func())) (conf, supLog func() string, pids map[string]string) {
 	dir, err := os.MkdirTemp("", "sv") // short: the control socket path is bounded
 	if err != nil {
 		t.Fatalf("temp: %v", err)
@@ -366,7 +335,7 @@ func startSupervisord(t *tb, ls *listening, sd string, addrs []string, marker st
 	fmt.Fprintf(&b, "[unix_http_server]\nfile=%s/s.sock\n\n[supervisord]\nlogfile=%s/supervisord.log\npidfile=%s/supervisord.pid\nchildlogdir=%s\nnodaemon=true\nloglevel=warn\n\n", dir, dir, dir, dir)
 	fmt.Fprintf(&b, "[rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n[supervisorctl]\nserverurl=unix://%s/s.sock\n\n", dir)
 	for i, a := range addrs {
-		fmt.Fprintf(&b, "[program:p%02d]\ncommand=%s\nstartsecs=0\nautorestart=false\nstopwaitsecs=5\nstdout_logfile=NONE\nstderr_logfile=NONE\n\n", i, strings.Join(helperArgv(a, marker, ls.addr()), " "))
+		fmt.Fprintf(&b, "[program:p%02d]\ncommand=%s\nstartsecs=0\nautorestart=false\nstopwaitsecs=5\nstdout_logfile=NONE\nstderr_logfile=NONE\n\n", i, strings.Join(helperArgv(helper, a, marker, ls.addr()), " "))
 	}
 	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
 		t.Fatalf("conf: %v", err)
@@ -442,7 +411,7 @@ type pm2 struct {
 	pids  map[string]string
 }
 
-func startPM2(t *tb, ls *listening, addrs []string, marker string, atStop func(func())) *pm2 {
+func startPM2(t *tb, ls *listening, helper string, addrs []string, marker string, atStop func(func())) *pm2 {
 	bin, err := exec.LookPath("pm2")
 	if err != nil {
 		t.Fatalf("pm2 not found (scripts/test-deps.sh installs it with npm): %v", err)
@@ -468,7 +437,7 @@ func startPM2(t *tb, ls *listening, addrs []string, marker string, atStop func(f
 		Apps []app `json:"apps"`
 	}
 	for i, a := range addrs {
-		argv := helperArgv(a, marker, ls.addr())
+		argv := helperArgv(helper, a, marker, ls.addr())
 		eco.Apps = append(eco.Apps, app{Name: fmt.Sprintf("p%02d", i), Script: argv[0], Args: argv[1:],
 			Interpreter: "none", KillTimeout: 5000})
 	}
