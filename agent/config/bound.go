@@ -40,14 +40,12 @@ func checkSize(file string, data []byte) *FieldError {
 	}
 	n, line := 0, 1
 	for _, c := range data {
-		switch c {
-		case '\n':
-			line++
-			n++
-		case '\r', ',', ':', '-', '?', '[', '{', '*', '&', '!', '|', '>', 0x85, 0xa8, 0xa9: // 0x85…: the tails of NEL, LS, PS
-			n++
-		default:
+		if !isIndicator[c] {
 			continue
+		}
+		n++
+		if c == '\n' {
+			line++
 		}
 		if n > maxIndicators {
 			return &FieldError{File: file, Line: line, Err: wrapf(ErrTooLarge,
@@ -56,6 +54,11 @@ func checkSize(file string, data []byte) *FieldError {
 	}
 	return nil
 }
+
+// isIndicator marks the bytes checkSize counts: line breaks and YAML
+// indicators (0x85…: the tails of NEL, LS, PS).
+var isIndicator = [256]bool{'\n': true, '\r': true, ',': true, ':': true, '-': true, '?': true, '[': true, '{': true,
+	'*': true, '&': true, '!': true, '|': true, '>': true, 0x85: true, 0xa8: true, 0xa9: true}
 
 // tooLarge is the one error for a file over MaxFileBytes, at the line
 // where it passes the limit.

@@ -68,8 +68,13 @@ func sortPairs(ps []pair) {
 		return
 	}
 	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && ps[j].key.Value < ps[j-1].key.Value; j-- {
-			ps[j], ps[j-1] = ps[j-1], ps[j]
+		p := ps[i]
+		j := i
+		for ; j > 0 && p.key.Value < ps[j-1].key.Value; j-- {
+			ps[j] = ps[j-1]
+		}
+		if j != i {
+			ps[j] = p
 		}
 	}
 }
