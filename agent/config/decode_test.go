@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/rouse-dev/rouse/trackers"
 )
 
@@ -101,5 +103,38 @@ func TestDecodeErrorsForEveryOptionShape(t *testing.T) {
 				t.Fatalf("err:\n got %v\nwant %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestScalarFastPathsMatchYAML checks that the bool and integer readers,
+// which skip yaml.v3's Node.Decode for plain spellings, read every scalar
+// as Node.Decode does, and refuse what it refuses.
+func TestScalarFastPathsMatchYAML(t *testing.T) {
+	for _, s := range []string{"0", "7", "-7", "017", "0o17", "0x1F", "+5", "1_000", "00", "-0",
+		"9223372036854775807", "9223372036854775808", "-9223372036854775808", "18446744073709551616",
+		"true", "True", "TRUE", "false", "FALSE", "yes", "on", "1.5", "x", `"5"`, "!!int 5", "!!bool true", "~"} {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte("v: "+s), &doc); err != nil {
+			t.Fatal(err)
+		}
+		n := doc.Content[0].Content[1]
+		var wi int64
+		wiErr := n.Decode(&wi)
+		gi, ok := intOf(n)
+		if want := wiErr == nil && n.ShortTag() == "!!int"; ok != want || ok && gi != wi {
+			t.Errorf("int %s: got %d, %v; yaml.v3 gives %d, %v", s, gi, ok, wi, want)
+		}
+		var wu uint64
+		wuErr := n.Decode(&wu)
+		gu, ok := uintOf(n)
+		if want := wuErr == nil && n.ShortTag() == "!!int"; ok != want || ok && gu != wu {
+			t.Errorf("uint %s: got %d, %v; yaml.v3 gives %d, %v", s, gu, ok, wu, want)
+		}
+		var wb bool
+		wbErr := n.Decode(&wb)
+		gb, ok := boolOf(n)
+		if want := wbErr == nil && n.ShortTag() == "!!bool"; ok != want || ok && gb != wb {
+			t.Errorf("bool %s: got %v, %v; yaml.v3 gives %v, %v", s, gb, ok, wb, want)
+		}
 	}
 }
