@@ -7,6 +7,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -143,13 +144,11 @@ func (r *reaper) kick() {
 
 func (r *reaper) run(stop, done, kc chan struct{}) {
 	defer close(done)
-	var reaps sync.WaitGroup
-	defer reaps.Wait()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGCHLD)
 	defer signal.Stop(sig)
 	for {
-		r.deliverExits(&reaps)
+		r.deliverExits()
 		if subreaping.Load() {
 			reapAdopted()
 		}
@@ -165,53 +164,31 @@ func (r *reaper) run(stop, done, kc chan struct{}) {
 	}
 }
 
-// deliverExits reports every watched child that has exited, reaping each
-// in a goroutine counted in reaps.
-func (r *reaper) deliverExits(reaps *sync.WaitGroup) {
-	// The look at each child is made without the lock: only this
-	// goroutine takes watches out, and the lock is wanted meanwhile by
-	// every stop that looks at the agent's children (leaderToken) and
-	// every start (watchExit).
+// deliverExits reports every watched child that has exited.
+func (r *reaper) deliverExits() {
 	r.mu.Lock()
-	watched := make([]*exitWatch, 0, len(r.watches))
-	for w := range r.watches {
-		watched = append(watched, w)
-	}
-	r.mu.Unlock()
 	var exited []*exitWatch
-	for _, w := range watched {
+	for w := range r.watches {
 		var info unix.Siginfo
 		if unix.Waitid(unix.P_PIDFD, w.fd, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil) == nil && info.Signo == 0 {
 			continue // still running
 		}
-		exited = append(exited, w)
-	}
-	r.mu.Lock()
-	for _, w := range exited {
 		delete(r.watches, w)
+		exited = append(exited, w)
 	}
 	r.mu.Unlock()
 	for _, w := range exited {
 		unix.Close(w.fd)
-		// Each in a goroutine of its own (run waits for them): reaping
-		// costs the kernel a walk of the child's /proc entries, up to
-		// half a millisecond, and fifty children stopped on a wake were
-		// reported one after the other behind the reaps before theirs.
-		reaps.Go(func() { r.reap(w) })
+		err := w.cmd.Wait() // the child is a zombie: Wait only reaps it
+		// Out of the register only now, so a look at the agent's children
+		// never takes a leader's zombie for an unknown child. The number
+		// just freed is not handed out again before the kernel's pid
+		// allocator has gone round its whole range.
+		r.mu.Lock()
+		delete(r.leaders, w.cmd.Process.Pid)
+		r.mu.Unlock()
+		w.done(err)
 	}
-}
-
-// reap reaps the exited child of w and reports its exit.
-func (r *reaper) reap(w *exitWatch) {
-	err := w.cmd.Wait() // the child is a zombie: Wait only reaps it
-	// Out of the register only now, so a look at the agent's children
-	// never takes a leader's zombie for an unknown child. The number just
-	// freed is not handed out again before the kernel's pid allocator has
-	// gone round its whole range.
-	r.mu.Lock()
-	delete(r.leaders, w.cmd.Process.Pid)
-	r.mu.Unlock()
-	w.done(err)
 }
 
 // reapAdopted reaps every zombie child of the agent that no pidfd of the
@@ -296,12 +273,12 @@ func childrenOfSelf() (kids []int, ok bool) {
 	if _, err := os.Stat("/proc/self/task/" + self + "/children"); err != nil {
 		return nil, false
 	}
-	tasks, err := taskNames()
+	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
 		return nil, false
 	}
 	for _, t := range tasks {
-		pids, err := readPids("/proc/self/task/" + strconv.Itoa(t) + "/children")
+		pids, err := readPids(filepath.Join("/proc/self/task", t.Name(), "children"))
 		if err != nil {
 			continue // the thread ended meanwhile
 		}
