@@ -333,14 +333,26 @@ var errFollowed = errors.New("the wake is done")
 // first, so nothing is missed) until its "done" event, which carries the
 // wake record's restore summary.
 func wakeAndWait(t *tb, c *client.Client) (t0 time.Time, restore time.Duration, ready int) {
+	t0, _, w := wakeAndFollow(t, c, nil)
+	return t0, time.Duration(w.Restore.DurationMS) * time.Millisecond, w.Restore.Ready
+}
+
+// wakeAndFollow is wakeAndWait returning the instant the agent stamped on
+// the wake's done event and the wake record it carries; before, when set,
+// runs just before the POST (a CPU reading).
+func wakeAndFollow(t *tb, c *client.Client, before func()) (t0, doneAt time.Time, w wire.Wake) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	connected := make(chan struct{})
 	var once sync.Once
 	var mu sync.Mutex
-	doneByID := map[int64]wire.Wake{}
+	type done struct {
+		w  wire.Wake
+		at time.Time
+	}
+	doneByID := map[int64]done{}
 	want := int64(0)
-	found := make(chan wire.Wake, 1)
+	found := make(chan done, 1)
 	streamErr := make(chan error, 1)
 	go func() {
 		streamErr <- c.Events(ctx, client.StreamOptions{OnConnect: func() { once.Do(func() { close(connected) }) }},
@@ -350,9 +362,10 @@ func wakeAndWait(t *tb, c *client.Client) (t0 time.Time, restore time.Duration, 
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				doneByID[ev.Wake.Wake.ID] = *ev.Wake.Wake
-				if want != 0 && ev.Wake.Wake.ID == want {
-					found <- *ev.Wake.Wake
+				d := done{*ev.Wake.Wake, ev.At}
+				doneByID[d.w.ID] = d
+				if want != 0 && d.w.ID == want {
+					found <- d
 					return errFollowed
 				}
 				return nil
@@ -365,6 +378,9 @@ func wakeAndWait(t *tb, c *client.Client) (t0 time.Time, restore time.Duration, 
 	case <-ctx.Done():
 		t.Fatalf("the event stream did not open")
 	}
+	if before != nil {
+		before()
+	}
 	t0 = time.Now()
 	w, err := c.Wake(ctx)
 	if err != nil {
@@ -376,8 +392,9 @@ func wakeAndWait(t *tb, c *client.Client) (t0 time.Time, restore time.Duration, 
 		found <- done
 	}
 	mu.Unlock()
+	var d done
 	select {
-	case w = <-found:
+	case d = <-found:
 	case err := <-streamErr:
 		t.Fatalf("event stream ended before wake %d was done: %v", w.ID, err)
 	}
@@ -385,7 +402,7 @@ func wakeAndWait(t *tb, c *client.Client) (t0 time.Time, restore time.Duration, 
 	if err := <-streamErr; err != nil && !errors.Is(err, errFollowed) && !errors.Is(err, context.Canceled) {
 		t.Errorf("event stream: %v", err)
 	}
-	return t0, time.Duration(w.Restore.DurationMS) * time.Millisecond, w.Restore.Ready
+	return t0, d.at, d.w
 }
 
 func inProcessRestore(t *tb, g dag, runs int) []time.Duration {

@@ -251,12 +251,25 @@ type watch struct {
 func (w *watch) loop(ctx context.Context, ev *engine.Events) error {
 	t := w.t
 	var tick <-chan time.Time // the tcp/http/exec check while not ready
-	var ticker *time.Ticker
-	defer func() {
-		if ticker != nil {
-			ticker.Stop()
+	var timer *time.Timer
+	// the check's pause: 10ms for tcp/http, ready_interval/4 for exec,
+	// doubling to ready_interval
+	pace := probe.NewPace(t.opts.ReadyInterval, len(t.opts.Ready.Exec) > 0)
+	stopTimer := func() {
+		if timer != nil {
+			timer.Stop()
 		}
-	}()
+		timer, tick = nil, nil
+	}
+	defer stopTimer()
+	again := func() {
+		if timer == nil {
+			timer = time.NewTimer(pace.Next())
+			tick = timer.C
+		} else {
+			timer.Reset(pace.Next())
+		}
+	}
 	evaluate := func() {
 		switch {
 		case !w.running:
@@ -274,12 +287,13 @@ func (w *watch) loop(ctx context.Context, ev *engine.Events) error {
 				return
 			}
 			if err := t.check(ctx, w.id); err == nil {
+				stopTimer()
 				w.report(true, nil)
 				return
 			}
-			if ticker == nil {
-				ticker = time.NewTicker(t.opts.ReadyInterval)
-				tick = ticker.C
+			if timer == nil {
+				pace.Reset()
+				again()
 			}
 		}
 	}
@@ -308,17 +322,23 @@ func (w *watch) loop(ctx context.Context, ev *engine.Events) error {
 				w.healthy = info.State.Health.Status == engine.Healthy
 			}
 			w.h.Report(trackers.StateStarting, nil)
+			stopTimer() // a wake starts the check's ramp over
 			evaluate()
 		case <-tick:
-			if w.ready() || !w.running {
+			if w.ready() {
+				stopTimer()
+				continue
+			}
+			if !w.running {
+				again()
 				continue
 			}
 			if err := t.check(ctx, w.id); err == nil {
-				ticker.Stop()
-				ticker, tick = nil, nil
+				stopTimer()
 				w.report(true, nil)
 			} else {
 				w.rep.Report(w.h, trackers.StateStarting, err)
+				again()
 			}
 		case m, ok := <-ev.C:
 			if !ok {

@@ -15,8 +15,10 @@
 // reaper_linux.go); elsewhere each pipe and each exit has a goroutine.
 //
 // Run starts the process and reports StateStarting, then runs the readiness
-// check (TCP connect, HTTP 2xx or a command exiting 0) every ready_interval
-// until it passes and reports StateReady; with no check the process is ready
+// check (TCP connect, HTTP 2xx or a command exiting 0) until it passes and
+// reports StateReady, paced by probe.Pace: a tcp or http check first after
+// 10ms, a command after ready_interval/4, each pause then doubling up to
+// ready_interval; with no check the process is ready
 // once it has run ready_after. When the process exits, Run reports
 // StateStarting with the exit status and the last output line, and starts it
 // again after a capped exponential backoff with full jitter
@@ -100,6 +102,7 @@ import (
 	"github.com/rouse-dev/rouse/internal/backoff"
 	"github.com/rouse-dev/rouse/internal/promreg"
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/trackers/probe"
 )
 
 // Kind is the exec tracker kind.
@@ -442,10 +445,11 @@ func (t *Tracker) supervise(ctx context.Context, h trackers.Host, log *slog.Logg
 		inFlight    bool
 		cancelCheck context.CancelFunc = func() {}
 		lastErr     string
+		pace        = probe.NewPace(t.opts.ReadyInterval, t.opts.Ready.Command != nil)
 	)
 	first := t.opts.ReadyAfter
 	if t.check != nil {
-		first = t.opts.ReadyInterval
+		first = pace.Next()
 	}
 	timer := time.NewTimer(first)
 	stop := func() {
@@ -475,6 +479,7 @@ func (t *Tracker) supervise(ctx context.Context, h trackers.Host, log *slog.Logg
 			}
 			log.Info("wake: checking child readiness", "pid", p.Pid())
 			if t.check != nil {
+				pace.Reset()
 				timer.Reset(0)
 			} else {
 				timer.Reset(t.opts.ReadyAfter)
@@ -493,7 +498,7 @@ func (t *Tracker) supervise(ctx context.Context, h trackers.Host, log *slog.Logg
 				lastErr = msg
 				h.Report(trackers.StateStarting, err)
 			}
-			timer.Reset(t.opts.ReadyInterval)
+			timer.Reset(pace.Next())
 		case <-timer.C:
 			if t.check == nil {
 				log.Info("child ready", "pid", p.Pid(), "ran_for", t.opts.ReadyAfter)
