@@ -13,16 +13,19 @@ import (
 	"time"
 )
 
+// engines are the two engines every test here runs against.
+var engines = []struct {
+	name  string
+	start func(testing.TB) *Engine
+}{{"Docker", Start}, {"Podman", StartPodman}}
+
 // TestCloseLeavesNothing runs each engine with a container that runs, is
 // exec'd into and is killed (Podman's conmon then runs `podman container
 // cleanup` on its own, outside the API service), closes the engine and
 // watches for a while that nothing it made comes back: no process naming
 // its directory, no mount under it, no directory.
 func TestCloseLeavesNothing(t *testing.T) {
-	for _, c := range []struct {
-		name  string
-		start func(testing.TB) *Engine
-	}{{"Docker", Start}, {"Podman", StartPodman}} {
+	for _, c := range engines {
 		t.Run(c.name, func(t *testing.T) {
 			e := c.start(t)
 			killed := e.Create(Spec{Name: "tdclean-killed"})
@@ -56,10 +59,7 @@ func TestCloseLeavesNothing(t *testing.T) {
 // stops is stopped gracefully. (A command that ignored SIGTERM would end
 // by the engine's SIGKILL after the 30 s stop timeout, with 137.)
 func TestAStopEndsTheCommandBySIGTERM(t *testing.T) {
-	for _, c := range []struct {
-		name  string
-		start func(testing.TB) *Engine
-	}{{"Docker", Start}, {"Podman", StartPodman}} {
+	for _, c := range engines {
 		t.Run(c.name, func(t *testing.T) {
 			e := c.start(t)
 			for _, s := range []Spec{

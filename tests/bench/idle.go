@@ -92,20 +92,9 @@ func idleBare(t *tb, o options, url string) idleResult {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
-	time.Sleep(o.IdleSettle)
-	pid := cmd.Process.Pid
-	cpu0, sw0 := procCPUns(t, pid), procSwitches(t, pid)
-	t0 := time.Now()
-	time.Sleep(o.Idle)
-	cpu1, sw1 := procCPUns(t, pid), procSwitches(t, pid)
-	win := time.Since(t0)
-	perMin := func(v float64) float64 { return round2(v * float64(time.Minute) / float64(win)) }
-	threads, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
-	return idleResult{Config: idleBareGo, WindowS: round2(win.Seconds()),
-		CPUMSPerMin: perMin(float64(cpu1-cpu0) / 1e6), WakeupsPerMin: perMin(float64(sw1 - sw0)),
-		RSSMB:     round2(float64(procStatusKB(t, pid, "VmRSS")) / 1024),
-		RSSAnonMB: round2(float64(procStatusKB(t, pid, "RssAnon")) / 1024),
-		RSSFileMB: round2(float64(procStatusKB(t, pid, "RssFile")) / 1024), ThreadsAtTheEnd: len(threads)}
+	r := idleWindow(t, o, cmd.Process.Pid)
+	r.Config = idleBareGo
+	return r
 }
 
 // barePolls is idleBare's program: URL N INTERVAL. It polls at
@@ -149,8 +138,16 @@ func idleOnce(t *tb, o options, name, cfg string) idleResult {
 	defer a.Stop()
 	waitLastWake(t, a.Client)
 	a.Client.Close()
+	r := idleWindow(t, o, a.Pid())
+	r.Config, r.ChildrenExcluded = name, true
+	return r
+}
+
+// idleWindow waits o.IdleSettle, then measures process pid over o.Idle:
+// its threads' CPU time and context switches per minute, and its memory
+// and threads at the end.
+func idleWindow(t *tb, o options, pid int) idleResult {
 	time.Sleep(o.IdleSettle)
-	pid := a.Pid()
 	cpu0, sw0 := procCPUns(t, pid), procSwitches(t, pid)
 	t0 := time.Now()
 	time.Sleep(o.Idle)
@@ -158,11 +155,11 @@ func idleOnce(t *tb, o options, name, cfg string) idleResult {
 	win := time.Since(t0)
 	perMin := func(v float64) float64 { return round2(v * float64(time.Minute) / float64(win)) }
 	threads, _ := os.ReadDir(filepath.Join("/proc", strconv.Itoa(pid), "task"))
-	return idleResult{Config: name, WindowS: round2(win.Seconds()),
+	return idleResult{WindowS: round2(win.Seconds()),
 		CPUMSPerMin: perMin(float64(cpu1-cpu0) / 1e6), WakeupsPerMin: perMin(float64(sw1 - sw0)),
 		RSSMB:     round2(float64(procStatusKB(t, pid, "VmRSS")) / 1024),
 		RSSAnonMB: round2(float64(procStatusKB(t, pid, "RssAnon")) / 1024),
-		RSSFileMB: round2(float64(procStatusKB(t, pid, "RssFile")) / 1024), ThreadsAtTheEnd: len(threads), ChildrenExcluded: true}
+		RSSFileMB: round2(float64(procStatusKB(t, pid, "RssFile")) / 1024), ThreadsAtTheEnd: len(threads)}
 }
 
 // procSwitches sums the context switches of every thread of pid.
