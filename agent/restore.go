@@ -360,7 +360,14 @@ func (a *Agent) waitDeps(ctx context.Context, u *unit, blockEarly bool) (string,
 // ctx bounds the whole (the restore's global bound or a request); the
 // component's own deadline starts once its dependencies are ready.
 func (a *Agent) bringUp(ctx context.Context, u *unit, resume bool) result {
-	t0 := time.Now()
+	return a.bringUpSince(ctx, u, resume, time.Now())
+}
+
+// bringUpSince is bringUp for a unit whose wait began at t0: a restore's
+// unit waits from the restore's start, though its goroutine starts only
+// once its dependencies' bring-ups have ended (bringUpAll), so what it
+// waited is counted from then.
+func (a *Agent) bringUpSince(ctx context.Context, u *unit, resume bool, t0 time.Time) result {
 	if dep, err := a.waitDeps(ctx, u, true); err != nil {
 		msg := fmt.Sprintf("waiting for %s: %v", dep, err)
 		var be *blockedError
@@ -640,6 +647,7 @@ func (a *Agent) restore(ctx context.Context, w *wire.Wake, units []*unit, resume
 // blocked, the context's end).
 func (a *Agent) bringUpAll(ctx context.Context, units []*unit, resume bool, each func(i int, r result)) []result {
 	results := make([]result, len(units))
+	t0 := time.Now()
 	left, next := gateByDeps(units)
 	var mu sync.Mutex // guards left
 	var wg sync.WaitGroup
@@ -647,7 +655,7 @@ func (a *Agent) bringUpAll(ctx context.Context, units []*unit, resume bool, each
 	start = func(i int) {
 		u := units[i]
 		wg.Go(func() {
-			results[i] = a.bringUp(ctx, u, resume)
+			results[i] = a.bringUpSince(ctx, u, resume, t0)
 			var now []int
 			mu.Lock()
 			for _, d := range next[i] {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rouse-dev/rouse/trackers"
+	"github.com/rouse-dev/rouse/wire"
 )
 
 // A restore does not start a goroutine for every component at once: a
@@ -53,6 +54,41 @@ func TestRestoreStartsDependentsWhenTheirDependenciesEnd(t *testing.T) {
 	for _, s := range specs {
 		if st := a.stateOf(s.name); st != trackers.StateReady {
 			t.Errorf("%s is %s", s.name, st)
+		}
+	}
+}
+
+// A dependent's goroutine starts once its dependency's bring-up ends, but
+// the wake record still says how long it waited for that dependency: from
+// the restore's start, as before the gate.
+func TestRestoreCountsADependentsWaitFromTheStart(t *testing.T) {
+	const latency = 300 * time.Millisecond
+	a, stop := testAgent(t, t.TempDir(), []spec{
+		{name: "db", p: &probe{latency: latency}},
+		{name: "app", p: &probe{}, requires: []string{"db"}},
+	})
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := a.Subscribe(ctx, 0)
+	w, err := a.startWake("manual", time.Now(), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done *wire.Wake
+	for ev := range events {
+		if ev.Wake != nil && ev.Wake.Phase == "done" && ev.Wake.Wake != nil && ev.Wake.Wake.ID == w.ID {
+			done = ev.Wake.Wake
+			break
+		}
+	}
+	if done == nil {
+		t.Fatal("no done event")
+	}
+	for _, c := range done.Components {
+		// db's start takes latency, so app cannot have waited less.
+		if c.Name == "app" && c.WaitedMS < latency.Milliseconds() {
+			t.Errorf("app waited %d ms for db, whose start took %v", c.WaitedMS, latency)
 		}
 	}
 }
