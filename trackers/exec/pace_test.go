@@ -61,17 +61,23 @@ func msList(ms ...int) []time.Duration {
 	return out
 }
 
+// runFor runs tr in the bubble for d, then stops it.
+func runFor(t *testing.T, tr *Tracker, d time.Duration) {
+	t.Helper()
+	stop := runInBubble(tr, newHost())
+	time.Sleep(d)
+	synctest.Wait()
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
 func TestReadyProbePace(t *testing.T) {
 	t.Run("TCPFirstAt10msThenDoublingUpToTheInterval", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			l := &probeLog{t0: time.Now()}
 			tr, _ := newFake(t, func(o *Options) { o.Ready = Ready{TCP: "127.0.0.1:1"} }, l.check)
-			stop := runInBubble(tr, newHost())
-			time.Sleep(1200 * time.Millisecond)
-			synctest.Wait()
-			if err := stop(); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			runFor(t, tr, 1200*time.Millisecond)
 			starts, _, _ := l.get()
 			// pauses 10, 20, 40, 80, 160, then 200 (ready_interval) each
 			want := msList(10, 30, 70, 150, 310, 510, 710, 910, 1110)
@@ -107,12 +113,7 @@ func TestReadyProbePace(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			l := &probeLog{t0: time.Now()}
 			tr, _ := newFake(t, func(o *Options) { o.Ready = Ready{Command: []string{"true"}} }, l.check)
-			stop := runInBubble(tr, newHost())
-			time.Sleep(1 * time.Second)
-			synctest.Wait()
-			if err := stop(); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			runFor(t, tr, 1*time.Second)
 			starts, _, _ := l.get()
 			want := msList(50, 150, 350, 550, 750, 950)
 			if !slices.Equal(starts, want) {
@@ -150,12 +151,7 @@ func TestReadyProbePace(t *testing.T) {
 				o.Ready = Ready{TCP: "127.0.0.1:1"}
 				o.ReadyTimeout = time.Second
 			}, l.check)
-			stop := runInBubble(tr, newHost())
-			time.Sleep(3500 * time.Millisecond)
-			synctest.Wait()
-			if err := stop(); err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			runFor(t, tr, 3500*time.Millisecond)
 			starts, ends, deadlines := l.get()
 			// each run ends at its ready_timeout; the next waits its pause
 			if want := msList(10, 1030, 2070, 3150); !slices.Equal(starts, want) {
