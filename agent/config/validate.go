@@ -93,9 +93,11 @@ func (v *validator) atLeast(key string, d, min time.Duration) {
 	}
 }
 
-// zeroOrAtLeast checks an override: 0 means "use the default".
-func (v *validator) zeroOrAtLeast(key string, d, min time.Duration) {
+// zeroOrAtLeast checks an override at parent.field: 0 means "use the
+// default". The key is built only for an error (it runs for every tracker).
+func (v *validator) zeroOrAtLeast(parent, field string, d, min time.Duration) {
 	if d != 0 && d < min {
+		key := parent + "." + field
 		v.fail(key, v.value(key, d.String()), fmt.Errorf("must be 0 (the default) or at least %s", min))
 	}
 }
@@ -152,7 +154,7 @@ func (c *Config) Validate(kinds trackers.Kinds) error {
 	}
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
-	v.zeroOrAtLeast("scheduler.deadline", c.Scheduler.Deadline, minDeadline)
+	v.zeroOrAtLeast("scheduler", "deadline", c.Scheduler.Deadline, minDeadline)
 	v.trackers()
 	v.onDemandLinks()
 	v.cycles()
@@ -256,15 +258,11 @@ func (v *validator) trackers() {
 		case !ok:
 			v.failHint(key+".kind", t.Kind, ErrUnknownKind, knownKinds(v.kinds))
 		}
-		if t.Deadline != 0 && t.Deadline < 100*time.Millisecond {
-			v.zeroOrAtLeast(key+".deadline", t.Deadline, 100*time.Millisecond)
-		}
+		v.zeroOrAtLeast(key, "deadline", t.Deadline, 100*time.Millisecond)
 		if t.StartLimit < 0 || t.StartLimit > MaxStartLimit {
 			v.fail(key+".start_limit", v.value(key+".start_limit", strconv.Itoa(t.StartLimit)), wrapf(ErrInvalidValue, "must be 0 (the default, %d) or from 1 to %d", DefaultStartLimit, MaxStartLimit))
 		}
-		if t.StartWindow != 0 && t.StartWindow < time.Second {
-			v.zeroOrAtLeast(key+".start_window", t.StartWindow, time.Second)
-		}
+		v.zeroOrAtLeast(key, "start_window", t.StartWindow, time.Second)
 		if t.OnDemand != nil {
 			v.onDemand(key+".on_demand", t.OnDemand)
 		}

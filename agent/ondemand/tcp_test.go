@@ -193,6 +193,18 @@ func idleStopsAfter(c *fakeChains, d time.Duration) int {
 	return s
 }
 
+// stopsOnceAfter checks that c gets its one idle stop exactly idle after
+// now, when since (its start, its return to ready) began its quiet period.
+func stopsOnceAfter(t *testing.T, c *fakeChains, idle time.Duration, since string) {
+	t.Helper()
+	if s := idleStopsAfter(c, idle-time.Nanosecond); s != 0 {
+		t.Fatalf("stopped before idle_stop after %s", since)
+	}
+	if s := idleStopsAfter(c, time.Nanosecond); s != 1 {
+		t.Fatalf("%d idle stops, want 1", s)
+	}
+}
+
 // pipeEcho answers like echoServer, on a net.Pipe (which cannot
 // half-close: it echoes each read at once).
 func pipeEcho(c net.Conn) {
@@ -270,12 +282,7 @@ func TestIdleStop(t *testing.T) {
 			now := time.Now()
 			c.update(func(v *wire.Chain) { v.State, v.StartedAt, v.Trigger = wire.ChainReady, &now, "manual" })
 			synctest.Wait()
-			if s := idleStopsAfter(c, 10*time.Minute-time.Nanosecond); s != 0 {
-				t.Fatalf("stopped before idle_stop after its start")
-			}
-			if s := idleStopsAfter(c, time.Nanosecond); s != 1 {
-				t.Fatalf("%d idle stops, want 1", s)
-			}
+			stopsOnceAfter(t, c, 10*time.Minute, "its start")
 		})
 	})
 	t.Run("NotWhileItStartsAndCountedFromReady", func(t *testing.T) {
@@ -294,12 +301,7 @@ func TestIdleStop(t *testing.T) {
 			}
 			c.setState(wire.ChainReady, "")
 			synctest.Wait()
-			if s := idleStopsAfter(c, 10*time.Minute-time.Nanosecond); s != 0 {
-				t.Fatalf("stopped before idle_stop after it became ready")
-			}
-			if s := idleStopsAfter(c, time.Nanosecond); s != 1 {
-				t.Fatalf("%d idle stops, want 1", s)
-			}
+			stopsOnceAfter(t, c, 10*time.Minute, "it became ready")
 		})
 	})
 	t.Run("NotWhileItWaitsForADependency", func(t *testing.T) {
@@ -319,12 +321,7 @@ func TestIdleStop(t *testing.T) {
 			}
 			c.setState(wire.ChainReady, "")
 			synctest.Wait()
-			if s := idleStopsAfter(c, 10*time.Minute-time.Nanosecond); s != 0 {
-				t.Fatalf("stopped before idle_stop after it was ready again")
-			}
-			if s := idleStopsAfter(c, time.Nanosecond); s != 1 {
-				t.Fatalf("%d idle stops, want 1", s)
-			}
+			stopsOnceAfter(t, c, 10*time.Minute, "it was ready again")
 		})
 	})
 	t.Run("ZeroNeverStops", func(t *testing.T) {
