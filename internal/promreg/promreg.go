@@ -225,7 +225,7 @@ type HistogramVec family
 // (strictly increasing; +Inf is implied). See CounterVec.
 func (r *Registry) HistogramVec(name, help string, buckets []float64, labels ...string) (*HistogramVec, error) {
 	f, err := r.declare(name, kindHistogram, help, buckets, labels)
-	if err != nil && f.kind == kindHistogram && metrics.ValidateBuckets(f.buckets) != nil {
+	if err != nil && metrics.ValidateBuckets(f.buckets) != nil {
 		f.buckets = []float64{1} // usable though invalid; never exported
 	}
 	return (*HistogramVec)(f), err

@@ -75,11 +75,11 @@ type Engine struct {
 	// The namespaces' init (docker-init as PID 1), a child of the test
 	// process; nsDone is closed once it is reaped.
 	ns     *exec.Cmd
-	nsDone chan struct{}
+	nsDone <-chan struct{}
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	done   chan struct{}
+	done   <-chan struct{}
 	client *engine.Client
 
 	closeOnce sync.Once
@@ -173,22 +173,11 @@ func (e *Engine) startNamespace() {
 	e.t.Helper()
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--mount-proc",
 		"docker-init", "--", "sleep", "infinity")
-	log, err := os.OpenFile(filepath.Join(e.dir, "init.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		e.t.Fatalf("testdocker: %v", err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		log.Close()
+	done, err := e.startLogged(cmd, "init.log", cmd.Start)
+	if err != nil {
 		e.t.Fatalf("testdocker: start the engine's namespaces: %v", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		log.Close()
-		close(done)
-	}()
 	e.ns, e.nsDone = cmd, done
 	// Ready once unshare has mounted /proc and become docker-init.
 	comm := filepath.Join("/proc", fmt.Sprint(cmd.Process.Pid), "comm")
@@ -252,6 +241,28 @@ func (e *Engine) startInNamespace(cmd *exec.Cmd) error {
 	return <-errc
 }
 
+// startLogged starts cmd with start, its output appended to the file name
+// in the engine's directory, and waits for it in a goroutine that closes
+// the file and then the returned channel.
+func (e *Engine) startLogged(cmd *exec.Cmd, name string, start func() error) (<-chan struct{}, error) {
+	log, err := os.OpenFile(filepath.Join(e.dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := start(); err != nil {
+		log.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		log.Close()
+		close(done)
+	}()
+	return done, nil
+}
+
 func (e *Engine) launch() {
 	e.t.Helper()
 	args := []string{
@@ -274,24 +285,13 @@ func (e *Engine) launch() {
 	// only the PID namespace makes nsenter fork, and that one is joined by
 	// startInNamespace).
 	cmd := exec.Command("nsenter", append([]string{fmt.Sprintf("--mount=/proc/%d/ns/mnt", e.ns.Process.Pid), "--"}, argv...)...)
-	log, err := os.OpenFile(filepath.Join(e.dir, "dockerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		e.t.Fatalf("testdocker: %v", err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
 	// No Pdeathsig: its thread is the one that joined the namespace; the
 	// namespace's init has one and takes the engine with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := e.startInNamespace(cmd); err != nil {
-		log.Close()
+	done, err := e.startLogged(cmd, "dockerd.log", func() error { return e.startInNamespace(cmd) })
+	if err != nil {
 		e.t.Fatalf("testdocker: start dockerd: %v", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		log.Close()
-		close(done)
-	}()
 	e.mu.Lock()
 	e.cmd, e.done = cmd, done
 	e.mu.Unlock()

@@ -325,12 +325,10 @@ func (w *watch) loop(ctx context.Context, ev *engine.Events) error {
 			stopTimer() // a wake starts the check's ramp over
 			evaluate()
 		case <-tick:
-			if w.ready() {
+			// Ready, or not running: the next start or wake evaluates
+			// again and starts the ramp over.
+			if w.ready() || !w.running {
 				stopTimer()
-				continue
-			}
-			if !w.running {
-				again()
 				continue
 			}
 			if err := t.check(ctx, w.id); err == nil {
