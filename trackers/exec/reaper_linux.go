@@ -7,7 +7,6 @@ import (
 	"os"
 	osexec "os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -273,12 +272,12 @@ func childrenOfSelf() (kids []int, ok bool) {
 	if _, err := os.Stat("/proc/self/task/" + self + "/children"); err != nil {
 		return nil, false
 	}
-	tasks, err := os.ReadDir("/proc/self/task")
+	tasks, err := taskNames()
 	if err != nil {
 		return nil, false
 	}
 	for _, t := range tasks {
-		pids, err := readPids(filepath.Join("/proc/self/task", t.Name(), "children"))
+		pids, err := readPids("/proc/self/task/" + strconv.Itoa(t) + "/children")
 		if err != nil {
 			continue // the thread ended meanwhile
 		}
