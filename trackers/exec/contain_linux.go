@@ -417,6 +417,24 @@ func (j *jail) terminate() {
 	}
 }
 
+// settle waits, until deadline, for what is left of the run once its
+// leader is reaped and its group is gone: the processes that left the
+// group, which terminate sent SIGTERM, end on it. It returns at once when
+// the run is over (the agent's children show it, or a scan finds no
+// member), so a run that was its leader alone costs no wait.
+func (j *jail) settle(deadline time.Time) {
+	if j == nil {
+		return
+	}
+	for !(j.mode == modeSubreaper && j.over()) && len(j.members()) > 0 && time.Now().Before(deadline) {
+		theReaper.kick()
+		time.Sleep(settleStep)
+	}
+}
+
+// settleStep is how often settle looks again.
+const settleStep = 10 * time.Millisecond
+
 // kill SIGKILLs every process of the run and returns once none is left (or
 // after groupGoneGrace, with an error). The caller has sent SIGKILL to the
 // leader's process group already; leaderReaped says the leader is reaped.

@@ -5,6 +5,7 @@ package exec
 import (
 	"log/slog"
 	"syscall"
+	"time"
 )
 
 // jail is Linux-only (cgroup or subreaper): elsewhere a run's processes are
@@ -17,5 +18,6 @@ func (*jail) prepare(_ *syscall.SysProcAttr, env []string) []string { return env
 func (*jail) id() string                                            { return "" }
 func (*jail) started(int)                                           {}
 func (*jail) terminate()                                            {}
+func (*jail) settle(time.Time)                                      {}
 func (*jail) kill(bool) error                                       { return nil }
 func (*jail) close()                                                {}

@@ -233,9 +233,17 @@ func (p *osProcess) Stop(timeout time.Duration) {
 			p.log.Warn("cannot signal child process group", "pid", p.Pid(), "signal", "SIGTERM", "err", err)
 		}
 		p.jail.terminate() // what left the group (setsid, double fork) too
+		deadline := time.Now().Add(timeout)
 		t := time.NewTimer(timeout)
 		select {
 		case <-p.done:
+			// The leader ended on its SIGTERM. The rest of the run got it
+			// too, and has what is left of the stop timeout to end on it
+			// before the SIGKILL below: a daemon that left the group must
+			// not be killed the moment its parent exits.
+			if waitGroupGone(p.Pid(), time.Until(deadline)) {
+				p.jail.settle(deadline)
+			}
 		case <-t.C:
 			p.log.Warn("child did not stop in time, killing its process group", "pid", p.Pid(), "stop_timeout", timeout)
 		}
